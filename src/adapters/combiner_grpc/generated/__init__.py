@@ -1,0 +1,1 @@
+"""Code generated from protos/fedn.proto by `make protos`. Do not edit."""

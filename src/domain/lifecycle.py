@@ -1,0 +1,283 @@
+"""The client's life: assign → package → connect → serve tasks, and recover when the network fails.
+
+Written against the Protocols in ``domain.ports`` only, so it runs the same over
+real adapters, in-memory fakes, or a simulator driving many clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domain.errors import AuthError, ConfigError, PackageError, StreamEnded, TransientError
+from domain.model import (
+    Assignment,
+    AssignmentRequest,
+    AssignmentStatus,
+    CombinerAddress,
+    Identity,
+    PackageMode,
+)
+from domain.package import ChecksumVerdict, Manifest, check_checksum
+from domain.ports import (
+    Clock,
+    CombinerConnector,
+    CombinerLink,
+    Discovery,
+    PackageSource,
+    PackageUnpacker,
+    TrainerFactory,
+)
+from domain.retry import RetryConfig, compute_backoff, may_retry
+from domain.state import StateMachine
+from domain.tasks import TaskRunner
+
+log = logging.getLogger("fedclient.lifecycle")
+
+# A connection that delivered tasks or stayed up this long resets the reconnect backoff.
+HEALTHY_SESSION_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    """Everything the lifecycle needs to know, decided by the app layer from settings."""
+
+    identity: Identity
+    work_dir: Path
+    package_mode: PackageMode = PackageMode.REMOTE
+    local_package_dir: Path | None = None
+    preferred_combiner: str | None = None
+    combiner: CombinerAddress | None = None  # set: attach directly, skip the controller
+    package_checksum: str | None = None
+    require_checksum: bool = False
+    heartbeat_interval: float = 2.0
+    assign_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=3.0, maximum=60.0))
+    # An unreachable controller is retried this many times before the client gives up.
+    unreachable_retry: RetryConfig = field(
+        default_factory=lambda: RetryConfig(initial=2.0, maximum=60.0, max_attempts=30)
+    )
+    reconnect_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=1.0, maximum=30.0))
+    # After this many failed reconnects in a row, ask the controller again (it may move us).
+    reassign_after: int = 10
+
+
+@dataclass
+class Lifecycle:
+    plan: ClientPlan
+    discovery: Discovery | None
+    package_source: PackageSource | None
+    unpacker: PackageUnpacker
+    connector: CombinerConnector
+    trainer_factory: TrainerFactory
+    clock: Clock
+    state: StateMachine = field(default_factory=StateMachine)
+    identity: Identity | None = None
+    combiner: CombinerAddress | None = None
+    package_dir: Path | None = None
+    checksum_verdict: ChecksumVerdict | None = None
+    connects: int = 0
+    tasks_received: int = 0
+    runner: TaskRunner | None = None
+    _link: CombinerLink | None = None
+
+    # ---------------------------------------------------------------- run --
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Join the federation and serve tasks until ``stop`` is set or a fatal error occurs."""
+        stop = stop or asyncio.Event()
+        self.identity = self.plan.identity
+        if self.plan.combiner is None:
+            await self.assign()
+        else:
+            self.combiner = self.plan.combiner
+        manifest = await self.prepare_package()
+        assert self.package_dir is not None
+        trainer = self.trainer_factory(self.package_dir, manifest)
+        self.runner = TaskRunner(self._current_link, trainer, self.plan.work_dir / "tasks", self.state, self.clock)
+        await self.serve(stop)
+
+    # ------------------------------------------------------------- assign --
+
+    async def assign(self) -> Assignment:
+        if self.discovery is None:
+            raise ConfigError("no controller configured: give --api-url, or --combiner and --combiner-port")
+        request = AssignmentRequest(self.plan.identity, self.plan.package_mode, self.plan.preferred_combiner)
+        waits = unreachable = 0
+        while True:
+            answer = await self.discovery.assign(request)
+            if answer.status is AssignmentStatus.ASSIGNED:
+                if answer.combiner is None:
+                    raise ConfigError("the controller assigned no combiner address")
+                self.combiner = answer.combiner
+                if answer.client_id and answer.client_id != self.plan.identity.client_id:
+                    self.identity = Identity(self.plan.identity.name, answer.client_id)
+                log.info("assigned to combiner %s", self.combiner.target)
+                return answer
+            if answer.status is AssignmentStatus.UNAUTHORIZED:
+                raise AuthError(f"the controller refused the client: {answer.message or 'unauthorized'}")
+            if answer.status is AssignmentStatus.UNMATCHED_CONFIG:
+                raise ConfigError(f"the controller cannot take this client: {answer.message}")
+            if answer.status is AssignmentStatus.TRY_AGAIN:
+                waits += 1
+                delay = compute_backoff(waits, self.plan.assign_retry)
+                log.info("controller says try again (%s); waiting %.1f s", answer.message, delay)
+            else:
+                unreachable += 1
+                if not may_retry(unreachable, self.plan.unreachable_retry):
+                    raise TransientError(
+                        f"the controller stayed unreachable after {unreachable} tries: {answer.message}"
+                    )
+                delay = compute_backoff(unreachable, self.plan.unreachable_retry)
+                log.warning("controller unreachable (%s); retry %d in %.1f s", answer.message, unreachable, delay)
+            await self.clock.sleep(delay)
+
+    # ------------------------------------------------------------ package --
+
+    async def prepare_package(self) -> Manifest:
+        if self.plan.package_mode is PackageMode.LOCAL:
+            if self.plan.local_package_dir is None:
+                raise PackageError("local package mode needs a package directory")
+            self.package_dir = self.plan.local_package_dir
+            return self.unpacker.load_manifest(self.package_dir)
+        if self.package_source is None:
+            raise ConfigError("remote package mode needs a controller to download the package from")
+        download_dir = self.plan.work_dir / "download"
+        download_dir.mkdir(parents=True, exist_ok=True)
+        archive = await self.package_source.download(download_dir)
+        server_sum = await self.package_source.checksum()
+        actual = self.unpacker.sha256(archive)
+        self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
+        if self.checksum_verdict is ChecksumVerdict.UNVERIFIED:
+            if self.plan.require_checksum:
+                raise PackageError(
+                    f"package '{archive.name}' could not be verified: the server gave no checksum and none is configured"
+                )
+            log.warning("package %s is not verified: no checksum from the server or the settings", archive.name)
+        else:
+            log.info("package %s verified (sha256 %s…)", archive.name, actual[:12])
+        self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "package")
+        archive.unlink(missing_ok=True)
+        return self.unpacker.load_manifest(self.package_dir)
+
+    # -------------------------------------------------------------- serve --
+
+    def _current_link(self) -> CombinerLink:
+        if self._link is None:
+            raise TransientError("not connected to a combiner")
+        return self._link
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Keep a task stream open, reconnecting with backoff, until stop is set."""
+        assert self.runner is not None and self.combiner is not None and self.identity is not None
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
+        failures = 0
+        try:
+            while not stop.is_set():
+                outcome = await self._session(queue, stop, worker)
+                if outcome == "stopped":
+                    return
+                failures = 0 if outcome == "healthy" else failures + 1
+                if failures and failures % self.plan.reassign_after == 0 and self.discovery is not None \
+                        and self.plan.combiner is None:
+                    log.warning("combiner %s failed %d times in a row; asking the controller again",
+                                self.combiner.target, failures)
+                    with contextlib.suppress(TransientError):
+                        await self.assign()
+                delay = compute_backoff(max(failures, 1), self.plan.reconnect_retry)
+                log.info("reconnecting to %s in %.1f s", self.combiner.target, delay)
+                if await _wait(stop, self.clock.sleep(delay)):
+                    return
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            await self._close_link()
+
+    async def _session(self, queue: asyncio.Queue[object], stop: asyncio.Event, worker: asyncio.Task[None]) -> str:
+        """One connection: returns 'stopped', 'healthy' (got tasks before failing) or 'failed'."""
+        assert self.combiner is not None and self.identity is not None
+        try:
+            self._link = await self.connector.connect(self.combiner, self.identity)
+        except TransientError as exc:
+            log.warning("cannot connect to combiner %s: %s", self.combiner.target, exc)
+            return "failed"
+        self.connects += 1
+        received_before = self.tasks_received
+        opened = self.clock.monotonic()
+        reader = asyncio.create_task(self._read(queue), name="fedclient-reader")
+        beats = asyncio.create_task(self._heartbeats(), name="fedclient-heartbeat")
+        stopper = asyncio.create_task(stop.wait(), name="fedclient-stop")
+        try:
+            done, _ = await asyncio.wait({reader, beats, stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                return "stopped"
+            for task in (worker, beats, reader):
+                exc = task.exception() if task in done else None
+                if exc is not None and (task is worker or not isinstance(exc, TransientError)):
+                    raise exc
+            if reader in done:
+                exc = reader.exception()
+                if isinstance(exc, StreamEnded):
+                    log.warning("combiner %s closed the task stream", self.combiner.target)
+                else:
+                    log.warning("task stream to %s lost: %s", self.combiner.target, exc)
+            lasted = self.clock.monotonic() - opened
+            healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
+            return "healthy" if healthy else "failed"
+        finally:
+            for task in (reader, beats, stopper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self._close_link()
+
+    async def _read(self, queue: asyncio.Queue[object]) -> None:
+        async for task in self._current_link().tasks():
+            self.tasks_received += 1
+            log.info("received %s task for model %s (session %s)", task.kind.value, task.model_id,
+                     task.session_id or "-")
+            await queue.put(task)
+        raise StreamEnded("the combiner closed the task stream")
+
+    async def _work(self, queue: asyncio.Queue[object]) -> None:
+        assert self.runner is not None
+        while True:
+            task = await queue.get()
+            await self.runner.handle(task)  # type: ignore[arg-type]
+
+    async def _heartbeats(self) -> None:
+        misses = 0
+        while True:
+            try:
+                await self._current_link().heartbeat()
+                if misses:
+                    log.info("heartbeat back after %d misses", misses)
+                misses = 0
+            except AuthError:
+                raise
+            except TransientError as exc:
+                misses += 1
+                log.warning("heartbeat %d missed: %s", misses, exc)
+            await self.clock.sleep(self.plan.heartbeat_interval)
+
+    async def _close_link(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            with contextlib.suppress(Exception):
+                await link.close()
+
+
+async def _wait(stop: asyncio.Event, sleeper: object) -> bool:
+    """Sleep unless stop is set first; True if stopped."""
+    sleep_task = asyncio.ensure_future(sleeper)  # type: ignore[arg-type]
+    stop_task = asyncio.create_task(stop.wait())
+    done, pending = await asyncio.wait({sleep_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return stop_task in done

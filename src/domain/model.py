@@ -1,0 +1,174 @@
+"""Values the client reasons about: who it is, where it is sent, what it is asked to do."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A client's human-readable name and its stable id (the id is what the combiner keys on)."""
+
+    name: str
+    client_id: str
+
+
+class PackageMode(enum.Enum):
+    REMOTE = "remote"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class AssignmentRequest:
+    identity: Identity
+    package: PackageMode
+    preferred_combiner: str | None = None
+
+
+@dataclass(frozen=True)
+class CombinerAddress:
+    host: str
+    port: int
+    fqdn: str | None = None
+
+    @property
+    def target(self) -> str:
+        """Where to dial: an fqdn always means port 443 (as FEDn does)."""
+        if self.fqdn:
+            return f"{self.fqdn}:443"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def dial_port(self) -> int:
+        return 443 if self.fqdn else self.port
+
+
+class AssignmentStatus(enum.Enum):
+    ASSIGNED = "assigned"
+    TRY_AGAIN = "try_again"
+    UNAUTHORIZED = "unauthorized"
+    UNMATCHED_CONFIG = "unmatched_config"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    status: AssignmentStatus
+    message: str = ""
+    combiner: CombinerAddress | None = None
+    client_id: str | None = None
+    helper_type: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        """A final answer is one that retrying the same request cannot change."""
+        return self.status in (
+            AssignmentStatus.ASSIGNED,
+            AssignmentStatus.UNAUTHORIZED,
+            AssignmentStatus.UNMATCHED_CONFIG,
+        )
+
+
+class TaskKind(enum.Enum):
+    TRAIN = "train"
+    VALIDATE = "validate"
+    PREDICT = "predict"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One request from the combiner, in our own terms.
+
+    ``data`` is the raw request payload (for training: the round config as a JSON
+    string whose values are all strings); ``config`` is its parsed form.
+    ``sender_name`` is the combiner that asked, whom results are addressed to.
+    """
+
+    kind: TaskKind
+    model_id: str
+    session_id: str = ""
+    correlation_id: str = ""
+    data: str = ""
+    sender_name: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def round_id(self) -> str:
+        return str(self.config.get("round_id", ""))
+
+    @property
+    def client_settings(self) -> Mapping[str, Any]:
+        settings = self.config.get("client_settings", {})
+        return settings if isinstance(settings, Mapping) else {}
+
+
+def parse_task_data(data: str) -> dict[str, Any]:
+    """Parse a TaskRequest's ``data``: a JSON object, or nothing at all.
+
+    FEDn sends an empty string for validation and a JSON object for training;
+    anything else is kept raw by the caller and reads as an empty config.
+    """
+    if not data.strip():
+        return {}
+    try:
+        parsed = json.loads(data)
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+@dataclass(frozen=True)
+class ModelUpdate:
+    """A finished local training run, ready to be reported to the combiner."""
+
+    model_id: str
+    model_update_id: str
+    meta: Mapping[str, Any]
+    receiver_name: str
+    correlation_id: str = ""
+    session_id: str = ""
+
+    def meta_json(self) -> str:
+        return json.dumps(dict(self.meta))
+
+
+@dataclass(frozen=True)
+class Validation:
+    model_id: str
+    metrics: Mapping[str, Any]
+    receiver_name: str
+    correlation_id: str = ""
+    session_id: str = ""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model_id: str
+    output: Mapping[str, Any]
+    receiver_name: str
+    correlation_id: str = ""
+    prediction_id: str = ""
+
+
+class StatusLevel(enum.Enum):
+    INFO = "info"
+    DEBUG = "debug"
+    WARNING = "warning"
+    ERROR = "error"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A human-readable status line for the combiner's records."""
+
+    text: str
+    level: StatusLevel = StatusLevel.INFO
+    kind: TaskKind | None = None
+    session_id: str = ""
+    correlation_id: str = ""
+    data: str = ""

@@ -1,0 +1,121 @@
+"""The Protocols the lifecycle depends on. Adapters implement them; fakes live in adapters.memory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.model import (
+    Assignment,
+    AssignmentRequest,
+    CombinerAddress,
+    Identity,
+    ModelUpdate,
+    Prediction,
+    StatusReport,
+    Task,
+    Validation,
+)
+from domain.package import Manifest
+
+
+class Discovery(Protocol):
+    """The controller: asks which combiner to use."""
+
+    async def assign(self, request: AssignmentRequest) -> Assignment: ...
+
+
+class PackageSource(Protocol):
+    """Where the compute package comes from (the controller, for a remote package)."""
+
+    async def download(self, dest_dir: Path) -> Path:
+        """Download the active package into ``dest_dir``; return the file written."""
+        ...
+
+    async def checksum(self) -> str | None:
+        """The server's SHA-256 of the active package, or None if it has none."""
+        ...
+
+
+class PackageUnpacker(Protocol):
+    """Turns a downloaded archive into a directory holding fedn.yaml, safely."""
+
+    def sha256(self, path: Path) -> str: ...
+
+    def unpack(self, archive: Path, dest_dir: Path) -> Path:
+        """Extract ``archive`` into ``dest_dir``; return the directory containing fedn.yaml."""
+        ...
+
+    def load_manifest(self, package_dir: Path) -> Manifest: ...
+
+
+class TaskSource(Protocol):
+    """The combiner's side of the conversation, for one client identity."""
+
+    def tasks(self) -> AsyncIterator[Task]:
+        """Subscribe and yield tasks until the stream ends.
+
+        Raises StreamEnded when the combiner closes it, TransientError when the
+        connection fails, AuthError when the combiner refuses our credentials.
+        """
+        ...
+
+    async def heartbeat(self) -> None: ...
+
+    async def send_status(self, report: StatusReport) -> None: ...
+
+    async def send_update(self, update: ModelUpdate) -> None: ...
+
+    async def send_validation(self, validation: Validation) -> None: ...
+
+    async def send_prediction(self, prediction: Prediction) -> None: ...
+
+
+class ModelTransfer(Protocol):
+    """Moves model files between the combiner and local disk, never whole in memory."""
+
+    async def download(self, model_id: str, dest: Path) -> int:
+        """Stream model ``model_id`` into ``dest``; return the number of bytes written.
+
+        Raises ModelNotFound when the combiner has no such model.
+        """
+        ...
+
+    async def upload(self, model_id: str, src: Path) -> int:
+        """Stream ``src`` up as model ``model_id``; return the number of bytes sent."""
+        ...
+
+
+class CombinerLink(TaskSource, ModelTransfer, Protocol):
+    """One open connection to a combiner, bound to one client identity."""
+
+    async def close(self) -> None: ...
+
+
+class CombinerConnector(Protocol):
+    async def connect(self, address: CombinerAddress, identity: Identity) -> CombinerLink: ...
+
+
+class Trainer(Protocol):
+    """Runs the user's code on local data."""
+
+    async def train(self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Train from ``in_model`` into ``out_model``; return the training metadata (num_examples…)."""
+        ...
+
+    async def validate(self, in_model: Path, out_json: Path) -> dict[str, Any]: ...
+
+    async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]: ...
+
+
+class TrainerFactory(Protocol):
+    """Builds the Trainer for a ready package (its directory and parsed manifest)."""
+
+    def __call__(self, package_dir: Path, manifest: Manifest) -> Trainer: ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...

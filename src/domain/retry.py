@@ -1,0 +1,52 @@
+"""When to try again: one policy for every transport, pure and testable without waiting."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """Capped exponential backoff with full jitter.
+
+    ``max_attempts`` of ``None`` means "keep trying" — used only where giving up
+    would lose work and the error is known to be transient.
+    """
+
+    initial: float = 1.0
+    multiplier: float = 2.0
+    maximum: float = 30.0
+    jitter: float = 0.2
+    max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.maximum < self.initial:
+            raise ValueError("retry delays must satisfy 0 < initial <= maximum")
+        if self.multiplier < 1:
+            raise ValueError("retry multiplier must be >= 1")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("retry jitter must be between 0 and 1")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+
+
+def compute_backoff(attempt: int, config: RetryConfig, rand: float | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based).
+
+    ``rand`` in [0, 1) picks the jitter; pass it in tests for a fixed answer.
+    The result never exceeds ``config.maximum`` and never goes below zero.
+    """
+    if attempt < 1:
+        raise ValueError("attempt numbers start at 1")
+    # Cap the exponent so huge attempt counts cannot overflow a float.
+    exponent = min(attempt - 1, 64)
+    base = min(config.initial * (config.multiplier**exponent), config.maximum)
+    r = random.random() if rand is None else rand  # noqa: S311 - jitter, not crypto
+    spread = base * config.jitter
+    return max(0.0, min(config.maximum, base - spread + 2 * spread * r))
+
+
+def may_retry(attempt: int, config: RetryConfig) -> bool:
+    """Whether a further try is allowed after ``attempt`` tries have failed."""
+    return config.max_attempts is None or attempt < config.max_attempts
