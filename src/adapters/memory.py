@@ -1,0 +1,258 @@
+"""In-memory fakes for every domain port. They keep state so tests assert on what happened.
+
+They behave like the real adapters (stream files, refuse unknown models, honour
+scripted failures) without sockets or subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from domain.errors import ModelNotFound, PackageError, StreamEnded, TaskFailed, TransientError
+from domain.model import (
+    Assignment,
+    AssignmentRequest,
+    CombinerAddress,
+    Identity,
+    ModelUpdate,
+    Prediction,
+    StatusReport,
+    Task,
+    Validation,
+)
+from domain.package import MANIFEST_NAME, Manifest, parse_manifest
+
+
+class InMemoryDiscovery:
+    """Answers assignment requests from a script of answers (the last one repeats)."""
+
+    def __init__(self, *answers: Assignment) -> None:
+        self.answers: deque[Assignment] = deque(answers)
+        self.requests: list[AssignmentRequest] = []
+
+    async def assign(self, request: AssignmentRequest) -> Assignment:
+        self.requests.append(request)
+        if len(self.answers) > 1:
+            return self.answers.popleft()
+        return self.answers[0]
+
+
+class InMemoryPackageSource:
+    """Serves one package file (or none) and an optional checksum."""
+
+    def __init__(self, archive: Path | None, checksum: str | None = None, filename: str = "package.tgz") -> None:
+        self.archive = archive
+        self.server_checksum = checksum
+        self.filename = filename
+        self.downloads = 0
+
+    async def download(self, dest_dir: Path) -> Path:
+        if self.archive is None:
+            raise PackageError("the controller has no active compute package")
+        self.downloads += 1
+        dest = dest_dir / self.filename
+        shutil.copyfile(self.archive, dest)
+        return dest
+
+    async def checksum(self) -> str | None:
+        return self.server_checksum
+
+
+class InMemoryUnpacker:
+    """Treats the 'archive' as a JSON document {relative path: text} and writes it out."""
+
+    def __init__(self) -> None:
+        self.unpacked: list[Path] = []
+
+    def sha256(self, path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def unpack(self, archive: Path, dest_dir: Path) -> Path:
+        files: dict[str, str] = json.loads(archive.read_text())
+        if dest_dir.exists():
+            shutil.rmtree(dest_dir)
+        for rel, text in files.items():
+            target = dest_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        self.unpacked.append(dest_dir)
+        for candidate in sorted(dest_dir.rglob(MANIFEST_NAME)):
+            return candidate.parent
+        raise PackageError("the compute package has no fedn.yaml")
+
+    def load_manifest(self, package_dir: Path) -> Manifest:
+        path = package_dir / MANIFEST_NAME
+        if not path.exists():
+            raise PackageError(f"no {MANIFEST_NAME} in {package_dir}")
+        return parse_manifest(json.loads(path.read_text()), str(path))
+
+
+@dataclass
+class InMemoryCombiner:
+    """The combiner side: a model store, per-client task queues, and records of what clients sent."""
+
+    models: dict[str, bytes] = field(default_factory=dict)
+    queues: dict[str, asyncio.Queue[Task | None]] = field(default_factory=dict)
+    statuses: list[StatusReport] = field(default_factory=list)
+    updates: list[ModelUpdate] = field(default_factory=list)
+    validations: list[Validation] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    heartbeats: list[str] = field(default_factory=list)
+    uploads: list[str] = field(default_factory=list)
+    connects: list[tuple[CombinerAddress, Identity]] = field(default_factory=list)
+    # Scripted failures: number of upcoming calls of that name that raise.
+    fail_next: dict[str, int] = field(default_factory=dict)
+    fail_with: dict[str, Exception] = field(default_factory=dict)
+    refuse_connects: int = 0
+    chunk_size: int = 4
+
+    def queue(self, client_id: str) -> asyncio.Queue[Task | None]:
+        return self.queues.setdefault(client_id, asyncio.Queue())
+
+    def submit(self, client_id: str, task: Task) -> None:
+        self.queue(client_id).put_nowait(task)
+
+    def end_stream(self, client_id: str) -> None:
+        self.queue(client_id).put_nowait(None)
+
+    def check(self, name: str) -> None:
+        left = self.fail_next.get(name, 0)
+        if left:
+            self.fail_next[name] = left - 1
+            raise self.fail_with.get(name, TransientError(f"{name}: scripted failure"))
+
+
+class InMemoryLink:
+    def __init__(self, combiner: InMemoryCombiner, identity: Identity) -> None:
+        self.combiner = combiner
+        self.identity = identity
+        self.closed = False
+
+    async def tasks(self) -> AsyncIterator[Task]:
+        queue = self.combiner.queue(self.identity.client_id)
+        while True:
+            self.combiner.check("tasks")
+            task = await queue.get()
+            if task is None:
+                raise StreamEnded("the combiner closed the task stream")
+            yield task
+
+    async def heartbeat(self) -> None:
+        self.combiner.check("heartbeat")
+        self.combiner.heartbeats.append(self.identity.client_id)
+
+    async def send_status(self, report: StatusReport) -> None:
+        self.combiner.check("send_status")
+        self.combiner.statuses.append(report)
+
+    async def send_update(self, update: ModelUpdate) -> None:
+        self.combiner.check("send_update")
+        if update.model_update_id not in self.combiner.models:
+            raise TransientError(f"update {update.model_update_id} refers to a model that was never uploaded")
+        self.combiner.updates.append(update)
+
+    async def send_validation(self, validation: Validation) -> None:
+        self.combiner.check("send_validation")
+        self.combiner.validations.append(validation)
+
+    async def send_prediction(self, prediction: Prediction) -> None:
+        self.combiner.check("send_prediction")
+        self.combiner.predictions.append(prediction)
+
+    async def download(self, model_id: str, dest: Path) -> int:
+        self.combiner.check("download")
+        if model_id not in self.combiner.models:
+            raise ModelNotFound(f"the combiner has no model {model_id}")
+        data = self.combiner.models[model_id]
+        with dest.open("wb") as out:
+            for start in range(0, len(data), self.combiner.chunk_size):
+                out.write(data[start : start + self.combiner.chunk_size])
+        return len(data)
+
+    async def upload(self, model_id: str, src: Path) -> int:
+        self.combiner.check("upload")
+        data = src.read_bytes()
+        self.combiner.uploads.append(model_id)
+        self.combiner.models[model_id] = data
+        return len(data)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class InMemoryConnector:
+    def __init__(self, combiner: InMemoryCombiner) -> None:
+        self.combiner = combiner
+        self.links: list[InMemoryLink] = []
+
+    async def connect(self, address: CombinerAddress, identity: Identity) -> InMemoryLink:
+        self.combiner.connects.append((address, identity))
+        if self.combiner.refuse_connects:
+            self.combiner.refuse_connects -= 1
+            raise TransientError(f"connection to {address.target} refused")
+        if "connect" in self.combiner.fail_with:
+            raise self.combiner.fail_with["connect"]
+        link = InMemoryLink(self.combiner, identity)
+        self.links.append(link)
+        return link
+
+
+class InMemoryTrainer:
+    """'Trains' by appending a byte to the model; validates by reporting its length."""
+
+    def __init__(self, num_examples: int = 10, fail: str | None = None) -> None:
+        self.num_examples = num_examples
+        self.fail = fail
+        self.calls: list[tuple[str, Path, dict[str, Any]]] = []
+
+    async def train(self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("train", in_model, dict(client_settings)))
+        if self.fail == "train":
+            raise TaskFailed("train exited with code 1")
+        out_model.write_bytes(in_model.read_bytes() + b"+")
+        return {"num_examples": self.num_examples}
+
+    async def validate(self, in_model: Path, out_json: Path) -> dict[str, Any]:
+        self.calls.append(("validate", in_model, {}))
+        if self.fail == "validate":
+            raise TaskFailed("validate exited with code 1")
+        return {"accuracy": len(in_model.read_bytes()) / 100}
+
+    async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]:
+        self.calls.append(("predict", in_model, {}))
+        return {"prediction": len(in_model.read_bytes())}
+
+
+class InMemoryTrainerFactory:
+    def __init__(self, trainer: InMemoryTrainer) -> None:
+        self.trainer = trainer
+        self.built: list[tuple[Path, Manifest]] = []
+
+    def __call__(self, package_dir: Path, manifest: Manifest) -> InMemoryTrainer:
+        self.built.append((package_dir, manifest))
+        return self.trainer
+
+
+class FakeClock:
+    """Time advances only when someone sleeps; sleeping yields to the event loop."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        # A real (tiny) pause, so loops that sleep do not starve the rest of the event loop.
+        await asyncio.sleep(0.001)

@@ -1,0 +1,264 @@
+"""The client lifecycle end to end over in-memory fakes: assign → package → connect → serve."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.memory import (
+    FakeClock,
+    InMemoryCombiner,
+    InMemoryConnector,
+    InMemoryDiscovery,
+    InMemoryPackageSource,
+    InMemoryTrainer,
+    InMemoryTrainerFactory,
+    InMemoryUnpacker,
+)
+from domain.errors import AuthError, ConfigError, PackageError, TransientError
+from domain.lifecycle import ClientPlan, Lifecycle
+from domain.model import (
+    Assignment,
+    AssignmentStatus,
+    CombinerAddress,
+    Identity,
+    PackageMode,
+    StatusLevel,
+    Task,
+    TaskKind,
+)
+from domain.package import ChecksumVerdict
+from domain.retry import RetryConfig
+from domain.state import ClientState
+from domain.tasks import RECEIVED, UPDATE_DONE, VALIDATION_DONE
+
+COMBINER = CombinerAddress("127.0.0.1", 12080)
+ASSIGNED = Assignment(AssignmentStatus.ASSIGNED, combiner=COMBINER, client_id="cid-1", helper_type="numpyhelper")
+MANIFEST = {"entry_points": {"train": {"command": "python train.py"}, "validate": {"command": "python v.py"}}}
+ROUND_CONFIG = json.dumps({"round_id": "1", "session_id": "s1", "client_settings": {"lr": "0.1"}})
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    path = tmp_path / "package.json"
+    path.write_text(json.dumps({"client/fedn.yaml": json.dumps(MANIFEST)}))
+    return path
+
+
+class World:
+    def __init__(self, tmp_path: Path, archive: Path, *answers: Assignment, checksum: str | None = "auto",
+                 trainer: InMemoryTrainer | None = None, **plan_kw: object) -> None:
+        self.combiner = InMemoryCombiner()
+        self.combiner.models["seed"] = b"seed"
+        self.discovery = InMemoryDiscovery(*(answers or (ASSIGNED,)))
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest() if checksum == "auto" else checksum
+        self.source = InMemoryPackageSource(archive, digest)
+        self.trainer = trainer or InMemoryTrainer(num_examples=42)
+        self.clock = FakeClock()
+        plan = ClientPlan(identity=Identity("alice", "cid-0"), work_dir=tmp_path / "work", **plan_kw)  # type: ignore[arg-type]
+        self.life = Lifecycle(
+            plan=plan,
+            discovery=self.discovery,
+            package_source=self.source,
+            unpacker=InMemoryUnpacker(),
+            connector=InMemoryConnector(self.combiner),
+            trainer_factory=InMemoryTrainerFactory(self.trainer),
+            clock=self.clock,
+        )
+        self.stop = asyncio.Event()
+
+    async def run_until(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
+        runner = asyncio.create_task(self.life.run(self.stop))
+        try:
+            async with asyncio.timeout(timeout):
+                while not done():
+                    if runner.done():
+                        runner.result()
+                        raise AssertionError("lifecycle ended before the condition held")
+                    await asyncio.sleep(0.005)
+        finally:
+            self.stop.set()
+            await asyncio.wait_for(runner, 5)
+
+
+def train_task(model: str = "seed", corr: str = "c1") -> Task:
+    return Task(TaskKind.TRAIN, model, "s1", corr, ROUND_CONFIG, "combiner-0", json.loads(ROUND_CONFIG))
+
+
+async def test_train_task_end_to_end(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: any(s.text == UPDATE_DONE for s in w.combiner.statuses))
+
+    [update] = w.combiner.updates
+    assert update.model_id == "seed"
+    assert update.receiver_name == "combiner-0"
+    assert update.meta["training_metadata"] == {"num_examples": 42}
+    assert update.meta["config"] == ROUND_CONFIG  # raw request string, JSON in JSON
+    assert {"fetch_model", "exec_training", "upload_model", "processing_time"} <= set(update.meta)
+    assert w.combiner.models[update.model_update_id] == b"seed+"
+    assert w.trainer.calls[0][2] == {"lr": "0.1"}
+    # the controller's client_id is adopted, and used to subscribe
+    assert w.life.identity == Identity("alice", "cid-1")
+    assert w.combiner.connects[0] == (COMBINER, Identity("alice", "cid-1"))
+    texts = [(s.text, s.level) for s in w.combiner.statuses]
+    assert texts[0] == (RECEIVED, StatusLevel.AUDIT)
+    assert texts[-1] == (UPDATE_DONE, StatusLevel.AUDIT)
+    assert w.life.state.history == [ClientState.IDLE, ClientState.TRAINING, ClientState.IDLE]
+    assert w.life.checksum_verdict is ChecksumVerdict.VERIFIED
+    assert w.combiner.heartbeats, "heartbeats run beside the task stream"
+
+
+async def test_validate_task_end_to_end(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", Task(TaskKind.VALIDATE, "seed", "s1", "c2", "", "combiner-0"))
+    await w.run_until(lambda: any(s.text == VALIDATION_DONE for s in w.combiner.statuses))
+    [validation] = w.combiner.validations
+    assert validation.metrics == {"accuracy": 0.04}
+    assert (validation.model_id, validation.correlation_id, validation.session_id) == ("seed", "c2", "s1")
+    assert w.life.state.history == [ClientState.IDLE, ClientState.VALIDATING, ClientState.IDLE]
+
+
+async def test_predict_task_end_to_end(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", Task(TaskKind.PREDICT, "seed", "p1", "c3", "", "combiner-0"))
+    await w.run_until(lambda: bool(w.combiner.predictions))
+    [prediction] = w.combiner.predictions
+    assert prediction.output == {"prediction": 4}
+    assert prediction.prediction_id == "p1"
+
+
+async def test_try_again_then_assigned(tmp_path: Path, archive: Path) -> None:
+    wait = Assignment(AssignmentStatus.TRY_AGAIN, "No compute package found.")
+    w = World(tmp_path, archive, wait, wait, ASSIGNED)
+    await w.run_until(lambda: bool(w.combiner.connects))
+    assert len(w.discovery.requests) == 3
+    assert w.discovery.requests[0].package is PackageMode.REMOTE
+    assert len(w.clock.sleeps) >= 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "text"),
+    [
+        (AssignmentStatus.UNAUTHORIZED, AuthError, "Token expired"),
+        (AssignmentStatus.UNMATCHED_CONFIG, ConfigError, "No combiner available."),
+    ],
+)
+async def test_final_refusals_stop_the_client(
+    tmp_path: Path, archive: Path, status: AssignmentStatus, error: type[Exception], text: str
+) -> None:
+    w = World(tmp_path, archive, Assignment(status, text))
+    with pytest.raises(error, match=text):
+        await w.life.run(w.stop)
+    assert len(w.discovery.requests) == 1, "a final answer is never retried"
+    assert w.source.downloads == 0
+
+
+async def test_unreachable_controller_is_retried_then_given_up(tmp_path: Path, archive: Path) -> None:
+    down = Assignment(AssignmentStatus.UNREACHABLE, "connection refused")
+    w = World(tmp_path, archive, down, unreachable_retry=RetryConfig(initial=1, maximum=2, max_attempts=4))
+    with pytest.raises(TransientError, match="unreachable after 4 tries"):
+        await w.life.run(w.stop)
+    assert len(w.discovery.requests) == 4
+
+
+async def test_unreachable_then_assigned(tmp_path: Path, archive: Path) -> None:
+    down = Assignment(AssignmentStatus.UNREACHABLE, "connection refused")
+    w = World(tmp_path, archive, down, ASSIGNED)
+    await w.run_until(lambda: bool(w.combiner.connects))
+    assert len(w.discovery.requests) == 2
+
+
+async def test_failed_training_is_reported_and_the_client_lives_on(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive, trainer=InMemoryTrainer(fail="train"))
+    w.combiner.submit("cid-1", train_task())
+    w.combiner.submit("cid-1", Task(TaskKind.VALIDATE, "seed", "s1", "c2", "", "combiner-0"))
+    await w.run_until(lambda: bool(w.combiner.validations))
+    errors = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    assert len(errors) == 1 and "train exited with code 1" in errors[0].text
+    assert errors[0].kind is TaskKind.TRAIN
+    assert not w.combiner.updates
+    assert w.life.state.state is ClientState.IDLE
+
+
+async def test_missing_model_is_reported(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", train_task(model="nope"))
+    await w.run_until(lambda: any(s.level is StatusLevel.ERROR for s in w.combiner.statuses))
+    [error] = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    assert "nope" in error.text
+
+
+async def test_checksum_mismatch_is_fatal(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive, checksum="0" * 64)
+    with pytest.raises(PackageError, match="checksum mismatch"):
+        await w.life.run(w.stop)
+    assert not w.combiner.connects
+
+
+async def test_unverified_package_refused_when_checksum_required(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive, checksum=None, require_checksum=True)
+    with pytest.raises(PackageError, match="could not be verified"):
+        await w.life.run(w.stop)
+
+
+async def test_stream_end_reconnects_and_serves_again(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.end_stream("cid-1")
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert len(w.combiner.connects) == 2
+    assert w.life.connects == 2
+
+
+async def test_refused_connection_is_retried(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.refuse_connects = 3
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert len(w.combiner.connects) == 4
+
+
+async def test_dropped_update_is_uploaded_and_sent_again(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.fail_next["send_update"] = 2
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert len(w.combiner.updates) == 1, "delivered exactly once"
+    # two failed sends: the same update is uploaded again from its file each time
+    [update] = w.combiner.updates
+    assert w.combiner.uploads == [update.model_update_id] * 3
+
+
+async def test_auth_error_on_task_stream_stops_the_client(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.fail_next["tasks"] = 1
+    w.combiner.fail_with["tasks"] = AuthError("the combiner refused the token: Invalid token")
+    with pytest.raises(AuthError, match="Invalid token"):
+        await asyncio.wait_for(w.life.run(w.stop), 5)
+
+
+async def test_local_package_skips_download(tmp_path: Path, archive: Path) -> None:
+    pkg = tmp_path / "local"
+    pkg.mkdir()
+    (pkg / "fedn.yaml").write_text(json.dumps(MANIFEST))
+    w = World(tmp_path, archive, package_mode=PackageMode.LOCAL, local_package_dir=pkg)
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert w.source.downloads == 0
+    assert w.life.package_dir == pkg
+
+
+async def test_direct_combiner_skips_the_controller(tmp_path: Path, archive: Path) -> None:
+    pkg = tmp_path / "local"
+    pkg.mkdir()
+    (pkg / "fedn.yaml").write_text(json.dumps(MANIFEST))
+    w = World(tmp_path, archive, package_mode=PackageMode.LOCAL, local_package_dir=pkg, combiner=COMBINER)
+    w.combiner.submit("cid-0", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert not w.discovery.requests
