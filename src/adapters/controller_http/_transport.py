@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -22,6 +22,7 @@ MAX_REPLY_BYTES = 1024 * 1024
 _SNIPPET = 200
 
 Verify = bool | str
+_Self = TypeVar("_Self", bound="ControllerHttp")
 
 
 def tls_setting(verify: Verify) -> bool | ssl.SSLContext:
@@ -49,7 +50,7 @@ def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return False, f"TLS certificate verification failed ({cause.verify_message or cause})"
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+    if isinstance(exc, httpx.UnsupportedProtocol):
         return False, f"unusable URL ({exc})"
     if isinstance(exc, httpx.TimeoutException):
         return True, f"no answer in time ({type(exc).__name__})"
@@ -73,7 +74,9 @@ class ControllerHttp:
         self._token = token or None
         self._auth_scheme = auth_scheme
         self._timeout = httpx.Timeout(timeout)
-        self._verify = tls_setting(verify) if client is None else True
+        # Checked even with an injected client, so a missing CA file is reported early;
+        # an injected client otherwise keeps its own TLS settings.
+        self._verify = tls_setting(verify)
         self._client = client
         self._owns_client = client is None
 
@@ -93,7 +96,9 @@ class ControllerHttp:
         if self._client is None:
             # Redirects are not followed: a POST must not be replayed elsewhere with our
             # token, and a redirect usually means the configured URL is wrong.
-            self._client = httpx.AsyncClient(verify=self._verify, timeout=self._timeout, follow_redirects=False)
+            self._client = httpx.AsyncClient(
+                verify=self._verify, timeout=self._timeout, follow_redirects=False
+            )
         return self._client
 
     @property
@@ -105,7 +110,7 @@ class ControllerHttp:
             await self._client.aclose()
             self._client = None
 
-    async def __aenter__(self) -> ControllerHttp:
+    async def __aenter__(self: _Self) -> _Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

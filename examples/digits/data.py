@@ -1,0 +1,42 @@
+"""The digits data set bundled with scikit-learn (no download), split for a small federation.
+
+A fixed shuffle makes every client agree on the split: the last 20 % is a test set
+shared by all; the rest is cut into ``FEDN_NUM_CLIENTS`` shards and this client
+trains on shard ``FEDN_CLIENT_INDEX`` (0-based).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+SEED = 42
+TEST_FRACTION = 0.2
+
+
+def _shuffled() -> tuple[np.ndarray, np.ndarray]:
+    digits = load_digits()
+    x = digits.data.astype(np.float64) / 16.0  # pixel intensities are 0..16
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(SEED).permutation(len(y))
+    return x[order], y[order]
+
+
+def client_shard() -> tuple[int, int]:
+    index = int(os.environ.get("FEDN_CLIENT_INDEX", "0"))
+    count = int(os.environ.get("FEDN_NUM_CLIENTS", "1"))
+    if count < 1 or not 0 <= index < count:
+        raise SystemExit(f"FEDN_CLIENT_INDEX={index} must be in [0, FEDN_NUM_CLIENTS={count})")
+    return index, count
+
+
+def load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train) for this client's shard and the shared (x_test, y_test)."""
+    x, y = _shuffled()
+    n_test = int(len(y) * TEST_FRACTION)
+    x_test, y_test = x[-n_test:], y[-n_test:]
+    index, count = client_shard()
+    shard = np.array_split(np.arange(len(y) - n_test), count)[index]
+    return x[shard], y[shard], x_test, y_test

@@ -1,0 +1,172 @@
+"""Pure mapping between FEDn 0.33 protobuf messages and our domain values.
+
+This is the only place that knows how a domain value is spelled on the wire
+(PROTOCOL.md 3.4-3.11). Everything is a plain function so it can be tested
+without a network. Where FEDn omits a field we still fill it when it costs the
+combiner nothing and helps it (``sender.client_id`` everywhere, correlation ids):
+one explicit client id is what the combiner keys on (PROTOCOL.md 7.13).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from adapters.combiner_grpc.generated import fedn_pb2 as pb
+from domain.model import (
+    Identity,
+    ModelUpdate,
+    Prediction,
+    StatusLevel,
+    StatusReport,
+    Task,
+    TaskKind,
+    Validation,
+    parse_task_data,
+)
+
+_KIND_BY_TYPE: dict[int, TaskKind] = {
+    pb.MODEL_UPDATE: TaskKind.TRAIN,
+    pb.MODEL_VALIDATION: TaskKind.VALIDATE,
+    pb.MODEL_PREDICTION: TaskKind.PREDICT,
+}
+_TYPE_BY_KIND: dict[TaskKind, pb.StatusType.ValueType] = {
+    TaskKind.TRAIN: pb.MODEL_UPDATE,
+    TaskKind.VALIDATE: pb.MODEL_VALIDATION,
+    TaskKind.PREDICT: pb.MODEL_PREDICTION,
+}
+_LOG_LEVELS: dict[StatusLevel, pb.LogLevel.ValueType] = {
+    StatusLevel.INFO: pb.INFO,
+    StatusLevel.DEBUG: pb.DEBUG,
+    StatusLevel.WARNING: pb.WARNING,
+    StatusLevel.ERROR: pb.ERROR,
+    StatusLevel.AUDIT: pb.AUDIT,
+}
+
+
+def task_type(kind: TaskKind | None) -> pb.StatusType.ValueType:
+    """The StatusType integer for a task kind (LOG when a status is about no task)."""
+    return pb.LOG if kind is None else _TYPE_BY_KIND[kind]
+
+
+def task_kind(type_: int) -> TaskKind | None:
+    """The task kind for a StatusType integer, or None for types the client does not serve."""
+    return _KIND_BY_TYPE.get(type_)
+
+
+def log_level(level: StatusLevel) -> pb.LogLevel.ValueType:
+    return _LOG_LEVELS[level]
+
+
+def task_from_pb(request: pb.TaskRequest) -> Task | None:
+    """A TaskRequest as a domain Task, or None when the client must ignore it.
+
+    FEDn clients act only on requests sent by a combiner and only on the three
+    task types below; split-learning and unknown types are dropped silently.
+    """
+    if request.sender.role != pb.COMBINER:
+        return None
+    kind = task_kind(request.type)
+    if kind is None:
+        return None
+    return Task(
+        kind=kind,
+        model_id=request.model_id,
+        session_id=request.session_id,
+        correlation_id=request.correlation_id,
+        data=request.data,
+        sender_name=request.sender.name,
+        config=parse_task_data(request.data),
+    )
+
+
+def client_pb(identity: Identity) -> pb.Client:
+    return pb.Client(name=identity.name, role=pb.CLIENT, client_id=identity.client_id)
+
+
+def combiner_pb(name: str) -> pb.Client:
+    """The receiver of a result: the combiner that sent the task."""
+    return pb.Client(name=name, role=pb.COMBINER)
+
+
+def now_timestamp() -> Timestamp:
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def subscription_pb(identity: Identity) -> pb.ClientAvailableMessage:
+    return pb.ClientAvailableMessage(sender=client_pb(identity))
+
+
+def heartbeat_pb(identity: Identity) -> pb.Heartbeat:
+    return pb.Heartbeat(sender=client_pb(identity))
+
+
+def status_pb(report: StatusReport, identity: Identity) -> pb.Status:
+    return pb.Status(
+        sender=client_pb(identity),
+        status=report.text,
+        log_level=log_level(report.level),
+        data=report.data,
+        correlation_id=report.correlation_id,
+        timestamp=now_timestamp(),
+        type=task_type(report.kind),
+        session_id=report.session_id,
+    )
+
+
+def update_pb(update: ModelUpdate, identity: Identity) -> pb.ModelUpdate:
+    # FEDn writes this timestamp as str(datetime.now(UTC)), e.g. "2026-11-27 22:00:01.479178+00:00".
+    return pb.ModelUpdate(
+        sender=client_pb(identity),
+        receiver=combiner_pb(update.receiver_name),
+        model_id=update.model_id,
+        model_update_id=update.model_update_id,
+        correlation_id=update.correlation_id,
+        timestamp=str(datetime.now(timezone.utc)),
+        meta=update.meta_json(),
+    )
+
+
+def validation_pb(validation: Validation, identity: Identity) -> pb.ModelValidation:
+    return pb.ModelValidation(
+        sender=client_pb(identity),
+        receiver=combiner_pb(validation.receiver_name),
+        model_id=validation.model_id,
+        data=json.dumps(dict(validation.metrics)),
+        correlation_id=validation.correlation_id,
+        timestamp=now_timestamp(),
+        session_id=validation.session_id,
+    )
+
+
+def prediction_pb(prediction: Prediction, identity: Identity) -> pb.ModelPrediction:
+    return pb.ModelPrediction(
+        sender=client_pb(identity),
+        receiver=combiner_pb(prediction.receiver_name),
+        model_id=prediction.model_id,
+        data=json.dumps(dict(prediction.output)),
+        correlation_id=prediction.correlation_id,
+        timestamp=now_timestamp(),
+        prediction_id=prediction.prediction_id,
+    )
+
+
+def download_request_pb(model_id: str, identity: Identity) -> pb.ModelRequest:
+    # FEDn sends only client_id and role here, no name.
+    return pb.ModelRequest(id=model_id, sender=pb.Client(client_id=identity.client_id, role=pb.CLIENT))
+
+
+def upload_chunk_pb(model_id: str, data: bytes) -> pb.ModelRequest:
+    return pb.ModelRequest(id=model_id, data=data, status=pb.IN_PROGRESS)
+
+
+def upload_terminator_pb(model_id: str) -> pb.ModelRequest:
+    """The empty OK message that tells the combiner the upload is complete.
+
+    OK is the proto3 default (0), so on the wire this is just the id.
+    """
+    return pb.ModelRequest(id=model_id, status=pb.OK)

@@ -1,0 +1,167 @@
+"""Model download and upload over FEDn's ModelService (PROTOCOL.md 3.7, 3.8).
+
+Kept apart from the rest of the link because it is the one hot path: per
+GRPC-CEILING.md, grpc.aio with protobuf messages reaches ~60-70 % of the sync
+API's bulk throughput, so this class may one day be swapped for a sync stub
+run in a thread without touching anything else.
+
+Waits are progress timeouts (no chunk for N seconds), never a total deadline:
+a 5 GiB model on a slow link is fine as long as bytes keep moving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+import grpc.aio
+
+from adapters.combiner_grpc.channel import Metadata
+from adapters.combiner_grpc.chunked_io import CHUNK_SIZE, ChunkFileWriter, read_chunks
+from adapters.combiner_grpc.conversions import download_request_pb, upload_chunk_pb, upload_terminator_pb
+from adapters.combiner_grpc.generated import fedn_pb2 as pb
+from adapters.combiner_grpc.generated import fedn_pb2_grpc
+from domain.errors import FedClientError, ModelNotFound, TaskFailed, TransientError
+from domain.model import Identity
+
+T = TypeVar("T")
+ErrorTranslator = Callable[[grpc.aio.AioRpcError, str], FedClientError]
+
+
+class _Stalled(Exception):
+    """No progress within the allowed time."""
+
+
+def _status_name(status: int) -> str:
+    try:
+        return pb.ModelStatus.Name(status)  # type: ignore[arg-type]
+    except ValueError:
+        return str(status)
+
+
+class GrpcModelTransfer:
+    """Streams model files between disk and the combiner, O(chunk) memory in both directions."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        identity: Identity,
+        metadata: Metadata,
+        fail: ErrorTranslator,
+        chunk_size: int = CHUNK_SIZE,
+        progress_timeout: float = 60.0,
+        unknown_timeout: float = 20.0,
+    ) -> None:
+        self._stub = fedn_pb2_grpc.ModelServiceStub(channel)
+        self._identity = identity
+        self._metadata = metadata
+        self._fail = fail
+        self._chunk_size = chunk_size
+        self._progress_timeout = progress_timeout
+        self._unknown_timeout = unknown_timeout
+
+    async def download(self, model_id: str, dest: Path) -> int:
+        """Write model ``model_id`` to ``dest``; ``dest`` appears only when the combiner said OK."""
+        what = f"download of model {model_id}"
+        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata)
+        loop = asyncio.get_running_loop()
+        unknown_since: float | None = None
+        try:
+            with ChunkFileWriter(dest) as writer:
+                while True:
+                    if unknown_since is None:
+                        limit = self._progress_timeout
+                    else:
+                        limit = max(0.0, unknown_since + self._unknown_timeout - loop.time())
+                    try:
+                        response = await _bounded(call.read(), limit)
+                    except _Stalled:
+                        if unknown_since is not None:
+                            raise self._unknown(model_id) from None
+                        raise TransientError(
+                            f"{what} stalled: nothing received for {limit:g} s "
+                            f"after {writer.bytes_written} bytes"
+                        ) from None
+                    if response is grpc.aio.EOF:
+                        raise TransientError(
+                            f"{what} ended before the combiner said OK ({writer.bytes_written} bytes received)"
+                        )
+                    assert isinstance(response, pb.ModelResponse)
+                    if response.status == pb.IN_PROGRESS:
+                        if response.data:
+                            writer.write(response.data)
+                    elif response.status == pb.OK:
+                        writer.commit()
+                        return writer.bytes_written
+                    elif response.status == pb.FAILED:
+                        raise ModelNotFound(f"the combiner has no model {model_id} (it answered FAILED)")
+                    elif response.status == pb.UNKNOWN:
+                        unknown_since = loop.time() if unknown_since is None else unknown_since
+                        if loop.time() - unknown_since >= self._unknown_timeout:
+                            raise self._unknown(model_id)
+                    # IN_PROGRESS_OK carries nothing we need; FEDn ignores it too.
+        except grpc.aio.AioRpcError as err:
+            raise self._fail(err, what) from None
+        except OSError as exc:
+            raise TaskFailed(f"cannot write model {model_id} to {dest}: {exc}") from exc
+        finally:
+            call.cancel()
+
+    async def upload(self, model_id: str, src: Path) -> int:
+        """Send ``src`` as ``model_id``: IN_PROGRESS chunks, then one empty OK terminator.
+
+        A client stream cannot be replayed, so a failed upload is reported and
+        the caller starts over from the file (it still has it).
+        """
+        what = f"upload of model {model_id}"
+        call = self._stub.Upload(metadata=self._metadata)
+        sent = 0
+        try:
+            with contextlib.closing(read_chunks(src, self._chunk_size)) as chunks:
+                for chunk in chunks:
+                    await self._progress(call.write(upload_chunk_pb(model_id, chunk)), what, sent)
+                    sent += len(chunk)
+            await self._progress(call.write(upload_terminator_pb(model_id)), what, sent)
+            await self._progress(call.done_writing(), what, sent)
+            response = await self._progress(_result(call), what, sent)
+        except grpc.aio.AioRpcError as err:
+            raise self._fail(err, what) from None
+        except OSError as exc:
+            raise TaskFailed(f"cannot read model file {src} for upload: {exc}") from exc
+        finally:
+            call.cancel()
+        if response.status != pb.OK:
+            raise TransientError(
+                f"the combiner did not accept model {model_id}: "
+                f"{_status_name(response.status)} {response.message}".rstrip()
+            )
+        return sent
+
+    async def _progress(self, step: Awaitable[T], what: str, sent: int) -> T:
+        try:
+            return await _bounded(step, self._progress_timeout)
+        except _Stalled:
+            raise TransientError(
+                f"{what} stalled: no progress for {self._progress_timeout:g} s after {sent} bytes"
+            ) from None
+
+    def _unknown(self, model_id: str) -> ModelNotFound:
+        return ModelNotFound(
+            f"the combiner still did not know model {model_id} after {self._unknown_timeout:g} s (UNKNOWN)"
+        )
+
+
+async def _result(call: grpc.aio.StreamUnaryCall) -> pb.ModelResponse:  # type: ignore[type-arg]
+    response: pb.ModelResponse = await call
+    return response
+
+
+async def _bounded(step: Awaitable[T], seconds: float) -> T:
+    try:
+        return await asyncio.wait_for(step, seconds)
+    except asyncio.TimeoutError:
+        raise _Stalled from None

@@ -1,0 +1,157 @@
+"""Ask a FEDn 0.33 controller which combiner to use: ``POST /api/v1/clients/add``.
+
+Every reply, including the odd ones FEDn really sends (a 200 whose body is a JSON
+list, 5xx, HTML error pages), becomes a domain ``Assignment``. The lifecycle decides
+what to do with it; nothing here retries or raises on a bad answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+from adapters.controller_http._transport import (
+    ControllerHttp,
+    body_message,
+    classify_http_error,
+    parse_json,
+    read_capped,
+)
+from domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
+
+log = logging.getLogger(__name__)
+
+ADD_CLIENT_PATH = "api/v1/clients/add"
+_RETRYABLE = frozenset({408, 425, 429})
+_TRY_AGAIN = "the controller asked us to try again"
+
+
+def request_body(request: AssignmentRequest) -> dict[str, Any]:
+    """The add-client JSON. The preferred combiner goes under both keys: FEDn's client
+    sends ``preferred_combiner`` but its server reads ``combiner_preferred``."""
+    preferred = request.preferred_combiner or ""
+    return {
+        "name": request.identity.name,
+        "client_id": request.identity.client_id,
+        "preferred_combiner": preferred,
+        "combiner_preferred": preferred,
+        "package": request.package.value,
+    }
+
+
+def _port(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        port = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return port if 1 <= port <= 65535 else None
+
+
+def _text(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def parse_assigned(data: dict[str, Any], request: AssignmentRequest) -> Assignment:
+    """Turn an ``assigned`` body into an Assignment, refusing one we could not dial."""
+    host, fqdn, port = _text(data.get("host")), _text(data.get("fqdn")), _port(data.get("port"))
+    if fqdn is not None:
+        # An fqdn means fqdn:443 (CombinerAddress.target); host/port are then informational.
+        address = CombinerAddress(host=host or fqdn, port=port or 443, fqdn=fqdn)
+    elif host is not None and port is not None:
+        address = CombinerAddress(host=host, port=port)
+    else:
+        return Assignment(
+            AssignmentStatus.UNMATCHED_CONFIG,
+            f"the controller assigned a combiner without a usable address "
+            f"(host={data.get('host')!r}, port={data.get('port')!r}, fqdn={data.get('fqdn')!r})",
+        )
+    return Assignment(
+        AssignmentStatus.ASSIGNED,
+        f"assigned to combiner {address.target}",
+        combiner=address,
+        client_id=_text(data.get("client_id")) or request.identity.client_id,
+        helper_type=_text(data.get("helper_type")) or "",
+    )
+
+
+class HttpxDiscovery(ControllerHttp):
+    """``Discovery`` over httpx. Construct with a ControllerEndpoint; close with ``aclose()``."""
+
+    async def assign(self, request: AssignmentRequest) -> Assignment:
+        url = self.endpoint.url(ADD_CLIENT_PATH)
+        try:
+            async with self.client().stream(
+                "POST", url, json=request_body(request), headers=self.headers(), timeout=self.timeout
+            ) as response:
+                body = await read_capped(response)
+        except httpx.HTTPError as exc:
+            retryable, reason = classify_http_error(exc)
+            status = AssignmentStatus.UNREACHABLE if retryable else AssignmentStatus.UNMATCHED_CONFIG
+            return Assignment(status, self.redact(f"cannot reach the controller at {url}: {reason}"))
+        assignment = self._interpret(url, response, body, request)
+        log.debug("add-client %s -> HTTP %s: %s", url, response.status_code, assignment.status.value)
+        return assignment
+
+    def _interpret(
+        self, url: str, response: httpx.Response, body: bytes, request: AssignmentRequest
+    ) -> Assignment:
+        code = response.status_code
+        data = parse_json(body)
+        message = self.redact(body_message(body, data))
+        if code == 203:
+            return Assignment(AssignmentStatus.TRY_AGAIN, message or _TRY_AGAIN)
+        if 200 <= code < 300:
+            return self._interpret_ok(url, code, data, message, request)
+        if 300 <= code < 400:
+            where = response.headers.get("location", "?")
+            return Assignment(
+                AssignmentStatus.UNMATCHED_CONFIG,
+                f"the controller at {url} redirects to {where} (HTTP {code}); use that address as --api-url",
+            )
+        if code in (401, 403):
+            hint = "" if self.has_token else " (no token was given: pass one with --token)"
+            return Assignment(
+                AssignmentStatus.UNAUTHORIZED,
+                f"the controller refused our credentials (HTTP {code}): {message or 'no reason given'}{hint}",
+            )
+        if code == 404:
+            return Assignment(
+                AssignmentStatus.UNMATCHED_CONFIG,
+                f"no FEDn controller API at {url} (HTTP 404) — check --api-url/--api-port",
+            )
+        if code == 410:
+            return Assignment(
+                AssignmentStatus.UNMATCHED_CONFIG,
+                f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url}): {message}",
+            )
+        if code >= 500 or code in _RETRYABLE:
+            return Assignment(
+                AssignmentStatus.UNREACHABLE,
+                f"the controller at {url} is unavailable (HTTP {code}): {message or 'no details'}",
+            )
+        return Assignment(
+            AssignmentStatus.UNMATCHED_CONFIG,
+            f"the controller rejected the request (HTTP {code}): {message or 'no reason given'}",
+        )
+
+    def _interpret_ok(
+        self, url: str, code: int, data: Any, message: str, request: AssignmentRequest
+    ) -> Assignment:
+        if isinstance(data, dict):
+            status = data.get("status")
+            if status == "assigned":
+                return parse_assigned(data, request)
+            if status == "retry":
+                return Assignment(AssignmentStatus.TRY_AGAIN, message or _TRY_AGAIN)
+        # FEDn 0.33 answers "preferred combiner not found" with HTTP 200 and a JSON list
+        # ([{...}, 400]); that and any other unexpected shape is a refusal, not a success.
+        shape = type(data).__name__ if data is not None else "non-JSON"
+        return Assignment(
+            AssignmentStatus.UNMATCHED_CONFIG,
+            f"the controller did not assign a combiner (HTTP {code}, {shape} reply from {url}): "
+            f"{message or 'no details'}",
+        )

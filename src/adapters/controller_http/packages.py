@@ -1,0 +1,162 @@
+"""Fetch the active compute package and its checksum from a FEDn 0.33 controller.
+
+The body goes to disk chunk by chunk under a temporary name and is renamed only when
+complete, so a half-downloaded package never looks like a real one. The server's file
+name is only a hint: it is reduced to a safe base name inside ``dest_dir``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from email.message import Message
+from pathlib import Path
+
+import httpx
+
+from adapters.controller_http._transport import (
+    ControllerHttp,
+    Verify,
+    body_message,
+    classify_http_error,
+    parse_json,
+    read_capped,
+)
+from adapters.controller_http.endpoint import ControllerEndpoint
+from domain.errors import AuthError, ConfigError, FedClientError, PackageError, TransientError
+from domain.package import safe_filename
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_PATH = "api/v1/packages/download"
+CHECKSUM_PATH = "api/v1/packages/checksum"
+CHUNK_BYTES = 256 * 1024
+_MAX_NAME = 200
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def filename_from_disposition(value: str | None) -> str | None:
+    """The ``filename`` (or RFC 2231 ``filename*``) of a Content-Disposition header."""
+    if not value:
+        return None
+    msg = Message()
+    msg["content-disposition"] = value
+    try:
+        name = msg.get_filename()
+    except (ValueError, LookupError):  # malformed RFC 2231 parts
+        return None
+    return name or None
+
+
+def local_name(disposition: str | None) -> str:
+    """A base name safe to create in the download directory, whatever the server said."""
+    name = safe_filename(filename_from_disposition(disposition))
+    # Keep the end: the suffix tells people (and FEDn's unpacker) what the file is.
+    return name[-_MAX_NAME:]
+
+
+class HttpxPackageSource(ControllerHttp):
+    """``PackageSource`` over httpx. Construct with a ControllerEndpoint; close with ``aclose()``."""
+
+    def __init__(
+        self,
+        endpoint: ControllerEndpoint,
+        token: str | None = None,
+        auth_scheme: str = "Bearer",
+        verify: Verify = True,
+        timeout: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        super().__init__(endpoint, token, auth_scheme, verify, timeout, client)
+        if not 64 * 1024 <= chunk_bytes <= 1024 * 1024:
+            raise ValueError("chunk_bytes must be between 64 KiB and 1 MiB")
+        self._chunk_bytes = chunk_bytes
+
+    async def download(self, dest_dir: Path) -> Path:
+        url = self.endpoint.url(DOWNLOAD_PATH)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            async with self.client().stream(
+                "GET", url, headers=self.headers(), timeout=self.timeout
+            ) as response:
+                if response.status_code != 200:
+                    body = await read_capped(response)
+                    raise self._error(url, "package download", response.status_code, body)
+                target = dest_dir / local_name(response.headers.get("content-disposition"))
+                written = await self._save(response, target)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(url, exc) from None
+        log.info("downloaded compute package %s (%d bytes)", target.name, written)
+        return target
+
+    async def _save(self, response: httpx.Response, target: Path) -> int:
+        """Stream the body into ``target`` via a temporary file; remove it on any failure."""
+        part = target.with_name(f".{target.name}.part")
+        expected = response.headers.get("content-length")
+        written = 0
+        try:
+            with part.open("wb") as out:
+                async for chunk in response.aiter_bytes(self._chunk_bytes):
+                    out.write(chunk)
+                    written += len(chunk)
+            if expected is not None and expected.isdigit() and int(expected) != written:
+                raise TransientError(f"the package download was cut short: got {written} of {expected} bytes")
+            os.replace(part, target)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            if isinstance(exc, OSError):
+                reason = exc.strerror or exc
+                raise PackageError(f"cannot write the compute package to {target}: {reason}") from None
+            raise
+        return written
+
+    async def checksum(self) -> str | None:
+        url = self.endpoint.url(CHECKSUM_PATH)
+        try:
+            async with self.client().stream(
+                "GET", url, headers=self.headers(), timeout=self.timeout
+            ) as response:
+                body = await read_capped(response)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(url, exc) from None
+        code = response.status_code
+        if code == 404:
+            return None  # FEDn: no package uploaded, or it could not find the file to hash
+        if not 200 <= code < 300:
+            raise self._error(url, "package checksum", code, body)
+        data = parse_json(body)
+        if not isinstance(data, dict):
+            raise PackageError(f"the controller's checksum reply from {url} is not a JSON object")
+        value = data.get("checksum")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value.strip()):
+            raise PackageError(f"the controller sent a malformed package checksum: {str(value)[:80]!r}")
+        return value.strip().lower()
+
+    def _error(self, url: str, what: str, code: int, body: bytes) -> FedClientError:
+        message = self.redact(body_message(body)) or "no details"
+        if code == 404:
+            return PackageError(
+                f"the controller has no active compute package (HTTP 404 from {url}: {message}) — "
+                "set an active package on the controller, or check --api-url/--api-port"
+            )
+        if code in (401, 403):
+            hint = "" if self.has_token else " (no token was given: pass one with --token)"
+            return AuthError(
+                f"the controller refused our credentials for the {what} (HTTP {code}): {message}{hint}"
+            )
+        if code >= 500 or code in (408, 425, 429):
+            return TransientError(f"the controller could not serve the {what} (HTTP {code}): {message}")
+        if code == 410:
+            return ConfigError(f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url})")
+        return ConfigError(f"the controller refused the {what} (HTTP {code} from {url}): {message}")
+
+    def _transport_error(self, url: str, exc: httpx.HTTPError) -> FedClientError:
+        retryable, reason = classify_http_error(exc)
+        message = self.redact(f"cannot reach the controller at {url}: {reason}")
+        return TransientError(message) if retryable else ConfigError(message)

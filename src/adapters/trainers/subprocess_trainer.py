@@ -1,0 +1,217 @@
+"""Runs a compute package's entry points as child processes: argv lists, bounded, logged.
+
+FEDn hands ``bash -c "<command> <args>"`` to the OS with no timeout and inherited output
+(PROTOCOL.md 2.5, 7.4, 7.7). Here the command is the manifest's argv plus the file paths
+as separate arguments (no shell, so paths with spaces or quotes are safe), every run has
+a deadline that kills the whole process group, and the output goes to our logger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from domain.errors import PackageError, TaskFailed
+from domain.package import Manifest
+
+log = logging.getLogger("fedclient.trainer")
+
+TAIL_LINES = 50
+# Commands that mean "the Python interpreter". Rewritten to the client's own interpreter
+# because a bare `python` on PATH may be a system Python without the package's libraries
+# (or not exist at all: Debian ships only `python3`). FEDn without python_env likewise
+# runs the package in the client's environment.
+_PYTHON_NAMES = ("python", "python3")
+_MAX_LINE = 64 * 1024
+# After the entry point exits (or is killed), how long its output may take to drain.
+_DRAIN_SECONDS = 5.0
+
+
+class SubprocessTrainer:
+    """The ``Trainer`` port: each task is one run of the package's entry point."""
+
+    def __init__(
+        self,
+        package_dir: Path,
+        manifest: Manifest,
+        timeout: float = 3600.0,
+        extra_env: Mapping[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self._dir = Path(package_dir)
+        self._manifest = manifest
+        self._timeout = timeout
+        self._python = os.path.abspath(python)
+        self._env = _child_env(self._python, extra_env or {})
+        if manifest.python_env:
+            log.warning(
+                "fedn.yaml asks for python_env '%s'; fedclient does not build virtualenvs and runs "
+                "entry points with its own interpreter (%s). Install the package's dependencies there.",
+                manifest.python_env,
+                self._python,
+            )
+
+    async def train(
+        self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        settings_file = _metadata_path(in_model)
+        settings_file.write_text(json.dumps(dict(client_settings), default=str), encoding="utf-8")
+        try:
+            await self._run("train", in_model, out_model)
+        finally:
+            settings_file.unlink(missing_ok=True)
+        if not out_model.is_file():
+            raise TaskFailed(f"train finished but wrote no model to {out_model}")
+        metadata = _read_json_object("train", _metadata_path(out_model), "the training metadata")
+        examples = metadata.get("num_examples")
+        if isinstance(examples, bool) or not isinstance(examples, (int, float)) or not examples >= 0:
+            raise TaskFailed(
+                f"train metadata {_metadata_path(out_model).name} needs 'num_examples' as a number >= 0, "
+                f"got {examples!r}"
+            )
+        return metadata
+
+    async def validate(self, in_model: Path, out_json: Path) -> dict[str, Any]:
+        await self._run("validate", in_model, out_json)
+        return _read_json_object("validate", out_json, "the metrics")
+
+    async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]:
+        await self._run("predict", in_model, out_json)
+        return _read_json_object("predict", out_json, "the prediction")
+
+    # --------------------------------------------------------------- run --
+
+    def command(self, entry: str, *args: Path | str) -> list[str]:
+        """The argv for ``entry`` with ``args`` appended, as it will be executed."""
+        try:
+            argv = list(self._manifest.argv(entry))
+        except PackageError as exc:  # a missing entry point fails this task, not the client
+            raise TaskFailed(str(exc)) from None
+        if argv[0] in _PYTHON_NAMES:
+            argv[0] = self._python
+        return argv + [str(a) for a in args]
+
+    async def _run(self, entry: str, *args: Path | str) -> None:
+        argv = self.command(entry, *args)
+        log.info("running %s: %s (in %s)", entry, argv, self._dir)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=self._dir,
+                env=self._env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group, so a kill reaches grandchildren
+            )
+        except OSError as exc:
+            raise TaskFailed(f"cannot start {entry} ({argv[0]}): {exc}") from None
+        output: deque[str] = deque(maxlen=TAIL_LINES)
+        errors: deque[str] = deque(maxlen=TAIL_LINES)
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = asyncio.gather(
+            _pump(proc.stdout, f"{entry}: ", output),
+            _pump(proc.stderr, f"{entry} (stderr): ", output, errors),
+        )
+        try:
+            code = await asyncio.wait_for(proc.wait(), self._timeout)
+        except asyncio.TimeoutError:
+            await _stop(proc, readers)
+            raise TaskFailed(f"{entry} timed out after {self._timeout:g} s") from None
+        except BaseException:  # cancelled: the client is shutting down or dropped the task
+            await _stop(proc, readers)
+            raise
+        try:
+            await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
+        except asyncio.TimeoutError:
+            # It exited, but children it left behind still hold the pipes open. They are
+            # still members of its process group, so the group id cannot have been reused.
+            log.warning("%s exited but left processes holding its output open; killing them", entry)
+            await _stop(proc, readers)
+        if code != 0:
+            tail = "\n".join(errors or output) or "(no output)"
+            raise TaskFailed(f"{entry} failed ({_describe(code)}); last output:\n{tail}")
+
+
+def _child_env(python: str, extra: Mapping[str, str]) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    # So that `python`, `pip` or console scripts inside the package's own scripts
+    # resolve to the client's interpreter and venv too.
+    env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(python), env.get("PATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
+    return env
+
+
+async def _pump(stream: asyncio.StreamReader, prefix: str, *tails: deque[str]) -> None:
+    """Log each line of a child's output as it arrives and keep the last ones."""
+    buffer = b""
+    while True:
+        chunk = await stream.read(65536)
+        buffer += chunk
+        lines = buffer.split(b"\n")
+        buffer = lines.pop() if chunk else b""
+        if len(buffer) > _MAX_LINE:  # a "line" that never ends: log it in pieces
+            lines.append(buffer)
+            buffer = b""
+        for raw in lines:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r")
+            if not chunk and not line:
+                continue
+            log.info("%s%s", prefix, line)
+            for tail in tails:
+                tail.append(line)
+        if not chunk:
+            return
+
+
+async def _stop(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
+    """Kill the entry point's whole process group, reap it, and stop reading its output."""
+    _kill_group(proc)
+    await proc.wait()
+    try:
+        await asyncio.wait_for(readers, _DRAIN_SECONDS)
+    except asyncio.TimeoutError:  # something escaped the group (setsid) and kept the pipes
+        log.warning("output of pid %s still open after kill; no longer reading it", proc.pid)
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows has no process groups to kill
+            proc.kill()
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _metadata_path(path: Path) -> Path:
+    """FEDn's side-file convention: ``<file>-metadata`` next to the model."""
+    return path.with_name(path.name + "-metadata")
+
+
+def _read_json_object(entry: str, path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskFailed(f"{entry} finished but did not write {what} to {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise TaskFailed(f"{entry} wrote {what} to {path.name}, but it is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TaskFailed(f"{entry} must write {what} as a JSON object, got {type(data).__name__}")
+    return data

@@ -1,0 +1,128 @@
+"""The `fedclient` command: `run` joins a FEDn network, `sandbox` runs a local federation.
+
+`fedclient run` takes the flags of `fedn client start`, so replacing one with the
+other is the only change a FEDn user makes. User mistakes end in one line on
+stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.logs import configure_logging
+from app.settings import Settings, load_settings
+from domain.errors import AuthError, ConfigError, FedClientError
+
+log = logging.getLogger("fedclient")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="join a FEDn network and serve its tasks (like `fedn client start`)")
+    p.add_argument("-u", "--api-url", help="controller URL (scheme optional)")
+    p.add_argument("-p", "--api-port", type=int, help="controller port")
+    p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN)")
+    p.add_argument("-n", "--name", help="client display name")
+    p.add_argument("-i", "--client-id", help="client id (default: a new UUID)")
+    p.add_argument("--local-package", nargs="?", const=".", metavar="DIR",
+                   help="use a local compute package (default ./client or .) instead of the controller's")
+    p.add_argument("-c", "--preferred-combiner", help="ask the controller for this combiner")
+    p.add_argument("--combiner", help="attach straight to this combiner host (needs --combiner-port)")
+    p.add_argument("--combiner-port", type=int, help="port of --combiner")
+    p.add_argument("-in", "--init", type=Path, help="FEDn-style client.yaml with settings")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("-hp", "--helper_type", "--helper-type", dest="helper_type", help="model helper (numpyhelper)")
+    p.add_argument("--package-checksum", help="expected SHA-256 of the compute package")
+    p.add_argument("--require-checksum", action="store_true", default=None,
+                   help="refuse a package whose checksum cannot be verified")
+    p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
+    p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
+    # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
+    p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
+    p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
+
+
+def _sandbox_parser(sub: Any) -> None:
+    p = sub.add_parser("sandbox", help="run a local federation (controller + combiner + clients) on loopback")
+    p.add_argument("--rounds", type=int, default=3, help="training rounds (default 3)")
+    p.add_argument("--clients", type=int, default=2, help="number of clients (default 2)")
+    p.add_argument("--package", type=Path, default=Path("examples/digits"), help="compute package directory")
+    p.add_argument("--json", type=Path, help="also write the per-round results to this JSON file")
+    p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
+    p.add_argument("--log-level", default="WARNING", help="log level of the servers and clients")
+    p.add_argument("--round-timeout", type=float, default=180.0, help="seconds to wait for a round's updates")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="fedclient", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = top.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    _sandbox_parser(sub)
+    return top
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    cli = {
+        key: getattr(args, key)
+        for key in ("api_url", "api_port", "token", "name", "client_id", "local_package", "preferred_combiner",
+                    "combiner", "combiner_port", "log_level", "helper_type", "package_checksum",
+                    "require_checksum", "work_dir", "train_timeout")
+    }
+    return load_settings(cli, args.init)
+
+
+async def _run(settings: Settings) -> None:
+    from app.container import build_container
+
+    container = build_container(settings)
+    lifecycle = container.lifecycle()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("fedclient %s (%s) starting", settings.name, settings.client_id)
+    await lifecycle.run(stop)
+    log.info("fedclient stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            settings = _settings_from(args)
+            configure_logging(settings.log_level, [settings.token_value])
+            asyncio.run(_run(settings))
+        else:
+            from app.sandbox import run_sandbox
+
+            configure_logging(args.log_level.upper())
+            return run_sandbox(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        return _fail(f"invalid settings: {problems}", EXIT_USAGE)
+    except (AuthError, ConfigError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except FedClientError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"fedclient: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

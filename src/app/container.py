@@ -1,0 +1,82 @@
+"""The composition root: one dependency-injector container wires adapters into the domain.
+
+Tests build it with real settings and override providers with the in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dependency_injector import containers, providers
+
+from adapters.clock import SystemClock
+from adapters.combiner_grpc.link import GrpcConnector
+from adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
+from adapters.package_archive import TarPackageUnpacker
+from adapters.trainers import subprocess_trainer_factory
+from app.plan import build_plan
+from app.settings import Settings
+from domain.lifecycle import Lifecycle
+
+
+def _endpoint(settings: Settings) -> ControllerEndpoint | None:
+    if not settings.api_url:
+        return None
+    return ControllerEndpoint.build(settings.api_url, settings.api_port, settings.custom_url_prefix)
+
+
+def _verify(settings: Settings) -> bool | str:
+    if settings.api_ca_bundle is not None:
+        return str(settings.api_ca_bundle)
+    return settings.connect_api_secure
+
+
+def _discovery(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxDiscovery | None:
+    if endpoint is None:
+        return None
+    return HttpxDiscovery(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
+
+
+def _package_source(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxPackageSource | None:
+    if endpoint is None:
+        return None
+    return HttpxPackageSource(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    trainer_env = providers.Object({})
+
+    plan = providers.Singleton(build_plan, settings)
+    endpoint = providers.Singleton(_endpoint, settings)
+    discovery = providers.Singleton(_discovery, settings, endpoint)
+    package_source = providers.Singleton(_package_source, settings, endpoint)
+    unpacker = providers.Singleton(TarPackageUnpacker)
+    connector = providers.Singleton(
+        GrpcConnector,
+        token=settings.provided.token_value,
+        auth_scheme=settings.provided.auth_scheme,
+        root_cert_path=settings.provided.grpc_root_cert_path,
+        force_tls=settings.provided.grpc_tls,
+    )
+    trainer_factory = providers.Singleton(
+        subprocess_trainer_factory, timeout=settings.provided.train_timeout, extra_env=trainer_env
+    )
+    clock = providers.Singleton(SystemClock)
+    lifecycle = providers.Factory(
+        Lifecycle,
+        plan=plan,
+        discovery=discovery,
+        package_source=package_source,
+        unpacker=unpacker,
+        connector=connector,
+        trainer_factory=trainer_factory,
+        clock=clock,
+    )
+
+
+def build_container(settings: Settings, trainer_env: Mapping[str, str] | None = None) -> Container:
+    container = Container(settings=settings)
+    if trainer_env:
+        container.trainer_env.override(providers.Object(dict(trainer_env)))
+    return container

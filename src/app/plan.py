@@ -1,0 +1,43 @@
+"""Turn Settings into the domain's ClientPlan (what to join, as whom, with which package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.settings import Settings
+from domain.errors import ConfigError
+from domain.lifecycle import ClientPlan
+from domain.model import CombinerAddress, Identity, PackageMode
+from domain.package import MANIFEST_NAME
+
+
+def resolve_local_package(path: Path) -> Path:
+    """`--local-package` alone means ./client (FEDn's layout) or the current directory."""
+    candidates = [path] if path != Path(".") else [Path("client"), Path(".")]
+    for candidate in candidates:
+        if (candidate / MANIFEST_NAME).is_file():
+            return candidate.resolve()
+    where = " or ".join(str(c.resolve()) for c in candidates)
+    raise ConfigError(f"--local-package: no {MANIFEST_NAME} in {where}")
+
+
+def build_plan(settings: Settings) -> ClientPlan:
+    if settings.combiner and not settings.combiner_port:
+        raise ConfigError("--combiner needs --combiner-port")
+    if not settings.combiner and not settings.api_url:
+        raise ConfigError("say where to join: --api-url (the controller), or --combiner with --combiner-port")
+    local = resolve_local_package(settings.local_package) if settings.local_package is not None else None
+    if settings.combiner and local is None:
+        raise ConfigError("attaching straight to a combiner (--combiner) needs --local-package")
+    combiner = CombinerAddress(settings.combiner, int(settings.combiner_port or 0)) if settings.combiner else None
+    return ClientPlan(
+        identity=Identity(settings.name, settings.client_id),
+        work_dir=settings.work_dir.resolve(),
+        package_mode=PackageMode.LOCAL if local else PackageMode.REMOTE,
+        local_package_dir=local,
+        preferred_combiner=settings.preferred_combiner or None,
+        combiner=combiner,
+        package_checksum=settings.package_checksum,
+        require_checksum=settings.require_checksum,
+        heartbeat_interval=settings.heartbeat_interval,
+    )

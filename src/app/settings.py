@@ -1,0 +1,126 @@
+"""Client settings: command-line flags > FEDN_* environment > the --init YAML file > defaults.
+
+The names follow `fedn client start` and FEDn's client.yaml so that an existing
+deployment's flags, environment and files keep working unchanged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from domain.errors import ConfigError
+
+# Keys of FEDn's client.yaml, and the older names some files still use.
+INIT_FILE_KEYS = {
+    "api_url", "api_port", "token", "name", "client_id", "preferred_combiner", "combiner", "combiner_port",
+    "package_checksum", "helper_type", "refresh_token", "local_package", "log_level",
+}
+LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
+
+_init_file_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("init_file_data", default={})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEDN_", extra="ignore", populate_by_name=True)
+
+    # --- where to join
+    api_url: str | None = None
+    api_port: int | None = Field(default=None, ge=1, le=65535)
+    custom_url_prefix: str = ""
+    token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FEDN_TOKEN",
+                                                                                "FEDN_AUTH_TOKEN"))
+    auth_scheme: str = "Bearer"
+    connect_api_secure: bool = True  # verify the controller's TLS certificate
+    api_ca_bundle: Path | None = None
+    preferred_combiner: str | None = None
+    combiner: str | None = None
+    combiner_port: int | None = Field(default=None, ge=1, le=65535)
+    grpc_root_cert_path: Path | None = None
+    grpc_tls: bool = False  # force TLS; otherwise TLS on port 443 or when a root cert is given
+
+    # --- who we are
+    name: str = Field(default_factory=lambda: f"client{uuid.uuid4().hex[:8]}")
+    client_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+
+    # --- the compute package
+    local_package: Path | None = None
+    package_checksum: str | None = None
+    require_checksum: bool = False
+    helper_type: str | None = None
+    work_dir: Path = Path(".fedclient")
+
+    # --- behaviour
+    train_timeout: float = Field(default=3600.0, gt=0)
+    heartbeat_interval: float = Field(default=2.0, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_printable(cls, value: str) -> str:
+        if not value or not re.fullmatch(r"[\w.@:-]+", value):
+            raise ValueError("client names may hold letters, digits and _ . @ : - only")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value
+
+    @property
+    def token_value(self) -> str | None:
+        return self.token.get_secret_value() if self.token else None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=_init_file_data.get()))
+
+
+def read_init_file(path: Path) -> dict[str, Any]:
+    """Read a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--init file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--init file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--init file {path} must hold a mapping of settings")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        key = LEGACY_KEYS.get(key, key)
+        if key in INIT_FILE_KEYS and value is not None and key not in values:
+            values[key] = value
+    if values.get("local_package") is True:
+        values["local_package"] = "."
+    values.pop("refresh_token", None)
+    return values
+
+
+def load_settings(cli: dict[str, Any], init_file: Path | None = None) -> Settings:
+    """Build Settings from parsed flags (None = not given) and an optional --init file."""
+    from_file = read_init_file(init_file) if init_file else {}
+    token = _init_file_data.set(from_file)
+    try:
+        return Settings(**{k: v for k, v in cli.items() if v is not None})
+    finally:
+        _init_file_data.reset(token)

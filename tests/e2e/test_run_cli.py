@@ -1,0 +1,92 @@
+"""`fedclient run` as a user runs it: a real process joining a local federation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.sandbox.federation import Federation
+from tests.e2e.conftest import fedclient_exe, run_cli
+
+
+@pytest.fixture
+async def federation(tmp_path: Path, digits: Path, request: pytest.FixtureRequest) -> AsyncIterator[Federation]:
+    token = getattr(request, "param", None)
+    fed = Federation(digits, tmp_path / "server", expected_clients=1, token=token, round_timeout=60)
+    await fed.start()
+    try:
+        yield fed
+    finally:
+        await fed.stop()
+
+
+async def spawn(*args: str, cwd: Path) -> asyncio.subprocess.Process:
+    env = {**os.environ, "FEDN_CLIENT_INDEX": "0", "FEDN_NUM_CLIENTS": "1"}
+    return await asyncio.create_subprocess_exec(
+        fedclient_exe(), *args, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
+async def test_run_joins_trains_validates_and_stops_on_sigterm(tmp_path: Path, federation: Federation) -> None:
+    proc = await spawn("run", "--api-url", federation.api_url, "--name", "e2e-client", "--client-id", "e2e-id",
+                       "--work-dir", str(tmp_path / "client"), cwd=tmp_path)
+    try:
+        await federation.wait_for_clients(timeout=60)
+        [result] = await federation.run(1)
+        assert result.updates == 1 and result.validations == 1
+        assert result.metrics["accuracy"] > 0.3
+        assert federation.combiner is not None
+        [update] = federation.combiner.updates
+        assert (update.sender_name, update.sender_client_id) == ("e2e-client", "e2e-id")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    assert b"Traceback" not in stderr
+
+
+@pytest.mark.parametrize("federation", ["the-right-token-0123456789"], indirect=True)
+async def test_wrong_token_exits_non_zero_with_one_line(tmp_path: Path, federation: Federation) -> None:
+    secret = "a-wrong-token-9876543210"
+    proc = await spawn("run", "--api-url", federation.api_url, "--token", secret, "--work-dir",
+                       str(tmp_path / "client"), cwd=tmp_path)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    text = stderr.decode()
+    assert proc.returncode == 2
+    assert "Traceback" not in text
+    assert secret not in text
+    [line] = [ln for ln in text.splitlines() if ln.startswith("fedclient: error:")]
+    assert "Invalid token" in line
+
+
+@pytest.mark.parametrize("federation", ["the-right-token-0123456789"], indirect=True)
+async def test_right_token_joins(tmp_path: Path, federation: Federation) -> None:
+    proc = await spawn("run", "--api-url", federation.api_url, "--token", "the-right-token-0123456789",
+                       "--work-dir", str(tmp_path / "client"), cwd=tmp_path)
+    try:
+        await federation.wait_for_clients(timeout=60)
+        [result] = await federation.run(1)
+        assert result.updates == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+
+
+def test_run_without_a_target_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    result = run_cli("run", cwd=tmp_path, env={"FEDN_API_URL": ""}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("fedclient: error: say where to join")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_init_file_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_cli("run", "--init", str(tmp_path / "nope.yaml"), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "--init file not found" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,31 @@
+"""`fedclient sandbox`: a whole local federation from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.conftest import run_cli
+
+
+def test_sandbox_three_rounds_two_clients_accuracy_rises(tmp_path: Path, digits: Path) -> None:
+    out = tmp_path / "out.json"
+    result = run_cli("sandbox", "--rounds", "3", "--clients", "2", "--package", str(digits), "--json", str(out),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rounds = json.loads(out.read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2, 3]
+    assert len({r["model_id"] for r in rounds}) == 3, "a new global model every round"
+    assert all(r["updates"] == 2 and r["validations"] == 2 for r in rounds)
+    assert rounds[2]["metrics"]["accuracy"] > rounds[0]["metrics"]["accuracy"]
+    # the table on stdout names every round
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["round", "global"]
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2", "3"]
+
+
+def test_sandbox_refuses_a_directory_without_fedn_yaml(tmp_path: Path) -> None:
+    result = run_cli("sandbox", "--rounds", "1", "--clients", "1", "--package", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no fedn.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
