@@ -15,11 +15,10 @@ N_FEATURES = 64
 N_CLASSES = 10
 
 
-def init_parameters(scale: float = 0.0, seed: int = 0) -> list[np.ndarray]:
-    """Zero weights by default: every client starts from the same, reproducible seed model."""
-    rng = np.random.default_rng(seed)
-    weights = rng.normal(0.0, scale, size=(N_FEATURES, N_CLASSES)) if scale else np.zeros((N_FEATURES, N_CLASSES))
-    return [weights, np.zeros(N_CLASSES)]
+def init_parameters() -> list[np.ndarray]:
+    """All zeros: softmax regression is convex, so it needs no random symmetry breaking,
+    and every client and every run starts from the same seed model."""
+    return [np.zeros((N_FEATURES, N_CLASSES)), np.zeros(N_CLASSES)]
 
 
 def save_parameters(parameters: list[np.ndarray], path: str) -> None:

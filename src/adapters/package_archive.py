@@ -286,7 +286,7 @@ def build_package(src_dir: Path, out_path: Path) -> Path:
     skip_self = out_path.resolve()
     with (
         open(out_path, "wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path, rel in _walk(src_dir, patterns):

@@ -61,7 +61,7 @@ def dial_host(address: CombinerAddress) -> str:
 
 
 def call_metadata(address: CombinerAddress, identity: Identity, settings: ChannelSettings) -> Metadata:
-    """Metadata for every RPC: the combiner indexes ``client`` on TaskStream, so it is always the client_id."""
+    """Metadata for every RPC. The combiner indexes ``client`` on TaskStream: always the client_id."""
     metadata: list[tuple[str, str]] = [("client", identity.client_id), ("grpc-server", dial_host(address))]
     if settings.token:
         metadata.append(("authorization", f"{settings.auth_scheme} {settings.token}"))
@@ -83,6 +83,8 @@ def _root_certificates(path: Path | None) -> bytes | None:
 def build_channel(address: CombinerAddress, settings: ChannelSettings) -> grpc.aio.Channel:
     """Open (lazily) a channel to the combiner; nothing is dialled until the first call or ready-wait."""
     if uses_tls(address, settings):
-        credentials = grpc.ssl_channel_credentials(root_certificates=_root_certificates(settings.root_cert_path))
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_root_certificates(settings.root_cert_path)
+        )
         return grpc.aio.secure_channel(address.target, credentials, options=CHANNEL_OPTIONS)
     return grpc.aio.insecure_channel(address.target, options=CHANNEL_OPTIONS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -23,7 +23,7 @@ from typing import BinaryIO
 CHUNK_SIZE = 1 << 20
 
 
-def read_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+def read_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Generator[bytes, None, None]:
     """Yield the file's bytes in pieces of ``chunk_size`` (the last may be shorter; none for 0 bytes)."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")

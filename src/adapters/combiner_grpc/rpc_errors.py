@@ -31,7 +31,7 @@ _TRANSIENT_CODES = frozenset(
 
 
 def _one_line(text: str, token: str | None) -> str:
-    if token:
+    if token and len(token) >= 8:  # shorter "tokens" would scrub ordinary words; real JWTs are long
         text = text.replace(token, "***")
     return " ".join(text.split())
 

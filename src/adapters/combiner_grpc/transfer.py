@@ -88,7 +88,8 @@ class GrpcModelTransfer:
                         ) from None
                     if response is grpc.aio.EOF:
                         raise TransientError(
-                            f"{what} ended before the combiner said OK ({writer.bytes_written} bytes received)"
+                            f"{what} ended before the combiner said OK "
+                            f"({writer.bytes_written} bytes received)"
                         )
                     assert isinstance(response, pb.ModelResponse)
                     if response.status == pb.IN_PROGRESS:
@@ -130,6 +131,12 @@ class GrpcModelTransfer:
             response = await self._progress(_result(call), what, sent)
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
+        except asyncio.InvalidStateError:
+            # write() after the call already ended (the combiner aborted it, or close()): report its status.
+            if not call.done():
+                raise
+            code, details = await call.code(), await call.details()
+            raise self._fail(grpc.aio.AioRpcError(code, details=details), what) from None
         except OSError as exc:
             raise TaskFailed(f"cannot read model file {src} for upload: {exc}") from exc
         finally:
@@ -155,7 +162,7 @@ class GrpcModelTransfer:
         )
 
 
-async def _result(call: grpc.aio.StreamUnaryCall) -> pb.ModelResponse:  # type: ignore[type-arg]
+async def _result(call: grpc.aio.StreamUnaryCall) -> pb.ModelResponse:
     response: pb.ModelResponse = await call
     return response
 

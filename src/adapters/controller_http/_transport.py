@@ -46,9 +46,12 @@ def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
     unusable URL stays unusable; everything else (refused, reset, timed out) may pass.
     """
     cause: BaseException | None = exc
-    while cause is not None:
+    for _ in range(10):  # bounded: exception chains can be cyclic
+        if cause is None:
+            break
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return False, f"TLS certificate verification failed ({cause.verify_message or cause})"
+            detail = getattr(cause, "verify_message", None) or cause
+            return False, f"TLS certificate verification failed ({detail})"
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.UnsupportedProtocol):
         return False, f"unusable URL ({exc})"

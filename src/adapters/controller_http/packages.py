@@ -77,7 +77,12 @@ class HttpxPackageSource(ControllerHttp):
 
     async def download(self, dest_dir: Path) -> Path:
         url = self.endpoint.url(DOWNLOAD_PATH)
-        dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PackageError(
+                f"cannot create the package directory {dest_dir}: {exc.strerror or exc}"
+            ) from None
         try:
             async with self.client().stream(
                 "GET", url, headers=self.headers(), timeout=self.timeout
@@ -102,8 +107,14 @@ class HttpxPackageSource(ControllerHttp):
                 async for chunk in response.aiter_bytes(self._chunk_bytes):
                     out.write(chunk)
                     written += len(chunk)
-            if expected is not None and expected.isdigit() and int(expected) != written:
-                raise TransientError(f"the package download was cut short: got {written} of {expected} bytes")
+            # Content-Length counts bytes on the wire, which differ from ``written`` when a
+            # proxy applied Content-Encoding; compare like with like.
+            encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
+            received = response.num_bytes_downloaded if encoded else written
+            if expected is not None and expected.isdigit() and int(expected) != received:
+                raise TransientError(
+                    f"the package download was cut short: got {received} of {expected} bytes"
+                )
             os.replace(part, target)
         except BaseException as exc:
             with contextlib.suppress(OSError):

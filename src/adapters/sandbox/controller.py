@@ -8,16 +8,18 @@ what it was sent, so tests assert on its state rather than on mocks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
+import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,13 @@ class _Package:
     path: Path
     filename: str
     sha256: str
+
+
+def _header_value(value: str) -> str:
+    """Quote a header parameter only when it needs it, as werkzeug does for file names."""
+    if not re.search(r'[\s;,"\\]', value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _sha256(path: Path) -> str:
@@ -81,6 +90,8 @@ class SandboxController:
         # Test switches: answer every API request with this status; refuse clients with 400.
         self.force_status: int | None = None
         self.combiner_available = True
+        self._connections: set[socket.socket] = set()
+        self._tls: ssl.SSLContext | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         if package is not None:
@@ -104,12 +115,15 @@ class SandboxController:
         pkg = self._package
         return pkg.sha256 if pkg else None
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Bind and serve in a background thread; return the bound port."""
+    def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> int:
+        """Bind and serve in a background thread; return the bound port.
+
+        With ``tls`` (a server-side context) it serves HTTPS, for testing verification.
+        """
         if self._server is not None:
             raise RuntimeError("the sandbox controller is already running")
-        server = ThreadingHTTPServer((host, port), _handler_for(self))
-        server.daemon_threads = True
+        self._tls = tls
+        server = _QuietServer((host, port), _handler_for(self))
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -119,7 +133,8 @@ class SandboxController:
         )
         self._thread.start()
         bound = int(server.server_address[1])
-        log.info("sandbox controller listening on http://%s:%d%s", host, bound, self.url_prefix)
+        scheme = "https" if tls else "http"
+        log.info("sandbox controller listening on %s://%s:%d%s", scheme, host, bound, self.url_prefix)
         return bound
 
     def stop(self) -> None:
@@ -129,6 +144,12 @@ class SandboxController:
             return
         server.shutdown()
         server.server_close()
+        # Keep-alive connections would otherwise go on being served by their threads.
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -136,6 +157,22 @@ class SandboxController:
     @property
     def port(self) -> int | None:
         return int(self._server.server_address[1]) if self._server else None
+
+    @property
+    def api_url(self) -> str | None:
+        """What a client passes as ``--api-url`` (the prefix goes separately)."""
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
+        return f"{'https' if self._tls else 'http'}://{host}:{port}"
+
+    def _track(self, conn: socket.socket, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
 
     def __enter__(self) -> SandboxController:
         return self
@@ -152,7 +189,8 @@ class SandboxController:
 
     def _route(self, path: str) -> str | None:
         """The API route a request path names, accepting FEDn's double slashes and our prefix."""
-        path = _SLASHES.sub("/", urlsplit(path).path) or "/"
+        # Not urlsplit: it would read "//api/v1/..." as a host named "api".
+        path = _SLASHES.sub("/", path.split("?", 1)[0].split("#", 1)[0]) or "/"
         if self.url_prefix and path.startswith(self.url_prefix + "/"):
             path = path[len(self.url_prefix) :]
         return path
@@ -212,6 +250,15 @@ class SandboxController:
         return 200, {"message": "Checksum created.", "checksum": pkg.sha256}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up or reject our certificate are expected here, not tracebacks."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("sandbox controller: connection from %s failed", client_address, exc_info=True)
+
+
 def _handler_for(controller: SandboxController) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         owner = controller
@@ -224,6 +271,20 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fedclient-sandbox-controller"
     timeout = 10  # idle keep-alive connections must not pin a thread forever
+
+    def setup(self) -> None:
+        if self.owner._tls is not None:
+            # Handshake here, in the connection's thread, not in the accept loop.
+            self.request = self.owner._tls.wrap_socket(self.request, server_side=True)
+        super().setup()
+        self.owner._track(self.connection, True)
+
+    def finish(self) -> None:
+        self.owner._track(self.connection, False)
+        super().finish()
+        if isinstance(self.request, ssl.SSLSocket):
+            # The server closes the socket it accepted, which wrap_socket detached.
+            self.request.close()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("sandbox controller: " + format, *args)
@@ -277,6 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True  # the unread body would be read as the next request
             self._json(411, {"message": "Content-Length required"})
             return None
         size = int(length) if length and length.isdigit() else 0
@@ -306,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(size))
-            self.send_header("Content-Disposition", f"attachment; filename={pkg.filename}")
+            self.send_header("Content-Disposition", f"attachment; filename={_header_value(pkg.filename)}")
             self.end_headers()
             for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
                 self.wfile.write(chunk)

@@ -96,6 +96,8 @@ class SubprocessTrainer:
             argv = list(self._manifest.argv(entry))
         except PackageError as exc:  # a missing entry point fails this task, not the client
             raise TaskFailed(str(exc)) from None
+        if not argv:
+            raise TaskFailed(f"the '{entry}' entry point has an empty command")
         if argv[0] in _PYTHON_NAMES:
             argv[0] = self._python
         return argv + [str(a) for a in args]

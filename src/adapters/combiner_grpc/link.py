@@ -1,0 +1,257 @@
+"""The client's connection to a FEDn 0.33 combiner over grpc.aio.
+
+``GrpcConnector`` is the domain's ``CombinerConnector``; each ``connect()`` owns
+one channel and returns a ``GrpcCombinerLink`` bound to one client identity.
+The lifecycle decides when to reconnect - the link never rebuilds its channel
+behind the caller's back (FEDn's threads did, cancelling each other's calls,
+PROTOCOL.md 7.11). Protobuf types never leave this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from adapters.combiner_grpc import conversions as conv
+from adapters.combiner_grpc.channel import ChannelSettings, build_channel, call_metadata, uses_tls
+from adapters.combiner_grpc.chunked_io import CHUNK_SIZE
+from adapters.combiner_grpc.generated import fedn_pb2_grpc
+from adapters.combiner_grpc.rpc_errors import translate
+from adapters.combiner_grpc.transfer import GrpcModelTransfer
+from domain.errors import FedClientError, StreamEnded, TransientError
+from domain.model import (
+    CombinerAddress,
+    Identity,
+    ModelUpdate,
+    Prediction,
+    StatusReport,
+    Task,
+    Validation,
+)
+
+log = logging.getLogger("fedclient.grpc")
+
+
+class GrpcConnector:
+    """Opens links to combiners with one set of credentials and timeouts."""
+
+    def __init__(
+        self,
+        token: str | None,
+        auth_scheme: str = "Bearer",
+        root_cert_path: Path | None = None,
+        force_tls: bool = False,
+        rpc_timeout: float = 30.0,
+        chunk_size: int = CHUNK_SIZE,
+        connect_timeout: float = 10.0,
+        progress_timeout: float = 60.0,
+        unknown_timeout: float = 20.0,
+    ) -> None:
+        self._settings = ChannelSettings(token, auth_scheme, root_cert_path, force_tls)
+        self._rpc_timeout = rpc_timeout
+        self._chunk_size = chunk_size
+        self._connect_timeout = connect_timeout
+        self._progress_timeout = progress_timeout
+        self._unknown_timeout = unknown_timeout
+
+    def __repr__(self) -> str:
+        return f"GrpcConnector({self._settings!r}, rpc_timeout={self._rpc_timeout:g})"
+
+    async def connect(self, address: CombinerAddress, identity: Identity) -> GrpcCombinerLink:
+        """Dial the combiner and wait until the channel is ready (TCP, and TLS if used).
+
+        Credentials are only checked by the first call, so a wrong token shows
+        up as AuthError from ``tasks()`` or ``heartbeat()``, not here.
+        """
+        channel = build_channel(address, self._settings)
+        mode = "TLS" if uses_tls(address, self._settings) else "plaintext"
+        try:
+            await asyncio.wait_for(channel.channel_ready(), self._connect_timeout)
+        except asyncio.TimeoutError:
+            await channel.close()
+            raise TransientError(
+                f"cannot reach combiner {address.target} ({mode}) within {self._connect_timeout:g} s"
+            ) from None
+        except BaseException:
+            await channel.close()
+            raise
+        log.info("connected to combiner %s (%s) as %s", address.target, mode, identity.client_id)
+        return GrpcCombinerLink(
+            channel,
+            address,
+            identity,
+            self._settings,
+            rpc_timeout=self._rpc_timeout,
+            chunk_size=self._chunk_size,
+            progress_timeout=self._progress_timeout,
+            unknown_timeout=self._unknown_timeout,
+        )
+
+
+class GrpcCombinerLink:
+    """One open channel to one combiner for one identity (the domain's ``CombinerLink``)."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        address: CombinerAddress,
+        identity: Identity,
+        settings: ChannelSettings,
+        rpc_timeout: float = 30.0,
+        chunk_size: int = CHUNK_SIZE,
+        progress_timeout: float = 60.0,
+        unknown_timeout: float = 20.0,
+    ) -> None:
+        self._channel = channel
+        self._target = address.target
+        self._identity = identity
+        self._token = settings.token
+        self._metadata = call_metadata(address, identity, settings)
+        self._rpc_timeout = rpc_timeout
+        self._combiner = fedn_pb2_grpc.CombinerStub(channel)
+        self._connector = fedn_pb2_grpc.ConnectorStub(channel)
+        self._transfer = GrpcModelTransfer(
+            channel, identity, self._metadata, self._fail, chunk_size, progress_timeout, unknown_timeout
+        )
+        self._streams: set[grpc.aio.UnaryStreamCall] = set()
+        self._closed = False
+
+    @property
+    def identity(self) -> Identity:
+        return self._identity
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def _fail(self, err: grpc.aio.AioRpcError, what: str) -> FedClientError:
+        return translate(err, what, self._target, self._token)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransientError(f"the link to {self._target} is closed")
+
+    @contextlib.contextmanager
+    def _closing_guard(self, what: str) -> Iterator[None]:
+        """Report a call cut short by ``close()`` as TransientError, not as a cancellation.
+
+        grpc.aio raises CancelledError in whoever awaits a call that close()
+        cancelled; letting that escape would make a task runner look cancelled
+        when only its connection went away.
+        """
+        try:
+            yield
+        except asyncio.CancelledError:
+            if self._closed and not _being_cancelled():
+                raise TransientError(f"{what} interrupted: the link to {self._target} was closed") from None
+            raise
+
+    # ----------------------------------------------------------------- tasks --
+
+    async def tasks(self) -> AsyncIterator[Task]:
+        """Subscribe to the combiner's TaskStream and yield the tasks meant for us.
+
+        The stream has no deadline: it is meant to stay open, and the heartbeat
+        (a unary call with a deadline) is what notices a dead connection.
+        """
+        self._check_open()
+        call = self._combiner.TaskStream(conv.subscription_pb(self._identity), metadata=self._metadata)
+        self._streams.add(call)
+        try:
+            async for request in call:
+                task = conv.task_from_pb(request)
+                if task is None:
+                    log.debug(
+                        "ignoring task request type %d from %r (role %d)",
+                        request.type,
+                        request.sender.name,
+                        request.sender.role,
+                    )
+                    continue
+                yield task
+        except grpc.aio.AioRpcError as err:
+            raise self._fail(err, "task stream") from None
+        except asyncio.CancelledError:
+            if self._closed and not _being_cancelled():  # see _closing_guard
+                raise TransientError(
+                    f"task stream interrupted: the link to {self._target} was closed"
+                ) from None
+            raise
+        finally:
+            self._streams.discard(call)
+            call.cancel()
+        raise StreamEnded(f"the combiner {self._target} closed the task stream")
+
+    # ----------------------------------------------------------- unary calls --
+
+    async def _unary(self, method: Any, request: Any, what: str) -> None:
+        self._check_open()
+        try:
+            with self._closing_guard(what):
+                await method(request, timeout=self._rpc_timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            raise self._fail(err, what) from None
+
+    async def heartbeat(self) -> None:
+        await self._unary(self._connector.SendHeartbeat, conv.heartbeat_pb(self._identity), "heartbeat")
+
+    async def send_status(self, report: StatusReport) -> None:
+        await self._unary(self._connector.SendStatus, conv.status_pb(report, self._identity), "status")
+
+    async def send_update(self, update: ModelUpdate) -> None:
+        await self._unary(
+            self._combiner.SendModelUpdate,
+            conv.update_pb(update, self._identity),
+            f"model update {update.model_update_id}",
+        )
+
+    async def send_validation(self, validation: Validation) -> None:
+        await self._unary(
+            self._combiner.SendModelValidation,
+            conv.validation_pb(validation, self._identity),
+            f"validation of model {validation.model_id}",
+        )
+
+    async def send_prediction(self, prediction: Prediction) -> None:
+        await self._unary(
+            self._combiner.SendModelPrediction,
+            conv.prediction_pb(prediction, self._identity),
+            f"prediction of model {prediction.model_id}",
+        )
+
+    # -------------------------------------------------------------- transfer --
+
+    async def download(self, model_id: str, dest: Path) -> int:
+        self._check_open()
+        with self._closing_guard(f"download of model {model_id}"):
+            return await self._transfer.download(model_id, dest)
+
+    async def upload(self, model_id: str, src: Path) -> int:
+        self._check_open()
+        with self._closing_guard(f"upload of model {model_id}"):
+            return await self._transfer.upload(model_id, src)
+
+    # ----------------------------------------------------------------- close --
+
+    async def close(self) -> None:
+        """Cancel open streams and close the channel; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for call in list(self._streams):
+            call.cancel()
+        await self._channel.close()
+
+
+def _being_cancelled() -> bool:
+    """True when the running task has a pending cancel() (Python 3.11+; assumed True before that)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0

@@ -1,0 +1,356 @@
+"""A FEDn-0.33-compatible combiner on grpc.aio, for contract tests and the local sandbox.
+
+It speaks the server side of PROTOCOL.md section 3 - the same method paths,
+messages, status sequences and quirks a client meets at a real combiner (tasks
+queued per client_id and kept across reconnects, UNKNOWN then FAILED for a
+missing model, the empty OK upload terminator, "Token is missing"/"Invalid
+token" refusals) - and records what clients send as plain dataclasses, so the
+round orchestrator and tests never touch protobuf. It is written from the wire
+facts, not from FEDn's code, and keeps models on disk, never in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import re
+import shutil
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from adapters.combiner_grpc.chunked_io import ChunkFileWriter, read_chunks
+from adapters.combiner_grpc.conversions import task_type
+from adapters.combiner_grpc.generated import fedn_pb2 as pb
+from adapters.combiner_grpc.generated import fedn_pb2_grpc as rpc
+from adapters.sandbox.combiner_records import (
+    PredictionRecord,
+    StatusRecord,
+    UpdateRecord,
+    ValidationRecord,
+    prediction_record,
+    status_record,
+    update_record,
+    validation_record,
+)
+from domain.model import TaskKind
+
+ONLINE_WINDOW = 10.0  # FEDn: active = subscribed and last heartbeat < 10 s old
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")  # ids become file names
+# FEDn's combiner server options (PROTOCOL.md 3.3), so client keepalive policy is tested against them.
+SERVER_OPTIONS = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 30_000),
+    ("grpc.max_connection_idle_ms", 300_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.max_ping_strikes", 2),
+)
+
+
+__all__ = ["PredictionRecord", "SandboxCombiner", "StatusRecord", "UpdateRecord", "ValidationRecord"]
+
+R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord)
+
+
+class SandboxCombiner:
+    """One combiner. ``start()`` it inside the event loop that will use it."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        name: str = "combiner",
+        require_token: str | None = None,
+        tls: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext."""
+        self.model_dir = Path(model_dir)
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.require_token = require_token
+        self._tls = tls
+        self.statuses: list[StatusRecord] = []
+        self.updates: list[UpdateRecord] = []
+        self.validations: list[ValidationRecord] = []
+        self.predictions: list[PredictionRecord] = []
+        self.heartbeats: dict[str, float] = {}
+        self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
+        self._queues: dict[str, asyncio.Queue[pb.TaskRequest]] = {}
+        self._subscribed: dict[str, int] = {}
+        self._stops: set[asyncio.Event] = set()
+        self._changed = asyncio.Condition()
+        self._server: grpc.aio.Server | None = None
+        self._address: tuple[str, int] | None = None
+
+    # ----------------------------------------------------------- lifecycle --
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        servicer = _Servicer(self)  # type: ignore[abstract]  # unused FEDn methods stay UNIMPLEMENTED
+        rpc.add_ModelServiceServicer_to_server(servicer, server)
+        rpc.add_ConnectorServicer_to_server(servicer, server)
+        rpc.add_CombinerServicer_to_server(servicer, server)
+        if self._tls is None:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        else:
+            bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([self._tls]))
+        if not bound:
+            raise RuntimeError(f"sandbox combiner could not bind {host}:{port}")
+        await server.start()
+        self._server, self._address = server, (host, int(bound))
+        return int(bound)
+
+    async def stop(self) -> None:
+        for stop in list(self._stops):
+            stop.set()
+        if self._server is not None:
+            await self._server.stop(grace=1.0)
+            self._server = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._address is None:
+            raise RuntimeError("the sandbox combiner is not started")
+        return self._address
+
+    # --------------------------------------------------------------- models --
+
+    def model_path(self, model_id: str) -> Path:
+        if not _SAFE_ID.match(model_id):
+            raise ValueError(f"unsafe model id {model_id!r}")
+        return self.model_dir / model_id
+
+    def put_model(self, model_id: str, src: Path) -> None:
+        """Copy ``src`` into the store; it becomes visible to downloads only once complete."""
+        with ChunkFileWriter(self.model_path(model_id)) as writer, src.open("rb") as source:
+            shutil.copyfileobj(source, writer)
+            writer.commit()
+
+    def _stored(self, model_id: str) -> Path | None:
+        try:
+            path = self.model_path(model_id)
+        except ValueError:
+            return None
+        return path if path.is_file() else None
+
+    # ---------------------------------------------------------------- tasks --
+
+    def _queue(self, client_id: str) -> asyncio.Queue[pb.TaskRequest]:
+        return self._queues.setdefault(client_id, asyncio.Queue())
+
+    def submit_task(
+        self, client_id: str, kind: TaskKind, model_id: str, session_id: str = "", data: str = ""
+    ) -> str:
+        """Queue a task for ``client_id`` (now or at its next subscription); return the correlation id."""
+        correlation_id = str(uuid.uuid4())
+        self._queue(client_id).put_nowait(
+            pb.TaskRequest(
+                sender=pb.Client(name=self.name, role=pb.COMBINER),
+                receiver=pb.Client(client_id=client_id, role=pb.CLIENT),
+                model_id=model_id,
+                data=data,
+                correlation_id=correlation_id,
+                timestamp=str(datetime.now()),  # naive local time, as FEDn sends it
+                session_id=session_id,
+                type=task_type(kind),
+            )
+        )
+        return correlation_id
+
+    async def kick_clients(self, timeout: float = 5.0) -> None:
+        """End every open TaskStream normally (status OK), as a combiner shutting down would."""
+        for stop in list(self._stops):
+            stop.set()
+        await self._wait(lambda: not self._stops, timeout)
+
+    # ------------------------------------------------------------- waiting --
+
+    def online_clients(self) -> set[str]:
+        now = time.monotonic()
+        return {
+            client_id
+            for client_id, streams in self._subscribed.items()
+            if streams > 0 and now - self.heartbeats.get(client_id, float("-inf")) < ONLINE_WINDOW
+        }
+
+    async def wait_for_clients(self, n: int, timeout: float) -> set[str]:
+        """Wait until ``n`` clients are online; return those online at the end (maybe fewer)."""
+        await self._wait(lambda: len(self.online_clients()) >= n, timeout)
+        return self.online_clients()
+
+    async def wait_for_updates(self, correlation_ids: Iterable[str], timeout: float) -> list[UpdateRecord]:
+        return await self._wait_records(self.updates, correlation_ids, timeout)
+
+    async def wait_for_validations(
+        self, correlation_ids: Iterable[str], timeout: float
+    ) -> list[ValidationRecord]:
+        return await self._wait_records(self.validations, correlation_ids, timeout)
+
+    async def wait_for_predictions(
+        self, correlation_ids: Iterable[str], timeout: float
+    ) -> list[PredictionRecord]:
+        return await self._wait_records(self.predictions, correlation_ids, timeout)
+
+    async def _wait_records(
+        self, records: Sequence[R], correlation_ids: Iterable[str], timeout: float
+    ) -> list[R]:
+        """The records answering these tasks, in arrival order; on timeout, whatever has arrived."""
+        wanted = set(correlation_ids)
+        await self._wait(lambda: wanted <= {r.correlation_id for r in records}, timeout)
+        return [r for r in records if r.correlation_id in wanted]
+
+    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+            except asyncio.TimeoutError:
+                return False
+            return True
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerServicer):
+    """The three FEDn services a client calls, backed by one SandboxCombiner."""
+
+    def __init__(self, combiner: SandboxCombiner) -> None:
+        self._c = combiner
+
+    def _reply(self, text: str) -> pb.Response:
+        return pb.Response(sender=pb.Client(name=self._c.name, role=pb.COMBINER), response=text)
+
+    async def _admit(self, context: grpc.aio.ServicerContext, method: str) -> dict[str, Any]:
+        """Record the call's metadata and enforce the token the way FEDn's JWT interceptor words it."""
+        metadata = {key: value for key, value in context.invocation_metadata() or ()}
+        self._c.metadata_seen.append((method, metadata))
+        expected = self._c.require_token
+        if expected is not None:
+            auth = str(metadata.get("authorization") or "")
+            if not auth:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "Token is missing")
+            scheme, _, token = auth.partition(" ")
+            if scheme != "Bearer":
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid token scheme, expected Bearer")
+            if not hmac.compare_digest(token.encode(), expected.encode()):
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid token")
+        return metadata
+
+    async def TaskStream(
+        self, request: pb.ClientAvailableMessage, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TaskRequest]:
+        metadata = await self._admit(context, "TaskStream")
+        if "client" not in metadata:  # FEDn indexes metadata["client"] and fails without it
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "metadata 'client' is missing")
+        client_id = request.sender.client_id
+        queue, stop = self._c._queue(client_id), asyncio.Event()
+        self._c._stops.add(stop)
+        self._c._subscribed[client_id] = self._c._subscribed.get(client_id, 0) + 1
+        await self._c._notify()
+        stopper = asyncio.ensure_future(stop.wait())
+        getter: asyncio.Future[pb.TaskRequest] | None = None
+        try:
+            while not stopper.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    break  # kicked; cancelling the pending get leaves queued tasks for the next stream
+                request_out, getter = getter.result(), None
+                yield request_out
+        finally:
+            for waiter in (getter, stopper):
+                if waiter is not None:
+                    waiter.cancel()
+            self._c._stops.discard(stop)
+            self._c._subscribed[client_id] -= 1
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._c._notify()
+
+    async def SendHeartbeat(self, request: pb.Heartbeat, context: grpc.aio.ServicerContext) -> pb.Response:
+        await self._admit(context, "SendHeartbeat")
+        self._c.heartbeats[request.sender.client_id] = time.monotonic()
+        await self._c._notify()
+        return self._reply("Heartbeat received")
+
+    async def SendStatus(self, request: pb.Status, context: grpc.aio.ServicerContext) -> pb.Response:
+        await self._admit(context, "SendStatus")
+        self._c.statuses.append(status_record(request))
+        await self._c._notify()
+        return self._reply("Status received.")
+
+    async def SendModelUpdate(
+        self, request: pb.ModelUpdate, context: grpc.aio.ServicerContext
+    ) -> pb.Response:
+        await self._admit(context, "SendModelUpdate")
+        self._c.updates.append(update_record(request))
+        await self._c._notify()
+        return self._reply(
+            f"RECEIVED ModelUpdate {request.model_update_id} from client {request.sender.name}"
+        )
+
+    async def SendModelValidation(
+        self, request: pb.ModelValidation, context: grpc.aio.ServicerContext
+    ) -> pb.Response:
+        await self._admit(context, "SendModelValidation")
+        self._c.validations.append(validation_record(request))
+        await self._c._notify()
+        return self._reply(f"RECEIVED ModelValidation {request.model_id} from client {request.sender.name}")
+
+    async def SendModelPrediction(
+        self, request: pb.ModelPrediction, context: grpc.aio.ServicerContext
+    ) -> pb.Response:
+        await self._admit(context, "SendModelPrediction")
+        self._c.predictions.append(prediction_record(request))
+        await self._c._notify()
+        return self._reply(f"RECEIVED ModelPrediction {request.model_id} from client {request.sender.name}")
+
+    async def Download(
+        self, request: pb.ModelRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ModelResponse]:
+        await self._admit(context, "Download")
+        path = self._c._stored(request.id)
+        if path is None:  # FEDn: the id's status first (UNKNOWN), then FAILED when there is no file
+            yield pb.ModelResponse(id=request.id, status=pb.UNKNOWN)
+            yield pb.ModelResponse(id=request.id, status=pb.FAILED)
+            return
+        with contextlib.closing(read_chunks(path)) as chunks:
+            for chunk in chunks:
+                yield pb.ModelResponse(id=request.id, data=chunk, status=pb.IN_PROGRESS)
+        yield pb.ModelResponse(id=request.id, status=pb.OK)
+
+    async def Upload(
+        self, request_iterator: AsyncIterator[pb.ModelRequest], context: grpc.aio.ServicerContext
+    ) -> pb.ModelResponse:
+        await self._admit(context, "Upload")
+        model_id = ""
+        with contextlib.ExitStack() as stack:
+            writer: ChunkFileWriter | None = None
+            async for request in request_iterator:
+                if writer is None:
+                    model_id = request.id
+                    if not _SAFE_ID.match(model_id):
+                        await context.abort(
+                            grpc.StatusCode.INVALID_ARGUMENT, f"unusable model id {model_id!r}"
+                        )
+                    writer = stack.enter_context(ChunkFileWriter(self._c.model_path(model_id)))
+                elif request.id != model_id:
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, "model id changed during the upload"
+                    )
+                if request.status == pb.OK:
+                    writer.commit()
+                    await self._c._notify()
+                    return pb.ModelResponse(id=model_id, status=pb.OK, message="Got model successfully.")
+                if request.status == pb.IN_PROGRESS:
+                    writer.write(request.data)
+        return pb.ModelResponse(
+            id=model_id, status=pb.FAILED, message="upload ended without the OK terminator; nothing stored"
+        )

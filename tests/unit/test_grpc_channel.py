@@ -1,0 +1,112 @@
+"""Channel decisions (TLS, metadata, options) and gRPC status -> domain error mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import pytest
+
+from adapters.combiner_grpc.channel import (
+    CHANNEL_OPTIONS,
+    ChannelSettings,
+    build_channel,
+    call_metadata,
+    uses_tls,
+)
+from adapters.combiner_grpc.link import GrpcConnector
+from adapters.combiner_grpc.rpc_errors import translate
+from domain.errors import AuthError, ConfigError, TransientError
+from domain.model import CombinerAddress, Identity
+
+ME = Identity("alice", "cid-1")
+
+
+@pytest.mark.parametrize(
+    ("address", "settings", "tls"),
+    [
+        (CombinerAddress("h", 12080), ChannelSettings(), False),
+        (CombinerAddress("h", 443), ChannelSettings(), True),
+        (CombinerAddress("h", 12080, fqdn="c.example.org"), ChannelSettings(), True),
+        (CombinerAddress("h", 12080), ChannelSettings(force_tls=True), True),
+        (CombinerAddress("h", 12080), ChannelSettings(root_cert_path=Path("ca.pem")), True),
+        (CombinerAddress("h", 12080), ChannelSettings(token="t"), False),
+    ],
+)
+def test_tls_choice(address: CombinerAddress, settings: ChannelSettings, tls: bool) -> None:
+    assert uses_tls(address, settings) is tls
+
+
+def test_metadata_always_names_the_client_id_and_carries_the_token_when_set() -> None:
+    plain = CombinerAddress("combiner", 12080)
+    assert call_metadata(plain, ME, ChannelSettings()) == (("client", "cid-1"), ("grpc-server", "combiner"))
+    with_token = call_metadata(plain, ME, ChannelSettings(token="t0k", auth_scheme="Token"))
+    assert ("authorization", "Token t0k") in with_token
+    assert ("grpc-server", "c.example.org") in call_metadata(
+        CombinerAddress("h", 1, "c.example.org"), ME, ChannelSettings()
+    )
+
+
+def test_keepalive_is_not_aggressive() -> None:
+    options = dict(CHANNEL_OPTIONS)
+    assert options["grpc.keepalive_time_ms"] >= 60_000
+    assert options["grpc.keepalive_permit_without_calls"] == 0
+    assert options["grpc.max_receive_message_length"] >= 2 << 20
+
+
+def test_token_never_in_repr() -> None:
+    assert "s3cret" not in repr(ChannelSettings(token="s3cret"))
+    assert "s3cret" not in repr(GrpcConnector("s3cret"))
+
+
+def test_unreadable_root_certificate_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.pem"):
+        build_channel(CombinerAddress("h", 1), ChannelSettings(root_cert_path=tmp_path / "missing.pem"))
+    junk = tmp_path / "junk.pem"
+    junk.write_text("hello")
+    with pytest.raises(ConfigError, match="not a PEM"):
+        build_channel(CombinerAddress("h", 1), ChannelSettings(root_cert_path=junk))
+
+
+def error(code: grpc.StatusCode, details: str = "") -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, details=details)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ],
+)
+def test_transient_codes(code: grpc.StatusCode) -> None:
+    mapped = translate(error(code, "boom"), "heartbeat", "h:1")
+    assert type(mapped) is TransientError
+    assert code.name in str(mapped) and "heartbeat" in str(mapped) and "h:1" in str(mapped)
+
+
+def test_refused_token_is_one_line_and_never_shows_the_token() -> None:
+    mapped = translate(
+        error(grpc.StatusCode.UNAUTHENTICATED, "Invalid token\nfor sekrit-jwt"),
+        "heartbeat",
+        "h:1",
+        "sekrit-jwt",
+    )
+    assert isinstance(mapped, AuthError)
+    assert str(mapped).startswith("the combiner refused the token: Invalid token")
+    assert "\n" not in str(mapped) and "sekrit-jwt" not in str(mapped)
+
+
+def test_permission_denied_and_missing_token_are_auth_errors() -> None:
+    denied = translate(error(grpc.StatusCode.PERMISSION_DENIED, "Insufficient permissions"), "x", "h:1", "t")
+    assert isinstance(denied, AuthError) and "Insufficient permissions" in str(denied)
+    missing = translate(error(grpc.StatusCode.UNAUTHENTICATED, "Token is missing"), "x", "h:1", None)
+    assert isinstance(missing, AuthError) and "none is set" in str(missing)

@@ -1,0 +1,153 @@
+"""pb <-> domain mapping against the FEDn 0.33 wire integers (PROTOCOL.md 3.2-3.11)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from adapters.combiner_grpc import conversions as conv
+from adapters.combiner_grpc.generated import fedn_pb2 as pb
+from domain.model import (
+    Identity,
+    ModelUpdate,
+    Prediction,
+    StatusLevel,
+    StatusReport,
+    TaskKind,
+    Validation,
+)
+
+ME = Identity("alice", "cid-1")
+
+
+def test_wire_integers() -> None:
+    assert (pb.OTHER, pb.CLIENT, pb.COMBINER, pb.REDUCER) == (0, 1, 2, 3)
+    assert (pb.LOG, pb.MODEL_UPDATE, pb.MODEL_VALIDATION, pb.MODEL_PREDICTION, pb.NETWORK) == (0, 2, 4, 5, 6)
+    assert (pb.NONE, pb.INFO, pb.DEBUG, pb.WARNING, pb.ERROR, pb.AUDIT) == (0, 1, 2, 3, 4, 5)
+    assert (pb.OK, pb.IN_PROGRESS, pb.IN_PROGRESS_OK, pb.FAILED, pb.UNKNOWN) == (0, 1, 2, 3, 4)
+
+
+def request(type_: int, role: int = pb.COMBINER, data: str = "") -> pb.TaskRequest:
+    return pb.TaskRequest(
+        sender=pb.Client(name="combiner-1", role=role),  # type: ignore[arg-type]
+        receiver=pb.Client(client_id="cid-1", role=pb.CLIENT),
+        model_id="m0",
+        correlation_id="corr",
+        session_id="s1",
+        type=type_,  # type: ignore[arg-type]
+        data=data,
+    )
+
+
+@pytest.mark.parametrize(
+    ("type_", "kind"), [(2, TaskKind.TRAIN), (4, TaskKind.VALIDATE), (5, TaskKind.PREDICT)]
+)
+def test_task_types(type_: int, kind: TaskKind) -> None:
+    data = json.dumps({"round_id": "7", "client_settings": {"epochs": 2}})
+    task = conv.task_from_pb(request(type_, data=data))
+    assert task is not None
+    assert (task.kind, task.model_id, task.correlation_id, task.session_id) == (kind, "m0", "corr", "s1")
+    assert task.sender_name == "combiner-1"
+    assert task.data == data and task.round_id == "7" and task.client_settings == {"epochs": 2}
+
+
+@pytest.mark.parametrize("type_", [0, 1, 3, 6, 7, 8, 9, 10, 99])
+def test_other_task_types_are_ignored(type_: int) -> None:
+    assert conv.task_from_pb(request(type_)) is None
+
+
+@pytest.mark.parametrize("role", [pb.OTHER, pb.CLIENT, pb.REDUCER])
+def test_tasks_not_from_a_combiner_are_ignored(role: int) -> None:
+    assert conv.task_from_pb(request(pb.MODEL_UPDATE, role=role)) is None
+
+
+def test_unparseable_data_reads_as_empty_config() -> None:
+    task = conv.task_from_pb(request(pb.MODEL_PREDICTION, data="not json"))
+    assert task is not None and task.config == {} and task.data == "not json"
+
+
+def sender_ok(message: pb.ModelUpdate | pb.ModelValidation | pb.ModelPrediction | pb.Status) -> None:
+    assert (message.sender.name, message.sender.role, message.sender.client_id) == ("alice", 1, "cid-1")
+
+
+def test_model_update() -> None:
+    meta = {"training_metadata": {"num_examples": 3}, "config": '{"round_id": "1"}'}
+    msg = conv.update_pb(ModelUpdate("m0", "u1", meta, "combiner-1", "corr", "s1"), ME)
+    sender_ok(msg)
+    assert (msg.receiver.name, msg.receiver.role) == ("combiner-1", 2)
+    assert (msg.model_id, msg.model_update_id, msg.correlation_id, msg.config) == ("m0", "u1", "corr", "")
+    assert json.loads(msg.meta) == meta
+    assert datetime.fromisoformat(msg.timestamp).utcoffset() is not None  # "2026-... +00:00"
+    assert msg.timestamp.endswith("+00:00") and "T" not in msg.timestamp
+
+
+def test_model_validation() -> None:
+    msg = conv.validation_pb(Validation("m1", {"acc": 0.5}, "combiner-1", "corr", "s1"), ME)
+    sender_ok(msg)
+    assert (msg.receiver.name, msg.receiver.role) == ("combiner-1", 2)
+    assert (msg.model_id, msg.correlation_id, msg.session_id) == ("m1", "corr", "s1")
+    assert json.loads(msg.data) == {"acc": 0.5}
+    assert msg.HasField("timestamp") and msg.timestamp.seconds > 0
+
+
+def test_model_prediction() -> None:
+    msg = conv.prediction_pb(Prediction("m1", {"y": [1]}, "combiner-1", "corr", "pred-1"), ME)
+    sender_ok(msg)
+    assert (msg.prediction_id, msg.correlation_id, msg.model_id) == ("pred-1", "corr", "m1")
+    assert json.loads(msg.data) == {"y": [1]}
+    assert msg.HasField("timestamp")
+
+
+@pytest.mark.parametrize(
+    ("level", "wire"),
+    [
+        (StatusLevel.INFO, 1),
+        (StatusLevel.DEBUG, 2),
+        (StatusLevel.WARNING, 3),
+        (StatusLevel.ERROR, 4),
+        (StatusLevel.AUDIT, 5),
+    ],
+)
+def test_status_levels(level: StatusLevel, wire: int) -> None:
+    assert conv.status_pb(StatusReport("x", level), ME).log_level == wire
+
+
+@pytest.mark.parametrize(
+    ("kind", "wire"), [(TaskKind.TRAIN, 2), (TaskKind.VALIDATE, 4), (TaskKind.PREDICT, 5), (None, 0)]
+)
+def test_status_types(kind: TaskKind | None, wire: int) -> None:
+    assert conv.status_pb(StatusReport("x", kind=kind), ME).type == wire
+
+
+def test_status_fields() -> None:
+    report = StatusReport(
+        "Model update completed.", StatusLevel.AUDIT, TaskKind.TRAIN, "s1", "corr", '{"a": 1}'
+    )
+    msg = conv.status_pb(report, ME)
+    sender_ok(msg)
+    assert (msg.status, msg.session_id, msg.correlation_id, msg.data) == (
+        "Model update completed.",
+        "s1",
+        "corr",
+        '{"a": 1}',
+    )
+    assert msg.HasField("timestamp")
+
+
+def test_subscription_heartbeat_and_model_requests() -> None:
+    assert conv.subscription_pb(ME).sender == pb.Client(name="alice", role=pb.CLIENT, client_id="cid-1")
+    assert conv.heartbeat_pb(ME).sender == pb.Client(name="alice", role=pb.CLIENT, client_id="cid-1")
+    download = conv.download_request_pb("m0", ME)
+    assert (download.id, download.sender.client_id, download.sender.role, download.sender.name) == (
+        "m0",
+        "cid-1",
+        1,
+        "",
+    )
+    chunk = conv.upload_chunk_pb("u1", b"abc")
+    assert (chunk.id, chunk.data, chunk.status) == ("u1", b"abc", pb.IN_PROGRESS)
+    end = conv.upload_terminator_pb("u1")
+    assert (end.id, end.data, end.status) == ("u1", b"", pb.OK)
+    assert end.SerializeToString() == pb.ModelRequest(id="u1").SerializeToString()  # OK is the default
