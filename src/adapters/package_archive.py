@@ -3,11 +3,14 @@
 FEDn extracts uploaded tarballs member by member with no filter and picks the format
 from the file suffix (PROTOCOL.md 7.8, 7.10). Here the format is sniffed from the
 bytes, every member is checked by the domain rules *before* anything is written, and
-we write regular files and directories ourselves instead of trusting ``extract``.
+we write regular files and directories ourselves instead of trusting ``extract``
+(so tarfile's ``filter="data"`` of Python 3.12+ has nothing to add: no extract call
+is ever made, on any Python version).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gzip
 import hashlib
@@ -61,9 +64,12 @@ class TarPackageUnpacker:
 
     def sha256(self, path: Path) -> str:
         digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise PackageError(f"cannot read compute package '{Path(path).name}': {exc}") from None
         return digest.hexdigest()
 
     def unpack(self, archive: Path, dest_dir: Path) -> Path:
@@ -80,7 +86,8 @@ class TarPackageUnpacker:
             _remove(dest_dir)
             os.replace(staging, dest_dir)
         except BaseException:
-            _remove(dest_dir)  # never leave an old fedn.yaml for someone to pick up
+            with contextlib.suppress(OSError):  # the original error is the one to report
+                _remove(dest_dir)  # never leave an old fedn.yaml for someone to pick up
             raise
         finally:
             _remove(staging)

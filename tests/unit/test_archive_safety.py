@@ -192,6 +192,19 @@ def test_good_archive_unpacks_with_sanitized_modes(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "p.tgz"]  # no staging left over
 
 
+def test_dot_slash_members_as_made_by_tar_c_dot(tmp_path: Path) -> None:
+    members = [(tar_info(".", tarfile.DIRTYPE), b""), (tar_info("./fedn.yaml", data=FEDN_YAML), FEDN_YAML)]
+    root = TarPackageUnpacker().unpack(write_tar(tmp_path / "p.tgz", members), tmp_path / "dest")
+    assert root == tmp_path / "dest" and (root / "fedn.yaml").is_file()
+
+
+def test_file_where_a_directory_is_needed_is_a_package_error(tmp_path: Path) -> None:
+    members = [(tar_info("a", data=b"x"), b"x"), (tar_info("a/fedn.yaml", data=FEDN_YAML), FEDN_YAML)]
+    with pytest.raises(PackageError, match="clashes"):
+        TarPackageUnpacker().unpack(write_tar(tmp_path / "p.tgz", members), tmp_path / "dest")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tgz"]
+
+
 def test_stale_destination_is_replaced(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     (dest / "old").mkdir(parents=True)
@@ -287,6 +300,8 @@ def test_sha256_is_lowercase_hex_of_the_file(tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(b"x" * (3 * 1024 * 1024 + 5))
     assert TarPackageUnpacker().sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(PackageError, match=r"missing\.tgz"):
+        TarPackageUnpacker().sha256(tmp_path / "missing.tgz")
 
 
 # ------------------------------------------------------------ build_package --

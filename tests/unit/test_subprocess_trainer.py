@@ -196,6 +196,17 @@ async def test_train_outputs_are_checked(tmp_path: Path, work: Path, script: str
         await trainer(tmp_path, train=script).train(work / "in model.npz", work / "out.npz", {})
 
 
+async def test_stale_outputs_do_not_count(tmp_path: Path, work: Path) -> None:
+    t = trainer(tmp_path, train="no_metadata.py", validate="no_output.py")
+    (work / "out.npz").write_bytes(b"old model")
+    (work / "out.npz-metadata").write_text('{"num_examples": 1}')
+    with pytest.raises(TaskFailed, match="did not write the training metadata"):
+        await t.train(work / "in model.npz", work / "out.npz", {})
+    (work / "m.json").write_text("{}")
+    with pytest.raises(TaskFailed, match="did not write the metrics"):
+        await t.validate(work / "in model.npz", work / "m.json")
+
+
 async def test_validate_and_predict_return_the_json_object(tmp_path: Path, work: Path) -> None:
     t = trainer(tmp_path, validate="metrics.py", predict="metrics.py")
     assert await t.validate(work / "in model.npz", work / "m.json") == {"accuracy": 0.5, "model": "seed"}

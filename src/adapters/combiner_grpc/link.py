@@ -158,8 +158,9 @@ class GrpcCombinerLink:
     async def tasks(self) -> AsyncIterator[Task]:
         """Subscribe to the combiner's TaskStream and yield the tasks meant for us.
 
-        The stream has no deadline: it is meant to stay open, and the heartbeat
-        (a unary call with a deadline) is what notices a dead connection.
+        The stream has no deadline: it is meant to stay open. A dead connection
+        is noticed by the channel's keepalive (a 60 s ping, 20 s to answer),
+        which fails the stream with UNAVAILABLE -> TransientError.
         """
         self._check_open()
         call = self._combiner.TaskStream(conv.subscription_pb(self._identity), metadata=self._metadata)

@@ -63,8 +63,13 @@ class SubprocessTrainer:
     async def train(
         self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]
     ) -> dict[str, Any]:
+        """Run ``train <in> <out>``; the settings go in ``<in>-metadata``, as FEDn scripts expect."""
         settings_file = _metadata_path(in_model)
-        settings_file.write_text(json.dumps(dict(client_settings), default=str), encoding="utf-8")
+        _clear(out_model, _metadata_path(out_model))  # only what this run writes counts
+        try:
+            settings_file.write_text(json.dumps(dict(client_settings), default=str), encoding="utf-8")
+        except OSError as exc:
+            raise TaskFailed(f"cannot write the client settings to {settings_file}: {exc}") from None
         try:
             await self._run("train", in_model, out_model)
         finally:
@@ -81,10 +86,12 @@ class SubprocessTrainer:
         return metadata
 
     async def validate(self, in_model: Path, out_json: Path) -> dict[str, Any]:
+        _clear(out_json)
         await self._run("validate", in_model, out_json)
         return _read_json_object("validate", out_json, "the metrics")
 
     async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]:
+        _clear(out_json)
         await self._run("predict", in_model, out_json)
         return _read_json_object("predict", out_json, "the prediction")
 
@@ -200,6 +207,12 @@ def _describe(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def _clear(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
 
 
 def _metadata_path(path: Path) -> Path:
