@@ -48,7 +48,9 @@ class InMemoryDiscovery:
 class InMemoryPackageSource:
     """Serves one package file (or none) and an optional checksum."""
 
-    def __init__(self, archive: Path | None, checksum: str | None = None, filename: str = "package.tgz") -> None:
+    def __init__(
+        self, archive: Path | None, checksum: str | None = None, filename: str = "package.tgz"
+    ) -> None:
         self.archive = archive
         self.server_checksum = checksum
         self.filename = filename
@@ -213,7 +215,9 @@ class InMemoryTrainer:
         self.fail = fail
         self.calls: list[tuple[str, Path, dict[str, Any]]] = []
 
-    async def train(self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]) -> dict[str, Any]:
+    async def train(
+        self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
         self.calls.append(("train", in_model, dict(client_settings)))
         if self.fail == "train":
             raise TaskFailed("train exited with code 1")

@@ -34,17 +34,28 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN)")
     p.add_argument("-n", "--name", help="client display name")
     p.add_argument("-i", "--client-id", help="client id (default: a new UUID)")
-    p.add_argument("--local-package", nargs="?", const=".", metavar="DIR",
-                   help="use a local compute package (default ./client or .) instead of the controller's")
+    p.add_argument(
+        "--local-package",
+        nargs="?",
+        const=".",
+        metavar="DIR",
+        help="use a local compute package (default ./client or .) instead of the controller's",
+    )
     p.add_argument("-c", "--preferred-combiner", help="ask the controller for this combiner")
     p.add_argument("--combiner", help="attach straight to this combiner host (needs --combiner-port)")
     p.add_argument("--combiner-port", type=int, help="port of --combiner")
     p.add_argument("-in", "--init", type=Path, help="FEDn-style client.yaml with settings")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
-    p.add_argument("-hp", "--helper_type", "--helper-type", dest="helper_type", help="model helper (numpyhelper)")
+    p.add_argument(
+        "-hp", "--helper_type", "--helper-type", dest="helper_type", help="model helper (numpyhelper)"
+    )
     p.add_argument("--package-checksum", help="expected SHA-256 of the compute package")
-    p.add_argument("--require-checksum", action="store_true", default=None,
-                   help="refuse a package whose checksum cannot be verified")
+    p.add_argument(
+        "--require-checksum",
+        action="store_true",
+        default=None,
+        help="refuse a package whose checksum cannot be verified",
+    )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
@@ -74,9 +85,23 @@ def parser() -> argparse.ArgumentParser:
 def _settings_from(args: argparse.Namespace) -> Settings:
     cli = {
         key: getattr(args, key)
-        for key in ("api_url", "api_port", "token", "name", "client_id", "local_package", "preferred_combiner",
-                    "combiner", "combiner_port", "log_level", "helper_type", "package_checksum",
-                    "require_checksum", "work_dir", "train_timeout")
+        for key in (
+            "api_url",
+            "api_port",
+            "token",
+            "name",
+            "client_id",
+            "local_package",
+            "preferred_combiner",
+            "combiner",
+            "combiner_port",
+            "log_level",
+            "helper_type",
+            "package_checksum",
+            "require_checksum",
+            "work_dir",
+            "train_timeout",
+        )
     }
     return load_settings(cli, args.init)
 
@@ -108,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(args.log_level.upper())
             return run_sandbox(args)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
         return _fail(f"invalid settings: {problems}", EXIT_USAGE)
     except (AuthError, ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)

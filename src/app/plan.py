@@ -29,7 +29,9 @@ def build_plan(settings: Settings) -> ClientPlan:
     local = resolve_local_package(settings.local_package) if settings.local_package is not None else None
     if settings.combiner and local is None:
         raise ConfigError("attaching straight to a combiner (--combiner) needs --local-package")
-    combiner = CombinerAddress(settings.combiner, int(settings.combiner_port or 0)) if settings.combiner else None
+    combiner = (
+        CombinerAddress(settings.combiner, int(settings.combiner_port or 0)) if settings.combiner else None
+    )
     return ClientPlan(
         identity=Identity(settings.name, settings.client_id),
         work_dir=settings.work_dir.resolve(),

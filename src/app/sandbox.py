@@ -29,7 +29,9 @@ def run_sandbox(args: argparse.Namespace) -> int:
     if not (package / "fedn.yaml").is_file():
         raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
     with contextlib.ExitStack() as stack:
-        work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-sandbox-")))
+        work = args.work_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-sandbox-"))
+        )
         results = asyncio.run(
             sandbox(package, work.resolve(), args.rounds, args.clients, args.round_timeout, args.log_level)
         )
@@ -48,12 +50,14 @@ async def sandbox(
     runners: list[asyncio.Task[None]] = []
     try:
         for index in range(clients):
-            settings = load_settings({
-                "api_url": federation.api_url,
-                "name": f"sandbox-client-{index}",
-                "work_dir": work / f"client-{index}",
-                "log_level": log_level,
-            })
+            settings = load_settings(
+                {
+                    "api_url": federation.api_url,
+                    "name": f"sandbox-client-{index}",
+                    "work_dir": work / f"client-{index}",
+                    "log_level": log_level,
+                }
+            )
             # Each client trains on its own shard of the example's data.
             env = {"FEDN_CLIENT_INDEX": str(index), "FEDN_NUM_CLIENTS": str(clients)}
             lifecycle = build_container(settings, trainer_env=env).lifecycle()
@@ -82,9 +86,17 @@ async def _wait_online(federation: Federation, runners: list[asyncio.Task[None]]
 def format_table(results: list[RoundResult]) -> str:
     keys = sorted({k for r in results for k in r.metrics})
     header = ["round", "global model", "updates", *keys, "seconds"]
-    rows = [[str(r.round), r.model_id[:8], str(r.updates), *(f"{r.metrics.get(k, float('nan')):.4f}" for k in keys),
-             f"{r.seconds:.1f}"] for r in results]
+    rows = [
+        [
+            str(r.round),
+            r.model_id[:8],
+            str(r.updates),
+            *(f"{r.metrics.get(k, float('nan')):.4f}" for k in keys),
+            f"{r.seconds:.1f}",
+        ]
+        for r in results
+    ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(lines)

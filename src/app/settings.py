@@ -20,12 +20,25 @@ from domain.errors import ConfigError
 
 # Keys of FEDn's client.yaml, and the older names some files still use.
 INIT_FILE_KEYS = {
-    "api_url", "api_port", "token", "name", "client_id", "preferred_combiner", "combiner", "combiner_port",
-    "package_checksum", "helper_type", "refresh_token", "local_package", "log_level",
+    "api_url",
+    "api_port",
+    "token",
+    "name",
+    "client_id",
+    "preferred_combiner",
+    "combiner",
+    "combiner_port",
+    "package_checksum",
+    "helper_type",
+    "refresh_token",
+    "local_package",
+    "log_level",
 }
 LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
 
-_init_file_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("init_file_data", default={})
+_init_file_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "init_file_data", default=None
+)
 
 
 class Settings(BaseSettings):
@@ -35,8 +48,9 @@ class Settings(BaseSettings):
     api_url: str | None = None
     api_port: int | None = Field(default=None, ge=1, le=65535)
     custom_url_prefix: str = ""
-    token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("FEDN_TOKEN",
-                                                                                "FEDN_AUTH_TOKEN"))
+    token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN")
+    )
     auth_scheme: str = "Bearer"
     connect_api_secure: bool = True  # verify the controller's TLS certificate
     api_ca_bundle: Path | None = None
@@ -90,7 +104,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=_init_file_data.get()))
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, init_kwargs=_init_file_data.get() or {}),
+        )
 
 
 def read_init_file(path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from domain.model import (
     CombinerAddress,
     Identity,
     PackageMode,
+    Task,
 )
 from domain.package import ChecksumVerdict, Manifest, check_checksum
 from domain.ports import (
@@ -96,7 +98,9 @@ class Lifecycle:
         manifest = await self.prepare_package()
         assert self.package_dir is not None
         trainer = self.trainer_factory(self.package_dir, manifest)
-        self.runner = TaskRunner(self._current_link, trainer, self.plan.work_dir / "tasks", self.state, self.clock)
+        self.runner = TaskRunner(
+            self._current_link, trainer, self.plan.work_dir / "tasks", self.state, self.clock
+        )
         await self.serve(stop)
 
     # ------------------------------------------------------------- assign --
@@ -131,7 +135,9 @@ class Lifecycle:
                         f"the controller stayed unreachable after {unreachable} tries: {answer.message}"
                     )
                 delay = compute_backoff(unreachable, self.plan.unreachable_retry)
-                log.warning("controller unreachable (%s); retry %d in %.1f s", answer.message, unreachable, delay)
+                log.warning(
+                    "controller unreachable (%s); retry %d in %.1f s", answer.message, unreachable, delay
+                )
             await self.clock.sleep(delay)
 
     # ------------------------------------------------------------ package --
@@ -153,9 +159,12 @@ class Lifecycle:
         if self.checksum_verdict is ChecksumVerdict.UNVERIFIED:
             if self.plan.require_checksum:
                 raise PackageError(
-                    f"package '{archive.name}' could not be verified: the server gave no checksum and none is configured"
+                    f"package '{archive.name}' could not be verified: the server gave no checksum "
+                    "and none is configured"
                 )
-            log.warning("package %s is not verified: no checksum from the server or the settings", archive.name)
+            log.warning(
+                "package %s is not verified: no checksum from the server or the settings", archive.name
+            )
         else:
             log.info("package %s verified (sha256 %s…)", archive.name, actual[:12])
         self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "package")
@@ -172,7 +181,7 @@ class Lifecycle:
     async def serve(self, stop: asyncio.Event) -> None:
         """Keep a task stream open, reconnecting with backoff, until stop is set."""
         assert self.runner is not None and self.combiner is not None and self.identity is not None
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        queue: asyncio.Queue[Task] = asyncio.Queue()
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
         failures = 0
         try:
@@ -181,10 +190,17 @@ class Lifecycle:
                 if outcome == "stopped":
                     return
                 failures = 0 if outcome == "healthy" else failures + 1
-                if failures and failures % self.plan.reassign_after == 0 and self.discovery is not None \
-                        and self.plan.combiner is None:
-                    log.warning("combiner %s failed %d times in a row; asking the controller again",
-                                self.combiner.target, failures)
+                if (
+                    failures
+                    and failures % self.plan.reassign_after == 0
+                    and self.discovery is not None
+                    and self.plan.combiner is None
+                ):
+                    log.warning(
+                        "combiner %s failed %d times in a row; asking the controller again",
+                        self.combiner.target,
+                        failures,
+                    )
                     with contextlib.suppress(TransientError):
                         await self.assign()
                 delay = compute_backoff(max(failures, 1), self.plan.reconnect_retry)
@@ -197,7 +213,9 @@ class Lifecycle:
                 await worker
             await self._close_link()
 
-    async def _session(self, queue: asyncio.Queue[object], stop: asyncio.Event, worker: asyncio.Task[None]) -> str:
+    async def _session(
+        self, queue: asyncio.Queue[Task], stop: asyncio.Event, worker: asyncio.Task[None]
+    ) -> str:
         """One connection: returns 'stopped', 'healthy' (got tasks before failing) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
         try:
@@ -210,44 +228,50 @@ class Lifecycle:
         opened = self.clock.monotonic()
         reader = asyncio.create_task(self._read(queue), name="fedclient-reader")
         beats = asyncio.create_task(self._heartbeats(), name="fedclient-heartbeat")
-        stopper = asyncio.create_task(stop.wait(), name="fedclient-stop")
+        stopper: asyncio.Task[object] = asyncio.create_task(stop.wait(), name="fedclient-stop")
         try:
-            done, _ = await asyncio.wait({reader, beats, stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {reader, beats, stopper, worker}, return_when=asyncio.FIRST_COMPLETED
+            )
             if stopper in done:
                 return "stopped"
-            for task in (worker, beats, reader):
-                exc = task.exception() if task in done else None
-                if exc is not None and (task is worker or not isinstance(exc, TransientError)):
-                    raise exc
+            for finished in (worker, beats, reader):
+                error = finished.exception() if finished in done else None
+                if error is not None and (finished is worker or not isinstance(error, TransientError)):
+                    raise error
             if reader in done:
-                exc = reader.exception()
-                if isinstance(exc, StreamEnded):
+                lost = reader.exception()
+                if isinstance(lost, StreamEnded):
                     log.warning("combiner %s closed the task stream", self.combiner.target)
                 else:
-                    log.warning("task stream to %s lost: %s", self.combiner.target, exc)
+                    log.warning("task stream to %s lost: %s", self.combiner.target, lost)
             lasted = self.clock.monotonic() - opened
             healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
             return "healthy" if healthy else "failed"
         finally:
-            for task in (reader, beats, stopper):
-                task.cancel()
+            for helper in (reader, beats, stopper):
+                helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                    await helper
             await self._close_link()
 
-    async def _read(self, queue: asyncio.Queue[object]) -> None:
+    async def _read(self, queue: asyncio.Queue[Task]) -> None:
         async for task in self._current_link().tasks():
             self.tasks_received += 1
-            log.info("received %s task for model %s (session %s)", task.kind.value, task.model_id,
-                     task.session_id or "-")
+            log.info(
+                "received %s task for model %s (session %s)",
+                task.kind.value,
+                task.model_id,
+                task.session_id or "-",
+            )
             await queue.put(task)
         raise StreamEnded("the combiner closed the task stream")
 
-    async def _work(self, queue: asyncio.Queue[object]) -> None:
+    async def _work(self, queue: asyncio.Queue[Task]) -> None:
         assert self.runner is not None
         while True:
             task = await queue.get()
-            await self.runner.handle(task)  # type: ignore[arg-type]
+            await self.runner.handle(task)
 
     async def _heartbeats(self) -> None:
         misses = 0
@@ -271,9 +295,9 @@ class Lifecycle:
                 await link.close()
 
 
-async def _wait(stop: asyncio.Event, sleeper: object) -> bool:
+async def _wait(stop: asyncio.Event, sleeper: Awaitable[None]) -> bool:
     """Sleep unless stop is set first; True if stopped."""
-    sleep_task = asyncio.ensure_future(sleeper)  # type: ignore[arg-type]
+    sleep_task = asyncio.ensure_future(sleeper)
     stop_task = asyncio.create_task(stop.wait())
     done, pending = await asyncio.wait({sleep_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:

@@ -44,7 +44,9 @@ def parse_manifest(data: object, source: str = MANIFEST_NAME) -> Manifest:
         raise PackageError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     entry_points = data.get("entry_points")
     if not isinstance(entry_points, Mapping) or not entry_points:
-        raise PackageError(f"{source}: 'entry_points' must be a non-empty mapping of name -> {{command: ...}}")
+        raise PackageError(
+            f"{source}: 'entry_points' must be a non-empty mapping of name -> {{command: ...}}"
+        )
     parsed: dict[str, tuple[str, ...]] = {}
     for name, spec in entry_points.items():
         if not isinstance(name, str) or not name:
@@ -90,9 +92,7 @@ def normalize_checksum(value: str | None) -> str | None:
     return value or None
 
 
-def check_checksum(
-    package: str, actual: str, server: str | None, configured: str | None
-) -> ChecksumVerdict:
+def check_checksum(package: str, actual: str, server: str | None, configured: str | None) -> ChecksumVerdict:
     """Compare the file's SHA-256 with what the server and the user expect.
 
     Every expectation that is present must match; a mismatch is fatal. With no

@@ -100,7 +100,9 @@ class CombinerConnector(Protocol):
 class Trainer(Protocol):
     """Runs the user's code on local data."""
 
-    async def train(self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]) -> dict[str, Any]:
+    async def train(
+        self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Train from ``in_model`` into ``out_model``; return the training metadata (num_examples…)."""
         ...
 

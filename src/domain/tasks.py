@@ -32,6 +32,9 @@ from domain.state import StateMachine
 
 log = logging.getLogger("fedclient.tasks")
 
+# A finished result is retried (re-uploaded from its file) this often before the task fails.
+DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=10.0, max_attempts=5)
+
 RECEIVED = "Received request from combiner."
 UPDATE_DONE = "Model update completed."
 VALIDATION_DONE = "Model validation completed."
@@ -59,7 +62,7 @@ class TaskRunner:
         work_dir: Path,
         state: StateMachine,
         clock: Clock,
-        delivery_retry: RetryConfig = RetryConfig(initial=1.0, maximum=10.0, max_attempts=5),
+        delivery_retry: RetryConfig = DELIVERY_RETRY,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
     ) -> None:
@@ -75,8 +78,14 @@ class TaskRunner:
 
     async def handle(self, task: Task) -> TaskOutcome:
         await self._status(
-            StatusReport(RECEIVED, StatusLevel.AUDIT, task.kind, task.session_id, task.correlation_id,
-                         data=_task_json(task))
+            StatusReport(
+                RECEIVED,
+                StatusLevel.AUDIT,
+                task.kind,
+                task.session_id,
+                task.correlation_id,
+                data=_task_json(task),
+            )
         )
         self._work_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
@@ -108,8 +117,13 @@ class TaskRunner:
         await self._link().download(task.model_id, in_model)
         fetch = self._clock.monotonic() - t0
         await self._status(
-            StatusReport(f"\t Starting processing of training request for model_id {task.model_id}",
-                         StatusLevel.INFO, TaskKind.TRAIN, task.session_id, task.correlation_id)
+            StatusReport(
+                f"\t Starting processing of training request for model_id {task.model_id}",
+                StatusLevel.INFO,
+                TaskKind.TRAIN,
+                task.session_id,
+                task.correlation_id,
+            )
         )
         t1 = self._clock.monotonic()
         metadata = await self._trainer.train(in_model, out_model, dict(task.client_settings))
@@ -123,12 +137,21 @@ class TaskRunner:
             "config": task.data,
         }
         meta = await self._deliver_update(task, update_id, out_model, meta, started=t0)
-        log.info("model update %s for round %s sent (%s examples)", update_id, task.round_id or "?",
-                 metadata.get("num_examples"))
+        log.info(
+            "model update %s for round %s sent (%s examples)",
+            update_id,
+            task.round_id or "?",
+            metadata.get("num_examples"),
+        )
         await self._status(
-            StatusReport(UPDATE_DONE, StatusLevel.AUDIT, TaskKind.TRAIN, task.session_id, task.correlation_id,
-                         data=json.dumps({"model_id": task.model_id, "model_update_id": update_id,
-                                          "meta": meta}))
+            StatusReport(
+                UPDATE_DONE,
+                StatusLevel.AUDIT,
+                TaskKind.TRAIN,
+                task.session_id,
+                task.correlation_id,
+                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": meta}),
+            )
         )
 
     async def _deliver_update(
@@ -144,8 +167,9 @@ class TaskRunner:
                 now = self._clock.monotonic()
                 full = {**meta, "upload_model": now - t0, "processing_time": now - started}
                 await self._link().send_update(
-                    ModelUpdate(task.model_id, update_id, full, task.sender_name, task.correlation_id,
-                                task.session_id)
+                    ModelUpdate(
+                        task.model_id, update_id, full, task.sender_name, task.correlation_id, task.session_id
+                    )
                 )
                 return full
             except TransientError as exc:
@@ -157,17 +181,30 @@ class TaskRunner:
 
     async def _validate(self, task: Task, scratch: Path) -> None:
         await self._status(
-            StatusReport(f"Processing validate request for model_id {task.model_id}", StatusLevel.INFO,
-                         TaskKind.VALIDATE, task.session_id, task.correlation_id)
+            StatusReport(
+                f"Processing validate request for model_id {task.model_id}",
+                StatusLevel.INFO,
+                TaskKind.VALIDATE,
+                task.session_id,
+                task.correlation_id,
+            )
         )
         in_model = scratch / f"in{self._suffix}"
         await self._link().download(task.model_id, in_model)
         metrics = await self._trainer.validate(in_model, scratch / "metrics.json")
-        validation = Validation(task.model_id, metrics, task.sender_name, task.correlation_id, task.session_id)
+        validation = Validation(
+            task.model_id, metrics, task.sender_name, task.correlation_id, task.session_id
+        )
         await self._with_retry(lambda: self._link().send_validation(validation), "validation")
         await self._status(
-            StatusReport(VALIDATION_DONE, StatusLevel.AUDIT, TaskKind.VALIDATE, task.session_id,
-                         task.correlation_id, data=json.dumps({"model_id": task.model_id, "metrics": metrics}))
+            StatusReport(
+                VALIDATION_DONE,
+                StatusLevel.AUDIT,
+                TaskKind.VALIDATE,
+                task.session_id,
+                task.correlation_id,
+                data=json.dumps({"model_id": task.model_id, "metrics": metrics}),
+            )
         )
 
     async def _predict(self, task: Task, scratch: Path) -> None:
@@ -177,7 +214,9 @@ class TaskRunner:
         prediction = Prediction(task.model_id, output, task.sender_name, task.correlation_id, task.session_id)
         await self._with_retry(lambda: self._link().send_prediction(prediction), "prediction")
         await self._status(
-            StatusReport(PREDICTION_DONE, StatusLevel.AUDIT, TaskKind.PREDICT, task.session_id, task.correlation_id)
+            StatusReport(
+                PREDICTION_DONE, StatusLevel.AUDIT, TaskKind.PREDICT, task.session_id, task.correlation_id
+            )
         )
 
     async def _with_retry(self, send: Callable[[], Any], what: str) -> None:
@@ -216,11 +255,13 @@ class TaskRunner:
 
 
 def _task_json(task: Task) -> str:
-    return json.dumps({
-        "type": task.kind.value,
-        "model_id": task.model_id,
-        "session_id": task.session_id,
-        "correlation_id": task.correlation_id,
-        "sender": task.sender_name,
-        "data": task.data,
-    })
+    return json.dumps(
+        {
+            "type": task.kind.value,
+            "model_id": task.model_id,
+            "session_id": task.session_id,
+            "correlation_id": task.correlation_id,
+            "sender": task.sender_name,
+            "data": task.data,
+        }
+    )

@@ -17,11 +17,19 @@ def fedclient_exe() -> str:
     return str(exe)
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([fedclient_exe(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=full_env, check=False)
+    return subprocess.run(
+        [fedclient_exe(), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from tests.e2e.conftest import fedclient_exe, run_cli
 
 
 @pytest.fixture
-async def federation(tmp_path: Path, digits: Path, request: pytest.FixtureRequest) -> AsyncIterator[Federation]:
+async def federation(
+    tmp_path: Path, digits: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Federation]:
     token = getattr(request, "param", None)
     fed = Federation(digits, tmp_path / "server", expected_clients=1, token=token, round_timeout=60)
     await fed.start()
@@ -28,13 +30,30 @@ async def federation(tmp_path: Path, digits: Path, request: pytest.FixtureReques
 async def spawn(*args: str, cwd: Path) -> asyncio.subprocess.Process:
     env = {**os.environ, "FEDN_CLIENT_INDEX": "0", "FEDN_NUM_CLIENTS": "1"}
     return await asyncio.create_subprocess_exec(
-        fedclient_exe(), *args, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        fedclient_exe(),
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
-async def test_run_joins_trains_validates_and_stops_on_sigterm(tmp_path: Path, federation: Federation) -> None:
-    proc = await spawn("run", "--api-url", federation.api_url, "--name", "e2e-client", "--client-id", "e2e-id",
-                       "--work-dir", str(tmp_path / "client"), cwd=tmp_path)
+async def test_run_joins_trains_validates_and_stops_on_sigterm(
+    tmp_path: Path, federation: Federation
+) -> None:
+    proc = await spawn(
+        "run",
+        "--api-url",
+        federation.api_url,
+        "--name",
+        "e2e-client",
+        "--client-id",
+        "e2e-id",
+        "--work-dir",
+        str(tmp_path / "client"),
+        cwd=tmp_path,
+    )
     try:
         await federation.wait_for_clients(timeout=60)
         [result] = await federation.run(1)
@@ -53,8 +72,16 @@ async def test_run_joins_trains_validates_and_stops_on_sigterm(tmp_path: Path, f
 @pytest.mark.parametrize("federation", ["the-right-token-0123456789"], indirect=True)
 async def test_wrong_token_exits_non_zero_with_one_line(tmp_path: Path, federation: Federation) -> None:
     secret = "a-wrong-token-9876543210"
-    proc = await spawn("run", "--api-url", federation.api_url, "--token", secret, "--work-dir",
-                       str(tmp_path / "client"), cwd=tmp_path)
+    proc = await spawn(
+        "run",
+        "--api-url",
+        federation.api_url,
+        "--token",
+        secret,
+        "--work-dir",
+        str(tmp_path / "client"),
+        cwd=tmp_path,
+    )
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     text = stderr.decode()
     assert proc.returncode == 2
@@ -66,8 +93,16 @@ async def test_wrong_token_exits_non_zero_with_one_line(tmp_path: Path, federati
 
 @pytest.mark.parametrize("federation", ["the-right-token-0123456789"], indirect=True)
 async def test_right_token_joins(tmp_path: Path, federation: Federation) -> None:
-    proc = await spawn("run", "--api-url", federation.api_url, "--token", "the-right-token-0123456789",
-                       "--work-dir", str(tmp_path / "client"), cwd=tmp_path)
+    proc = await spawn(
+        "run",
+        "--api-url",
+        federation.api_url,
+        "--token",
+        "the-right-token-0123456789",
+        "--work-dir",
+        str(tmp_path / "client"),
+        cwd=tmp_path,
+    )
     try:
         await federation.wait_for_clients(timeout=60)
         [result] = await federation.run(1)

@@ -10,8 +10,18 @@ from tests.e2e.conftest import run_cli
 
 def test_sandbox_three_rounds_two_clients_accuracy_rises(tmp_path: Path, digits: Path) -> None:
     out = tmp_path / "out.json"
-    result = run_cli("sandbox", "--rounds", "3", "--clients", "2", "--package", str(digits), "--json", str(out),
-                     cwd=tmp_path)
+    result = run_cli(
+        "sandbox",
+        "--rounds",
+        "3",
+        "--clients",
+        "2",
+        "--package",
+        str(digits),
+        "--json",
+        str(out),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rounds = json.loads(out.read_text())["rounds"]
     assert [r["round"] for r in rounds] == [1, 2, 3]

@@ -38,7 +38,9 @@ from domain.state import ClientState
 from domain.tasks import RECEIVED, UPDATE_DONE, VALIDATION_DONE
 
 COMBINER = CombinerAddress("127.0.0.1", 12080)
-ASSIGNED = Assignment(AssignmentStatus.ASSIGNED, combiner=COMBINER, client_id="cid-1", helper_type="numpyhelper")
+ASSIGNED = Assignment(
+    AssignmentStatus.ASSIGNED, combiner=COMBINER, client_id="cid-1", helper_type="numpyhelper"
+)
 MANIFEST = {"entry_points": {"train": {"command": "python train.py"}, "validate": {"command": "python v.py"}}}
 ROUND_CONFIG = json.dumps({"round_id": "1", "session_id": "s1", "client_settings": {"lr": "0.1"}})
 
@@ -51,8 +53,15 @@ def archive(tmp_path: Path) -> Path:
 
 
 class World:
-    def __init__(self, tmp_path: Path, archive: Path, *answers: Assignment, checksum: str | None = "auto",
-                 trainer: InMemoryTrainer | None = None, **plan_kw: object) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        archive: Path,
+        *answers: Assignment,
+        checksum: str | None = "auto",
+        trainer: InMemoryTrainer | None = None,
+        **plan_kw: object,
+    ) -> None:
         self.combiner = InMemoryCombiner()
         self.combiner.models["seed"] = b"seed"
         self.discovery = InMemoryDiscovery(*(answers or (ASSIGNED,)))

@@ -40,7 +40,8 @@ def test_attempt_limit() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"initial": 0}, {"initial": 5, "maximum": 1}, {"multiplier": 0.5}, {"jitter": 2}, {"max_attempts": 0}]
+    "kwargs",
+    [{"initial": 0}, {"initial": 5, "maximum": 1}, {"multiplier": 0.5}, {"jitter": 2}, {"max_attempts": 0}],
 )
 def test_bad_configs_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,7 +22,10 @@ from domain.state import (
 
 def test_state_numbers_match_fedn() -> None:
     assert [(s.name, s.value) for s in ClientState] == [
-        ("IDLE", 1), ("TRAINING", 2), ("VALIDATING", 3), ("PREDICTING", 4)
+        ("IDLE", 1),
+        ("TRAINING", 2),
+        ("VALIDATING", 3),
+        ("PREDICTING", 4),
     ]
 
 
@@ -32,8 +37,11 @@ def test_to_string_names_every_state(state: ClientState) -> None:
 
 @given(st.one_of(st.integers(), st.text(), st.none(), st.booleans(), st.floats()))
 def test_to_string_of_anything_else_is_unknown(value: object) -> None:
-    expected = ClientState(value).name if isinstance(value, int) and not isinstance(value, bool) \
-        and value in {1, 2, 3, 4} else "UNKNOWN"
+    expected = (
+        ClientState(value).name
+        if isinstance(value, int) and not isinstance(value, bool) and value in {1, 2, 3, 4}
+        else "UNKNOWN"
+    )
     assert client_state_to_string(value) == expected
 
 
@@ -81,7 +89,7 @@ class ClientStateMachine(RuleBasedStateMachine):
     def history_follows_the_table(self) -> None:
         history = self.machine.history
         assert history[0] is ClientState.IDLE
-        for before, after in zip(history, history[1:]):
+        for before, after in itertools.pairwise(history):
             assert after in TRANSITIONS[before]
 
 

@@ -34,7 +34,7 @@ def fedavg(models: Sequence[tuple[Path, float]], out: Path) -> None:
             continue
         if [a.shape for a in arrays] != [a.shape for a in acc]:
             raise ValueError(f"model {path.name} does not have the shape of the others")
-        for mean, a in zip(acc, arrays):
+        for mean, a in zip(acc, arrays, strict=True):
             mean += a * (weight / total)
     assert acc is not None
     save_arrays(acc, out)

@@ -41,8 +41,14 @@ class RoundResult:
     seconds: float
 
     def as_json(self) -> dict[str, Any]:
-        return {"round": self.round, "model_id": self.model_id, "metrics": self.metrics,
-                "updates": self.updates, "validations": self.validations, "seconds": round(self.seconds, 3)}
+        return {
+            "round": self.round,
+            "model_id": self.model_id,
+            "metrics": self.metrics,
+            "updates": self.updates,
+            "validations": self.validations,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -98,12 +104,21 @@ class Federation:
         if not clients:
             raise RoundFailed(f"round {number}: no clients online")
         config = {  # every value a string, as FEDn's controller sends it
-            "round_id": str(number), "session_id": self.session_id, "task": "training", "aggregator": "fedavg",
-            "round_timeout": str(self.round_timeout), "rounds": "1", "validate": "True",
-            "helper_type": "numpyhelper", "model_id": model_id, "clients_required": str(len(clients)),
+            "round_id": str(number),
+            "session_id": self.session_id,
+            "task": "training",
+            "aggregator": "fedavg",
+            "round_timeout": str(self.round_timeout),
+            "rounds": "1",
+            "validate": "True",
+            "helper_type": "numpyhelper",
+            "model_id": model_id,
+            "clients_required": str(len(clients)),
         }
-        asks = [self.combiner.submit_task(cid, TaskKind.TRAIN, model_id, self.session_id, json.dumps(config))
-                for cid in clients]
+        asks = [
+            self.combiner.submit_task(cid, TaskKind.TRAIN, model_id, self.session_id, json.dumps(config))
+            for cid in clients
+        ]
         updates = await self.combiner.wait_for_updates(asks, self.round_timeout)
         if not updates:
             raise RoundFailed(f"round {number}: no model updates arrived within {self.round_timeout:.0f} s")
@@ -121,10 +136,18 @@ class Federation:
         await asyncio.to_thread(fedavg, weighted, aggregate)
         self.combiner.put_model(new_id, aggregate)
         aggregate.unlink()
-        checks = [self.combiner.submit_task(cid, TaskKind.VALIDATE, new_id, self.session_id) for cid in clients]
+        checks = [
+            self.combiner.submit_task(cid, TaskKind.VALIDATE, new_id, self.session_id) for cid in clients
+        ]
         validations = await self.combiner.wait_for_validations(checks, self.round_timeout)
-        return RoundResult(number, new_id, _mean_metrics([v.metrics for v in validations]), len(weighted),
-                           len(validations), time.monotonic() - started)
+        return RoundResult(
+            number,
+            new_id,
+            _mean_metrics([v.metrics for v in validations]),
+            len(weighted),
+            len(validations),
+            time.monotonic() - started,
+        )
 
     async def stop(self) -> None:
         if self.controller is not None:
@@ -135,7 +158,9 @@ class Federation:
 
 def _mean_metrics(reports: list[dict[str, Any]]) -> dict[str, float]:
     keys = sorted({k for r in reports for k, v in r.items() if isinstance(v, (int, float))})
-    return {k: statistics.fmean(float(r[k]) for r in reports if isinstance(r.get(k), (int, float))) for k in keys}
+    return {
+        k: statistics.fmean(float(r[k]) for r in reports if isinstance(r.get(k), (int, float))) for k in keys
+    }
 
 
 async def _build_seed(package_dir: Path, argv: tuple[str, ...], out: Path) -> None:
