@@ -104,7 +104,8 @@ class TarPackageUnpacker:
         except PackageError:
             raise
         except _READ_ERRORS as exc:
-            raise PackageError(f"cannot unpack compute package '{archive.name}': {exc}") from None
+            reason = " ".join(str(exc).split())  # tarfile lists one line per format it tried
+            raise PackageError(f"cannot unpack compute package '{archive.name}': {reason}") from None
 
     def load_manifest(self, package_dir: Path) -> Manifest:
         path = Path(package_dir) / MANIFEST_NAME

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app import package_cmd
 from app.logs import configure_logging
 from app.settings import Settings, load_settings
 from domain.errors import AuthError, ConfigError, FedClientError
@@ -79,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _sandbox_parser(sub)
+    package_cmd.add_parser(sub)
     return top
 
 
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = _settings_from(args)
             configure_logging(settings.log_level, [settings.token_value])
             asyncio.run(_run(settings))
+        elif args.command == "package":
+            return package_cmd.run_package(args)
         else:
             from app.sandbox import run_sandbox
 

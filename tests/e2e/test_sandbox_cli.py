@@ -39,3 +39,23 @@ def test_sandbox_refuses_a_directory_without_fedn_yaml(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no fedn.yaml" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_package_build_then_check(tmp_path: Path, digits: Path) -> None:
+    out = tmp_path / "digits.tgz"
+    built = run_cli("package", "build", str(digits), "-o", str(out), cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert out.exists() and "sha256" in built.stdout
+    checked = run_cli("package", "check", str(out), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.splitlines()[-1] == "ok"
+    assert any(line.startswith("train") for line in checked.stdout.splitlines())
+
+
+def test_package_check_of_a_broken_archive_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tgz"
+    bad.write_bytes(b"not an archive")
+    result = run_cli("package", "check", str(bad), cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("fedclient: error: cannot unpack compute package 'bad.tgz'")
