@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv protos lint test unit contract e2e interop demo bench clean
+.PHONY: venv fedn-venv protos lint test unit contract e2e interop demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The real FEDn 0.33.0 server for tests/interop lives in its own venv (fedn pins old
+# grpcio/protobuf). Cached by a stamp inside it: a no-op unless the requirements changed.
+fedn-venv: venv
+	$(PY) tests/interop/fedn_venv.py
 
 protos: venv
 	$(PY) scripts/gen_protos.py
@@ -23,7 +28,7 @@ lint: venv
 	$(VENV)/bin/mypy src/domain
 	$(VENV)/bin/lint-imports
 
-test: lint
+test: lint fedn-venv
 	$(PY) -m pytest -q
 
 unit: venv
@@ -35,8 +40,11 @@ contract: venv
 e2e: venv
 	$(PY) -m pytest -q tests/e2e
 
+interop: fedn-venv
+	$(PY) -m pytest -q -m interop tests/interop
+
 demo: venv
 	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .pytest_cache .mypy_cache .ruff_cache

@@ -234,6 +234,11 @@ class InMemoryTrainer:
         self.calls.append(("predict", in_model, {}))
         return {"prediction": len(in_model.read_bytes())}
 
+    async def startup(self) -> None:
+        self.calls.append(("startup", Path(), {}))
+        if self.fail == "startup":
+            raise TaskFailed("startup exited with code 1")
+
 
 class InMemoryTrainerFactory:
     def __init__(self, trainer: InMemoryTrainer) -> None:

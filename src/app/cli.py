@@ -19,13 +19,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from app import package_cmd
-from app.logs import configure_logging
+from app.logs import configure_logging, scrub
 from app.settings import Settings, load_settings
 from domain.errors import AuthError, ConfigError, FedClientError
 
 log = logging.getLogger("fedclient")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _run_parser(sub: Any) -> None:
@@ -71,7 +72,13 @@ def _sandbox_parser(sub: Any) -> None:
     p.add_argument("--package", type=Path, default=Path("examples/digits"), help="compute package directory")
     p.add_argument("--json", type=Path, help="also write the per-round results to this JSON file")
     p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
-    p.add_argument("--log-level", default="WARNING", help="log level of the servers and clients")
+    p.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="log level of the servers and clients",
+    )
     p.add_argument("--round-timeout", type=float, default=180.0, help="seconds to wait for a round's updates")
 
 
@@ -109,16 +116,25 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def _run(settings: Settings) -> None:
-    from app.container import build_container
+    from app.container import build_container, close_adapters
 
-    container = build_container(settings)
-    lifecycle = container.lifecycle()
+    lifecycle = build_container(settings).lifecycle()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        log.info("stopping (a second signal ends the process at once)")
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     log.info("fedclient %s (%s) starting", settings.name, settings.client_id)
-    await lifecycle.run(stop)
+    try:
+        await lifecycle.run(stop)
+    finally:
+        await close_adapters(lifecycle)
     log.info("fedclient stopped")
 
 
@@ -134,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from app.sandbox import run_sandbox
 
-            configure_logging(args.log_level.upper())
+            configure_logging(args.log_level)
             return run_sandbox(args)
     except ValidationError as exc:
         problems = "; ".join(
@@ -145,13 +161,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except FedClientError as exc:
         return _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception as exc:  # a bug: one line for the user, the traceback for DEBUG logs
+        log.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (run with --log-level DEBUG for details)", EXIT_FAILED
+        )
     return EXIT_OK
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"fedclient: error: {message}", file=sys.stderr)
+    print(f"fedclient: error: {scrub(' '.join(message.split()))}", file=sys.stderr)
     return code
 
 

@@ -75,6 +75,14 @@ class Container(containers.DeclarativeContainer):
     )
 
 
+async def close_adapters(lifecycle: Lifecycle) -> None:
+    """Close the network clients the container opened (httpx keeps pooled connections)."""
+    for adapter in (lifecycle.discovery, lifecycle.package_source):
+        aclose = getattr(adapter, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def build_container(settings: Settings, trainer_env: Mapping[str, str] | None = None) -> Container:
     container = Container(settings=settings)
     if trainer_env:

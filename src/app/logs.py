@@ -6,29 +6,38 @@ import logging
 import sys
 from collections.abc import Iterable
 
+# Secrets of this process (the token), scrubbed from every log record and error line.
+_SECRETS: list[str] = []
+
+
+def register_secrets(secrets: Iterable[str | None]) -> None:
+    # Very short values would mangle ordinary words; real tokens are long.
+    _SECRETS.extend(s for s in secrets if s and len(s) >= 4 and s not in _SECRETS)
+
+
+def scrub(text: str) -> str:
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
+
 
 class RedactSecrets(logging.Filter):
-    """Replaces any known secret that slips into a log record with ***."""
-
-    def __init__(self, secrets: Iterable[str | None]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+    """Replaces any registered secret that slips into a log record with ***."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        if _SECRETS:
             message = record.getMessage()
-            scrubbed = message
-            for secret in self.secrets:
-                scrubbed = scrubbed.replace(secret, "***")
+            scrubbed = scrub(message)
             if scrubbed != message:
                 record.msg, record.args = scrubbed, None
         return True
 
 
 def configure_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
+    register_secrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

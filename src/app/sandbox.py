@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from adapters.sandbox.federation import Federation, RoundResult
-from app.container import build_container
+from app.container import build_container, close_adapters
 from app.settings import load_settings
 from domain.errors import ConfigError
 
@@ -48,6 +48,7 @@ async def sandbox(
     await federation.start()
     stop = asyncio.Event()
     runners: list[asyncio.Task[None]] = []
+    lifecycles = []
     try:
         for index in range(clients):
             settings = load_settings(
@@ -61,6 +62,7 @@ async def sandbox(
             # Each client trains on its own shard of the example's data.
             env = {"FEDN_CLIENT_INDEX": str(index), "FEDN_NUM_CLIENTS": str(clients)}
             lifecycle = build_container(settings, trainer_env=env).lifecycle()
+            lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"client-{index}"))
         await _wait_online(federation, runners)
         return await federation.run(rounds)
@@ -69,6 +71,8 @@ async def sandbox(
         for runner in runners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(runner, 10)
+        for lifecycle in lifecycles:
+            await close_adapters(lifecycle)
         await federation.stop()
 
 

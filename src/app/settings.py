@@ -114,9 +114,11 @@ class Settings(BaseSettings):
 def read_init_file(path: Path) -> dict[str, Any]:
     """Read a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"--init file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--init file {path} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--init file {path} is not valid YAML: {exc}") from None
     if data is None:

@@ -1,7 +1,8 @@
 """The client's life: assign → package → connect → serve tasks, and recover when the network fails.
 
 Written against the Protocols in ``domain.ports`` only, so it runs the same over
-real adapters, in-memory fakes, or a simulator driving many clients.
+real adapters, in-memory fakes, or a simulator driving many clients. Every wait
+watches the stop event, so SIGTERM ends the client promptly in any phase.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domain.errors import AuthError, ConfigError, PackageError, StreamEnded, TransientError
+from domain.errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
+from domain.links import LinkHolder
 from domain.model import (
     Assignment,
     AssignmentRequest,
@@ -27,13 +29,13 @@ from domain.package import ChecksumVerdict, Manifest, check_checksum
 from domain.ports import (
     Clock,
     CombinerConnector,
-    CombinerLink,
     Discovery,
     PackageSource,
     PackageUnpacker,
+    Trainer,
     TrainerFactory,
 )
-from domain.retry import RetryConfig, compute_backoff, may_retry
+from domain.retry import RetryConfig, call_with_retry, compute_backoff, may_retry
 from domain.state import StateMachine
 from domain.tasks import TaskRunner
 
@@ -41,6 +43,10 @@ log = logging.getLogger("fedclient.lifecycle")
 
 # A connection that delivered tasks or stayed up this long resets the reconnect backoff.
 HEALTHY_SESSION_SECONDS = 30.0
+
+
+class Stopped(Exception):
+    """The stop event was set while the lifecycle was waiting."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,15 @@ class ClientPlan:
     require_checksum: bool = False
     heartbeat_interval: float = 2.0
     assign_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=3.0, maximum=60.0))
-    # An unreachable controller is retried this many times before the client gives up.
+    # An unreachable controller (or package download) is retried this often before the client gives up.
     unreachable_retry: RetryConfig = field(
         default_factory=lambda: RetryConfig(initial=2.0, maximum=60.0, max_attempts=30)
     )
     reconnect_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=1.0, maximum=30.0))
     # After this many failed reconnects in a row, ask the controller again (it may move us).
     reassign_after: int = 10
+    # How long a task waits for a lost combiner connection to come back before it fails.
+    link_wait: float = 600.0
 
 
 @dataclass
@@ -83,25 +91,36 @@ class Lifecycle:
     connects: int = 0
     tasks_received: int = 0
     runner: TaskRunner | None = None
-    _link: CombinerLink | None = None
+    links: LinkHolder = field(default_factory=LinkHolder)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     # ---------------------------------------------------------------- run --
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Join the federation and serve tasks until ``stop`` is set or a fatal error occurs."""
-        stop = stop or asyncio.Event()
+        self._stop = stop or asyncio.Event()
+        self.links.wait_limit = self.plan.link_wait
         self.identity = self.plan.identity
-        if self.plan.combiner is None:
-            await self.assign()
-        else:
-            self.combiner = self.plan.combiner
-        manifest = await self.prepare_package()
-        assert self.package_dir is not None
-        trainer = self.trainer_factory(self.package_dir, manifest)
-        self.runner = TaskRunner(
-            self._current_link, trainer, self.plan.work_dir / "tasks", self.state, self.clock
-        )
-        await self.serve(stop)
+        try:
+            if self.plan.combiner is None:
+                await self.assign()
+            else:
+                self.combiner = self.plan.combiner
+            manifest = await self.prepare_package()
+            assert self.package_dir is not None
+            trainer = self.trainer_factory(self.package_dir, manifest)
+            if manifest.has("startup"):
+                await self._startup(trainer)
+            self.runner = TaskRunner(
+                self.links, trainer, self.plan.work_dir / "tasks", self.state, self.clock
+            )
+            await self.serve()
+        except Stopped:
+            log.info("stopped before joining the federation")
+
+    async def _pause(self, seconds: float) -> None:
+        if await _wait(self._stop, self.clock.sleep(seconds)):
+            raise Stopped
 
     # ------------------------------------------------------------- assign --
 
@@ -111,6 +130,8 @@ class Lifecycle:
         request = AssignmentRequest(self.plan.identity, self.plan.package_mode, self.plan.preferred_combiner)
         waits = unreachable = 0
         while True:
+            if self._stop.is_set():
+                raise Stopped
             answer = await self.discovery.assign(request)
             if answer.status is AssignmentStatus.ASSIGNED:
                 if answer.combiner is None:
@@ -138,7 +159,7 @@ class Lifecycle:
                 log.warning(
                     "controller unreachable (%s); retry %d in %.1f s", answer.message, unreachable, delay
                 )
-            await self.clock.sleep(delay)
+            await self._pause(delay)
 
     # ------------------------------------------------------------ package --
 
@@ -148,12 +169,18 @@ class Lifecycle:
                 raise PackageError("local package mode needs a package directory")
             self.package_dir = self.plan.local_package_dir
             return self.unpacker.load_manifest(self.package_dir)
-        if self.package_source is None:
+        source = self.package_source
+        if source is None:
             raise ConfigError("remote package mode needs a controller to download the package from")
         download_dir = self.plan.work_dir / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
-        archive = await self.package_source.download(download_dir)
-        server_sum = await self.package_source.checksum()
+
+        async def fetch() -> tuple[Path, str | None]:
+            return await source.download(download_dir), await source.checksum()
+
+        archive, server_sum = await call_with_retry(
+            fetch, self.plan.unreachable_retry, self._pause, "downloading the compute package"
+        )
         actual = self.unpacker.sha256(archive)
         self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
         if self.checksum_verdict is ChecksumVerdict.UNVERIFIED:
@@ -171,73 +198,87 @@ class Lifecycle:
         archive.unlink(missing_ok=True)
         return self.unpacker.load_manifest(self.package_dir)
 
+    async def _startup(self, trainer: Trainer) -> None:
+        """FEDn runs a package's `startup` entry point once before serving (e.g. to fetch data)."""
+        log.info("running the package's startup entry point")
+        try:
+            await trainer.startup()
+        except FedClientError as exc:
+            raise PackageError(f"the package's startup entry point failed: {exc}") from None
+
     # -------------------------------------------------------------- serve --
 
-    def _current_link(self) -> CombinerLink:
-        if self._link is None:
-            raise TransientError("not connected to a combiner")
-        return self._link
-
-    async def serve(self, stop: asyncio.Event) -> None:
+    async def serve(self) -> None:
         """Keep a task stream open, reconnecting with backoff, until stop is set."""
         assert self.runner is not None and self.combiner is not None and self.identity is not None
         queue: asyncio.Queue[Task] = asyncio.Queue()
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
         failures = 0
         try:
-            while not stop.is_set():
-                outcome = await self._session(queue, stop, worker)
+            while not self._stop.is_set():
+                outcome = await self._session(queue, worker)
                 if outcome == "stopped":
                     return
                 failures = 0 if outcome == "healthy" else failures + 1
-                if (
-                    failures
-                    and failures % self.plan.reassign_after == 0
-                    and self.discovery is not None
-                    and self.plan.combiner is None
-                ):
-                    log.warning(
-                        "combiner %s failed %d times in a row; asking the controller again",
-                        self.combiner.target,
-                        failures,
-                    )
-                    with contextlib.suppress(TransientError):
-                        await self.assign()
+                if failures and failures % self.plan.reassign_after == 0:
+                    await self._reassign(failures)
                 delay = compute_backoff(max(failures, 1), self.plan.reconnect_retry)
                 log.info("reconnecting to %s in %.1f s", self.combiner.target, delay)
-                if await _wait(stop, self.clock.sleep(delay)):
-                    return
+                await self._pause(delay)
+        except Stopped:
+            return
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
             await self._close_link()
 
-    async def _session(
-        self, queue: asyncio.Queue[Task], stop: asyncio.Event, worker: asyncio.Task[None]
-    ) -> str:
-        """One connection: returns 'stopped', 'healthy' (got tasks before failing) or 'failed'."""
+    async def _reassign(self, failures: int) -> None:
+        """Ask the controller again after a long outage; keep the old combiner if that fails too."""
+        if self.discovery is None or self.plan.combiner is not None:
+            return
+        assert self.combiner is not None
+        log.warning(
+            "combiner %s failed %d times in a row; asking the controller again",
+            self.combiner.target,
+            failures,
+        )
+        try:
+            await self.assign()
+        except AuthError:
+            raise
+        except FedClientError as exc:
+            log.warning(
+                "the controller could not reassign us (%s); keep trying %s", exc, self.combiner.target
+            )
+
+    async def _session(self, queue: asyncio.Queue[Task], worker: asyncio.Task[None]) -> str:
+        """One connection: returns 'stopped', 'healthy' (got tasks or lasted) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
         try:
-            self._link = await self.connector.connect(self.combiner, self.identity)
+            link = await self.connector.connect(self.combiner, self.identity)
         except TransientError as exc:
             log.warning("cannot connect to combiner %s: %s", self.combiner.target, exc)
             return "failed"
+        self.links.set(link)
         self.connects += 1
-        received_before = self.tasks_received
-        opened = self.clock.monotonic()
+        received_before, opened = self.tasks_received, self.clock.monotonic()
         reader = asyncio.create_task(self._read(queue), name="fedclient-reader")
         beats = asyncio.create_task(self._heartbeats(), name="fedclient-heartbeat")
-        stopper: asyncio.Task[object] = asyncio.create_task(stop.wait(), name="fedclient-stop")
+        stopper: asyncio.Task[object] = asyncio.create_task(self._stop.wait(), name="fedclient-stop")
         try:
             done, _ = await asyncio.wait(
                 {reader, beats, stopper, worker}, return_when=asyncio.FIRST_COMPLETED
             )
             if stopper in done:
                 return "stopped"
-            for finished in (worker, beats, reader):
+            if worker in done:
+                if worker.cancelled():
+                    raise FedClientError("the task worker was cancelled unexpectedly")
+                raise worker.exception() or FedClientError("the task worker ended unexpectedly")
+            for finished in (beats, reader):
                 error = finished.exception() if finished in done else None
-                if error is not None and (finished is worker or not isinstance(error, TransientError)):
+                if error is not None and not isinstance(error, TransientError):
                     raise error
             if reader in done:
                 lost = reader.exception()
@@ -256,7 +297,10 @@ class Lifecycle:
             await self._close_link()
 
     async def _read(self, queue: asyncio.Queue[Task]) -> None:
-        async for task in self._current_link().tasks():
+        link = self.links.current()
+        if link is None:
+            raise TransientError("not connected to a combiner")
+        async for task in link.tasks():
             self.tasks_received += 1
             log.info(
                 "received %s task for model %s (session %s)",
@@ -276,20 +320,21 @@ class Lifecycle:
     async def _heartbeats(self) -> None:
         misses = 0
         while True:
+            link = self.links.current()
             try:
-                await self._current_link().heartbeat()
+                if link is None:
+                    raise TransientError("not connected")
+                await link.heartbeat()
                 if misses:
                     log.info("heartbeat back after %d misses", misses)
                 misses = 0
-            except AuthError:
-                raise
             except TransientError as exc:
                 misses += 1
                 log.warning("heartbeat %d missed: %s", misses, exc)
             await self.clock.sleep(self.plan.heartbeat_interval)
 
     async def _close_link(self) -> None:
-        link, self._link = self._link, None
+        link = self.links.take()
         if link is not None:
             with contextlib.suppress(Exception):
                 await link.close()

@@ -108,6 +108,10 @@ class Trainer(Protocol):
 
     async def validate(self, in_model: Path, out_json: Path) -> dict[str, Any]: ...
 
+    async def startup(self) -> None:
+        """Run the package's `startup` entry point once, before any task (only called if it has one)."""
+        ...
+
     async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]: ...
 
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from domain.errors import TransientError
+
+T = TypeVar("T")
+log = logging.getLogger("fedclient.retry")
 
 
 @dataclass(frozen=True)
@@ -50,3 +58,23 @@ def compute_backoff(attempt: int, config: RetryConfig, rand: float | None = None
 def may_retry(attempt: int, config: RetryConfig) -> bool:
     """Whether a further try is allowed after ``attempt`` tries have failed."""
     return config.max_attempts is None or attempt < config.max_attempts
+
+
+async def call_with_retry(
+    call: Callable[[], Awaitable[T]],
+    config: RetryConfig,
+    sleep: Callable[[float], Awaitable[None]],
+    what: str,
+) -> T:
+    """Run ``call`` until it succeeds, retrying TransientError with backoff; anything else propagates."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await call()
+        except TransientError as exc:
+            if not may_retry(attempt, config):
+                raise
+            delay = compute_backoff(attempt, config)
+            log.warning("%s failed (%s); retry %d in %.1f s", what, exc, attempt, delay)
+            await sleep(delay)

@@ -1,7 +1,8 @@
 """Running one task: download the model, run the user's code, send the result back.
 
 A task never takes the client down: whatever goes wrong is reported to the
-combiner as an ERROR status and the client moves on to the next task.
+combiner as an ERROR status and the client moves on to the next task. Only a
+refused token (AuthError) and cancellation (the client is stopping) get through.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.errors import AuthError, FedClientError, TransientError
+from domain.errors import AuthError, FedClientError
+from domain.links import LinkHolder
 from domain.model import (
     ModelUpdate,
     Prediction,
@@ -26,14 +28,15 @@ from domain.model import (
     TaskKind,
     Validation,
 )
-from domain.ports import Clock, CombinerLink, Trainer
-from domain.retry import RetryConfig, compute_backoff, may_retry
+from domain.ports import Clock, Trainer
+from domain.retry import RetryConfig, call_with_retry
 from domain.state import StateMachine
 
 log = logging.getLogger("fedclient.tasks")
 
-# A finished result is retried (re-uploaded from its file) this often before the task fails.
-DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=10.0, max_attempts=5)
+# A finished result is retried this often (each try waits for a connection first)
+# before the task is reported as failed.
+DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0, max_attempts=8)
 
 RECEIVED = "Received request from combiner."
 UPDATE_DONE = "Model update completed."
@@ -49,15 +52,11 @@ class TaskOutcome:
 
 
 class TaskRunner:
-    """Executes tasks one at a time against the current combiner link.
-
-    ``link`` is a callable returning the link in use right now, so a task that
-    outlives a reconnect sends its result over the new connection.
-    """
+    """Executes tasks one at a time over whatever combiner link the holder has now."""
 
     def __init__(
         self,
-        link: Callable[[], CombinerLink],
+        links: LinkHolder,
         trainer: Trainer,
         work_dir: Path,
         state: StateMachine,
@@ -66,7 +65,7 @@ class TaskRunner:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
     ) -> None:
-        self._link = link
+        self._links = links
         self._trainer = trainer
         self._work_dir = work_dir
         self._state = state
@@ -87,10 +86,11 @@ class TaskRunner:
                 data=_task_json(task),
             )
         )
-        self._work_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
         self._state.begin(task.kind)
+        scratch: Path | None = None
         try:
+            self._work_dir.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
             if task.kind is TaskKind.TRAIN:
                 await self._train(task, scratch)
             elif task.kind is TaskKind.VALIDATE:
@@ -101,20 +101,25 @@ class TaskRunner:
         except AuthError:
             raise
         except FedClientError as exc:
-            outcome = await self._report_failure(task, exc)
+            outcome = await self._report_failure(task, str(exc))
+        except Exception as exc:  # a bug or an OS error: report it, keep serving
+            log.exception("unexpected error in %s task for model %s", task.kind.value, task.model_id)
+            outcome = await self._report_failure(task, f"{type(exc).__name__}: {exc}")
         finally:
             self._state.finish()
-            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         self.outcomes.append(outcome)
         return outcome
+
+    # ------------------------------------------------------------------ train --
 
     async def _train(self, task: Task, scratch: Path) -> None:
         if not task.round_id:
             log.warning("training request for model %s has no round_id in its config", task.model_id)
-        in_model = scratch / f"in{self._suffix}"
-        out_model = scratch / f"out{self._suffix}"
+        in_model, out_model = scratch / f"in{self._suffix}", scratch / f"out{self._suffix}"
         t0 = self._clock.monotonic()
-        await self._link().download(task.model_id, in_model)
+        await self._download(task.model_id, in_model)
         fetch = self._clock.monotonic() - t0
         await self._status(
             StatusReport(
@@ -136,7 +141,22 @@ class TaskRunner:
             # The combiner reads round_id from this raw request string (JSON in JSON).
             "config": task.data,
         }
-        meta = await self._deliver_update(task, update_id, out_model, meta, started=t0)
+
+        async def deliver() -> dict[str, Any]:
+            # Each try starts over from the file: a half-sent upload is never resumed.
+            link = await self._links.wait()
+            t2 = self._clock.monotonic()
+            await link.upload(update_id, out_model)
+            now = self._clock.monotonic()
+            full = {**meta, "upload_model": now - t2, "processing_time": now - t0}
+            await link.send_update(
+                ModelUpdate(
+                    task.model_id, update_id, full, task.sender_name, task.correlation_id, task.session_id
+                )
+            )
+            return full
+
+        full = await call_with_retry(deliver, self._retry, self._clock.sleep, f"sending update {update_id}")
         log.info(
             "model update %s for round %s sent (%s examples)",
             update_id,
@@ -150,34 +170,11 @@ class TaskRunner:
                 TaskKind.TRAIN,
                 task.session_id,
                 task.correlation_id,
-                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": meta}),
+                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": full}),
             )
         )
 
-    async def _deliver_update(
-        self, task: Task, update_id: str, out_model: Path, meta: dict[str, Any], started: float
-    ) -> dict[str, Any]:
-        """Upload the trained model and report it; on a dropped connection, start over from the file."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                t0 = self._clock.monotonic()
-                await self._link().upload(update_id, out_model)
-                now = self._clock.monotonic()
-                full = {**meta, "upload_model": now - t0, "processing_time": now - started}
-                await self._link().send_update(
-                    ModelUpdate(
-                        task.model_id, update_id, full, task.sender_name, task.correlation_id, task.session_id
-                    )
-                )
-                return full
-            except TransientError as exc:
-                if not may_retry(attempt, self._retry):
-                    raise
-                delay = compute_backoff(attempt, self._retry)
-                log.warning("sending update %s failed (%s); retrying in %.1f s", update_id, exc, delay)
-                await self._clock.sleep(delay)
+    # --------------------------------------------------------------- validate --
 
     async def _validate(self, task: Task, scratch: Path) -> None:
         await self._status(
@@ -190,12 +187,12 @@ class TaskRunner:
             )
         )
         in_model = scratch / f"in{self._suffix}"
-        await self._link().download(task.model_id, in_model)
+        await self._download(task.model_id, in_model)
         metrics = await self._trainer.validate(in_model, scratch / "metrics.json")
         validation = Validation(
             task.model_id, metrics, task.sender_name, task.correlation_id, task.session_id
         )
-        await self._with_retry(lambda: self._link().send_validation(validation), "validation")
+        await self._send(lambda link: link.send_validation(validation), "sending validation")
         await self._status(
             StatusReport(
                 VALIDATION_DONE,
@@ -207,47 +204,47 @@ class TaskRunner:
             )
         )
 
+    # ---------------------------------------------------------------- predict --
+
     async def _predict(self, task: Task, scratch: Path) -> None:
         in_model = scratch / f"in{self._suffix}"
-        await self._link().download(task.model_id, in_model)
+        await self._download(task.model_id, in_model)
         output = await self._trainer.predict(in_model, scratch / "prediction.json")
         prediction = Prediction(task.model_id, output, task.sender_name, task.correlation_id, task.session_id)
-        await self._with_retry(lambda: self._link().send_prediction(prediction), "prediction")
+        await self._send(lambda link: link.send_prediction(prediction), "sending prediction")
         await self._status(
             StatusReport(
                 PREDICTION_DONE, StatusLevel.AUDIT, TaskKind.PREDICT, task.session_id, task.correlation_id
             )
         )
 
-    async def _with_retry(self, send: Callable[[], Any], what: str) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await send()
-                return
-            except TransientError as exc:
-                if not may_retry(attempt, self._retry):
-                    raise
-                delay = compute_backoff(attempt, self._retry)
-                log.warning("sending %s failed (%s); retrying in %.1f s", what, exc, delay)
-                await self._clock.sleep(delay)
+    # ---------------------------------------------------------------- helpers --
 
-    async def _report_failure(self, task: Task, exc: Exception) -> TaskOutcome:
-        message = f"{task.kind.value} task for model {task.model_id} failed: {exc}"
+    async def _download(self, model_id: str, dest: Path) -> None:
+        await self._send(lambda link: link.download(model_id, dest), f"downloading model {model_id}")
+
+    async def _send(self, call: Callable[[Any], Any], what: str) -> None:
+        async def attempt() -> None:
+            await call(await self._links.wait())
+
+        await call_with_retry(attempt, self._retry, self._clock.sleep, what)
+
+    async def _report_failure(self, task: Task, error: str) -> TaskOutcome:
+        message = f"{task.kind.value} task for model {task.model_id} failed: {error}"
         log.error("%s", message)
-        try:
-            await self._link().send_status(
-                StatusReport(message, StatusLevel.ERROR, task.kind, task.session_id, task.correlation_id)
-            )
-        except FedClientError as send_exc:
-            log.warning("could not report the failure to the combiner: %s", send_exc)
-        return TaskOutcome(task, ok=False, error=str(exc))
+        await self._status(
+            StatusReport(message, StatusLevel.ERROR, task.kind, task.session_id, task.correlation_id)
+        )
+        return TaskOutcome(task, ok=False, error=error)
 
     async def _status(self, report: StatusReport) -> None:
-        """Status lines are informative: losing one must never fail a task."""
+        """Status lines are informative: losing one (no connection right now) never fails a task."""
+        link = self._links.current()
+        if link is None:
+            log.warning("not connected; status %r not sent", report.text)
+            return
         try:
-            await self._link().send_status(report)
+            await link.send_status(report)
         except AuthError:
             raise
         except FedClientError as exc:

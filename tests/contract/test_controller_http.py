@@ -107,10 +107,12 @@ async def test_preferred_combiner_not_found_is_a_refusal(discovery: HttpxDiscove
     assert "Preferred combiner elsewhere not found" in result.message
 
 
-async def test_no_combiner_available_is_400(discovery: HttpxDiscovery, controller: SandboxController) -> None:
+async def test_no_combiner_available_means_wait(
+    discovery: HttpxDiscovery, controller: SandboxController
+) -> None:
     controller.combiner_available = False
     result = await discovery.assign(REMOTE)
-    assert result.status is AssignmentStatus.UNMATCHED_CONFIG
+    assert result.status is AssignmentStatus.TRY_AGAIN
     assert "No combiner available." in result.message
 
 

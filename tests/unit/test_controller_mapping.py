@@ -150,9 +150,9 @@ async def test_assigned_without_usable_address_is_unmatched(bad: dict[str, Any])
             "No compute package found.",
         ),
         (_reply(203, text=""), AssignmentStatus.TRY_AGAIN, "try again"),
-        (
+        (  # FEDn's answer while its combiners restart: worth waiting for
             _reply(400, {"message": "No combiner available."}),
-            AssignmentStatus.UNMATCHED_CONFIG,
+            AssignmentStatus.TRY_AGAIN,
             "No combiner",
         ),
         (_reply(400, text="bad"), AssignmentStatus.UNMATCHED_CONFIG, "bad"),

@@ -271,3 +271,83 @@ async def test_direct_combiner_skips_the_controller(tmp_path: Path, archive: Pat
     w.combiner.submit("cid-0", train_task())
     await w.run_until(lambda: bool(w.combiner.updates))
     assert not w.discovery.requests
+
+
+async def test_stop_ends_the_client_while_it_waits_for_the_controller(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive, Assignment(AssignmentStatus.TRY_AGAIN, "No compute package found."))
+    runner = asyncio.create_task(w.life.run(w.stop))
+    async with asyncio.timeout(5):
+        while len(w.discovery.requests) < 3:
+            await asyncio.sleep(0.005)
+    w.stop.set()
+    await asyncio.wait_for(runner, 2)  # returns normally, promptly
+    asked = len(w.discovery.requests)
+    await asyncio.sleep(0.05)
+    assert len(w.discovery.requests) == asked
+    assert not w.combiner.connects
+
+
+async def test_update_survives_an_outage_longer_than_the_first_retries(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", train_task())
+    w.combiner.end_stream("cid-1")  # the connection drops right behind the task
+    w.combiner.fail_next["upload"] = 1
+    w.combiner.refuse_connects = 6  # and stays down for a while
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert len(w.combiner.updates) == 1
+    assert len(w.combiner.connects) == 8
+    assert not [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+
+
+class CrashingTrainer(InMemoryTrainer):
+    async def train(self, in_model: Path, out_model: Path, client_settings: object) -> dict[str, object]:
+        raise PermissionError("disk says no")
+
+
+async def test_unexpected_errors_in_a_task_are_reported_and_serving_goes_on(
+    tmp_path: Path, archive: Path
+) -> None:
+    w = World(tmp_path, archive, trainer=CrashingTrainer())
+    w.combiner.submit("cid-1", train_task())
+    w.combiner.submit("cid-1", Task(TaskKind.VALIDATE, "seed", "s1", "c2", "", "combiner-0"))
+    await w.run_until(lambda: bool(w.combiner.validations))
+    [error] = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    assert "PermissionError: disk says no" in error.text
+
+
+async def test_a_refusal_while_reassigning_keeps_the_old_combiner(tmp_path: Path, archive: Path) -> None:
+    no_combiner = Assignment(AssignmentStatus.UNMATCHED_CONFIG, "No combiner available.")
+    w = World(tmp_path, archive, ASSIGNED, no_combiner, reassign_after=2)
+    w.combiner.refuse_connects = 5
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert len(w.discovery.requests) >= 2, "the controller was asked again"
+    assert w.life.combiner == COMBINER
+
+
+async def test_auth_error_on_heartbeat_stops_the_client(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.fail_next["heartbeat"] = 1
+    w.combiner.fail_with["heartbeat"] = AuthError("the combiner refused the token: Invalid token")
+    with pytest.raises(AuthError):
+        await asyncio.wait_for(w.life.run(w.stop), 5)
+
+
+async def test_startup_entry_point_runs_once_before_serving(tmp_path: Path) -> None:
+    manifest = {"entry_points": {**MANIFEST["entry_points"], "startup": {"command": "python data.py"}}}
+    archive = tmp_path / "package.json"
+    archive.write_text(json.dumps({"fedn.yaml": json.dumps(manifest)}))
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert [c[0] for c in w.trainer.calls] == ["startup", "train"]
+
+
+async def test_failing_startup_entry_point_is_a_package_error(tmp_path: Path) -> None:
+    manifest = {"entry_points": {**MANIFEST["entry_points"], "startup": {"command": "python data.py"}}}
+    archive = tmp_path / "package.json"
+    archive.write_text(json.dumps({"fedn.yaml": json.dumps(manifest)}))
+    w = World(tmp_path, archive, trainer=InMemoryTrainer(fail="startup"))
+    with pytest.raises(PackageError, match="startup entry point failed"):
+        await w.life.run(w.stop)
+    assert not w.combiner.connects

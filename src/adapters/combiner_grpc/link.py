@@ -252,7 +252,12 @@ class GrpcCombinerLink:
 
 
 def _being_cancelled() -> bool:
-    """True when the running task has a pending cancel() (Python 3.11+; assumed True before that)."""
+    """True when the running task has a pending cancel().
+
+    Python 3.10 cannot tell (no ``Task.cancelling``). There we assume the
+    CancelledError came from ``close()``: the lifecycle closes a link only after
+    the reader, never while it is cancelling the task worker that uses it.
+    """
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
-    return cancelling is None or cancelling() > 0
+    return cancelling is not None and cancelling() > 0

@@ -128,6 +128,9 @@ class HttpxDiscovery(ControllerHttp):
                 AssignmentStatus.UNMATCHED_CONFIG,
                 f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url}): {message}",
             )
+        if code == 400 and message.strip().rstrip(".").lower() == "no combiner available":
+            # FEDn says this while its combiners are (re)starting: worth waiting for.
+            return Assignment(AssignmentStatus.TRY_AGAIN, f"the controller has no combiner yet ({message})")
         if code >= 500 or code in _RETRYABLE:
             return Assignment(
                 AssignmentStatus.UNREACHABLE,

@@ -95,6 +95,10 @@ class SubprocessTrainer:
         await self._run("predict", in_model, out_json)
         return _read_json_object("predict", out_json, "the prediction")
 
+    async def startup(self) -> None:
+        """FEDn's `startup` entry point: run once, no arguments, before the first task."""
+        await self._run("startup")
+
     # --------------------------------------------------------------- run --
 
     def command(self, entry: str, *args: Path | str) -> list[str]:
@@ -151,8 +155,13 @@ class SubprocessTrainer:
             raise TaskFailed(f"{entry} failed ({_describe(code)}); last output:\n{tail}")
 
 
+# The client's own credentials are none of the package code's business.
+_PRIVATE_ENV = ("FEDN_AUTH_TOKEN", "FEDN_TOKEN", "FEDN_AUTH_REFRESH_TOKEN")
+
+
 def _child_env(python: str, extra: Mapping[str, str]) -> dict[str, str]:
-    env = {**os.environ, **extra}
+    env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+    env.update(extra)
     # So that `python`, `pip` or console scripts inside the package's own scripts
     # resolve to the client's interpreter and venv too.
     env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(python), env.get("PATH", "")) if p)

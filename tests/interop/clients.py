@@ -1,0 +1,83 @@
+"""Clients for a ``FednNetwork``: our ``fedclient run`` and FEDn's stock ``fedn client start``.
+
+Each client gets its own home directory (the stock client unpacks into ``./package``
+of its cwd, ours into ``--work-dir``), its own digits shard through
+``FEDN_CLIENT_INDEX``/``FEDN_NUM_CLIENTS``, an explicit client id (so tests can look
+for it in the server's records) and a log file beside the servers' logs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.interop.fedn_venv import venv_python
+from tests.interop.fednnet import FednNetwork
+from tests.interop.procs import HOST, Proc
+
+OUR_BIN = Path(sys.executable).parent
+FEDCLIENT = OUR_BIN / "fedclient"
+
+
+@dataclass
+class Client:
+    kind: str  # "fedclient" or "stock"
+    name: str
+    client_id: str
+    home: Path
+    proc: Proc
+
+    def log_text(self) -> str:
+        return self.proc.log.read_text(errors="replace")
+
+
+def _env(index: int, count: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEDN_", "AWS_"))}
+    env.update(FEDN_CLIENT_INDEX=str(index), FEDN_NUM_CLIENTS=str(count), PYTHONUNBUFFERED="1")
+    return env
+
+
+def start_fedclient(
+    net: FednNetwork,
+    name: str,
+    index: int = 0,
+    count: int = 1,
+    *,
+    local_package: Path | None = None,
+    token: str | None = None,
+) -> Client:
+    assert FEDCLIENT.exists(), f"the fedclient console script is not installed next to {sys.executable}"
+    home = net.workdir / name
+    home.mkdir(parents=True)
+    client_id = str(uuid.uuid4())
+    cmd = [str(FEDCLIENT), "run", "--api-url", net.api_url, "--name", name, "--client-id", client_id]
+    cmd += ["--work-dir", str(home / "work"), "--log-level", "INFO"]
+    if local_package is not None:
+        cmd += ["--local-package", str(local_package)]
+    if token is not None:
+        cmd += ["--token", token]
+    return Client("fedclient", name, client_id, home, net.spawn(name, cmd, cwd=home, env=_env(index, count)))
+
+
+def start_stock_client(net: FednNetwork, name: str, index: int = 0, count: int = 1) -> Client:
+    """FEDn 0.33's own client, from the FEDn venv.
+
+    It runs ``python train.py`` through bash with whichever ``python`` is first on
+    PATH, so our venv's bin (numpy + scikit-learn) goes first; the client itself is
+    the FEDn venv's ``fedn`` script and keeps its own interpreter.
+    """
+    home = net.workdir / name
+    home.mkdir(parents=True)
+    client_id = str(uuid.uuid4())
+    env = _env(index, count)
+    for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(key, None)
+    env["PATH"] = f"{OUR_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["FEDN_PACKAGE_EXTRACT_DIR"] = "package"
+    fedn = venv_python(net.venv).parent / "fedn"
+    cmd = [str(fedn), "client", "start", "--api-url", f"http://{HOST}", "--api-port", str(net.api_port)]
+    cmd += ["--name", name, "--client-id", client_id]
+    return Client("stock", name, client_id, home, net.spawn(name, cmd, cwd=home, env=env))

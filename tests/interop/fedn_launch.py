@@ -1,0 +1,205 @@
+"""Start a real FEDn 0.33.0 controller or combiner, loopback-only, with run-time shims.
+
+Runs INSIDE the FEDn venv (``.fedn-venv/bin/python fedn_launch.py controller|combiner``),
+so it imports only the standard library and fedn's own dependencies, never our src.
+
+Why each piece exists (details in shared/fedn-server/NOTES.md):
+
+* fedn 0.33.0's SQL statestore has three bugs that kill the combiner or the REST API
+  on SQLite; they are shimmed here at run time, without editing fedn:
+  1. DateTime columns are fed strings -> SQLite's DATETIME bind parses ``str`` values;
+  2. a NOT NULL column (combiner_preferred) is never filled -> every non-primary-key
+     column is made nullable just before ``create_all``;
+  3. round config booleans arrive as strings ('True') -> Boolean accepts such strings.
+  A fourth bug is not in the statestore: with BOTO3 storage every prediction round
+  crashes the combiner's round thread (``shim_presigned_put_url``).
+* Stock fedn binds ``0.0.0.0`` / ``[::]`` and forks a Flask reloader in debug mode; we
+  bind 127.0.0.1 and run Flask threaded without a reloader, so the pid our harness
+  records is the only process.
+* In combiner mode every ModelUpdate the combiner receives, and every update its
+  aggregator actually loads, is appended as one JSON line to ``$INTEROP_EVENTS``: the
+  interop tests read it to prove *which* clients' updates were aggregated (the SQL
+  statestore keeps only the count). This only observes; the originals still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import threading
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+def shim_statestore() -> None:
+    from sqlalchemy.dialects.sqlite.base import DATETIME
+    from sqlalchemy.sql.schema import MetaData
+    from sqlalchemy.sql.sqltypes import Boolean
+
+    original_bind = DATETIME.bind_processor
+
+    def bind_processor(self: Any, dialect: Any) -> Any:
+        process = original_bind(self, dialect)
+
+        def parse_strings(value: Any) -> Any:
+            if isinstance(value, str):
+                parsed = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+                value = parsed.replace(tzinfo=None)
+            return process(value) if process else value
+
+        return parse_strings
+
+    DATETIME.bind_processor = bind_processor
+
+    original_create_all = MetaData.create_all
+
+    def create_all(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for table in self.tables.values():
+            for column in table.columns:
+                if not column.primary_key:
+                    column.nullable = True
+        return original_create_all(self, *args, **kwargs)
+
+    MetaData.create_all = create_all
+
+    original_strict = Boolean._strict_as_bool
+
+    def strict_as_bool(self: Any, value: Any) -> Any:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+        return original_strict(self, value)
+
+    Boolean._strict_as_bool = strict_as_bool
+
+
+def shim_presigned_put_url() -> None:
+    """Bug 4: ``Repository.presigned_put_url`` calls MinIO's API on every storage type, so with
+    BOTO3 each prediction round dies with AttributeError (and takes the combiner's round
+    thread with it). Ask boto3 for the presigned PUT URL instead."""
+    from fedn.network.storage.s3.repository import Repository
+
+    original = Repository.presigned_put_url
+
+    def presigned_put_url(self: Any, bucket: str, object_name: str, *args: Any, **kwargs: Any) -> Any:
+        s3 = getattr(self.client, "s3_client", None)
+        if s3 is None:
+            return original(self, bucket, object_name, *args, **kwargs)
+        return s3.generate_presigned_url(
+            "put_object", Params={"Bucket": bucket, "Key": object_name}, ExpiresIn=3600
+        )
+
+    Repository.presigned_put_url = presigned_put_url
+
+
+def bind_grpc_to_loopback() -> None:
+    """Rewrite '[::]:port' / '0.0.0.0:port' to 127.0.0.1:port on every gRPC server."""
+    import grpc._server
+
+    server_cls: Any = grpc._server._Server
+    for name in ("add_insecure_port", "add_secure_port"):
+        original = getattr(server_cls, name)
+
+        def wrapped(self: Any, address: str, *args: Any, _original: Any = original) -> Any:
+            port = address.rsplit(":", 1)[-1]
+            return _original(self, f"{LOOPBACK}:{port}", *args)
+
+        setattr(server_cls, name, wrapped)
+
+
+def record_updates(path: str) -> None:
+    from fedn.network.combiner.updatehandler import UpdateHandler
+
+    lock = threading.Lock()
+
+    def emit(event: dict[str, Any]) -> None:
+        with lock, open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+
+    original_receive = UpdateHandler.on_model_update
+    original_load = UpdateHandler.load_model_update
+
+    def on_model_update(self: Any, update: Any) -> Any:
+        try:
+            meta = json.loads(update.meta or "{}")
+            config = json.loads(meta.get("config") or update.config or "{}")
+        except ValueError:
+            meta, config = {}, {}
+        emit(
+            {
+                "event": "received",
+                "model_update_id": update.model_update_id,
+                "model_id": update.model_id,
+                "sender_name": update.sender.name,
+                "sender_client_id": update.sender.client_id,
+                "sender_role": int(update.sender.role),
+                "receiver_name": update.receiver.name,
+                "round_id": config.get("round_id"),
+                "session_id": config.get("session_id"),
+                "meta_keys": sorted(meta),
+                "num_examples": (meta.get("training_metadata") or {}).get("num_examples"),
+            }
+        )
+        return original_receive(self, update)
+
+    def load_model_update(self: Any, update: Any, helper: Any) -> Any:
+        model, metadata = original_load(self, update, helper)
+        emit({"event": "aggregated", "model_update_id": update.model_update_id, **metadata})
+        return model, metadata
+
+    UpdateHandler.on_model_update = on_model_update
+    UpdateHandler.load_model_update = load_model_update
+
+
+def run_controller(port: int) -> None:
+    from fedn.common.config import get_modelstorage_config, get_network_config, get_statestore_config
+    from fedn.network.api.server import app
+    from fedn.network.controller.control import Control
+    from fedn.network.storage.dbconnection import DatabaseConnection
+    from fedn.network.storage.s3.repository import Repository
+
+    network_id = get_network_config()
+    storage = get_modelstorage_config()
+    db = DatabaseConnection(get_statestore_config(), network_id, connect=False)
+    repository = Repository(storage["storage_config"], storage_type=storage["storage_type"])
+    Control.create_instance(network_id, repository, db)
+    db.initialize_connection()
+    print(f"interop: controller on http://{LOOPBACK}:{port}", flush=True)
+    app.run(host=LOOPBACK, port=port, debug=False, threaded=True, use_reloader=False)
+
+
+def run_combiner(init_yaml: str) -> None:
+    bind_grpc_to_loopback()  # before fedn's CLI imports build any server
+    shim_presigned_put_url()
+    events = os.environ.get("INTEROP_EVENTS")
+    if events:
+        record_updates(events)
+    from fedn.cli.main import main
+
+    main(["combiner", "start", "--init", init_yaml], standalone_mode=True)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="role", required=True)
+    sub.add_parser("controller").add_argument("--port", type=int, required=True)
+    sub.add_parser("combiner").add_argument("--init", required=True)
+    args = parser.parse_args(argv)
+    shim_statestore()
+    if args.role == "controller":
+        run_controller(args.port)
+    else:
+        run_combiner(args.init)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,94 @@
+"""The separate virtualenv that holds a real FEDn 0.33.0 server (and moto's S3).
+
+fedn pins grpcio<=1.70 and protobuf<6.31 and needs Python < 3.13, while fedclient
+needs grpcio>=1.85 and protobuf>=7, so the server can never share our venv. The venv
+is cached: a stamp file records the requirement list and the interpreter, and the
+install only runs again when either changed. A file lock keeps two concurrent
+bootstraps (``make interop`` and a pytest run, two terminals) from racing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_VENV = REPO / ".fedn-venv"
+# pyjwt, flask, grpcio... come with fedn; psutil is what our harness uses for cleanup checks.
+REQUIREMENTS = ("fedn==0.33.0", "moto[server]==5.2.5", "psutil")
+_STAMP = ".interop-stamp"
+
+
+class BootstrapError(RuntimeError):
+    """The FEDn venv could not be built; the message carries pip's output tail."""
+
+
+def _base_python() -> str:
+    """An interpreter fedn supports (3.9-3.12): $FEDN_PYTHON, python3.11, or ours."""
+    explicit = os.environ.get("FEDN_PYTHON")
+    if explicit:
+        return explicit
+    for name in ("python3.11", "python3.12", "python3.10"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if sys.version_info < (3, 13):
+        return sys.executable
+    raise BootstrapError("no Python < 3.13 found for the FEDn venv; set FEDN_PYTHON")
+
+
+def venv_python(path: Path = DEFAULT_VENV) -> Path:
+    return path / "bin" / "python"
+
+
+def _stamp_text(base: str) -> str:
+    version = subprocess.run(
+        [base, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return "\n".join([f"python {version}", *REQUIREMENTS]) + "\n"
+
+
+def ensure_fedn_venv(path: Path = DEFAULT_VENV) -> Path:
+    """Create (once) the FEDn server venv at ``path``; return ``path``.
+
+    A cache hit costs one ``python -c`` call (~30 ms). A miss recreates the venv from
+    scratch (about a minute with a warm pip cache) so no stale package survives.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = _base_python()
+    wanted = _stamp_text(base)
+    with open(path.parent / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = path / _STAMP
+        if stamp.is_file() and stamp.read_text() == wanted and venv_python(path).exists():
+            return path
+        started = time.monotonic()
+        shutil.rmtree(path, ignore_errors=True)
+        _run([base, "-m", "venv", str(path)], "create the venv")
+        pip = [str(venv_python(path)), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+        _run([*pip, *REQUIREMENTS], "install " + " ".join(REQUIREMENTS))
+        stamp.write_text(wanted)
+        print(f"[interop] FEDn venv built in {time.monotonic() - started:.0f} s at {path}", file=sys.stderr)
+    return path
+
+
+def _run(cmd: list[str], what: str) -> None:
+    env = {**os.environ, "PIP_NO_INPUT": "1"}
+    env.pop("PYTHONPATH", None)  # our src must never leak into fedn's interpreter
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise BootstrapError(f"could not {what} (exit {proc.returncode}):\n{tail}")
+
+
+if __name__ == "__main__":
+    print(ensure_fedn_venv(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_VENV))

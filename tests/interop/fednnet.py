@@ -1,0 +1,247 @@
+"""A real FEDn 0.33.0 network on 127.0.0.1: moto S3 + controller + one combiner.
+
+Every process runs from the separate FEDn venv (see ``fedn_venv``) through our
+``fedn_launch.py``, in a process group of its own that we created, so ``stop()``
+signals exactly the groups this object started (TERM, wait, KILL) and nothing found
+by name. ``stop()`` runs from ``__exit__`` and, as a last resort, from ``atexit``.
+
+A network that does not come up raises ``NetworkError`` with the tail of every
+process log: the interop tests then fail loudly, they never skip.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.interop.fedn_venv import DEFAULT_VENV, ensure_fedn_venv, venv_python
+from tests.interop.jwt_hs256 import make_jwt
+from tests.interop.procs import HOST, Proc, free_ports, peek_exit, spawn, stop_group
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = HERE / "fedn_launch.py"
+DRIVER = HERE / "fedn_session.py"
+COMBINER_NAME = "interop-combiner"
+_SECRET = "interop-secret-0123456789abcdef-0123456789"  # >= 32 bytes: HS256 without pyjwt warnings
+
+
+class NetworkError(RuntimeError):
+    """The FEDn network could not start or a driver call failed (message has log tails)."""
+
+
+class FednNetwork:
+    """Context manager: ``with FednNetwork(tmp) as net: net.api_port ...``."""
+
+    def __init__(self, workdir: Path | None = None, *, auth: bool = False, venv: Path = DEFAULT_VENV) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fednnet-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.auth = auth
+        self.venv = venv
+        self.s3_port, self.api_port, self.combiner_port, self.hook_port = free_ports(4)
+        self.events = self.workdir / "combiner-events.jsonl"
+        self._procs: list[Proc] = []
+
+    # ------------------------------------------------------------ addresses --
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    def make_token(self, role: str = "client", ttl: int = 3600) -> str:
+        """An HS256 token the server accepts for ``role`` (client, admin, combiner)."""
+        return make_jwt(_SECRET, {"role": role, "exp": int(time.time()) + ttl})
+
+    # ------------------------------------------------------------ lifecycle --
+
+    def __enter__(self) -> FednNetwork:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 90.0) -> None:
+        ensure_fedn_venv(self.venv)
+        atexit.register(self.stop)
+        try:
+            self._write_config()
+            bin_dir = venv_python(self.venv).parent
+            python = str(venv_python(self.venv))
+            self.spawn("s3", [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)])
+            self._wait(f"http://{HOST}:{self.s3_port}/", "s3", timeout)
+            self.spawn("controller", [python, str(LAUNCHER), "controller", "--port", str(self.api_port)])
+            self._wait(f"{self.api_url}/health", "controller", timeout)
+            init = self.workdir / "combiner.yaml"
+            self.spawn("combiner", [python, str(LAUNCHER), "combiner", "--init", str(init)])
+            self._wait_combiner(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """TERM each group we started (newest first), wait, then KILL what is left."""
+        while self._procs:
+            proc = self._procs.pop()
+            stop_group(proc.popen)
+            proc.handle.close()
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+
+    # -------------------------------------------------------------- helpers --
+
+    def env(self) -> dict[str, str]:
+        """Environment for every server process (and the session driver)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FEDN_", "AWS_"))}
+        for key in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+            env.pop(key, None)
+        env.update(
+            STATESTORE_CONFIG=str(self.workdir / "settings.yaml"),
+            MODELSTORAGE_CONFIG=str(self.workdir / "settings.yaml"),
+            # A closed loopback port: without it every round does a DNS lookup of "hook".
+            HOOK_SERVICE_HOST=f"{HOST}:{self.hook_port}",
+            FEDN_MODEL_DIR=str(self.workdir / "combiner-models"),
+            INTEROP_EVENTS=str(self.events),
+            AWS_ACCESS_KEY_ID="interop",
+            AWS_SECRET_ACCESS_KEY="interop-secret",  # a fake, for moto
+            AWS_DEFAULT_REGION="eu-west-1",
+            AWS_EC2_METADATA_DISABLED="true",
+            NO_PROXY="127.0.0.1,localhost",
+            no_proxy="127.0.0.1,localhost",
+            PYTHONUNBUFFERED="1",
+        )
+        if self.auth:
+            env.update(FEDN_JWT_SECRET_KEY=_SECRET, FEDN_JWT_ALGORITHM="HS256")
+        return env
+
+    def _write_config(self) -> None:
+        (self.workdir / "combiner-models").mkdir(exist_ok=True)
+        storage_config = {
+            "storage_endpoint": f"http://{HOST}:{self.s3_port}",  # not storage_endpoint_url
+            "storage_region": "eu-west-1",
+            "storage_access_key": "interop",
+            "storage_secret_key": "interop-secret",
+            "storage_bucket": "fedn-models",
+            "context_bucket": "fedn-context",
+            "prediction_bucket": "fedn-prediction",
+            "storage_secure_mode": False,
+            "storage_verify_ssl": False,
+        }
+        settings = {
+            "network_id": "interop-network",
+            "controller": {"host": HOST, "port": self.api_port, "debug": False},
+            "statestore": {"type": "SQLite", "sqlite_config": {"dbname": str(self.workdir / "fedn.sqlite")}},
+            "storage": {"storage_type": "BOTO3", "storage_config": storage_config},
+        }
+        combiner = {
+            "name": COMBINER_NAME,
+            "host": HOST,
+            "port": self.combiner_port,
+            "fqdn": None,
+            "max_clients": 30,
+            "secure": False,
+            "verify": False,
+        }
+        # JSON is valid YAML, so no yaml dependency is needed here.
+        (self.workdir / "settings.yaml").write_text(json.dumps(settings, indent=2))
+        (self.workdir / "combiner.yaml").write_text(json.dumps(combiner, indent=2))
+
+    def spawn(
+        self, name: str, cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> Proc:
+        """Start ``cmd`` in a new process group, logging to ``<workdir>/<name>.log``.
+
+        Clients are started through here too, so ``stop()`` ends them (first, being
+        newest) and ``log_tails()`` shows their logs beside the servers'.
+        """
+        env = env if env is not None else self.env()
+        proc = spawn(name, cmd, self.workdir / f"{name}.log", cwd or self.workdir, env)
+        self._procs.append(proc)
+        return proc
+
+    def finish(self, proc: Proc, grace: float = 30.0) -> int:
+        """Stop one process we spawned (TERM, wait, KILL) and return its exit code."""
+        if proc in self._procs:
+            self._procs.remove(proc)
+            proc.handle.close()
+        return stop_group(proc.popen, grace)
+
+    def _wait(self, url: str, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+            time.sleep(0.2)
+        raise NetworkError(f"{name} did not become healthy at {url} in {timeout:.0f} s\n{self.log_tails()}")
+
+    def _wait_combiner(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(OSError, ValueError):
+                if self.rest("/api/v1/combiners/").get("count", 0) >= 1 and "ready for gRPC requests" in (
+                    self.workdir / "combiner.log"
+                ).read_text(errors="replace"):
+                    return
+            time.sleep(0.3)
+        raise NetworkError(f"the combiner did not register in {timeout:.0f} s\n{self.log_tails()}")
+
+    def check_alive(self) -> None:
+        for proc in self._procs:
+            code = peek_exit(proc.popen)
+            if code is not None:
+                raise NetworkError(f"{proc.name} exited with code {code}\n{self.log_tails()}")
+
+    def rest(self, path: str) -> dict[str, Any]:
+        """GET a controller endpoint as admin and decode its JSON."""
+        request = urllib.request.Request(self.api_url + path)
+        if self.auth:
+            request.add_header("Authorization", f"Bearer {self.make_token('admin')}")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            data: dict[str, Any] = json.loads(reply.read())
+            return data
+
+    def log_tails(self, lines: int = 40) -> str:
+        parts = []
+        for log in sorted(self.workdir.glob("*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"----- {log.name} (last {len(text)} lines) -----\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def received_updates(self) -> list[dict[str, Any]]:
+        """The combiner's own record (fedn_launch.record_updates) of updates received/aggregated."""
+        if not self.events.exists():
+            return []
+        return [json.loads(line) for line in self.events.read_text().splitlines() if line.strip()]
+
+    # -------------------------------------------------------------- driving --
+
+    def drive(self, request: dict[str, Any], timeout: float = 300.0) -> dict[str, Any]:
+        """Run ``fedn_session.py`` (FEDn's APIClient, in the FEDn venv) and return its JSON."""
+        args = {"host": HOST, "port": self.api_port, **request}
+        if self.auth:
+            args["token"] = self.make_token("admin")
+        proc = subprocess.run(
+            [str(venv_python(self.venv)), str(DRIVER)],
+            input=json.dumps(args),
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise NetworkError(
+                f"session driver failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}\n{self.log_tails()}"
+            )
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result

@@ -1,0 +1,64 @@
+"""Run a real FEDn 0.33.0 network in the foreground for manual runs (``scripts/fedn-network``).
+
+Starts moto S3, the controller and one combiner on 127.0.0.1 (building the FEDn venv
+first if needed), prints where they are and how to join, and stops exactly those
+processes on Ctrl-C or SIGTERM. It exits 1 with the log tails if a server dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from tests.interop.fednnet import FednNetwork, NetworkError
+from tests.interop.procs import HOST
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fedn-network", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "--auth", action="store_true", help="turn JWT auth on (prints client and admin tokens)"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where config, SQLite db and logs go (default: a temp dir)"
+    )
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    network = FednNetwork(args.workdir, auth=args.auth)
+    try:
+        with network:
+            print(f"FEDn 0.33.0 API:  {network.api_url}")
+            print(
+                f"combiner (gRPC):  {HOST}:{network.combiner_port}    S3 (moto): http://{HOST}:{network.s3_port}"
+            )
+            print(f"config and logs:  {network.workdir}")
+            token = ""
+            if args.auth:
+                token = f" --token {network.make_token('client')}"
+                print(f"admin token:      {network.make_token('admin')}")
+            print(f"join:  fedclient run --api-url {network.api_url}{token}")
+            print(f"       fedn client start --api-url http://{HOST} --api-port {network.api_port}")
+            print("Ctrl-C stops it.", flush=True)
+            while True:
+                network.check_alive()
+                time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopped.")
+        return 0
+    except NetworkError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
