@@ -15,7 +15,7 @@ from adapters.combiner_grpc.generated import fedn_pb2 as pb
 from adapters.combiner_grpc.generated import fedn_pb2_grpc as rpc
 from adapters.combiner_grpc.link import GrpcConnector
 from adapters.sandbox.combiner import SandboxCombiner
-from domain.errors import AuthError
+from domain.errors import AuthError, ConfigError
 from domain.model import CombinerAddress, Identity
 
 ME = Identity("alice", "cid-1")
@@ -115,3 +115,19 @@ async def test_tls_with_custom_root_carries_the_token(tmp_path: Path, certificat
     finally:
         await server.stop()
     assert [md["authorization"] for _, md in server.metadata_seen] == ["Bearer t", "Bearer x"]
+
+
+async def test_untrusted_certificate_is_a_config_error_not_a_retry(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    key, cert = certificate
+    server = SandboxCombiner(tmp_path / "models", tls=(key.read_bytes(), cert.read_bytes()))
+    port = await server.start()
+    try:
+        # no root given: the system CAs do not know our self-signed certificate. (An IP, not
+        # localhost: gRPC reports only the last address tried, and ::1 just refuses.)
+        connector = GrpcConnector(None, force_tls=True, connect_timeout=1)
+        with pytest.raises(ConfigError, match=r"certificate verify failed.*FEDN_GRPC_ROOT_CERT_PATH"):
+            await connector.connect(CombinerAddress("127.0.0.1", port), ME)
+    finally:
+        await server.stop()

@@ -22,10 +22,10 @@ import grpc.aio
 from adapters.combiner_grpc import conversions as conv
 from adapters.combiner_grpc.channel import ChannelSettings, build_channel, call_metadata, uses_tls
 from adapters.combiner_grpc.chunked_io import CHUNK_SIZE
-from adapters.combiner_grpc.generated import fedn_pb2_grpc
+from adapters.combiner_grpc.generated import fedn_pb2, fedn_pb2_grpc
 from adapters.combiner_grpc.rpc_errors import translate
 from adapters.combiner_grpc.transfer import GrpcModelTransfer
-from domain.errors import FedClientError, StreamEnded, TransientError
+from domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
 from domain.model import (
     CombinerAddress,
     Identity,
@@ -75,7 +75,13 @@ class GrpcConnector:
         try:
             await asyncio.wait_for(channel.channel_ready(), self._connect_timeout)
         except asyncio.TimeoutError:
+            problem = await _tls_problem(channel)
             await channel.close()
+            if problem:
+                raise ConfigError(
+                    f"TLS handshake with combiner {address.target} failed: {problem} — trust the CA that "
+                    "signed its certificate with FEDN_GRPC_ROOT_CERT_PATH"
+                ) from None
             raise TransientError(
                 f"cannot reach combiner {address.target} ({mode}) within {self._connect_timeout:g} s"
             ) from None
@@ -249,6 +255,27 @@ class GrpcCombinerLink:
         for call in list(self._streams):
             call.cancel()
         await self._channel.close()
+
+
+async def _tls_problem(channel: grpc.aio.Channel) -> str | None:
+    """Why the channel cannot connect, if it is a certificate problem (retrying will not fix that).
+
+    gRPC reports only the last address it tried, and a name like localhost has
+    several (::1 may just refuse), so a few quick probes are made.
+    """
+    for _ in range(3):
+        try:
+            await fedn_pb2_grpc.ConnectorStub(channel).SendHeartbeat(fedn_pb2.Heartbeat(), timeout=1.0)
+            return None
+        except grpc.aio.AioRpcError as err:
+            details = err.details() or ""
+        marker = details.find("CERTIFICATE_VERIFY_FAILED")
+        if marker >= 0:
+            reason = details[marker + len("CERTIFICATE_VERIFY_FAILED") :].strip(" :").removesuffix(": OK")
+            return f"certificate verify failed ({reason})"
+        if "handshake failed" in details.lower() and "WRONG_VERSION_NUMBER" not in details:
+            return details.rsplit("andshake failed", 1)[-1].strip(" :()")
+    return None
 
 
 def _being_cancelled() -> bool:
