@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+
+# gRPC's C core logs every failed TLS handshake to stderr; our one-line errors say it better.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from app import package_cmd
 from app.logs import configure_logging, scrub

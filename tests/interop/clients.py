@@ -34,9 +34,11 @@ class Client:
         return self.proc.log.read_text(errors="replace")
 
 
-def _env(index: int, count: int) -> dict[str, str]:
+def _env(index: int, count: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEDN_", "AWS_"))}
+    env.pop("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", None)  # trust roots only where a test asks for them
     env.update(FEDN_CLIENT_INDEX=str(index), FEDN_NUM_CLIENTS=str(count), PYTHONUNBUFFERED="1")
+    env.update(extra or {})
     return env
 
 
@@ -48,7 +50,9 @@ def start_fedclient(
     *,
     local_package: Path | None = None,
     token: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Client:
+    """``fedclient run`` against ``net``; ``env`` adds variables (e.g. FEDN_GRPC_ROOT_CERT_PATH)."""
     assert FEDCLIENT.exists(), f"the fedclient console script is not installed next to {sys.executable}"
     home = net.workdir / name
     home.mkdir(parents=True)
@@ -59,20 +63,30 @@ def start_fedclient(
         cmd += ["--local-package", str(local_package)]
     if token is not None:
         cmd += ["--token", token]
-    return Client("fedclient", name, client_id, home, net.spawn(name, cmd, cwd=home, env=_env(index, count)))
+    proc = net.spawn(name, cmd, cwd=home, env=_env(index, count, env))
+    return Client("fedclient", name, client_id, home, proc)
 
 
-def start_stock_client(net: FednNetwork, name: str, index: int = 0, count: int = 1) -> Client:
+def start_stock_client(
+    net: FednNetwork,
+    name: str,
+    index: int = 0,
+    count: int = 1,
+    *,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Client:
     """FEDn 0.33's own client, from the FEDn venv.
 
     It runs ``python train.py`` through bash with whichever ``python`` is first on
     PATH, so our venv's bin (numpy + scikit-learn) goes first; the client itself is
-    the FEDn venv's ``fedn`` script and keeps its own interpreter.
+    the FEDn venv's ``fedn`` script and keeps its own interpreter. ``env`` adds
+    variables (e.g. GRPC_DEFAULT_SSL_ROOTS_FILE_PATH for a test CA).
     """
     home = net.workdir / name
     home.mkdir(parents=True)
     client_id = str(uuid.uuid4())
-    env = _env(index, count)
+    env = _env(index, count, env)
     for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
         env.pop(key, None)
     env["PATH"] = f"{OUR_BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -80,4 +94,6 @@ def start_stock_client(net: FednNetwork, name: str, index: int = 0, count: int =
     fedn = venv_python(net.venv).parent / "fedn"
     cmd = [str(fedn), "client", "start", "--api-url", f"http://{HOST}", "--api-port", str(net.api_port)]
     cmd += ["--name", name, "--client-id", client_id]
+    if token is not None:
+        cmd += ["--token", token]
     return Client("stock", name, client_id, home, net.spawn(name, cmd, cwd=home, env=env))

@@ -20,6 +20,7 @@ import pytest
 from adapters.package_archive import build_package
 from tests.interop.fedn_venv import ensure_fedn_venv
 from tests.interop.fednnet import FednNetwork
+from tests.interop.procs import port_is_free
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples" / "digits"
@@ -42,13 +43,17 @@ def fedn_venv() -> Path:
 def fedn_network(request: pytest.FixtureRequest, tmp_path: Path, fedn_venv: Path) -> Iterator[FednNetwork]:
     """A fresh network per test (about 4 s): no client or round leaks between tests.
 
-    ``@pytest.mark.parametrize("fedn_network", [{"auth": True}], indirect=True)`` turns JWT on.
+    ``@pytest.mark.parametrize("fedn_network", [{"auth": True}], indirect=True)`` turns JWT on;
+    ``{"auth": True, "tls": True}`` also puts the combiner on TLS at 127.0.0.1:443, which
+    must be free again when the test ends.
     """
     options: dict[str, Any] = getattr(request, "param", {}) or {}
     network = FednNetwork(tmp_path / "fedn", venv=fedn_venv, **options)
     request.node.stash[_NETWORK] = network
     with network:
         yield network
+    if network.tls:
+        assert port_is_free(network.combiner_port), f"port {network.combiner_port} still taken after stop()"
 
 
 @pytest.fixture(scope="session")
@@ -60,17 +65,22 @@ def digits_package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     return Package(build_package(DIGITS, out / "digits.tgz"), seed, DIGITS, "digits")
 
 
-def setup_package(network: FednNetwork, package: Package) -> None:
-    """Upload the package (active, numpyhelper) and the seed model before any client starts."""
-    network.drive(
+def setup_package(network: FednNetwork, package: Package, seed: Path | None = None) -> str:
+    """Upload the package (active, numpyhelper) and a seed model before any client starts.
+
+    ``seed`` replaces the package's zero seed model; returns the seed model's id.
+    """
+    result = network.drive(
         {
             "action": "setup",
             "package": str(package.archive),
             "package_name": package.name,
             "helper": "numpyhelper",
-            "seed": str(package.seed),
+            "seed": str(seed or package.seed),
         }
     )
+    model_id: str = result["seed_model"]["model_id"]
+    return model_id
 
 
 def run_session(network: FednNetwork, clients: int, rounds: int, round_timeout: int = 60) -> dict[str, Any]:

@@ -7,6 +7,12 @@ writes one JSON object to stdin and reads the last stdout line. Actions:
   then upload the seed model (npz). Done before clients start, so a client asking
   for the package never gets FEDn's 203 "retry" and sleeps.
 * ``predict``: run a prediction round and collect the clients' prediction records.
+* ``validate``: a validation-only pass over an existing model. FEDn 0.33's REST API and
+  ``APIClient`` cannot start one (no route; a session always trains first and asks for
+  validations only after a round has committed a new model, ``Control.round`` step 4),
+  so this does what the controller does in that step: ``CombinerInterface.submit`` with
+  ``task: validation`` (the combiner's ``Control.Start``), for a session record created
+  through ``POST /api/v1/sessions/`` and never started. Then it waits for the records.
 * ``session``: wait until ``clients`` clients are online, start a session, poll until
   every round is finished and the validations of each round's model have arrived
   (they come *after* a round is marked Finished), and report per round.
@@ -18,12 +24,15 @@ session id and model id. Any failure exits non-zero with the reason on stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
 from typing import Any
 
+import requests
 from fedn.network.api.client import APIClient
+from fedn.network.combiner.interfaces import CombinerInterface
 
 
 def fail(message: str, **context: Any) -> None:
@@ -155,7 +164,8 @@ def summarize(
 
 
 def predict(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
-    """Start a prediction round on the latest global model and wait for ``clients`` answers."""
+    """Start a prediction round on ``model_id`` once ``clients`` are online and wait for their answers."""
+    wait_for_clients(api, int(args["clients"]), float(args.get("client_timeout", 120)))
     prediction_id = str(uuid.uuid4())
     reply = api.start_predictions(prediction_id=prediction_id, model_id=args.get("model_id"))
     deadline = time.monotonic() + float(args.get("timeout", 60))
@@ -175,10 +185,78 @@ def predict(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
     return {"prediction_id": prediction_id, "start_reply": reply, "predictions": predictions}
 
 
+def validate(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
+    """Ask every connected client to validate ``model_id``, with no training, and collect the records."""
+    n_clients, model_id = int(args["clients"]), args["model_id"]
+    wait_for_clients(api, n_clients, float(args.get("client_timeout", 120)))
+    config = {  # every field APIClient.start_session sends (the DTO requires them all)
+        "aggregator": "fedavg",
+        "aggregator_kwargs": None,
+        "round_timeout": 60,
+        "buffer_size": -1,
+        "model_id": model_id,
+        "delete_models_storage": True,
+        "clients_required": n_clients,
+        "requested_clients": n_clients,
+        "validate": True,
+        "helper_type": args.get("helper", "numpyhelper"),
+        "server_functions": None,
+    }
+    name = args.get("name") or f"validate-{uuid.uuid4()}"
+    reply = requests.post(
+        api._get_url_api_v1("sessions/"),
+        json={"name": name, "seed_model_id": model_id, "session_config": config},
+        headers=api.headers,
+        timeout=10,
+    )
+    if reply.status_code != 201:
+        fail("session record not created", status=reply.status_code, body=reply.text)
+    session_id = reply.json()["session_id"]
+    [combiner] = records(api.get_combiners())
+    certificate = None
+    if os.environ.get("FEDN_GRPC_CERT_PATH"):  # the controller's own setting for a TLS combiner
+        with open(os.environ["FEDN_GRPC_CERT_PATH"], "rb") as f:
+            certificate = f.read()
+    interface = CombinerInterface(
+        combiner.get("parent"), combiner["name"], combiner["address"], combiner.get("fqdn"),
+        combiner["port"], certificate=certificate,
+    )  # fmt: skip
+    round_config = {k: v for k, v in config.items() if v is not None}  # submit() sends str(value)
+    job = interface.submit(
+        {**round_config, "task": "validation", "session_id": session_id, "round_id": "validation-only"}
+    )
+    job_id = {p.key: p.value for p in job.parameter}.get("job_id")
+    deadline = time.monotonic() + float(args.get("timeout", 60))
+    while True:
+        mine = [v for v in records(api.get_validations()) if v.get("session_id") == session_id]
+        if len(mine) >= n_clients or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(float(args.get("settle", 1.0)))  # let any duplicate or stray record arrive too
+    mine = [v for v in records(api.get_validations()) if v.get("session_id") == session_id]
+    statuses = [s for s in records(api.get_statuses()) if s.get("session_id") == session_id]
+    return {
+        "session_id": session_id,
+        "job_id": job_id,
+        "session_status": api.get_session_status(session_id),
+        "models": [m.get("model_id") for m in records(api.get_models())],
+        "rounds": [r.get("round_id") for r in records(api.get_rounds())],
+        "validations": [
+            {
+                "sender_name": (v.get("sender") or {}).get("name"),
+                "model_id": v.get("model_id"),
+                "metrics": json.loads(v["data"]) if v.get("data") else {},
+            }
+            for v in mine
+        ],
+        "status_types": sorted({str(s.get("type")) for s in statuses}),
+    }
+
+
 def main() -> None:
     args = json.loads(sys.stdin.read())
     api = APIClient(args["host"], args["port"], token=args.get("token"))
-    actions = {"setup": setup, "session": session, "predict": predict}
+    actions = {"setup": setup, "session": session, "predict": predict, "validate": validate}
     if args.get("action") not in actions:
         fail("unknown action", action=args.get("action"))
     print(json.dumps(actions[args["action"]](api, args), default=str))

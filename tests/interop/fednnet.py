@@ -1,5 +1,12 @@
 """A real FEDn 0.33.0 network on 127.0.0.1: moto S3 + controller + one combiner.
 
+``auth=True`` turns JWT on for the controller and the combiner. ``tls=True`` makes the
+combiner serve gRPC over TLS on 127.0.0.1:443, as real deployments run it (the stock
+client only opens TLS, and only then sends its token, on port 443), with a server
+certificate signed by a CA made for this network (``tls.py``); the controller reaches
+the combiner through ``FEDN_GRPC_CERT_PATH``. Port 443 is fixed, so only one TLS
+network can run at a time: ``start()`` refuses to run if something already listens there.
+
 Every process runs from the separate FEDn venv (see ``fedn_venv``) through our
 ``fedn_launch.py``, in a process group of its own that we created, so ``stop()``
 signals exactly the groups this object started (TERM, wait, KILL) and nothing found
@@ -24,12 +31,14 @@ from typing import Any
 
 from tests.interop.fedn_venv import DEFAULT_VENV, ensure_fedn_venv, venv_python
 from tests.interop.jwt_hs256 import make_jwt
-from tests.interop.procs import HOST, Proc, free_ports, peek_exit, spawn, stop_group
+from tests.interop.procs import HOST, Proc, free_ports, peek_exit, port_is_free, spawn, stop_group
+from tests.interop.tls import TlsFiles, make_ca_and_server_cert
 
 HERE = Path(__file__).resolve().parent
 LAUNCHER = HERE / "fedn_launch.py"
 DRIVER = HERE / "fedn_session.py"
 COMBINER_NAME = "interop-combiner"
+TLS_PORT = 443  # FEDn 0.33's client opens TLS (and sends its token) only on this port
 _SECRET = "interop-secret-0123456789abcdef-0123456789"  # >= 32 bytes: HS256 without pyjwt warnings
 
 
@@ -40,12 +49,23 @@ class NetworkError(RuntimeError):
 class FednNetwork:
     """Context manager: ``with FednNetwork(tmp) as net: net.api_port ...``."""
 
-    def __init__(self, workdir: Path | None = None, *, auth: bool = False, venv: Path = DEFAULT_VENV) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        auth: bool = False,
+        tls: bool = False,
+        venv: Path = DEFAULT_VENV,
+    ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fednnet-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.auth = auth
+        self.tls = tls
         self.venv = venv
         self.s3_port, self.api_port, self.combiner_port, self.hook_port = free_ports(4)
+        if tls:
+            self.combiner_port = TLS_PORT
+        self.tls_files: TlsFiles | None = None
         self.events = self.workdir / "combiner-events.jsonl"
         self._procs: list[Proc] = []
 
@@ -55,9 +75,18 @@ class FednNetwork:
     def api_url(self) -> str:
         return f"http://{HOST}:{self.api_port}"
 
-    def make_token(self, role: str = "client", ttl: int = 3600) -> str:
-        """An HS256 token the server accepts for ``role`` (client, admin, combiner)."""
-        return make_jwt(_SECRET, {"role": role, "exp": int(time.time()) + ttl})
+    @property
+    def ca_cert(self) -> Path:
+        """The trust root of a TLS network's combiner certificate."""
+        assert self.tls_files is not None, "not a TLS network (FednNetwork(tls=True)), or not started"
+        return self.tls_files.ca_cert
+
+    def make_token(self, role: str = "client", ttl: int = 3600, secret: str = _SECRET) -> str:
+        """An HS256 token the server accepts for ``role`` (client, admin, combiner).
+
+        Another ``secret`` gives a well-formed token that the server must refuse.
+        """
+        return make_jwt(secret, {"role": role, "exp": int(time.time()) + ttl})
 
     # ------------------------------------------------------------ lifecycle --
 
@@ -70,8 +99,12 @@ class FednNetwork:
 
     def start(self, timeout: float = 90.0) -> None:
         ensure_fedn_venv(self.venv)
+        if self.tls and not port_is_free(self.combiner_port):
+            raise NetworkError(f"{HOST}:{self.combiner_port} is taken: is another TLS FednNetwork running?")
         atexit.register(self.stop)
         try:
+            if self.tls:
+                self.tls_files = make_ca_and_server_cert(self.workdir / "tls")
             self._write_config()
             bin_dir = venv_python(self.venv).parent
             python = str(venv_python(self.venv))
@@ -119,6 +152,9 @@ class FednNetwork:
         )
         if self.auth:
             env.update(FEDN_JWT_SECRET_KEY=_SECRET, FEDN_JWT_ALGORITHM="HS256")
+        if self.tls_files is not None:
+            # The controller's (and our session driver's) gRPC channels to the combiner trust this.
+            env["FEDN_GRPC_CERT_PATH"] = str(self.tls_files.ca_cert)
         return env
 
     def _write_config(self) -> None:
@@ -149,6 +185,12 @@ class FednNetwork:
             "secure": False,
             "verify": False,
         }
+        if self.tls_files is not None:
+            combiner.update(
+                secure=True,
+                cert_path=str(self.tls_files.server_cert),
+                key_path=str(self.tls_files.server_key),
+            )
         # JSON is valid YAML, so no yaml dependency is needed here.
         (self.workdir / "settings.yaml").write_text(json.dumps(settings, indent=2))
         (self.workdir / "combiner.yaml").write_text(json.dumps(combiner, indent=2))

@@ -63,6 +63,21 @@ def free_ports(count: int) -> list[int]:
     return sorted(ports)
 
 
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on HOST:port.
+
+    SO_REUSEADDR lets the probe bind over connections left in TIME_WAIT; a listener
+    still refuses it (also gRPC's, which sets SO_REUSEPORT, since the probe does not).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
 def _exited(pid: int) -> bool:
     """True once ``pid`` has exited, WITHOUT reaping it (the zombie keeps its pid reserved)."""
     try:

@@ -1,4 +1,4 @@
-"""`fedclient run --local-package DIR` trains and predicts from a package on disk, never downloading one.
+"""`fedclient run --local-package DIR` trains and validates from a package on disk, never downloading one.
 
 FEDn still needs an active package on the server to run a session (the controller reads
 its helper), so the test uploads one; the proof that the client did not fetch it is in
@@ -39,11 +39,4 @@ def test_local_package_completes_rounds(
     assert "packages/download" not in controller_log  # ... but no client download
     assert "packages/checksum" not in controller_log
 
-    # A prediction round on the last global model (one client: FEDn 0.33's SQL store keys
-    # predictions by prediction_id, so it can keep only one client's answer per round).
-    last = result["rounds"][-1]["model_id"]
-    prediction = fedn_network.drive({"action": "predict", "clients": 1, "model_id": last})
-    [answer] = prediction["predictions"]
-    assert answer["sender_name"] == client.name and answer["model_id"] == last, prediction
-    assert answer["data"]["num_predictions"] > 0, prediction
     check_clean_exit(fedn_network, client)

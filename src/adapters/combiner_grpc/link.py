@@ -73,7 +73,7 @@ class GrpcConnector:
         channel = build_channel(address, self._settings)
         mode = "TLS" if uses_tls(address, self._settings) else "plaintext"
         try:
-            await asyncio.wait_for(channel.channel_ready(), self._connect_timeout)
+            await self._wait_ready(channel)
         except asyncio.TimeoutError:
             problem = await _tls_problem(channel)
             await channel.close()
@@ -99,6 +99,17 @@ class GrpcConnector:
             progress_timeout=self._progress_timeout,
             unknown_timeout=self._unknown_timeout,
         )
+
+    async def _wait_ready(self, channel: grpc.aio.Channel) -> None:
+        """Wait for the channel; a certificate problem is looked for early, as it never goes away."""
+        first = min(2.0, self._connect_timeout)
+        try:
+            await asyncio.wait_for(channel.channel_ready(), first)
+            return
+        except asyncio.TimeoutError:
+            if first >= self._connect_timeout or await _tls_problem(channel):
+                raise
+        await asyncio.wait_for(channel.channel_ready(), self._connect_timeout - first)
 
 
 class GrpcCombinerLink:
