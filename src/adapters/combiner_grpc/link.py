@@ -73,9 +73,11 @@ class GrpcConnector:
         channel = build_channel(address, self._settings)
         mode = "TLS" if uses_tls(address, self._settings) else "plaintext"
         try:
-            await self._wait_ready(channel)
-        except asyncio.TimeoutError:
-            problem = await _tls_problem(channel)
+            problem = await self._wait_ready(channel)
+        except BaseException:
+            await channel.close()
+            raise
+        if problem is not None:
             await channel.close()
             if problem:
                 raise ConfigError(
@@ -85,9 +87,6 @@ class GrpcConnector:
             raise TransientError(
                 f"cannot reach combiner {address.target} ({mode}) within {self._connect_timeout:g} s"
             ) from None
-        except BaseException:
-            await channel.close()
-            raise
         log.info("connected to combiner %s (%s) as %s", address.target, mode, identity.client_id)
         return GrpcCombinerLink(
             channel,
@@ -100,16 +99,24 @@ class GrpcConnector:
             unknown_timeout=self._unknown_timeout,
         )
 
-    async def _wait_ready(self, channel: grpc.aio.Channel) -> None:
-        """Wait for the channel; a certificate problem is looked for early, as it never goes away."""
+    async def _wait_ready(self, channel: grpc.aio.Channel) -> str | None:
+        """Wait for the channel: None when ready, else why not ("" = no answer in time).
+
+        A certificate problem is looked for after a short first wait, as it never goes away.
+        """
         first = min(2.0, self._connect_timeout)
         try:
             await asyncio.wait_for(channel.channel_ready(), first)
-            return
+            return None
         except asyncio.TimeoutError:
-            if first >= self._connect_timeout or await _tls_problem(channel):
-                raise
-        await asyncio.wait_for(channel.channel_ready(), self._connect_timeout - first)
+            problem = await _tls_problem(channel)
+            if problem or first >= self._connect_timeout:
+                return problem or ""
+        try:
+            await asyncio.wait_for(channel.channel_ready(), self._connect_timeout - first)
+            return None
+        except asyncio.TimeoutError:
+            return await _tls_problem(channel) or ""
 
 
 class GrpcCombinerLink:
