@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from adapters.combiner_grpc.link import GrpcConnector
-from adapters.sandbox.combiner import SandboxCombiner
-from domain.model import CombinerAddress, Identity
+from fedclient.adapters.combiner_grpc.link import GrpcConnector
+from fedclient.adapters.sandbox.combiner import SandboxCombiner
+from fedclient.domain.model import CombinerAddress, Identity
 
 
 async def serve(model_dir: Path, port_file: Path) -> None:

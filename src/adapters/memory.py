@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import ModelNotFound, PackageError, StreamEnded, TaskFailed, TransientError
-from domain.model import (
+from ..domain.errors import ModelNotFound, PackageError, StreamEnded, TaskFailed, TransientError
+from ..domain.model import (
     Assignment,
     AssignmentRequest,
     CombinerAddress,
@@ -28,7 +28,7 @@ from domain.model import (
     Task,
     Validation,
 )
-from domain.package import MANIFEST_NAME, Manifest, parse_manifest
+from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
 
 
 class InMemoryDiscovery:

@@ -27,8 +27,8 @@ from typing import IO
 
 import yaml
 
-from domain.errors import PackageError
-from domain.package import (
+from ..domain.errors import PackageError
+from ..domain.package import (
     MANIFEST_NAME,
     ArchiveLimits,
     ArchiveMember,

@@ -22,10 +22,10 @@ from pydantic import ValidationError
 # gRPC's C core logs every failed TLS handshake to stderr; our one-line errors say it better.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from app import package_cmd
-from app.logs import configure_logging, scrub
-from app.settings import Settings, load_settings
-from domain.errors import AuthError, ConfigError, FedClientError
+from ..domain.errors import AuthError, ConfigError, FedClientError
+from . import package_cmd
+from .logs import configure_logging, scrub
+from .settings import Settings, load_settings
 
 log = logging.getLogger("fedclient")
 
@@ -120,7 +120,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def _run(settings: Settings) -> None:
-    from app.container import build_container, close_adapters
+    from .container import build_container, close_adapters
 
     lifecycle = build_container(settings).lifecycle()
     stop = asyncio.Event()
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "package":
             return package_cmd.run_package(args)
         else:
-            from app.sandbox import run_sandbox
+            from .sandbox import run_sandbox
 
             configure_logging(args.log_level)
             return run_sandbox(args)

@@ -9,14 +9,14 @@ from collections.abc import Mapping
 
 from dependency_injector import containers, providers
 
-from adapters.clock import SystemClock
-from adapters.combiner_grpc.link import GrpcConnector
-from adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
-from adapters.package_archive import TarPackageUnpacker
-from adapters.trainers import subprocess_trainer_factory
-from app.plan import build_plan
-from app.settings import Settings
-from domain.lifecycle import Lifecycle
+from ..adapters.clock import SystemClock
+from ..adapters.combiner_grpc.link import GrpcConnector
+from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
+from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.trainers import subprocess_trainer_factory
+from ..domain.lifecycle import Lifecycle
+from .plan import build_plan
+from .settings import Settings
 
 
 def _endpoint(settings: Settings) -> ControllerEndpoint | None:

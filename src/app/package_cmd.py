@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from adapters.package_archive import TarPackageUnpacker, build_package
-from domain.package import KNOWN_ENTRY_POINTS
+from ..adapters.package_archive import TarPackageUnpacker, build_package
+from ..domain.package import KNOWN_ENTRY_POINTS
 
 
 def add_parser(sub: Any) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.settings import Settings
-from domain.errors import ConfigError
-from domain.lifecycle import ClientPlan
-from domain.model import CombinerAddress, Identity, PackageMode
-from domain.package import MANIFEST_NAME
+from ..domain.errors import ConfigError
+from ..domain.lifecycle import ClientPlan
+from ..domain.model import CombinerAddress, Identity, PackageMode
+from ..domain.package import MANIFEST_NAME
+from .settings import Settings
 
 
 def resolve_local_package(path: Path) -> Path:

@@ -14,10 +14,10 @@ import logging
 import tempfile
 from pathlib import Path
 
-from adapters.sandbox.federation import Federation, RoundResult
-from app.container import build_container, close_adapters
-from app.settings import load_settings
-from domain.errors import ConfigError
+from ..adapters.sandbox.federation import Federation, RoundResult
+from ..domain.errors import ConfigError
+from .container import build_container, close_adapters
+from .settings import load_settings
 
 log = logging.getLogger("fedclient.sandbox")
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from domain.errors import ConfigError
+from ..domain.errors import ConfigError
 
 # Keys of FEDn's client.yaml, and the older names some files still use.
 INIT_FILE_KEYS = {

@@ -14,9 +14,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domain.errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
-from domain.links import LinkHolder
-from domain.model import (
+from .errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
+from .links import LinkHolder
+from .model import (
     Assignment,
     AssignmentRequest,
     AssignmentStatus,
@@ -25,8 +25,8 @@ from domain.model import (
     PackageMode,
     Task,
 )
-from domain.package import ChecksumVerdict, Manifest, check_checksum
-from domain.ports import (
+from .package import ChecksumVerdict, Manifest, check_checksum
+from .ports import (
     Clock,
     CombinerConnector,
     Discovery,
@@ -35,9 +35,9 @@ from domain.ports import (
     Trainer,
     TrainerFactory,
 )
-from domain.retry import RetryConfig, call_with_retry, compute_backoff, may_retry
-from domain.state import StateMachine
-from domain.tasks import TaskRunner
+from .retry import RetryConfig, call_with_retry, compute_backoff, may_retry
+from .state import StateMachine
+from .tasks import TaskRunner
 
 log = logging.getLogger("fedclient.lifecycle")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from domain.errors import TransientError
-from domain.ports import CombinerLink
+from .errors import TransientError
+from .ports import CombinerLink
 
 
 class LinkHolder:

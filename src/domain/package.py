@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
 
-from domain.errors import PackageError
+from .errors import PackageError
 
 MANIFEST_NAME = "fedn.yaml"
 KNOWN_ENTRY_POINTS = ("build", "startup", "train", "validate", "predict", "forward", "backward")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from domain.model import (
+from .model import (
     Assignment,
     AssignmentRequest,
     CombinerAddress,
@@ -17,7 +17,7 @@ from domain.model import (
     Task,
     Validation,
 )
-from domain.package import Manifest
+from .package import Manifest
 
 
 class Discovery(Protocol):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from domain.errors import TransientError
+from .errors import TransientError
 
 T = TypeVar("T")
 log = logging.getLogger("fedclient.retry")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from domain.model import TaskKind
+from .model import TaskKind
 
 
 class ClientState(enum.IntEnum):

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.errors import AuthError, FedClientError
-from domain.links import LinkHolder
-from domain.model import (
+from .errors import AuthError, FedClientError
+from .links import LinkHolder
+from .model import (
     ModelUpdate,
     Prediction,
     StatusLevel,
@@ -28,9 +28,9 @@ from domain.model import (
     TaskKind,
     Validation,
 )
-from domain.ports import Clock, Trainer
-from domain.retry import RetryConfig, call_with_retry
-from domain.state import StateMachine
+from .ports import Clock, Trainer
+from .retry import RetryConfig, call_with_retry
+from .state import StateMachine
 
 log = logging.getLogger("fedclient.tasks")
 

@@ -10,11 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnector
-from adapters.sandbox.combiner import SandboxCombiner
-from domain.errors import AuthError, ModelNotFound, StreamEnded, TransientError
-from domain.model import (
+from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnector
+from fedclient.adapters.sandbox.combiner import SandboxCombiner
+from fedclient.domain.errors import AuthError, ModelNotFound, StreamEnded, TransientError
+from fedclient.domain.model import (
     CombinerAddress,
     Identity,
     ModelUpdate,

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
-from adapters.sandbox.controller import SandboxController
-from domain.errors import AuthError, ConfigError, PackageError, TransientError
-from domain.model import AssignmentRequest, AssignmentStatus, Identity, PackageMode
+from fedclient.adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
+from fedclient.adapters.sandbox.controller import SandboxController
+from fedclient.domain.errors import AuthError, ConfigError, PackageError, TransientError
+from fedclient.domain.model import AssignmentRequest, AssignmentStatus, Identity, PackageMode
 
 TOKEN = "contract-token-1234567890"
 REMOTE = AssignmentRequest(Identity("alice", "cid-alice"), PackageMode.REMOTE, preferred_combiner=None)

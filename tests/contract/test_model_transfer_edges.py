@@ -10,12 +10,11 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-
-from adapters.combiner_grpc.generated import fedn_pb2 as pb
-from adapters.combiner_grpc.generated import fedn_pb2_grpc as rpc
-from adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnector
-from domain.errors import ModelNotFound, TransientError
-from domain.model import CombinerAddress, Identity
+from fedclient.adapters.combiner_grpc.generated import fedn_pb2 as pb
+from fedclient.adapters.combiner_grpc.generated import fedn_pb2_grpc as rpc
+from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnector
+from fedclient.domain.errors import ModelNotFound, TransientError
+from fedclient.domain.model import CombinerAddress, Identity
 
 HANG = "hang"
 

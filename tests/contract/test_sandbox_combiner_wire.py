@@ -10,13 +10,12 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import pytest
-
-from adapters.combiner_grpc.generated import fedn_pb2 as pb
-from adapters.combiner_grpc.generated import fedn_pb2_grpc as rpc
-from adapters.combiner_grpc.link import GrpcConnector
-from adapters.sandbox.combiner import SandboxCombiner
-from domain.errors import AuthError, ConfigError
-from domain.model import CombinerAddress, Identity
+from fedclient.adapters.combiner_grpc.generated import fedn_pb2 as pb
+from fedclient.adapters.combiner_grpc.generated import fedn_pb2_grpc as rpc
+from fedclient.adapters.combiner_grpc.link import GrpcConnector
+from fedclient.adapters.sandbox.combiner import SandboxCombiner
+from fedclient.domain.errors import AuthError, ConfigError
+from fedclient.domain.model import CombinerAddress, Identity
 
 ME = Identity("alice", "cid-1")
 

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from adapters.sandbox.federation import Federation
-from app.container import build_container, close_adapters
-from app.settings import load_settings
-from domain.lifecycle import Lifecycle
+from fedclient.adapters.sandbox.federation import Federation
+from fedclient.app.container import build_container, close_adapters
+from fedclient.app.settings import load_settings
+from fedclient.domain.lifecycle import Lifecycle
 
 
 @pytest.fixture

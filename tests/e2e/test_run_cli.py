@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.sandbox.federation import Federation
 
-from adapters.sandbox.federation import Federation
 from tests.e2e.conftest import fedclient_exe, run_cli
 
 

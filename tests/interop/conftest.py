@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fedclient.adapters.package_archive import build_package
 
-from adapters.package_archive import build_package
 from tests.interop.fedn_venv import ensure_fedn_venv
 from tests.interop.fednnet import FednNetwork
 from tests.interop.procs import port_is_free

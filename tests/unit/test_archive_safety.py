@@ -15,12 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.package_archive import TarPackageUnpacker, build_package
+from fedclient.domain.errors import PackageError
+from fedclient.domain.package import ArchiveLimits, ArchiveMember, MemberType, check_members, member_problem
 from hypothesis import given
 from hypothesis import strategies as st
-
-from adapters.package_archive import TarPackageUnpacker, build_package
-from domain.errors import PackageError
-from domain.package import ArchiveLimits, ArchiveMember, MemberType, check_members, member_problem
 
 FEDN_YAML = b"entry_points:\n  train:\n    command: python train.py\n"
 

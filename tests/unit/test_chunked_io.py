@@ -6,10 +6,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.combiner_grpc.chunked_io import ChunkFileWriter, read_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from adapters.combiner_grpc.chunked_io import ChunkFileWriter, read_chunks
 
 
 @st.composite

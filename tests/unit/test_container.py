@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 from dependency_injector import providers
-
-from adapters.combiner_grpc.link import GrpcConnector
-from adapters.controller_http import HttpxDiscovery, HttpxPackageSource
-from adapters.memory import (
+from fedclient.adapters.combiner_grpc.link import GrpcConnector
+from fedclient.adapters.controller_http import HttpxDiscovery, HttpxPackageSource
+from fedclient.adapters.memory import (
     FakeClock,
     InMemoryCombiner,
     InMemoryConnector,
@@ -19,10 +18,10 @@ from adapters.memory import (
     InMemoryTrainerFactory,
     InMemoryUnpacker,
 )
-from adapters.package_archive import TarPackageUnpacker
-from app.container import build_container
-from app.settings import load_settings
-from domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
+from fedclient.adapters.package_archive import TarPackageUnpacker
+from fedclient.app.container import build_container
+from fedclient.app.settings import load_settings
+from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
 
 
 def test_container_builds_the_real_adapters(tmp_path: Path) -> None:

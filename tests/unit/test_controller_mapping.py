@@ -11,11 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-
-from adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
-from adapters.controller_http.packages import filename_from_disposition, local_name
-from domain.errors import AuthError, ConfigError, PackageError, TransientError
-from domain.model import AssignmentRequest, AssignmentStatus, Identity, PackageMode
+from fedclient.adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
+from fedclient.adapters.controller_http.packages import filename_from_disposition, local_name
+from fedclient.domain.errors import AuthError, ConfigError, PackageError, TransientError
+from fedclient.domain.model import AssignmentRequest, AssignmentStatus, Identity, PackageMode
 
 TOKEN = "s3cr3t-token-value"
 ENDPOINT = ControllerEndpoint.build("http://ctl", api_port=8092)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fedclient.adapters.controller_http import ControllerEndpoint
+from fedclient.domain.errors import ConfigError
 from hypothesis import given
 from hypothesis import strategies as st
-
-from adapters.controller_http import ControllerEndpoint
-from domain.errors import ConfigError
 
 PATHS = ("api/v1/clients/add", "api/v1/packages/download", "/api/v1/packages/checksum")
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from adapters.package_archive import TarPackageUnpacker, build_package
-from adapters.trainers import SubprocessTrainer
+from fedclient.adapters.package_archive import TarPackageUnpacker, build_package
+from fedclient.adapters.trainers import SubprocessTrainer
 
 pytest.importorskip("sklearn")
 

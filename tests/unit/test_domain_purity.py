@@ -1,4 +1,4 @@
-"""src/domain imports only the standard library (and itself)."""
+"""src/domain imports only the standard library and itself (relative imports that stay inside it)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,32 @@ from pathlib import Path
 DOMAIN = Path(__file__).resolve().parents[2] / "src" / "domain"
 
 
-def imported_top_levels(path: Path) -> set[str]:
+def offending_imports(path: Path) -> set[str]:
+    depth = len(path.relative_to(DOMAIN).parent.parts)  # packages between this module and domain/
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.update(a.name for a in node.names if a.name.split(".")[0] not in sys.stdlib_module_names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                if node.module and node.module.split(".")[0] not in sys.stdlib_module_names | {"__future__"}:
+                    names.add(node.module)
+            elif node.level - 1 > depth:  # climbs out of fedclient.domain into adapters or app
+                names.add("." * node.level + (node.module or ""))
     return names
 
 
 def test_domain_imports_only_the_standard_library() -> None:
     files = sorted(DOMAIN.rglob("*.py"))
     assert files, "no domain modules found"
-    offenders = {
-        f"{path.relative_to(DOMAIN)}: {name}"
-        for path in files
-        for name in imported_top_levels(path)
-        if name not in sys.stdlib_module_names and name not in {"domain", "__future__"}
-    }
+    offenders = {f"{p.relative_to(DOMAIN)}: {name}" for p in files for name in offending_imports(p)}
     assert not offenders, f"domain must stay pure: {sorted(offenders)}"
+
+
+def test_the_purity_check_sees_an_escape(tmp_path: Path) -> None:
+    probe = DOMAIN / "_purity_probe.py"
+    probe.write_text("from ..adapters import memory\nimport numpy\nfrom . import model\n")
+    try:
+        assert offending_imports(probe) == {"..adapters", "numpy"}
+    finally:
+        probe.unlink()

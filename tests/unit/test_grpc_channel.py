@@ -7,18 +7,17 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import pytest
-
-from adapters.combiner_grpc.channel import (
+from fedclient.adapters.combiner_grpc.channel import (
     CHANNEL_OPTIONS,
     ChannelSettings,
     build_channel,
     call_metadata,
     uses_tls,
 )
-from adapters.combiner_grpc.link import GrpcConnector
-from adapters.combiner_grpc.rpc_errors import translate
-from domain.errors import AuthError, ConfigError, TransientError
-from domain.model import CombinerAddress, Identity
+from fedclient.adapters.combiner_grpc.link import GrpcConnector
+from fedclient.adapters.combiner_grpc.rpc_errors import translate
+from fedclient.domain.errors import AuthError, ConfigError, TransientError
+from fedclient.domain.model import CombinerAddress, Identity
 
 ME = Identity("alice", "cid-1")
 

@@ -6,10 +6,9 @@ import json
 from datetime import datetime
 
 import pytest
-
-from adapters.combiner_grpc import conversions as conv
-from adapters.combiner_grpc.generated import fedn_pb2 as pb
-from domain.model import (
+from fedclient.adapters.combiner_grpc import conversions as conv
+from fedclient.adapters.combiner_grpc.generated import fedn_pb2 as pb
+from fedclient.domain.model import (
     Identity,
     ModelUpdate,
     Prediction,

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from adapters.memory import (
+from fedclient.adapters.memory import (
     FakeClock,
     InMemoryCombiner,
     InMemoryConnector,
@@ -20,9 +19,9 @@ from adapters.memory import (
     InMemoryTrainerFactory,
     InMemoryUnpacker,
 )
-from domain.errors import AuthError, ConfigError, PackageError, TransientError
-from domain.lifecycle import ClientPlan, Lifecycle
-from domain.model import (
+from fedclient.domain.errors import AuthError, ConfigError, PackageError, TransientError
+from fedclient.domain.lifecycle import ClientPlan, Lifecycle
+from fedclient.domain.model import (
     Assignment,
     AssignmentStatus,
     CombinerAddress,
@@ -32,10 +31,10 @@ from domain.model import (
     Task,
     TaskKind,
 )
-from domain.package import ChecksumVerdict
-from domain.retry import RetryConfig
-from domain.state import ClientState
-from domain.tasks import RECEIVED, UPDATE_DONE, VALIDATION_DONE
+from fedclient.domain.package import ChecksumVerdict
+from fedclient.domain.retry import RetryConfig
+from fedclient.domain.state import ClientState
+from fedclient.domain.tasks import RECEIVED, UPDATE_DONE, VALIDATION_DONE
 
 COMBINER = CombinerAddress("127.0.0.1", 12080)
 ASSIGNED = Assignment(

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fedclient.adapters.package_archive import TarPackageUnpacker
+from fedclient.domain.errors import PackageError
+from fedclient.domain.package import Manifest, parse_manifest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from adapters.package_archive import TarPackageUnpacker
-from domain.errors import PackageError
-from domain.package import Manifest, parse_manifest
 
 # The layout of FEDn's mnist-pytorch example client.
 MNIST_STYLE = """\

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from fedclient.domain.retry import RetryConfig, compute_backoff, may_retry
 from hypothesis import given
 from hypothesis import strategies as st
-
-from domain.retry import RetryConfig, compute_backoff, may_retry
 
 configs = st.builds(
     RetryConfig,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from app.plan import build_plan
-from app.settings import load_settings
-from domain.errors import ConfigError
-from domain.model import PackageMode
+from fedclient.app.plan import build_plan
+from fedclient.app.settings import load_settings
+from fedclient.domain.errors import ConfigError
+from fedclient.domain.model import PackageMode
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from domain.model import TaskKind
-from domain.state import (
+from fedclient.domain.model import TaskKind
+from fedclient.domain.state import (
     STATE_FOR_TASK,
     TRANSITIONS,
     ClientState,
@@ -18,6 +14,9 @@ from domain.state import (
     StateMachine,
     client_state_to_string,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 IDLE, TRAINING, VALIDATING, PREDICTING = list(ClientState)
 # Written out here, not read from the implementation: the test states the rule.

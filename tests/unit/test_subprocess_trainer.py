@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from adapters.trainers import SubprocessTrainer, subprocess_trainer_factory
-from domain.errors import TaskFailed
-from domain.package import Manifest
+from fedclient.adapters.trainers import SubprocessTrainer, subprocess_trainer_factory
+from fedclient.domain.errors import TaskFailed
+from fedclient.domain.package import Manifest
 
 # One script per behaviour; each entry point in fedn.yaml runs one of them.
 SCRIPTS = {

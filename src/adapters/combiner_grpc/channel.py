@@ -25,8 +25,8 @@ from pathlib import Path
 import grpc
 import grpc.aio
 
-from domain.errors import ConfigError
-from domain.model import CombinerAddress, Identity
+from ...domain.errors import ConfigError
+from ...domain.model import CombinerAddress, Identity
 
 MAX_MESSAGE_BYTES = 16 << 20  # chunks are 1 MiB; headroom for a peer using bigger ones
 

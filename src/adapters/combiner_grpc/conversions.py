@@ -14,8 +14,7 @@ from datetime import datetime, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from adapters.combiner_grpc.generated import fedn_pb2 as pb
-from domain.model import (
+from ...domain.model import (
     Identity,
     ModelUpdate,
     Prediction,
@@ -26,6 +25,7 @@ from domain.model import (
     Validation,
     parse_task_data,
 )
+from .generated import fedn_pb2 as pb
 
 _KIND_BY_TYPE: dict[int, TaskKind] = {
     pb.MODEL_UPDATE: TaskKind.TRAIN,

@@ -19,14 +19,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from adapters.combiner_grpc import conversions as conv
-from adapters.combiner_grpc.channel import ChannelSettings, build_channel, call_metadata, uses_tls
-from adapters.combiner_grpc.chunked_io import CHUNK_SIZE
-from adapters.combiner_grpc.generated import fedn_pb2, fedn_pb2_grpc
-from adapters.combiner_grpc.rpc_errors import translate
-from adapters.combiner_grpc.transfer import GrpcModelTransfer
-from domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
-from domain.model import (
+from ...domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
+from ...domain.model import (
     CombinerAddress,
     Identity,
     ModelUpdate,
@@ -35,6 +29,12 @@ from domain.model import (
     Task,
     Validation,
 )
+from . import conversions as conv
+from .channel import ChannelSettings, build_channel, call_metadata, uses_tls
+from .chunked_io import CHUNK_SIZE
+from .generated import fedn_pb2, fedn_pb2_grpc
+from .rpc_errors import translate
+from .transfer import GrpcModelTransfer
 
 log = logging.getLogger("fedclient.grpc")
 

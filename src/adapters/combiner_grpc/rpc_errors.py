@@ -12,7 +12,7 @@ import logging
 import grpc
 import grpc.aio
 
-from domain.errors import AuthError, FedClientError, TransientError
+from ...domain.errors import AuthError, FedClientError, TransientError
 
 log = logging.getLogger("fedclient.grpc")
 

@@ -20,13 +20,13 @@ from typing import TypeVar
 import grpc
 import grpc.aio
 
-from adapters.combiner_grpc.channel import Metadata
-from adapters.combiner_grpc.chunked_io import CHUNK_SIZE, ChunkFileWriter, read_chunks
-from adapters.combiner_grpc.conversions import download_request_pb, upload_chunk_pb, upload_terminator_pb
-from adapters.combiner_grpc.generated import fedn_pb2 as pb
-from adapters.combiner_grpc.generated import fedn_pb2_grpc
-from domain.errors import FedClientError, ModelNotFound, TaskFailed, TransientError
-from domain.model import Identity
+from ...domain.errors import FedClientError, ModelNotFound, TaskFailed, TransientError
+from ...domain.model import Identity
+from .channel import Metadata
+from .chunked_io import CHUNK_SIZE, ChunkFileWriter, read_chunks
+from .conversions import download_request_pb, upload_chunk_pb, upload_terminator_pb
+from .generated import fedn_pb2 as pb
+from .generated import fedn_pb2_grpc
 
 T = TypeVar("T")
 ErrorTranslator = Callable[[grpc.aio.AioRpcError, str], FedClientError]

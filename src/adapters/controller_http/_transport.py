@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from adapters.controller_http.endpoint import ControllerEndpoint
-from domain.errors import ConfigError
+from ...domain.errors import ConfigError
+from .endpoint import ControllerEndpoint
 
 # Controller answers (other than the package body) are a few hundred bytes; a reply
 # bigger than this is not one of them and is not worth holding in memory.

@@ -12,14 +12,14 @@ from typing import Any
 
 import httpx
 
-from adapters.controller_http._transport import (
+from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
+from ._transport import (
     ControllerHttp,
     body_message,
     classify_http_error,
     parse_json,
     read_capped,
 )
-from domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from domain.errors import ConfigError
+from ...domain.errors import ConfigError
 
 _SLASHES = re.compile(r"/{2,}")
 

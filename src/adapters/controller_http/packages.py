@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from adapters.controller_http._transport import (
+from ...domain.errors import AuthError, ConfigError, FedClientError, PackageError, TransientError
+from ...domain.package import safe_filename
+from ._transport import (
     ControllerHttp,
     Verify,
     body_message,
@@ -24,9 +26,7 @@ from adapters.controller_http._transport import (
     parse_json,
     read_capped,
 )
-from adapters.controller_http.endpoint import ControllerEndpoint
-from domain.errors import AuthError, ConfigError, FedClientError, PackageError, TransientError
-from domain.package import safe_filename
+from .endpoint import ControllerEndpoint
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,12 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
-from adapters.combiner_grpc.chunked_io import ChunkFileWriter, read_chunks
-from adapters.combiner_grpc.conversions import task_type
-from adapters.combiner_grpc.generated import fedn_pb2 as pb
-from adapters.combiner_grpc.generated import fedn_pb2_grpc as rpc
-from adapters.sandbox.combiner_records import (
+from ...domain.model import TaskKind
+from ..combiner_grpc.chunked_io import ChunkFileWriter, read_chunks
+from ..combiner_grpc.conversions import task_type
+from ..combiner_grpc.generated import fedn_pb2 as pb
+from ..combiner_grpc.generated import fedn_pb2_grpc as rpc
+from .combiner_records import (
     PredictionRecord,
     StatusRecord,
     UpdateRecord,
@@ -41,7 +42,6 @@ from adapters.sandbox.combiner_records import (
     update_record,
     validation_record,
 )
-from domain.model import TaskKind
 
 ONLINE_WINDOW = 10.0  # FEDn: active = subscribed and last heartbeat < 10 s old
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")  # ids become file names

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.combiner_grpc.generated import fedn_pb2 as pb
+from ..combiner_grpc.generated import fedn_pb2 as pb
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.package_archive import TarPackageUnpacker, build_package
-from adapters.sandbox.combiner import SandboxCombiner
-from adapters.sandbox.controller import SandboxController
-from adapters.sandbox.fedavg import fedavg
-from domain.errors import FedClientError, PackageError
-from domain.model import TaskKind
+from ...domain.errors import FedClientError, PackageError
+from ...domain.model import TaskKind
+from ..package_archive import TarPackageUnpacker, build_package
+from .combiner import SandboxCombiner
+from .controller import SandboxController
+from .fedavg import fedavg
 
 log = logging.getLogger("fedclient.sandbox")
 

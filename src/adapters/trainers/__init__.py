@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from adapters.trainers.subprocess_trainer import SubprocessTrainer
-from domain.package import Manifest
-from domain.ports import TrainerFactory
+from ...domain.package import Manifest
+from ...domain.ports import TrainerFactory
+from .subprocess_trainer import SubprocessTrainer
 
 __all__ = ["SubprocessTrainer", "subprocess_trainer_factory"]
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from domain.errors import PackageError, TaskFailed
-from domain.package import Manifest
+from ...domain.errors import PackageError, TaskFailed
+from ...domain.package import Manifest
 
 log = logging.getLogger("fedclient.trainer")
 
