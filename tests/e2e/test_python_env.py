@@ -115,3 +115,24 @@ async def test_python_env_is_built_on_first_start_and_reused_on_the_second(
         f"\n[python_env] first start: built with {built.group(1)} in {built.group(2)} s; "
         f"second start: reused in {reused.group(2)} s"
     )
+
+
+async def test_a_failed_env_build_stops_the_client_with_one_line_and_exit_1(
+    tmp_path: Path, env_package: Path
+) -> None:
+    # A requirement pip rejects at once (offline, fast): the build fails in its second step.
+    (env_package / "python_env.yaml").write_text("name: .broken\ndependencies:\n  - --no-such-pip-option\n")
+    fed = Federation(env_package, tmp_path / "server", expected_clients=1)
+    await fed.start()
+    try:
+        proc = await spawn("run", "--api-url", fed.api_url, "--work-dir", str(tmp_path / "c"), cwd=tmp_path)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        await fed.stop()
+    text = stderr.decode(errors="replace")
+    assert proc.returncode == 1, text[-3000:]
+    assert "Traceback" not in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("fedclient: error: python_env build failed while installing dependencies"), last
+    envs = tmp_path / "c" / "envs"
+    assert not [p for p in envs.iterdir() if not p.name.endswith(".lock")], "a failed build left files"

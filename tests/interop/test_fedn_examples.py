@@ -72,3 +72,26 @@ def test_fedn_load_test_example_builds_its_python_env_and_trains_on_both_clients
         f"fedclient built the python_env with {built.group(1)} in {built.group(2)} s"
     )
     check_clean_exit(fedn_network, ours)
+
+
+def test_fedn_load_test_example_runs_with_the_sites_env_on_path_without_its_python_env(
+    fedn_network: FednNetwork, load_test_package: Package, fedn_venv: Path
+) -> None:
+    """The issue's site: fedclient in a venv of its own, the ML env (numpy + fedn) first on PATH.
+
+    ``--no-managed-env`` skips the python_env, so the scripts' ``import fedn`` only works
+    because ``python`` is the one PATH gives, as the stock client's shell would run it.
+    """
+    setup_package(fedn_network, load_test_package)
+    site_env = venv_python(fedn_venv).parent  # has numpy and fedn; fedclient's own venv has neither
+    ours = start_fedclient(fedn_network, "fedclient-0", package_bin=site_env, args=("--no-managed-env",))
+
+    result = run_session(fedn_network, clients=1, rounds=1, round_timeout=120)
+
+    check_rounds(result, rounds=1, clients=[ours])
+    check_aggregated(fedn_network, result, [ours])
+    log = ours.log_text()
+    assert "python_env 'python_env.yaml' not built (--no-managed-env)" in log
+    assert f"package interpreter: python -> {site_env}/python (found on PATH)" in log
+    assert not (ours.home / "work" / "envs").exists()
+    check_clean_exit(fedn_network, ours)
