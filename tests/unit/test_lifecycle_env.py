@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fedclient.adapters.memory import InMemoryTrainer
 from fedclient.domain.errors import PackageError
+from fedclient.domain.model import Task, TaskKind
 
 from tests.unit.test_lifecycle import ASSIGNED, World, archive, train_task
 
@@ -74,3 +75,28 @@ async def test_model_files_are_named_for_the_helper(
     [(kind, in_model, _)] = w.trainer.calls
     assert (kind, in_model.name) == ("train", name)
     assert w.life.helper_type == (configured or from_controller or "numpyhelper")
+
+
+class OutputNamesTrainer(InMemoryTrainer):
+    """Records the JSON output paths the runner hands to validate and predict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outputs: list[str] = []
+
+    async def validate(self, in_model: Path, out_json: Path) -> dict[str, object]:
+        self.outputs.append(out_json.name)
+        return await super().validate(in_model, out_json)
+
+    async def predict(self, in_model: Path, out_json: Path) -> dict[str, object]:
+        self.outputs.append(out_json.name)
+        return await super().predict(in_model, out_json)
+
+
+async def test_json_outputs_have_no_suffix_like_the_stock_clients(tmp_path: Path, archive: Path) -> None:
+    trainer = OutputNamesTrainer()
+    w = World(tmp_path, archive, trainer=trainer)
+    for kind, corr in ((TaskKind.VALIDATE, "v1"), (TaskKind.PREDICT, "p1")):
+        w.combiner.submit("cid-1", Task(kind, "seed", "s1", corr, "", "combiner-0", {}))
+    await w.run_until(lambda: len(trainer.outputs) == 2 and bool(w.combiner.predictions))
+    assert [Path(name).suffix for name in trainer.outputs] == ["", ""], trainer.outputs
