@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,21 @@ def test_fedn_load_test_example_builds_its_python_env_and_trains_on_both_clients
     assert list(stock.home.rglob(".load-test/bin/python")), "the stock client built no python_env"
     print(
         f"\n[fedn example load-test] 2 rounds: stock client and fedclient both aggregated each round; "
-        f"fedclient built the python_env with {built.group(1)} in {built.group(2)} s"
+        f"fedclient built the python_env with {built.group(1)} in {built.group(2)} s, "
+        f"the stock client (virtualenv + pip) in {_stock_env_seconds(stock.log_text())}"
     )
     check_clean_exit(fedn_network, ours)
+
+
+def _stock_env_seconds(log: str) -> str:
+    """The stock client's env build time, from its log's second-resolution timestamps."""
+    stamp = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \[INFO\] "
+    start = re.search(stamp + "Creating a new environment in", log)
+    end = re.search(stamp + "(?:No startup command found|To activate the virtual environment)", log)
+    if not (start and end):
+        return "? s (log lines not found)"
+    elapsed = datetime.fromisoformat(end.group(1)) - datetime.fromisoformat(start.group(1))
+    return f"about {elapsed.total_seconds():.0f} s"
 
 
 def test_fedn_load_test_example_runs_with_the_sites_env_on_path_without_its_python_env(
