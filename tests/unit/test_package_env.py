@@ -135,6 +135,14 @@ async def test_trainer_falls_back_to_its_own_interpreter_and_says_so(
     assert record.levelno == logging.WARNING and "no 'python3' on PATH" in record.getMessage()
 
 
+async def test_path_is_left_alone_when_the_commands_used_are_found(tmp_path: Path) -> None:
+    site = _site_python(tmp_path / "site" / "bin", "python3")  # no `python` there, and none is used
+    t = SubprocessTrainer(tmp_path, _manifest("python3"), extra_env={"PATH": str(site.parent)})
+    await t.prepare()
+    assert t.command("e0")[0] == str(site)
+    assert t._env["PATH"] == str(site.parent)
+
+
 async def test_override_wins_and_a_missing_one_is_a_config_error(tmp_path: Path) -> None:
     site = _site_python(tmp_path / "site" / "bin")
     other = _site_python(tmp_path / "other" / "bin", "python3.99")

@@ -114,7 +114,7 @@ class SubprocessTrainer:
             env.pop("PYTHONHOME", None)
         elif self._override:
             first = os.path.dirname(self._override)
-        elif any(choice.fallback for choice in self.interpreters.values()):
+        elif any(self.interpreters[n].fallback for n in python_commands(self._manifest.entry_points)):
             first = os.path.dirname(self._own)  # `python` inside the scripts finds the same one
         if first:
             env["PATH"] = os.pathsep.join(p for p in (first, env.get("PATH", "")) if p)
