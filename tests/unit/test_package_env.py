@@ -25,6 +25,8 @@ from fedclient.domain.package_env import (
     python_commands,
     requested_minor,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 # ------------------------------------------------------------ pure policy --
 
@@ -265,3 +267,45 @@ async def test_trainer_runs_entry_points_with_the_built_env(package: Path, envs:
     assert t.command("train")[0] == str(t.env.bin_dir / "python")
     assert t._env["PATH"].split(os.pathsep)[0] == str(t.env.bin_dir)
     assert t._env["VIRTUAL_ENV"] == str(t.env.path)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(["name", "python", "build_dependencies", "dependencies", "x"]),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_any_yaml_document_parses_or_is_a_package_error(data: object) -> None:
+    try:
+        spec = parse_python_env(data, "python_env.yaml")
+    except PackageError as exc:
+        assert str(exc).startswith("python_env.yaml: ")
+    else:
+        assert spec.name and all(isinstance(d, str) and d for d in spec.dependencies)
+
+
+async def test_the_python_key_picks_that_version_from_path(
+    tmp_path: Path, package: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    _exe(tools / "python3.99", FAKE_BASE)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    (package / "python_env.yaml").write_text("name: .demo\npython: 3.99.0\n")
+    envs = PackageEnvs(tmp_path / "envs", uv="")  # our own interpreter is not 3.99
+    built = await envs.ensure(package, "python_env.yaml")
+    assert built.python_version == "3.99.1"  # made by python3.99 from PATH
+    (package / "python_env.yaml").write_text("name: .demo\npython: '3.98'\n")
+    monkeypatch.setenv("PATH", str(tools))
+    ours = PackageEnvs(tmp_path / "envs2", uv="", base_python=str(tools / "python3.99"))
+    fallback = await ours.ensure(package, "python_env.yaml")  # no python3.98: ours, as FEDn does
+    assert fallback.python_version == "3.99.1"
+    assert any("no python3.98 is on PATH" in m for m in caplog.messages)
