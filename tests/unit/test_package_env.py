@@ -309,3 +309,15 @@ async def test_the_python_key_picks_that_version_from_path(
     fallback = await ours.ensure(package, "python_env.yaml")  # no python3.98: ours, as FEDn does
     assert fallback.python_version == "3.99.1"
     assert any("no python3.98 is on PATH" in m for m in caplog.messages)
+
+
+async def test_a_failed_uv_build_is_tried_again_with_venv_and_pip(
+    tmp_path: Path, package: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    uv = _exe(tmp_path / "uv", "#!/bin/sh\necho 'error: index not reachable'\nexit 2\n")
+    base = _exe(tmp_path / "fake-python", FAKE_BASE)
+    built = await PackageEnvs(tmp_path / "envs", uv=str(uv), base_python=str(base)).ensure(
+        package, "python_env.yaml"
+    )
+    assert built.tool == "venv+pip" and not built.reused
+    assert any("build with uv failed" in m and "index not reachable" in m for m in caplog.messages)

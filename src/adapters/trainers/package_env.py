@@ -118,7 +118,15 @@ class PackageEnvs:
                 )
                 return BuiltEnv(link, spec, key, version, True, seconds, "")
             self._sweep(key, keep=None)
-            tool = await self._build(package_dir, spec, base, version, key, link, env_file_name)
+            uv = shutil.which("uv") if self._uv is None else (self._uv or None)
+            try:
+                tool = await self._build(package_dir, spec, base, version, key, link, env_file_name, uv)
+            except EnvBuildError as exc:
+                if not uv:
+                    raise
+                # uv reads neither pip.conf nor PIP_* settings: a site's index may only work with pip.
+                log.warning("python_env: the build with uv failed (%s); trying again with venv + pip", exc)
+                tool = await self._build(package_dir, spec, base, version, key, link, env_file_name, None)
             seconds = time.monotonic() - started
             log.info("python_env '%s' built with %s in %.1f s at %s", spec.name, tool, seconds, link)
             return BuiltEnv(link, spec, key, version, False, seconds, tool)
@@ -163,8 +171,8 @@ class PackageEnvs:
         key: str,
         link: Path,
         env_file_name: str,
+        uv: str | None,
     ) -> str:
-        uv = shutil.which("uv") if self._uv is None else (self._uv or None)
         target = self.root / build_dir_name(key, secrets.token_hex(4))
         python = target / "bin" / "python"
         steps: list[tuple[str, list[str]]] = []
