@@ -181,11 +181,13 @@ def check_checksum(package: str, actual: str, server: str | None, configured: st
 
 
 def safe_filename(name: str | None, fallback: str = "package.tgz") -> str:
-    """A server-supplied file name reduced to a plain base name we can safely write to."""
+    """A server-supplied file name reduced to a plain base name we can safely write to.
+
+    Only the last path component survives; control characters, and characters
+    Windows reserves, are dropped; leading dots go (no hidden files, no ``..``).
+    """
     if not name:
         return fallback
     base = PurePosixPath(name.replace("\\", "/")).name
-    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*')
-    if base in ("", ".", ".."):
-        return fallback
-    return base
+    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').lstrip(". ")
+    return base or fallback

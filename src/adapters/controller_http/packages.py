@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_PATH = "api/v1/packages/download"
 CHECKSUM_PATH = "api/v1/packages/checksum"
 CHUNK_BYTES = 256 * 1024
+DEFAULT_MAX_PACKAGE_BYTES = 512 * 1024 * 1024
 _MAX_NAME = 200
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -69,8 +70,10 @@ class HttpxPackageSource(ControllerHttp):
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
         chunk_bytes: int = CHUNK_BYTES,
+        max_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
     ) -> None:
         super().__init__(endpoint, token, auth_scheme, verify, timeout, client)
+        self._max_bytes = max_bytes
         if not 64 * 1024 <= chunk_bytes <= 1024 * 1024:
             raise ValueError("chunk_bytes must be between 64 KiB and 1 MiB")
         self._chunk_bytes = chunk_bytes
@@ -101,12 +104,20 @@ class HttpxPackageSource(ControllerHttp):
         """Stream the body into ``target`` via a temporary file; remove it on any failure."""
         part = target.with_name(f".{target.name}.part")
         expected = response.headers.get("content-length")
+        too_big = PackageError(
+            f"the compute package from {response.url} is larger than the download limit of "
+            f"{self._max_bytes} bytes; refused (raise --max-package-bytes if it is genuine)"
+        )
+        if expected is not None and expected.isdigit() and int(expected) > self._max_bytes:
+            raise too_big
         written = 0
         try:
             with part.open("wb") as out:
                 async for chunk in response.aiter_bytes(self._chunk_bytes):
-                    out.write(chunk)
                     written += len(chunk)
+                    if written > self._max_bytes:  # counted as it streams: no header is trusted
+                        raise too_big
+                    out.write(chunk)
             # Content-Length counts bytes on the wire, which differ from ``written`` when a
             # proxy applied Content-Encoding; compare like with like.
             encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
