@@ -37,7 +37,13 @@ def _run_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="join a FEDn network and serve its tasks (like `fedn client start`)")
     p.add_argument("-u", "--api-url", help="controller URL (scheme optional)")
     p.add_argument("-p", "--api-port", type=int, help="controller port")
-    p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN)")
+    p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN); visible in `ps`")
+    p.add_argument("--token-file", type=Path, help="read the token from this file (or FEDN_AUTH_TOKEN_FILE)")
+    p.add_argument(
+        "--refresh-token-file",
+        type=Path,
+        help="read the refresh token from this file (or FEDN_AUTH_REFRESH_TOKEN_FILE)",
+    )
     p.add_argument("-n", "--name", help="client display name")
     p.add_argument("-i", "--client-id", help="client id (default: a new UUID)")
     p.add_argument(
@@ -102,6 +108,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "api_url",
             "api_port",
             "token",
+            "token_file",
+            "refresh_token_file",
             "name",
             "client_id",
             "local_package",
@@ -147,7 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             settings = _settings_from(args)
-            configure_logging(settings.log_level, [settings.token_value])
+            configure_logging(settings.log_level, settings.secrets)
+            if args.token is not None:
+                log.warning(
+                    "the token was given with --token, so any user of this machine can read it in `ps`; "
+                    "use --token-file or FEDN_AUTH_TOKEN_FILE instead"
+                )
             asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN")
     )
+    token_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("token_file", "FEDN_AUTH_TOKEN_FILE")
+    )
+    refresh_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("refresh_token", "FEDN_AUTH_REFRESH_TOKEN")
+    )
+    refresh_token_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("refresh_token_file", "FEDN_AUTH_REFRESH_TOKEN_FILE")
+    )
     auth_scheme: str = "Bearer"
     connect_api_secure: bool = True  # verify the controller's TLS certificate
     api_ca_bundle: Path | None = None
@@ -93,7 +102,22 @@ class Settings(BaseSettings):
 
     @property
     def token_value(self) -> str | None:
-        return self.token.get_secret_value() if self.token else None
+        if self.token:
+            return self.token.get_secret_value()
+        return read_secret_file(self.token_file, "token") if self.token_file else None
+
+    @property
+    def refresh_token_value(self) -> str | None:
+        if self.refresh_token:
+            return self.refresh_token.get_secret_value()
+        if self.refresh_token_file:
+            return read_secret_file(self.refresh_token_file, "refresh token")
+        return None
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Every secret in these settings, for the redactor."""
+        return [self.token_value, self.refresh_token_value]
 
     @classmethod
     def settings_customise_sources(
@@ -109,6 +133,28 @@ class Settings(BaseSettings):
             env_settings,
             InitSettingsSource(settings_cls, init_kwargs=_init_file_data.get() or {}),
         )
+
+
+_SECRET_FILE_MAX = 64 * 1024
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """A token kept in a file (so it is not on argv or in the environment): its first line, stripped."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_SECRET_FILE_MAX + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    if len(raw) > _SECRET_FILE_MAX:
+        raise ConfigError(f"the {what} file {path} is larger than {_SECRET_FILE_MAX} bytes")
+    try:
+        lines = raw.decode("utf-8").strip().splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"the {what} file {path} is not UTF-8 text") from None
+    value = lines[0].strip() if lines else ""
+    if not value:
+        raise ConfigError(f"the {what} file {path} is empty")
+    return value
 
 
 def read_init_file(path: Path) -> dict[str, Any]:
@@ -132,7 +178,6 @@ def read_init_file(path: Path) -> dict[str, Any]:
             values[key] = value
     if values.get("local_package") is True:
         values["local_package"] = "."
-    values.pop("refresh_token", None)
     return values
 
 

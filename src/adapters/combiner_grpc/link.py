@@ -29,6 +29,7 @@ from ...domain.model import (
     Task,
     Validation,
 )
+from ...domain.redaction import register_secret
 from . import conversions as conv
 from .channel import ChannelSettings, build_channel, call_metadata, uses_tls
 from .chunked_io import CHUNK_SIZE
@@ -54,6 +55,7 @@ class GrpcConnector:
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
     ) -> None:
+        register_secret(token)
         self._settings = ChannelSettings(token, auth_scheme, root_cert_path, force_tls)
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ...domain.errors import ConfigError
+from ...domain.redaction import redact, register_secret
 from .endpoint import ControllerEndpoint
 
 # Controller answers (other than the package body) are a few hundred bytes; a reply
@@ -75,6 +76,7 @@ class ControllerHttp:
     ) -> None:
         self.endpoint = endpoint
         self._token = token or None
+        register_secret(self._token)
         self._auth_scheme = auth_scheme
         self._timeout = httpx.Timeout(timeout)
         # Checked even with an injected client, so a missing CA file is reported early;
@@ -120,10 +122,8 @@ class ControllerHttp:
         await self.aclose()
 
     def redact(self, text: str) -> str:
-        """Remove our token from text that came from elsewhere (a server may echo it back)."""
-        if self._token and self._token in text:
-            text = text.replace(self._token, "<redacted>")
-        return text
+        """Remove secrets from text that came from elsewhere (a server may echo our token back)."""
+        return redact(text)
 
 
 async def read_capped(response: httpx.Response, limit: int = MAX_REPLY_BYTES) -> bytes:
