@@ -88,6 +88,11 @@ class TaskRunner:
                 data=_task_json(task),
             )
         )
+        if task.problem:
+            # Served as {} this would train on a config nobody sent; fail it where the combiner sees.
+            outcome = await self._report_failure(task, f"refused the request: {task.problem}")
+            self.outcomes.append(outcome)
+            return outcome
         self._state.begin(task.kind)
         scratch: Path | None = None
         try:
