@@ -168,7 +168,9 @@ class GrpcModelTransfer:
 
     def _check_size(self, what: str, chunk: int, written: int, room: int) -> None:
         if chunk > MAX_CHUNK_BYTES:
-            raise TaskFailed(f"{what}: a chunk of {chunk} bytes is larger than the limit of {MAX_CHUNK_BYTES}")
+            raise TaskFailed(
+                f"{what}: a chunk of {chunk} bytes is larger than the limit of {MAX_CHUNK_BYTES}"
+            )
         total = written + chunk
         if total > self._max_model_bytes:
             raise TaskFailed(

@@ -127,20 +127,48 @@ class ControllerHttp:
 
 
 async def read_capped(response: httpx.Response, limit: int = MAX_REPLY_BYTES) -> bytes:
-    """Read a streamed reply body, but never more than ``limit`` bytes of it."""
+    """Read a streamed reply body, but never more than ``limit`` + 1 bytes of it.
+
+    A result longer than ``limit`` means the reply was cut off (see ``oversized``).
+    """
     buf = bytearray()
     async for chunk in response.aiter_bytes():
-        buf.extend(chunk[: limit - len(buf)])
-        if len(buf) >= limit:
+        buf.extend(chunk[: limit + 1 - len(buf)])
+        if len(buf) > limit:
             break
     return bytes(buf)
 
 
+def oversized(body: bytes, limit: int = MAX_REPLY_BYTES) -> bool:
+    return len(body) > limit
+
+
+def first_bytes(body: bytes, n: int = 60) -> str:
+    """The start of a reply, printable and secret-free, for an error message."""
+    return redact(repr(body[:n]) + ("…" if len(body) > n else ""))
+
+
+def not_json(url: str, code: int, body: bytes) -> str:
+    """Why a reply that should be a JSON document is not one, naming the URL and its first bytes."""
+    if oversized(body):
+        return f"the reply from {url} (HTTP {code}) is larger than {MAX_REPLY_BYTES} bytes; not a FEDn reply"
+    head = body.lstrip()[:15].lower()
+    if head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml")):
+        what = "an HTML page, not JSON (a proxy, login or error page in front of the controller?)"
+    elif not body.strip():
+        what = "an empty body, not JSON"
+    else:
+        what = "not JSON"
+    return f"the reply from {url} (HTTP {code}) is {what}; it starts with {first_bytes(body)}"
+
+
 def parse_json(body: bytes) -> Any:
-    """The JSON document in ``body``, or None when it is not JSON at all."""
+    """The JSON document in ``body``, or None when it is not JSON at all (or too big or deep)."""
+    if oversized(body):
+        return None
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 

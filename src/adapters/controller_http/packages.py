@@ -23,6 +23,7 @@ from ._transport import (
     Verify,
     body_message,
     classify_http_error,
+    not_json,
     parse_json,
     read_capped,
 )
@@ -151,8 +152,12 @@ class HttpxPackageSource(ControllerHttp):
         if not 200 <= code < 300:
             raise self._error(url, "package checksum", code, body)
         data = parse_json(body)
+        if data is None:
+            raise TransientError(not_json(url, code, body))
         if not isinstance(data, dict):
-            raise PackageError(f"the controller's checksum reply from {url} is not a JSON object")
+            raise PackageError(
+                f"the controller's checksum reply from {url} is JSON {type(data).__name__}, not an object"
+            )
         value = data.get("checksum")
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
