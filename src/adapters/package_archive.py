@@ -63,8 +63,9 @@ DEFAULT_LIMITS = ArchiveLimits()
 class TarPackageUnpacker:
     """The ``PackageUnpacker`` port for tar (any compression) and zip archives."""
 
-    def __init__(self, limits: ArchiveLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: ArchiveLimits = DEFAULT_LIMITS, read_only: bool = False) -> None:
         self._limits = limits
+        self._read_only = read_only
 
     @property
     def limits(self) -> ArchiveLimits:
@@ -92,6 +93,8 @@ class TarPackageUnpacker:
         staging = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}-", dir=dest_dir.parent))
         try:
             self._extract(Path(archive), staging)
+            if self._read_only:  # the site policy: the package's code may not change itself
+                make_read_only(staging)
             _remove(dest_dir)
             os.replace(staging, dest_dir)
         except BaseException:
@@ -333,11 +336,40 @@ def _write_file(
     os.chmod(target, 0o755 if mode & 0o111 else 0o644)
 
 
+def make_read_only(root: Path) -> None:
+    """Files r--, directories r-x, for everyone: the package directory cannot be written to.
+
+    Its owner (this user) could chmod it back, so this keeps honest code from changing
+    the package and makes a write fail loudly; it is not a sandbox against hostile code.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o500 if _executable(dirpath, name) else 0o400)
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o500)
+    os.chmod(root, 0o500)
+
+
+def _executable(dirpath: str, name: str) -> bool:
+    return bool(os.stat(os.path.join(dirpath, name)).st_mode & 0o100)
+
+
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
-        shutil.rmtree(path)
+        shutil.rmtree(path, onerror=_writable_then_retry)
+
+
+def _writable_then_retry(func: object, target: str, _exc: object) -> None:
+    """rmtree's error hook: a read-only package directory is made writable again and retried."""
+    parent = os.path.dirname(target)
+    os.chmod(parent, 0o700)
+    if os.path.isdir(target) and not os.path.islink(target):
+        os.chmod(target, 0o700)
+        shutil.rmtree(target, onerror=_writable_then_retry)
+    else:
+        os.unlink(target)
 
 
 # ----------------------------------------------------------- building --

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from ..domain.errors import AuthError, ConfigError, FedClientError
-from . import package_cmd
+from . import package_cmd, policy_cmd
 from .logs import configure_logging, scrub
 from .settings import Settings, load_settings
 
@@ -70,6 +70,7 @@ def _run_parser(sub: Any) -> None:
     )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
+    policy_cmd.add_policy_flags(p)
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -98,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
+    policy_cmd.add_parser(sub)
     return top
 
 
@@ -124,6 +126,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "train_timeout",
         )
     }
+    cli.update(policy_cmd.policy_values(args))
     return load_settings(cli, args.init)
 
 
@@ -164,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)
+        elif args.command == "policy":
+            return policy_cmd.run_policy(args)
         else:
             from .sandbox import run_sandbox
 

@@ -15,7 +15,9 @@ from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, Httpx
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.trainers import subprocess_trainer_factory
 from ..domain.lifecycle import Lifecycle
+from ..domain.policy import SitePolicy
 from .plan import build_plan
+from .policy import max_model_bytes, site_policy
 from .settings import Settings
 
 
@@ -37,30 +39,45 @@ def _discovery(settings: Settings, endpoint: ControllerEndpoint | None) -> Httpx
     return HttpxDiscovery(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
 
 
-def _package_source(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxPackageSource | None:
+def _package_source(
+    settings: Settings, endpoint: ControllerEndpoint | None, policy: SitePolicy
+) -> HttpxPackageSource | None:
     if endpoint is None:
         return None
-    return HttpxPackageSource(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
+    return HttpxPackageSource(
+        endpoint,
+        settings.token_value,
+        settings.auth_scheme,
+        _verify(settings),
+        max_bytes=policy.archive.max_download_bytes,
+    )
 
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     trainer_env = providers.Object({})
 
-    plan = providers.Singleton(build_plan, settings)
+    policy = providers.Singleton(site_policy, settings)
+    plan = providers.Singleton(build_plan, settings, policy)
     endpoint = providers.Singleton(_endpoint, settings)
     discovery = providers.Singleton(_discovery, settings, endpoint)
-    package_source = providers.Singleton(_package_source, settings, endpoint)
-    unpacker = providers.Singleton(TarPackageUnpacker)
+    package_source = providers.Singleton(_package_source, settings, endpoint, policy)
+    unpacker = providers.Singleton(
+        TarPackageUnpacker, policy.provided.archive, read_only=policy.provided.read_only_package
+    )
     connector = providers.Singleton(
         GrpcConnector,
         token=settings.provided.token_value,
         auth_scheme=settings.provided.auth_scheme,
         root_cert_path=settings.provided.grpc_root_cert_path,
         force_tls=settings.provided.grpc_tls,
+        max_model_bytes=providers.Callable(max_model_bytes, settings),
     )
     trainer_factory = providers.Singleton(
-        subprocess_trainer_factory, timeout=settings.provided.train_timeout, extra_env=trainer_env
+        subprocess_trainer_factory,
+        timeout=settings.provided.train_timeout,
+        extra_env=trainer_env,
+        limits=policy.provided.limits,
     )
     clock = providers.Singleton(SystemClock)
     lifecycle = providers.Factory(

@@ -80,6 +80,22 @@ class Settings(BaseSettings):
     helper_type: str | None = None
     work_dir: Path = Path(".fedclient")
 
+    # --- site policy (docs/SECURITY.md): a policy file, and flags that override it
+    policy_file: Path | None = None
+    allow_package: list[str] | None = None  # SHA-256s; only these packages may be unpacked
+    limit_memory: str | None = None  # e.g. 2GiB
+    limit_cpu_seconds: int | None = Field(default=None, gt=0)
+    limit_wall_seconds: float | None = Field(default=None, gt=0)
+    limit_output: str | None = None  # e.g. 10MiB
+    limit_open_files: int | None = Field(default=None, gt=0)
+    read_only_package: bool | None = None
+    max_package_bytes: str | None = None  # download cap, e.g. 512MiB
+    max_unpacked_bytes: str | None = None
+    max_member_bytes: str | None = None
+    max_package_members: int | None = Field(default=None, gt=0)
+    max_compression_ratio: float | None = Field(default=None, gt=0)
+    max_model_bytes: str | None = None  # cap on a model downloaded from the combiner
+
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)
     heartbeat_interval: float = Field(default=2.0, gt=0)

@@ -35,7 +35,7 @@ from .channel import ChannelSettings, build_channel, call_metadata, uses_tls
 from .chunked_io import CHUNK_SIZE
 from .generated import fedn_pb2, fedn_pb2_grpc
 from .rpc_errors import translate
-from .transfer import GrpcModelTransfer
+from .transfer import MAX_MODEL_BYTES, GrpcModelTransfer
 
 log = logging.getLogger("fedclient.grpc")
 
@@ -54,8 +54,10 @@ class GrpcConnector:
         connect_timeout: float = 10.0,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        max_model_bytes: int = MAX_MODEL_BYTES,
     ) -> None:
         register_secret(token)
+        self._max_model_bytes = max_model_bytes
         self._settings = ChannelSettings(token, auth_scheme, root_cert_path, force_tls)
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size
@@ -99,6 +101,7 @@ class GrpcConnector:
             chunk_size=self._chunk_size,
             progress_timeout=self._progress_timeout,
             unknown_timeout=self._unknown_timeout,
+            max_model_bytes=self._max_model_bytes,
         )
 
     async def _wait_ready(self, channel: grpc.aio.Channel) -> str | None:
@@ -134,6 +137,7 @@ class GrpcCombinerLink:
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        max_model_bytes: int = MAX_MODEL_BYTES,
     ) -> None:
         self._channel = channel
         self._target = address.target
@@ -144,7 +148,14 @@ class GrpcCombinerLink:
         self._combiner = fedn_pb2_grpc.CombinerStub(channel)
         self._connector = fedn_pb2_grpc.ConnectorStub(channel)
         self._transfer = GrpcModelTransfer(
-            channel, identity, self._metadata, self._fail, chunk_size, progress_timeout, unknown_timeout
+            channel,
+            identity,
+            self._metadata,
+            self._fail,
+            chunk_size,
+            progress_timeout,
+            unknown_timeout,
+            max_model_bytes,
         )
         self._streams: set[grpc.aio.UnaryStreamCall] = set()
         self._closed = False
