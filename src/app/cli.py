@@ -69,6 +69,27 @@ def _run_parser(sub: Any) -> None:
         help="refuse a package whose checksum cannot be verified",
     )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
+    p.add_argument(
+        "--grpc-tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force TLS to the combiner on or off (default: on for port 443 or with a root cert)",
+    )
+    p.add_argument(
+        "--grpc-root-cert",
+        dest="grpc_root_cert_path",
+        type=Path,
+        help="CA certificate (PEM) to trust for the combiner and an https controller "
+        "(or FEDN_GRPC_ROOT_CERT_PATH)",
+    )
+    p.add_argument("--client-cert", dest="client_cert_path", type=Path, help="mTLS client certificate (PEM)")
+    p.add_argument("--client-key", dest="client_key_path", type=Path, help="mTLS client private key (PEM)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="use TLS without verifying the servers' certificates (not for production)",
+    )
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
     policy_cmd.add_policy_flags(p)
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
@@ -124,6 +145,11 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "require_checksum",
             "work_dir",
             "train_timeout",
+            "grpc_tls",
+            "grpc_root_cert_path",
+            "client_cert_path",
+            "client_key_path",
+            "insecure",
         )
     }
     cli.update(policy_cmd.policy_values(args))

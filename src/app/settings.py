@@ -67,7 +67,11 @@ class Settings(BaseSettings):
     combiner: str | None = None
     combiner_port: int | None = Field(default=None, ge=1, le=65535)
     grpc_root_cert_path: Path | None = None
-    grpc_tls: bool = False  # force TLS; otherwise TLS on port 443 or when a root cert is given
+    # gRPC TLS: True/False force it on/off; unset, FEDn's rule (port 443, or a root cert given).
+    grpc_tls: bool | None = None
+    client_cert_path: Path | None = None  # mTLS (controller and combiner): our certificate chain
+    client_key_path: Path | None = None  # ... and its private key
+    insecure: bool = False  # TLS without verifying the server: an explicit, logged opt-out
 
     # --- who we are
     name: str = Field(default_factory=lambda: f"client{uuid.uuid4().hex[:8]}")

@@ -52,10 +52,13 @@ def test_package_build_then_check(tmp_path: Path, digits: Path) -> None:
     assert any(line.startswith("train") for line in checked.stdout.splitlines())
 
 
-def test_package_check_of_a_broken_archive_is_one_line(tmp_path: Path) -> None:
+def test_package_check_of_a_broken_archive_names_the_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tgz"
     bad.write_bytes(b"not an archive")
     result = run_cli("package", "check", str(bad), cwd=tmp_path)
     assert result.returncode == 1
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("fedclient: error: cannot unpack compute package 'bad.tgz'")
+    assert result.stderr == ""
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert problems == [
+        "problem: compute package 'bad.tgz' is not a tar or zip archive: it starts with b'not an archive'"
+    ]

@@ -10,11 +10,13 @@ import json
 import os
 import ssl
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from ...domain.errors import ConfigError
 from ...domain.redaction import redact, register_secret
+from ..plaintext import warn_plaintext_token
 from .endpoint import ControllerEndpoint
 
 # Controller answers (other than the package body) are a few hundred bytes; a reply
@@ -26,18 +28,35 @@ Verify = bool | str
 _Self = TypeVar("_Self", bound="ControllerHttp")
 
 
-def tls_setting(verify: Verify) -> bool | ssl.SSLContext:
-    """Turn ``verify`` (on, off or a CA bundle path) into what httpx expects.
+ClientCert = tuple[str, str]  # (certificate chain PEM file, private key PEM file)
+
+
+def tls_setting(verify: Verify, client_cert: ClientCert | None = None) -> bool | ssl.SSLContext:
+    """Turn ``verify`` (on, off or a CA bundle path) and a client certificate into what httpx expects.
 
     httpx 0.28 deprecates a bare path, so a CA file or directory becomes a context here.
     """
-    if isinstance(verify, bool):
+    if isinstance(verify, bool) and client_cert is None:
         return verify
-    if os.path.isdir(verify):
-        return ssl.create_default_context(capath=verify)
-    if os.path.isfile(verify):
-        return ssl.create_default_context(cafile=verify)
-    raise ConfigError(f"CA bundle {verify!r} does not exist")
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the explicit --insecure opt-out
+    elif verify is True:
+        context = ssl.create_default_context()
+    elif os.path.isdir(verify):
+        context = ssl.create_default_context(capath=verify)
+    elif os.path.isfile(verify):
+        context = ssl.create_default_context(cafile=verify)
+    else:
+        raise ConfigError(f"CA bundle {verify!r} does not exist")
+    if client_cert is not None:
+        cert, key = client_cert
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the client certificate {cert} with key {key}: {exc}") from None
+    return context
 
 
 def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
@@ -73,15 +92,19 @@ class ControllerHttp:
         verify: Verify = True,
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
+        client_cert: ClientCert | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._token = token or None
         register_secret(self._token)
+        parts = urlsplit(endpoint.base)
+        if self._token and parts.scheme == "http":
+            warn_plaintext_token(f"the controller at {endpoint.base}", parts.hostname or "")
         self._auth_scheme = auth_scheme
         self._timeout = httpx.Timeout(timeout)
         # Checked even with an injected client, so a missing CA file is reported early;
         # an injected client otherwise keeps its own TLS settings.
-        self._verify = tls_setting(verify)
+        self._verify = tls_setting(verify, client_cert)
         self._client = client
         self._owns_client = client is None
 

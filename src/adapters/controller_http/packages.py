@@ -19,6 +19,7 @@ import httpx
 from ...domain.errors import AuthError, ConfigError, FedClientError, PackageError, TransientError
 from ...domain.package import safe_filename
 from ._transport import (
+    ClientCert,
     ControllerHttp,
     Verify,
     body_message,
@@ -72,8 +73,9 @@ class HttpxPackageSource(ControllerHttp):
         client: httpx.AsyncClient | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         max_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
+        client_cert: ClientCert | None = None,
     ) -> None:
-        super().__init__(endpoint, token, auth_scheme, verify, timeout, client)
+        super().__init__(endpoint, token, auth_scheme, verify, timeout, client, client_cert)
         self._max_bytes = max_bytes
         if not 64 * 1024 <= chunk_bytes <= 1024 * 1024:
             raise ValueError("chunk_bytes must be between 64 KiB and 1 MiB")
