@@ -10,6 +10,7 @@ is ever made, on any Python version).
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import fnmatch
 import gzip
@@ -158,18 +159,29 @@ class TarPackageUnpacker:
     # ---------------------------------------------------------------- tar --
 
     def _unpack_tar(self, archive: Path, staging: Path, checker: MemberChecker, kind: str) -> None:
-        """One pass in stream mode: each header is judged before its data is read or written."""
-        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode=f"r|{_TAR_MODES[kind]}") as tf:
-            for info in tf:
-                checker.check(_tar_member(info))
-                if info.isdir():
-                    _make_dir(staging, info.name)
-                    continue
-                src = tf.extractfile(info)
-                if src is None:  # only for non-files, which the checker refused
-                    raise PackageError(f"cannot read member {shown(info.name)} of '{archive.name}'")
-                with src:
-                    _write_file(staging, info.name, src, info.size, info.mode, checker)
+        """One pass in stream mode: each header is judged before its data is read or written.
+
+        The decompressor is ours, not tarfile's, so that the stream is read to its end
+        afterwards: that is where gzip keeps its CRC, and a corrupt stream must not pass.
+        """
+        with open(archive, "rb") as raw, _decompressor(kind, raw) as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as tf:
+                for info in tf:
+                    checker.check(_tar_member(info))
+                    if info.isdir():
+                        _make_dir(staging, info.name)
+                        continue
+                    src = tf.extractfile(info)
+                    if src is None:  # only for non-files, which the checker refused
+                        raise PackageError(f"cannot read member {shown(info.name)} of '{archive.name}'")
+                    with src:
+                        _write_file(staging, info.name, src, info.size, info.mode, checker)
+            # Past the end-of-archive marker: padding, then the compressor's own trailer.
+            budget = self._limits.unpacked_allowance(checker.archive_bytes or 0)
+            while chunk := stream.read(_CHUNK):
+                budget -= len(chunk)
+                if budget < 0:
+                    raise PackageError(f"compute package '{archive.name}' has too much data after its end")
 
     # ---------------------------------------------------------------- zip --
 
@@ -190,7 +202,14 @@ class TarPackageUnpacker:
                     _write_file(staging, name, src, info.file_size, info.external_attr >> 16, checker)
 
 
-_TAR_MODES = {"gzip": "gz", "bzip2": "bz2", "xz": "xz", "tar": ""}
+def _decompressor(kind: str, raw: IO[bytes]) -> IO[bytes]:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(raw, "rb")
+    if kind == "xz":
+        return lzma.LZMAFile(raw, "rb")
+    return contextlib.nullcontext(raw)  # type: ignore[return-value]
 
 
 def sniff(head: bytes, name: str = "package") -> str:
