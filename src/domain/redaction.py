@@ -47,6 +47,13 @@ def register_secret(value: str | None) -> None:
             _secrets.sort(key=len, reverse=True)  # a longer secret containing a shorter one goes first
 
 
+def forget_secret(value: str) -> None:
+    """Stop scrubbing ``value`` (a token that was replaced, or a test's throw-away secret)."""
+    with _lock:
+        if value in _secrets:
+            _secrets.remove(value)
+
+
 def register_secrets(values: Iterable[str | None]) -> None:
     for value in values:
         register_secret(value)
