@@ -33,7 +33,7 @@ async def test_a_misbehaving_combiner_fails_tasks_clearly_and_the_client_lives_o
         by_corr = {s.correlation_id: s.text for s in errors}
         for corr, fragment in bad.items():
             assert fragment in by_corr[corr], by_corr[corr]
-        await world.wait_statuses([good], "AUDIT")
+        await combiner.wait_for_validations([good], timeout=60)
         assert [v.correlation_id for v in combiner.validations] == [good]
         assert combiner.downloads.count("huge") == 1  # a cap is final: not retried
         assert combiner.downloads.count("seed") == 1  # refused requests download nothing
