@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dependency_injector import providers
 from fedclient.adapters.package_archive import build_package
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.adapters.sandbox.controller import SandboxController
 from fedclient.app.container import Container, build_container, close_adapters
-from fedclient.app.settings import load_settings
+from fedclient.app.settings import Settings, load_settings
 from fedclient.domain.lifecycle import Lifecycle
 from fedclient.domain.model import TaskKind
+from fedclient.domain.ports import TrainerFactory
 
 VALIDATE = """\
 import json, pathlib, sys
@@ -61,6 +63,8 @@ async def hostile_world(
     extra: dict[str, Any] | None = None,
     secrets_text: str = "",
     scripted: dict[str, list[tuple[int, bytes, str]]] | None = None,
+    on_settings: Callable[[Settings], None] | None = None,
+    wrap_trainers: Callable[[TrainerFactory], TrainerFactory] | None = None,
 ) -> AsyncIterator[HostileWorld]:
     src = tmp_path / "pkg"
     src.mkdir()
@@ -84,7 +88,12 @@ async def hostile_world(
         **({"token": token} if token else {}),
         **(extra or {}),
     }
-    container = build_container(load_settings(values))
+    settings = load_settings(values)
+    if on_settings is not None:
+        on_settings(settings)
+    container = build_container(settings)
+    if wrap_trainers is not None:
+        container.trainer_factory.override(providers.Object(wrap_trainers(container.trainer_factory())))
     life = container.lifecycle()
     stop = asyncio.Event()
     runner = asyncio.create_task(life.run(stop))
