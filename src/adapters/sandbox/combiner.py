@@ -69,13 +69,16 @@ class SandboxCombiner:
         name: str = "combiner",
         require_token: str | None = None,
         tls: tuple[bytes, bytes] | None = None,
+        client_ca: bytes | None = None,
     ) -> None:
-        """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext."""
+        """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext;
+        ``client_ca`` (PEM) then also requires clients to present a certificate it signed (mTLS)."""
         self.model_dir = Path(model_dir)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.require_token = require_token
         self._tls = tls
+        self._client_ca = client_ca
         self.statuses: list[StatusRecord] = []
         self.updates: list[UpdateRecord] = []
         self.validations: list[ValidationRecord] = []
@@ -105,7 +108,12 @@ class SandboxCombiner:
         if self._tls is None:
             bound = server.add_insecure_port(f"{host}:{port}")
         else:
-            bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([self._tls]))
+            credentials = grpc.ssl_server_credentials(
+                [self._tls],
+                root_certificates=self._client_ca,
+                require_client_auth=self._client_ca is not None,
+            )
+            bound = server.add_secure_port(f"{host}:{port}", credentials)
         if not bound:
             raise RuntimeError(f"sandbox combiner could not bind {host}:{port}")
         await server.start()
