@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from .archive_rules import ArchiveLimits
 from .errors import ConfigError
@@ -159,12 +160,12 @@ def parse_policy(data: object, source: str) -> SitePolicy:
     return SitePolicy(shas, limits, read_only, archive, source)
 
 
-def _section(data: object, keys: Mapping[str, tuple[str, str]], where: str) -> dict[str, object]:
+def _section(data: object, keys: Mapping[str, tuple[str, str]], where: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping")
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in keys:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(keys)})")
@@ -175,7 +176,7 @@ def _section(data: object, keys: Mapping[str, tuple[str, str]], where: str) -> d
     return out
 
 
-def convert(value: object, kind: str, what: str) -> object:
+def convert(value: object, kind: str, what: str) -> int | float:
     if kind == "size":
         return parse_size(value, what)
     if kind == "int":
