@@ -59,7 +59,12 @@ def tls_setting(verify: Verify, client_cert: ClientCert | None = None) -> bool |
     return context
 
 
-def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
+# httpx maps most TLS failures to ConnectError, but a TLS 1.3 alert that arrives after the
+# handshake (a server refusing our client certificate) surfaces as a bare ssl.SSLError.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, ssl.SSLError)
+
+
+def classify_http_error(exc: Exception) -> tuple[bool, str]:
     """(retryable, reason) for a transport failure.
 
     A certificate that does not verify will not verify on the next try either, and an
@@ -72,6 +77,10 @@ def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
         if isinstance(cause, ssl.SSLCertVerificationError):
             detail = getattr(cause, "verify_message", None) or cause
             return False, f"TLS certificate verification failed ({detail})"
+        if isinstance(cause, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(cause):
+            return False, "the server requires a client certificate (give --client-cert and --client-key)"
+        if isinstance(cause, ssl.SSLError) and "BAD_CERTIFICATE" in str(cause).upper():
+            return False, f"the server refused our client certificate ({cause})"
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.UnsupportedProtocol):
         return False, f"unusable URL ({exc})"

@@ -14,6 +14,7 @@ import httpx
 
 from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
 from ._transport import (
+    TRANSPORT_ERRORS,
     ControllerHttp,
     body_message,
     classify_http_error,
@@ -89,7 +90,7 @@ class HttpxDiscovery(ControllerHttp):
                 "POST", url, json=request_body(request), headers=self.headers(), timeout=self.timeout
             ) as response:
                 body = await read_capped(response)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             retryable, reason = classify_http_error(exc)
             status = AssignmentStatus.UNREACHABLE if retryable else AssignmentStatus.UNMATCHED_CONFIG
             return Assignment(status, self.redact(f"cannot reach the controller at {url}: {reason}"))

@@ -19,6 +19,7 @@ import httpx
 from ...domain.errors import AuthError, ConfigError, FedClientError, PackageError, TransientError
 from ...domain.package import safe_filename
 from ._transport import (
+    TRANSPORT_ERRORS,
     ClientCert,
     ControllerHttp,
     Verify,
@@ -98,7 +99,7 @@ class HttpxPackageSource(ControllerHttp):
                     raise self._error(url, "package download", response.status_code, body)
                 target = dest_dir / local_name(response.headers.get("content-disposition"))
                 written = await self._save(response, target)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(url, exc) from None
         log.info("downloaded compute package %s (%d bytes)", target.name, written)
         return target
@@ -146,7 +147,7 @@ class HttpxPackageSource(ControllerHttp):
                 "GET", url, headers=self.headers(), timeout=self.timeout
             ) as response:
                 body = await read_capped(response)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(url, exc) from None
         code = response.status_code
         if code == 404:
@@ -185,7 +186,7 @@ class HttpxPackageSource(ControllerHttp):
             return ConfigError(f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url})")
         return ConfigError(f"the controller refused the {what} (HTTP {code} from {url}): {message}")
 
-    def _transport_error(self, url: str, exc: httpx.HTTPError) -> FedClientError:
+    def _transport_error(self, url: str, exc: Exception) -> FedClientError:
         retryable, reason = classify_http_error(exc)
         message = self.redact(f"cannot reach the controller at {url}: {reason}")
         return TransientError(message) if retryable else ConfigError(message)
