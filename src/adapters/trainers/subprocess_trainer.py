@@ -174,7 +174,13 @@ class SubprocessTrainer:
 
 
 # The client's own credentials are none of the package code's business.
-_PRIVATE_ENV = ("FEDN_AUTH_TOKEN", "FEDN_TOKEN", "FEDN_AUTH_REFRESH_TOKEN")
+_PRIVATE_ENV = (
+    "FEDN_AUTH_TOKEN",
+    "FEDN_TOKEN",
+    "FEDN_AUTH_REFRESH_TOKEN",
+    "FEDN_AUTH_TOKEN_FILE",  # where the secrets are is not the package's business either
+    "FEDN_AUTH_REFRESH_TOKEN_FILE",
+)
 
 
 def _child_env(python: str, extra: Mapping[str, str]) -> dict[str, str]:
