@@ -164,8 +164,12 @@ class TarPackageUnpacker:
         The decompressor is ours, not tarfile's, so that the stream is read to its end
         afterwards: that is where gzip keeps its CRC, and a corrupt stream must not pass.
         """
-        with open(archive, "rb") as raw, _decompressor(kind, raw) as stream:
-            with tarfile.open(fileobj=stream, mode="r|") as tf:
+        budget = self._limits.unpacked_allowance(checker.archive_bytes or 0) + _HEADER_SLACK
+        with open(archive, "rb") as raw, _decompressor(kind, raw) as plain:
+            # Every decompressed byte counts, headers included: tarfile reads a pax header
+            # or a long GNU name whole into memory, so those are bounded here as well.
+            stream = _Bounded(plain, budget, archive.name)
+            with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
                 for info in tf:
                     checker.check(_tar_member(info))
                     if info.isdir():
@@ -177,11 +181,8 @@ class TarPackageUnpacker:
                     with src:
                         _write_file(staging, info.name, src, info.size, info.mode, checker)
             # Past the end-of-archive marker: padding, then the compressor's own trailer.
-            budget = self._limits.unpacked_allowance(checker.archive_bytes or 0)
-            while chunk := stream.read(_CHUNK):
-                budget -= len(chunk)
-                if budget < 0:
-                    raise PackageError(f"compute package '{archive.name}' has too much data after its end")
+            while stream.read(_CHUNK):
+                pass
 
     # ---------------------------------------------------------------- zip --
 
@@ -200,6 +201,28 @@ class TarPackageUnpacker:
                     raise PackageError(f"member {shown(name)} of '{archive.name}' is encrypted")
                 with zf.open(info) as src:
                     _write_file(staging, name, src, info.file_size, info.external_attr >> 16, checker)
+
+
+_HEADER_SLACK = 1024 * 1024
+
+
+class _Bounded:
+    """A read-only stream that refuses to yield more than ``budget`` bytes in total."""
+
+    def __init__(self, inner: IO[bytes], budget: int, name: str) -> None:
+        self._inner, self._left, self._name = inner, budget, name
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._left + 1
+        data = self._inner.read(min(size, self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            raise PackageError(
+                f"compute package '{self._name}' expands past its size and ratio limits while being read "
+                "(a decompression bomb?)"
+            )
+        return data
 
 
 def _decompressor(kind: str, raw: IO[bytes]) -> IO[bytes]:

@@ -134,6 +134,18 @@ def zeros_bomb(path: Path) -> Path:
     return path
 
 
+def pax_header_bomb(path: Path) -> Path:
+    """A member whose pax header alone is 40 MiB (tarfile would hold it in memory whole)."""
+    with (
+        gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf,
+    ):
+        tf.addfile(_info("fedn.yaml", data=FEDN_YAML), io.BytesIO(FEDN_YAML))
+        info = _info("x.py", data=b"x", pax_headers={"comment": "A" * (40 * 1024 * 1024)})
+        tf.addfile(info, io.BytesIO(b"x"))
+    return path
+
+
 def zip_lying_size(path: Path) -> Path:
     """A zip member whose headers say 10 bytes but whose stream inflates to 5 MiB."""
     buf = io.BytesIO()
@@ -242,6 +254,7 @@ CASES: dict[str, tuple[Build, str, ArchiveLimits | None]] = {
         SMALL,
     ),
     "decompression bomb (ratio)": (zeros_bomb, "expands more than 200 times", None),
+    "pax header bomb": (pax_header_bomb, "expands past its size and ratio limits", None),
     # zipfile reads only the declared size, so the lie shows up as a CRC mismatch.
     "zip member lying about its size": (zip_lying_size, "corrupt zip archive: Bad CRC-32", None),
     "download over the cap": (tar_of(member("pad.bin", os.urandom(6000))), "download limit", SMALL),
