@@ -48,11 +48,14 @@ def preexec_for(limits: ResourceLimits) -> Callable[[], None] | None:
         plan.append(_capped(resource.RLIMIT_NOFILE, limits.open_files))
     if not plan:
         return None
-    frozen = tuple(plan)
+    # Built here, in the parent: between fork and exec (other threads' locks may be held in
+    # the child) the child only calls setrlimit with objects that already exist.
+    frozen = tuple((kind, (soft, hard)) for kind, soft, hard in plan)
+    setrlimit = resource.setrlimit
 
-    def apply() -> None:  # runs in the child after fork: no allocation-heavy work here
-        for kind, soft, hard in frozen:
-            resource.setrlimit(kind, (soft, hard))
+    def apply() -> None:
+        for kind, pair in frozen:
+            setrlimit(kind, pair)
 
     return apply
 
