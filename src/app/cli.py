@@ -92,6 +92,17 @@ def _run_parser(sub: Any) -> None:
     )
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
     policy_cmd.add_policy_flags(p)
+    p.add_argument(
+        "--python",
+        help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
+    )
+    p.add_argument(
+        "--no-managed-env",
+        dest="managed_env",
+        action="store_false",
+        default=None,
+        help="do not build the package's python_env; run it with PATH's python",
+    )
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -150,6 +161,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "client_cert_path",
             "client_key_path",
             "insecure",
+            "python",
+            "managed_env",
         )
     }
     cli.update(policy_cmd.policy_values(args))

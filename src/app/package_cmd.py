@@ -14,9 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..adapters.package_archive import TarPackageUnpacker, build_package
 from ..domain.errors import FedClientError, PackageError
 from ..domain.package import KNOWN_ENTRY_POINTS, Manifest, normalize_checksum
+from ..domain.package_env import parse_python_env
 from . import policy_cmd
 from .policy import site_policy
 from .settings import load_settings
@@ -80,6 +83,11 @@ def check_package(args: argparse.Namespace) -> int:
         missing = [n for n in ("train", "validate") if not manifest.has(n)]
         if missing:
             print(f"note: no {' or '.join(missing)} entry point; such tasks will be reported as failed")
+        if manifest.python_env:
+            print(
+                f"note: python_env {manifest.python_env} is built (and cached) at start; "
+                "--no-managed-env runs the package with PATH's python instead"
+            )
     for problem in problems:
         print(f"problem: {problem}")
     if problems:
@@ -98,4 +106,11 @@ def _manifest_problems(root: Path, manifest: Manifest) -> list[str]:
             problems.append(f"python_env {manifest.python_env!r} resolves outside the package")
         elif not env.is_file():
             problems.append(f"python_env {manifest.python_env!r} names a file the package does not have")
+        else:
+            try:
+                parse_python_env(yaml.safe_load(env.read_text(encoding="utf-8")), manifest.python_env)
+            except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+                problems.append(f"python_env {manifest.python_env!r} is not valid YAML: {exc}")
+            except FedClientError as exc:
+                problems.append(str(exc))
     return problems

