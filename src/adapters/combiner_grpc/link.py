@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
 
+from ...domain.credentials import Credentials
 from ...domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
 from ...domain.model import (
     CombinerAddress,
@@ -30,7 +32,7 @@ from ...domain.model import (
     Validation,
 )
 from . import conversions as conv
-from .channel import ChannelSettings, build_channel, call_metadata, uses_tls
+from .channel import ChannelSettings, Metadata, build_channel, call_metadata, uses_tls
 from .chunked_io import CHUNK_SIZE
 from .generated import fedn_pb2, fedn_pb2_grpc
 from .rpc_errors import translate
@@ -44,7 +46,7 @@ class GrpcConnector:
 
     def __init__(
         self,
-        token: str | None,
+        token: str | Credentials | None,
         auth_scheme: str = "Bearer",
         root_cert_path: Path | None = None,
         force_tls: bool = False,
@@ -54,7 +56,9 @@ class GrpcConnector:
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
     ) -> None:
-        self._settings = ChannelSettings(token, auth_scheme, root_cert_path, force_tls)
+        # Shared with the controller's HTTP client: a refreshed token reaches every channel.
+        self.credentials = token if isinstance(token, Credentials) else Credentials(token)
+        self._settings = ChannelSettings(None, auth_scheme, root_cert_path, force_tls)
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size
         self._connect_timeout = connect_timeout
@@ -93,6 +97,7 @@ class GrpcConnector:
             address,
             identity,
             self._settings,
+            credentials=self.credentials,
             rpc_timeout=self._rpc_timeout,
             chunk_size=self._chunk_size,
             progress_timeout=self._progress_timeout,
@@ -128,6 +133,7 @@ class GrpcCombinerLink:
         address: CombinerAddress,
         identity: Identity,
         settings: ChannelSettings,
+        credentials: Credentials | None = None,
         rpc_timeout: float = 30.0,
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
@@ -136,8 +142,10 @@ class GrpcCombinerLink:
         self._channel = channel
         self._target = address.target
         self._identity = identity
-        self._token = settings.token
-        self._metadata = call_metadata(address, identity, settings)
+        self._address = address
+        self._settings = settings
+        self._credentials = credentials or Credentials(settings.token)
+        self._metadata_cache: tuple[int, Metadata] | None = None
         self._rpc_timeout = rpc_timeout
         self._combiner = fedn_pb2_grpc.CombinerStub(channel)
         self._connector = fedn_pb2_grpc.ConnectorStub(channel)
@@ -155,8 +163,21 @@ class GrpcCombinerLink:
     def target(self) -> str:
         return self._target
 
+    @property
+    def _token(self) -> str | None:
+        return self._credentials.token
+
+    def _metadata(self) -> Metadata:
+        """Per-call metadata with the CURRENT token (read on every call, so a refresh needs no reconnect)."""
+        version = self._credentials.version
+        if self._metadata_cache is None or self._metadata_cache[0] != version:
+            settings = replace(self._settings, token=self._credentials.token)
+            self._metadata_cache = (version, call_metadata(self._address, self._identity, settings))
+        return self._metadata_cache[1]
+
     def _fail(self, err: grpc.aio.AioRpcError, what: str) -> FedClientError:
-        return translate(err, what, self._target, self._token)
+        # Every token this process held is scrubbed: a server may echo an earlier one back.
+        return translate(err, what, self._target, self._token, self._credentials.secrets())
 
     def _check_open(self) -> None:
         if self._closed:
@@ -187,7 +208,7 @@ class GrpcCombinerLink:
         which fails the stream with UNAVAILABLE -> TransientError.
         """
         self._check_open()
-        call = self._combiner.TaskStream(conv.subscription_pb(self._identity), metadata=self._metadata)
+        call = self._combiner.TaskStream(conv.subscription_pb(self._identity), metadata=self._metadata())
         self._streams.add(call)
         try:
             async for request in call:
@@ -220,7 +241,7 @@ class GrpcCombinerLink:
         self._check_open()
         try:
             with self._closing_guard(what):
-                await method(request, timeout=self._rpc_timeout, metadata=self._metadata)
+                await method(request, timeout=self._rpc_timeout, metadata=self._metadata())
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
 

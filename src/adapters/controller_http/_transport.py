@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ...domain.credentials import Credentials
 from ...domain.errors import ConfigError
+from ...domain.failures import Failure, transport_verdict
 from .endpoint import ControllerEndpoint
 
 # Controller answers (other than the package body) are a few hundred bytes; a reply
@@ -58,6 +60,9 @@ def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
     if isinstance(exc, httpx.TimeoutException):
         return True, f"no answer in time ({type(exc).__name__})"
     reason = str(exc) or type(exc).__name__
+    verdict = transport_verdict(reason)
+    if verdict.kind is not Failure.TRANSIENT:
+        return False, f"{reason} ({verdict.hint})"
     return True, reason
 
 
@@ -67,14 +72,15 @@ class ControllerHttp:
     def __init__(
         self,
         endpoint: ControllerEndpoint,
-        token: str | None = None,
+        token: str | Credentials | None = None,
         auth_scheme: str = "Bearer",
         verify: Verify = True,
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self._token = token or None
+        # One Credentials object may be shared with the gRPC links: a refresh reaches them all.
+        self.credentials = token if isinstance(token, Credentials) else Credentials(token)
         self._auth_scheme = auth_scheme
         self._timeout = httpx.Timeout(timeout)
         # Checked even with an injected client, so a missing CA file is reported early;
@@ -82,6 +88,10 @@ class ControllerHttp:
         self._verify = tls_setting(verify)
         self._client = client
         self._owns_client = client is None
+
+    @property
+    def _token(self) -> str | None:
+        return self.credentials.token
 
     @property
     def has_token(self) -> bool:
@@ -120,9 +130,10 @@ class ControllerHttp:
         await self.aclose()
 
     def redact(self, text: str) -> str:
-        """Remove our token from text that came from elsewhere (a server may echo it back)."""
-        if self._token and self._token in text:
-            text = text.replace(self._token, "<redacted>")
+        """Remove our tokens from text that came from elsewhere (a server may echo them back)."""
+        for token in self.credentials.secrets():
+            if token in text:
+                text = text.replace(token, "<redacted>")
         return text
 
 
