@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from .errors import AuthError, FedClientError, TransientError
-from .ports import Clock, TokenRefresher
+from .model import ModelUpdate, Prediction, StatusReport, Task, Validation
+from .ports import Clock, CombinerLink, TokenRefresher
 from .retry import RetryConfig, call_with_retry
 
 log = logging.getLogger("fedclient.auth")
@@ -146,3 +148,44 @@ class Credentials:
         if self._refresher is None:
             return AuthError(f"{refused} — {NO_REFRESH_HINT}", refreshable=False)
         return AuthError(f"{refused} — the refreshed token was refused as well", refreshable=False)
+
+
+class RefreshingLink:
+    """A ``CombinerLink`` whose calls renew a refused token once and retry (``Credentials.call``).
+
+    The task stream is not retried here: an open stream keeps the token it was opened
+    with, and a stream refused at the start ends the session, whose owner renews and
+    reconnects. Everything else - heartbeats, status, model transfer, results - goes
+    on over the same connection with the new token.
+    """
+
+    def __init__(self, link: CombinerLink, credentials: Credentials) -> None:
+        self.inner = link
+        self._credentials = credentials
+
+    def tasks(self) -> AsyncIterator[Task]:
+        return self.inner.tasks()
+
+    async def heartbeat(self) -> None:
+        await self._credentials.call(self.inner.heartbeat)
+
+    async def send_status(self, report: StatusReport) -> None:
+        await self._credentials.call(lambda: self.inner.send_status(report))
+
+    async def send_update(self, update: ModelUpdate) -> None:
+        await self._credentials.call(lambda: self.inner.send_update(update))
+
+    async def send_validation(self, validation: Validation) -> None:
+        await self._credentials.call(lambda: self.inner.send_validation(validation))
+
+    async def send_prediction(self, prediction: Prediction) -> None:
+        await self._credentials.call(lambda: self.inner.send_prediction(prediction))
+
+    async def download(self, model_id: str, dest: Path) -> int:
+        return await self._credentials.call(lambda: self.inner.download(model_id, dest))
+
+    async def upload(self, model_id: str, src: Path) -> int:
+        return await self._credentials.call(lambda: self.inner.upload(model_id, src))
+
+    async def close(self) -> None:
+        await self.inner.close()
