@@ -402,10 +402,10 @@ class Lifecycle:
                 if worker in done:
                     if worker.cancelled():
                         raise FedClientError("the task worker was cancelled unexpectedly")
-                    error = worker.exception() or FedClientError("the task worker ended unexpectedly")
-                    if isinstance(error, AuthError):  # the task already renewed once: final
-                        raise self.credentials.final(error)
-                    raise error
+                    died = worker.exception() or FedClientError("the task worker ended unexpectedly")
+                    if isinstance(died, AuthError):  # the task already renewed once: final
+                        raise self.credentials.final(died)
+                    raise died
                 for finished in (beats, reader):
                     error = finished.exception() if finished in done else None
                     if error is not None and not isinstance(error, TransientError):
