@@ -37,7 +37,7 @@ from .ports import (
     Trainer,
     TrainerFactory,
 )
-from .retry import RetryConfig, call_with_retry, next_delay, may_retry
+from .retry import RetryConfig, call_with_retry, may_retry, next_delay
 from .state import StateMachine
 from .tasks import TaskRunner
 
