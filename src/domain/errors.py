@@ -32,7 +32,7 @@ class ConfigError(FatalError):
 
 
 class PermanentError(ConfigError):
-    """The other side answered in a way that retrying cannot change (wrong server, wrong port, bad request)."""
+    """The answer will not change on retry (wrong server, wrong port, a bad request)."""
 
 
 class PackageError(FatalError):

@@ -80,7 +80,7 @@ async def test_a_permanent_error_fails_fast(tmp_path: Path, archive: Path, call:
     w.combiner.fail_with[call] = PermanentError(
         "task stream to h:1 failed: UNIMPLEMENTED — is this a FEDn 0.33 combiner? wrong host or port?"
     )
-    with pytest.raises(PermanentError, match="is this a FEDn 0.33 combiner"):
+    with pytest.raises(PermanentError, match=r"is this a FEDn 0\.33 combiner"):
         await w.life.run(w.stop)
     assert len(w.combiner.connects) == 1, "no retry of a permanent error"
 
