@@ -64,6 +64,20 @@ def _run_parser(sub: Any) -> None:
     )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
+    p.add_argument(
+        "--refresh-token", help="refresh token (or FEDN_AUTH_REFRESH_TOKEN; the environment keeps it off ps)"
+    )
+    p.add_argument(
+        "--refresh-token-uri", help="where to refresh an expired token (or FEDN_AUTH_REFRESH_TOKEN_URI)"
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        help="on SIGINT/SIGTERM, seconds the running task may take to finish (default 120)",
+    )
+    p.add_argument(
+        "--heartbeat-miss-limit", type=int, help="heartbeats missed in a row before reconnecting (default 3)"
+    )
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -114,6 +128,10 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "require_checksum",
             "work_dir",
             "train_timeout",
+            "refresh_token",
+            "refresh_token_uri",
+            "shutdown_grace",
+            "heartbeat_miss_limit",
         )
     }
     return load_settings(cli, args.init)
@@ -147,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             settings = _settings_from(args)
-            configure_logging(settings.log_level, [settings.token_value])
+            configure_logging(settings.log_level, [settings.token_value, settings.refresh_token_value])
             asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)

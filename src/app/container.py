@@ -5,18 +5,25 @@ Tests build it with real settings and override providers with the in-memory fake
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from dependency_injector import containers, providers
 
 from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
+from ..adapters.controller_http.refresh import HttpTokenRefresher
 from ..adapters.package_archive import TarPackageUnpacker
-from ..adapters.trainers import subprocess_trainer_factory
+from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
+from ..domain.credentials import Credentials
 from ..domain.lifecycle import Lifecycle
+from .logs import register_secrets
 from .plan import build_plan
 from .settings import Settings
+
+log = logging.getLogger("fedclient")
 
 
 def _endpoint(settings: Settings) -> ControllerEndpoint | None:
@@ -31,16 +38,46 @@ def _verify(settings: Settings) -> bool | str:
     return settings.connect_api_secure
 
 
-def _discovery(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxDiscovery | None:
-    if endpoint is None:
+def _refresher(settings: Settings) -> HttpTokenRefresher | None:
+    uri, refresh_token = settings.refresh_token_uri, settings.refresh_token_value
+    if not uri and not refresh_token:
         return None
-    return HttpxDiscovery(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
+    if not uri or not refresh_token:
+        missing = "FEDN_AUTH_REFRESH_TOKEN_URI" if not uri else "FEDN_AUTH_REFRESH_TOKEN"
+        log.warning("token refresh is off: %s is not set", missing)
+        return None
+    return HttpTokenRefresher(uri, refresh_token, _verify(settings))
 
 
-def _package_source(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxPackageSource | None:
+def _credentials(settings: Settings, refresher: HttpTokenRefresher | None) -> Credentials:
+    """One token for every channel; each refreshed token is scrubbed from logs like the first."""
+    return Credentials(
+        settings.token_value,
+        refresher,
+        SystemClock(),
+        on_new_token=lambda token: register_secrets([token]),
+    )
+
+
+def _discovery(
+    settings: Settings, endpoint: ControllerEndpoint | None, credentials: Credentials
+) -> HttpxDiscovery | None:
     if endpoint is None:
         return None
-    return HttpxPackageSource(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
+    return HttpxDiscovery(endpoint, credentials, settings.auth_scheme, _verify(settings))
+
+
+def _package_source(
+    settings: Settings, endpoint: ControllerEndpoint | None, credentials: Credentials
+) -> HttpxPackageSource | None:
+    if endpoint is None:
+        return None
+    return HttpxPackageSource(endpoint, credentials, settings.auth_scheme, _verify(settings))
+
+
+def _pid_file(settings: Settings) -> Path:
+    """Where entry-point children are recorded, so a restart can sweep what a killed run left."""
+    return settings.work_dir.resolve() / PID_FILE
 
 
 class Container(containers.DeclarativeContainer):
@@ -49,18 +86,23 @@ class Container(containers.DeclarativeContainer):
 
     plan = providers.Singleton(build_plan, settings)
     endpoint = providers.Singleton(_endpoint, settings)
-    discovery = providers.Singleton(_discovery, settings, endpoint)
-    package_source = providers.Singleton(_package_source, settings, endpoint)
+    refresher = providers.Singleton(_refresher, settings)
+    credentials = providers.Singleton(_credentials, settings, refresher)
+    discovery = providers.Singleton(_discovery, settings, endpoint, credentials)
+    package_source = providers.Singleton(_package_source, settings, endpoint, credentials)
     unpacker = providers.Singleton(TarPackageUnpacker)
     connector = providers.Singleton(
         GrpcConnector,
-        token=settings.provided.token_value,
+        token=credentials,
         auth_scheme=settings.provided.auth_scheme,
         root_cert_path=settings.provided.grpc_root_cert_path,
         force_tls=settings.provided.grpc_tls,
     )
     trainer_factory = providers.Singleton(
-        subprocess_trainer_factory, timeout=settings.provided.train_timeout, extra_env=trainer_env
+        subprocess_trainer_factory,
+        timeout=settings.provided.train_timeout,
+        extra_env=trainer_env,
+        pid_file=providers.Callable(_pid_file, settings),
     )
     clock = providers.Singleton(SystemClock)
     lifecycle = providers.Factory(
@@ -72,12 +114,13 @@ class Container(containers.DeclarativeContainer):
         connector=connector,
         trainer_factory=trainer_factory,
         clock=clock,
+        credentials=credentials,
     )
 
 
 async def close_adapters(lifecycle: Lifecycle) -> None:
     """Close the network clients the container opened (httpx keeps pooled connections)."""
-    for adapter in (lifecycle.discovery, lifecycle.package_source):
+    for adapter in (lifecycle.discovery, lifecycle.package_source, lifecycle.credentials.refresher):
         aclose = getattr(adapter, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -42,4 +42,6 @@ def build_plan(settings: Settings) -> ClientPlan:
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_miss_limit=settings.heartbeat_miss_limit,
+        shutdown_grace=settings.shutdown_grace,
     )

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN")
     )
     auth_scheme: str = "Bearer"
+    # FEDn's token refresh: POST {"refresh": <refresh token>} to this URI, take "access" from the reply.
+    refresh_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("refresh_token", "FEDN_AUTH_REFRESH_TOKEN")
+    )
+    refresh_token_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("refresh_token_uri", "FEDN_AUTH_REFRESH_TOKEN_URI")
+    )
     connect_api_secure: bool = True  # verify the controller's TLS certificate
     api_ca_bundle: Path | None = None
     preferred_combiner: str | None = None
@@ -74,6 +81,8 @@ class Settings(BaseSettings):
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)
     heartbeat_interval: float = Field(default=2.0, gt=0)
+    heartbeat_miss_limit: int = Field(default=3, ge=1)  # missed in a row -> reconnect
+    shutdown_grace: float = Field(default=120.0, ge=0)  # SIGTERM: seconds the running task may finish
     log_level: str = "INFO"
 
     @field_validator("name")
@@ -94,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def token_value(self) -> str | None:
         return self.token.get_secret_value() if self.token else None
+
+    @property
+    def refresh_token_value(self) -> str | None:
+        return self.refresh_token.get_secret_value() if self.refresh_token else None
 
     @classmethod
     def settings_customise_sources(
@@ -132,7 +145,6 @@ def read_init_file(path: Path) -> dict[str, Any]:
             values[key] = value
     if values.get("local_package") is True:
         values["local_package"] = "."
-    values.pop("refresh_token", None)
     return values
 
 

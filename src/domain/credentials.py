@@ -75,6 +75,10 @@ class Credentials:
         return self._version
 
     @property
+    def refresher(self) -> TokenRefresher | None:
+        return self._refresher
+
+    @property
     def can_refresh(self) -> bool:
         return self._refresher is not None
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ...domain.errors import PackageError, TaskFailed
 from ...domain.package import Manifest
+from .child_process import ChildRegistry, kill_group, reap, spawn_child
 
 log = logging.getLogger("fedclient.trainer")
 
@@ -46,8 +47,10 @@ class SubprocessTrainer:
         timeout: float = 3600.0,
         extra_env: Mapping[str, str] | None = None,
         python: str = sys.executable,
+        registry: ChildRegistry | None = None,
     ) -> None:
         self._dir = Path(package_dir)
+        self._registry = registry
         self._manifest = manifest
         self._timeout = timeout
         self._python = os.path.abspath(python)
@@ -117,15 +120,8 @@ class SubprocessTrainer:
         argv = self.command(entry, *args)
         log.info("running %s: %s (in %s)", entry, argv, self._dir)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=self._dir,
-                env=self._env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # its own process group, so a kill reaches grandchildren
-            )
+            # Its own session (a kill reaches grandchildren), tied to our life (child_process).
+            proc = await spawn_child(argv, self._dir, self._env, self._registry)
         except OSError as exc:
             raise TaskFailed(f"cannot start {entry} ({argv[0]}): {exc}") from None
         output: deque[str] = deque(maxlen=TAIL_LINES)
@@ -138,10 +134,10 @@ class SubprocessTrainer:
         try:
             code = await asyncio.wait_for(proc.wait(), self._timeout)
         except asyncio.TimeoutError:
-            await _stop(proc, readers)
+            await _stop(proc, readers, self._registry)
             raise TaskFailed(f"{entry} timed out after {self._timeout:g} s") from None
         except BaseException:  # cancelled: the client is shutting down or dropped the task
-            await _stop(proc, readers)
+            await _stop(proc, readers, self._registry)
             raise
         try:
             await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
@@ -149,7 +145,10 @@ class SubprocessTrainer:
             # It exited, but children it left behind still hold the pipes open. They are
             # still members of its process group, so the group id cannot have been reused.
             log.warning("%s exited but left processes holding its output open; killing them", entry)
-            await _stop(proc, readers)
+            await _stop(proc, readers, self._registry)
+        else:
+            if self._registry is not None:
+                self._registry.forget(proc.pid)
         if code != 0:
             tail = "\n".join(errors or output) or "(no output)"
             raise TaskFailed(f"{entry} failed ({_describe(code)}); last output:\n{tail}")
@@ -191,22 +190,16 @@ async def _pump(stream: asyncio.StreamReader, prefix: str, *tails: deque[str]) -
             return
 
 
-async def _stop(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
-    """Kill the entry point's whole process group, reap it, and stop reading its output."""
-    _kill_group(proc)
-    await proc.wait()
+async def _stop(
+    proc: asyncio.subprocess.Process, readers: asyncio.Future[Any], registry: ChildRegistry | None = None
+) -> None:
+    """Kill the entry point's whole process group, reap it (bounded), and stop reading its output."""
+    kill_group(proc.pid)
+    await reap(proc, registry)
     try:
         await asyncio.wait_for(readers, _DRAIN_SECONDS)
     except asyncio.TimeoutError:  # something escaped the group (setsid) and kept the pipes
         log.warning("output of pid %s still open after kill; no longer reading it", proc.pid)
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if hasattr(os, "killpg"):
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows has no process groups to kill
-            proc.kill()
 
 
 def _describe(code: int) -> str:
