@@ -67,6 +67,7 @@ GRPC: dict[str, Verdict] = {
 
 # Failure texts that say more than their code: checked first, in order (lower-case substrings).
 TEXT_RULES: tuple[tuple[str, Verdict], ...] = (
+    ("failed parsing http/2", Verdict(Failure.PERMANENT, "that port does not speak gRPC (HTTP/2)")),
     (
         "http1.x server",
         Verdict(Failure.PERMANENT, "that port speaks HTTP/1, not gRPC: is it the controller's?"),

@@ -74,6 +74,7 @@ def test_permission_denied_is_a_final_credentials_error() -> None:
     ("code", "details", "kind"),
     [
         ("UNAVAILABLE", "Trying to connect an http1.x server", P),  # the controller's port
+        ("UNAVAILABLE", "Failed parsing HTTP/2 (Expected SETTINGS frame as the first frame", P),
         ("UNAVAILABLE", "ssl: CERTIFICATE_VERIFY_FAILED", P),
         ("UNAVAILABLE", "Ssl handshake failed: WRONG_VERSION_NUMBER", P),
         ("UNKNOWN", "Stream removed", T),

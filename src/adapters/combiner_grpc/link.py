@@ -21,7 +21,8 @@ import grpc
 import grpc.aio
 
 from ...domain.credentials import Credentials
-from ...domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
+from ...domain.errors import ConfigError, FedClientError, PermanentError, StreamEnded, TransientError
+from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
 from ...domain.model import (
     CombinerAddress,
     Identity,
@@ -83,6 +84,11 @@ class GrpcConnector:
             raise
         if problem is not None:
             await channel.close()
+            if problem.startswith(_NOT_GRPC):
+                raise PermanentError(
+                    f"combiner {address.target} does not speak gRPC ({problem[len(_NOT_GRPC) :]}) — "
+                    f"{WRONG_COMBINER}"
+                ) from None
             if problem:
                 raise ConfigError(
                     f"TLS handshake with combiner {address.target} failed: {problem} — trust the CA that "
@@ -296,8 +302,17 @@ class GrpcCombinerLink:
         await self._channel.close()
 
 
+_NOT_GRPC = "not-grpc:"
+
+
+def _speaks_http1(details: str) -> bool:
+    text = details.lower()
+    return "failed parsing http/2" in text or "http1.x server" in text
+
+
 async def _tls_problem(channel: grpc.aio.Channel) -> str | None:
-    """Why the channel cannot connect, if it is a certificate problem (retrying will not fix that).
+    """Why the channel cannot connect, if retrying will not fix it: a certificate problem, or a
+    server that answers in HTTP/1 (the controller's port, a web server) - ``_NOT_GRPC`` + details.
 
     gRPC reports only the last address it tried, and a name like localhost has
     several (::1 may just refuse), so a few quick probes are made.
@@ -307,7 +322,9 @@ async def _tls_problem(channel: grpc.aio.Channel) -> str | None:
             await fedn_pb2_grpc.ConnectorStub(channel).SendHeartbeat(fedn_pb2.Heartbeat(), timeout=1.0)
             return None
         except grpc.aio.AioRpcError as err:
-            details = err.details() or ""
+            code, details = err.code().name, err.details() or ""
+        if grpc_verdict(code, details).kind is Failure.PERMANENT and _speaks_http1(details):
+            return _NOT_GRPC + details.rsplit(": ", 1)[-1]
         marker = details.find("CERTIFICATE_VERIFY_FAILED")
         if marker >= 0:
             reason = details[marker + len("CERTIFICATE_VERIFY_FAILED") :].strip(" :").removesuffix(": OK")
