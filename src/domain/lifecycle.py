@@ -110,7 +110,7 @@ class Lifecycle:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _drained: asyncio.Event = field(default_factory=asyncio.Event)
-    _outage: tuple[int, float] | None = None  # (failed connects, since) while the combiner is away
+    _outage: tuple[int, float] | None = None  # (connect attempts, since) while the combiner is away
 
     # ---------------------------------------------------------------- run --
 
@@ -271,6 +271,7 @@ class Lifecycle:
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
         watcher = asyncio.create_task(self._watch_stop(), name="fedclient-stop-watch")
         failures = 0
+        self._outage = (0, self.clock.monotonic())
         try:
             while not self._drained.is_set():
                 seen = self.credentials.version
@@ -284,9 +285,8 @@ class Lifecycle:
                 if outcome == "stopped":
                     return
                 failures = 0 if outcome == "healthy" else failures + 1
-                if failures:
-                    tries, since = self._outage or (0, self.clock.monotonic())
-                    self._outage = (tries + 1, since)
+                if self._outage is None:  # the connection is gone: the outage starts now
+                    self._outage = (0, self.clock.monotonic())
                 if failures and failures % self.plan.reassign_after == 0:
                     await self._reassign(failures)
                 delay = next_delay(max(failures, 1), self.plan.reconnect_retry)
@@ -363,6 +363,8 @@ class Lifecycle:
     async def _session(self, queue: asyncio.Queue[Task], worker: asyncio.Task[None]) -> str:
         """One connection: returns 'stopped', 'healthy' (got tasks or lasted) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
+        if self._outage is not None:
+            self._outage = (self._outage[0] + 1, self._outage[1])
         try:
             link = await self.connector.connect(self.combiner, self.identity)
         except TransientError as exc:
@@ -372,12 +374,15 @@ class Lifecycle:
         self.connects += 1
         if self._outage is not None:
             tries, since = self._outage
-            log.info(
-                "combiner %s back after %d tries, %.0f s",
-                self.combiner.target,
-                tries + 1,
-                self.clock.monotonic() - since,
-            )
+            if self.connects > 1 or tries > 1:
+                log.info(
+                    "combiner %s %s after %d %s, %.0f s",
+                    self.combiner.target,
+                    "back" if self.connects > 1 else "reached",
+                    tries,
+                    "try" if tries == 1 else "tries",
+                    self.clock.monotonic() - since,
+                )
             self._outage = None
         received_before, opened = self.tasks_received, self.clock.monotonic()
         reader = asyncio.create_task(self._read(queue), name="fedclient-reader")

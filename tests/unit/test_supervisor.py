@@ -96,9 +96,29 @@ async def test_every_backoff_and_the_recovery_are_logged(
     lines = [r.getMessage() for r in caplog.records]
     backoffs = [line for line in lines if line.startswith(f"reconnecting to {COMBINER.target} in ")]
     assert [line.rsplit("(", 1)[1] for line in backoffs] == ["attempt 2)", "attempt 3)", "attempt 4)"]
-    [back] = [line for line in lines if "back after" in line]
-    assert back.startswith(f"combiner {COMBINER.target} back after 4 tries, ")
+    [back] = [line for line in lines if "reached after" in line]
+    assert back.startswith(f"combiner {COMBINER.target} reached after 4 tries, ")
     assert back.endswith(" s")
+
+
+async def test_a_lost_connection_coming_back_is_logged_with_tries_and_time(
+    tmp_path: Path, archive: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fedclient")
+    w = World(tmp_path, archive, ASSIGNED)
+
+    def connected_then_lost() -> bool:
+        if len(w.combiner.connects) == 1 and not w.combiner.refuse_connects:
+            w.combiner.refuse_connects = 6  # the combiner goes away for six tries...
+            w.combiner.end_stream("cid-1")  # ...right after the first connection
+            w.combiner.submit("cid-1", train_task())  # and has a task when it is back
+        return bool(w.combiner.updates)
+
+    await w.run_until(connected_then_lost)
+    lines = [r.getMessage() for r in caplog.records]
+    [back] = [line for line in lines if " back after " in line]
+    seconds = float(back.rsplit(", ", 1)[1].removesuffix(" s"))
+    assert back.startswith(f"combiner {COMBINER.target} back after 7 tries, ") and seconds > 0
 
 
 async def test_controller_recovery_is_logged(
