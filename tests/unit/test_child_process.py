@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.trainers.child_process import ChildRegistry
+from fedclient.adapters.trainers.child_process import ChildRegistry, spawn_child
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process semantics")
 
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 FAKE_CLIENT = """
 import asyncio, os, sys
 from pathlib import Path
-from fedclient.adapters.trainers.child_process import ChildRegistry, spawn_child
+import grpc.aio
+from fedclient.adapters.trainers.child_process import ChildRegistry, spawn_child, spawn_child
 
 ENTRY = (
     "import subprocess, sys, time\\n"
@@ -30,6 +32,10 @@ ENTRY = (
 )
 
 async def main():
+    # As in the real client: a gRPC channel is open (its after-fork hooks broke preexec_fn).
+    channel = grpc.aio.insecure_channel("127.0.0.1:9")
+    channel.get_state(try_to_connect=True)
+    await asyncio.sleep(0.2)
     registry = ChildRegistry(Path(sys.argv[1]))
     proc = await spawn_child([sys.executable, "-c", ENTRY], Path("."), dict(os.environ), registry)
     grandchild = int(await proc.stdout.readline())
@@ -113,6 +119,17 @@ def test_a_child_that_ends_normally_is_forgotten(tmp_path: Path) -> None:
     proc.wait(10)
     registry.forget(proc.pid)
     assert registry.recorded() == [] and json.loads(registry.path.read_text()) == []
+
+
+async def test_limits_are_applied_before_exec_and_a_missing_command_fails_early(tmp_path: Path) -> None:
+    script = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE))"
+    proc = await spawn_child(
+        [sys.executable, "-c", script], tmp_path, dict(os.environ), rlimits={"RLIMIT_NOFILE": (64, 64)}
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert out.decode().strip() == "(64, 64)"
+    with pytest.raises(FileNotFoundError):
+        await spawn_child(["no-such-command-xyz"], tmp_path, {"PATH": "/nonexistent"})
 
 
 def test_an_unreadable_pid_file_is_ignored(tmp_path: Path) -> None:

@@ -5,75 +5,51 @@ cancel kills its grandchildren too (``kill_group``). Two things keep a child fro
 surviving a client that dies without cleaning up (SIGKILL, OOM killer, a crash):
 
 * on Linux the child asks the kernel for SIGKILL when its parent dies
-  (``prctl(PR_SET_PDEATHSIG)``, via ctypes in the pre-exec hook; it checks right after
-  that the parent is still the one that forked it, closing the race with an early death);
+  (``prctl(PR_SET_PDEATHSIG)`` via ctypes), and checks right after that the parent is
+  still the one that started it, closing the race with an early death. This runs in
+  ``tied_exec.py``, a tiny stdlib-only step that then ``exec``s the real command in the
+  same process - not in a ``preexec_fn``: Python code between fork and exec runs the
+  interpreter's after-fork hooks in the child, and gRPC's hooks crash there (SIGSEGV,
+  seen against a real FEDn combiner) once a channel is open;
 * every child's process group is written to a pid file, and the next client start
   sweeps it (``ChildRegistry.sweep``): it kills a recorded group only after checking it
   is still ours - same boot, same user, the session leader we started (by its start
   time) or, if the leader is gone, members of the very session it created. A pid the
   system has reused for someone else is never signalled.
 
-``spawn_child`` takes extra pre-exec steps (e.g. resource limits) that run in the child
-before ``exec``, after the parent-death signal is set.
+``spawn_child`` takes resource limits (``rlimits``, by ``resource.RLIMIT_*`` name) that
+the same step applies just before ``exec``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("fedclient.trainer")
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _PROC = Path("/proc")
+_TIED_EXEC = Path(__file__).with_name("tied_exec.py")
 REAP_SECONDS = 10.0  # a SIGKILLed group leader is reaped well within this
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        # Resolved here, in the parent: the child only calls it (no loading after fork).
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-        return None
-
-
-_PRCTL = _load_prctl()
-
-
-def parent_death_preexec(parent_pid: int) -> Callable[[], None] | None:
-    """The pre-exec step that ties the child's life to ours (None where the OS has no such thing)."""
-    prctl = _PRCTL
-    if prctl is None:
-        return None
-
-    def tie_to_parent() -> None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return tie_to_parent
-
-
-def _chain(steps: Sequence[Callable[[], None]]) -> Callable[[], None] | None:
-    if not steps:
-        return None
-
-    def run_all() -> None:
-        for step in steps:
-            step()
-
-    return run_all
+def tied_argv(
+    argv: Sequence[str], parent_pid: int, rlimits: Mapping[str, tuple[int, int]] | None = None
+) -> list[str]:
+    """``argv`` run through ``tied_exec.py`` (parent-death signal, limits, then exec in place)."""
+    limits = [
+        arg for name, (soft, hard) in (rlimits or {}).items() for arg in ("--rlimit", f"{name}={soft},{hard}")
+    ]
+    return [sys.executable, "-I", "-S", str(_TIED_EXEC), str(parent_pid), *limits, "--", *argv]
 
 
 async def spawn_child(
@@ -81,19 +57,29 @@ async def spawn_child(
     cwd: Path,
     env: Mapping[str, str],
     registry: ChildRegistry | None = None,
-    extra_preexec: Sequence[Callable[[], None]] = (),
+    rlimits: Mapping[str, tuple[int, int]] | None = None,
 ) -> asyncio.subprocess.Process:
-    """Start ``argv`` (no shell) in its own session with piped output; record it in ``registry``."""
-    steps = [s for s in (parent_death_preexec(os.getpid()), *extra_preexec) if s is not None]
+    """Start ``argv`` (no shell) in its own session with piped output; record it in ``registry``.
+
+    Raises FileNotFoundError when the command cannot be found on the child's PATH,
+    before anything is started.
+    """
+    command = argv[0]
+    if os.sep not in command:
+        found = shutil.which(command, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise FileNotFoundError(2, "command not found on PATH", command)
+    elif not os.access(os.path.join(cwd, command), os.X_OK):
+        raise FileNotFoundError(2, "no such executable", command)
+    full = tied_argv(argv, os.getpid(), rlimits) if sys.platform.startswith("linux") else list(argv)
     proc = await asyncio.create_subprocess_exec(
-        *argv,
+        *full,
         cwd=cwd,
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # its own process group, so a kill reaches grandchildren
-        preexec_fn=_chain(steps),
     )
     if registry is not None:
         registry.record(proc.pid)
