@@ -67,7 +67,7 @@ class GrpcConnector:
         self._unknown_timeout = unknown_timeout
 
     def __repr__(self) -> str:
-        return f"GrpcConnector({self._settings!r}, rpc_timeout={self._rpc_timeout:g})"
+        return f"GrpcConnector({self._settings!r}, {self.credentials!r}, rpc_timeout={self._rpc_timeout:g})"
 
     async def connect(self, address: CombinerAddress, identity: Identity) -> GrpcCombinerLink:
         """Dial the combiner and wait until the channel is ready (TCP, and TLS if used).
