@@ -80,6 +80,11 @@ def _pid_file(settings: Settings) -> Path:
     return settings.work_dir.resolve() / PID_FILE
 
 
+def _envs_dir(settings: Settings) -> Path | None:
+    """Built python_envs are cached here, across restarts and package versions."""
+    return settings.work_dir.resolve() / "envs" if settings.managed_env else None
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     trainer_env = providers.Object({})
@@ -102,6 +107,8 @@ class Container(containers.DeclarativeContainer):
         subprocess_trainer_factory,
         timeout=settings.provided.train_timeout,
         extra_env=trainer_env,
+        python=settings.provided.python,
+        envs_dir=providers.Callable(_envs_dir, settings),
         pid_file=providers.Callable(_pid_file, settings),
     )
     clock = providers.Singleton(SystemClock)

@@ -44,4 +44,5 @@ def build_plan(settings: Settings) -> ClientPlan:
         heartbeat_interval=settings.heartbeat_interval,
         heartbeat_miss_limit=settings.heartbeat_miss_limit,
         shutdown_grace=settings.shutdown_grace,
+        helper_type=settings.helper_type or None,
     )
