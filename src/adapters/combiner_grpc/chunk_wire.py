@@ -31,6 +31,7 @@ FAILED = 3
 UNKNOWN = 4
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_MAX_FIELD = (1 << 29) - 1
 
 # Tags: (field_number << 3) | wire_type, each one byte for these small field numbers.
 _REQ_DATA = bytes([(3 << 3) | _LEN])
@@ -79,29 +80,9 @@ class RequestFraming:
         """What goes before ``data_len`` bytes of data (nothing for an empty chunk)."""
         return _REQ_DATA + varint(data_len) if data_len else b""
 
-    def header_room(self, data_len: int) -> int:
-        return len(self.header(data_len))
-
     def chunk(self, data: bytes | bytearray | memoryview) -> bytes:
         """One IN_PROGRESS chunk as bytes (one copy of ``data``)."""
         return b"".join((self.header(len(data)), data, self.trailer))
-
-
-def encode_request(
-    data: bytes = b"", model_id: str = "", status: int = OK, sender: bytes = b"", receiver: bytes = b""
-) -> bytes:
-    """A whole ``ModelRequest``; ``sender``/``receiver`` are already-encoded ``Client`` messages."""
-    parts: list[bytes] = []
-    if sender:
-        parts += [bytes([(1 << 3) | _LEN]), varint(len(sender)), sender]
-    if receiver:
-        parts += [bytes([(2 << 3) | _LEN]), varint(len(receiver)), receiver]
-    if data:
-        parts += [_REQ_DATA, varint(len(data)), data]
-    parts.append(_id_field(model_id))
-    if status:
-        parts += [_REQ_STATUS, varint(status)]
-    return b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -158,8 +139,8 @@ def decode_response(message: bytes) -> Response:
     while pos < end:
         key, pos = _read_varint(buf, pos, end)
         field, wire = key >> 3, key & 7
-        if field == 0:
-            raise WireError("field number 0")
+        if field == 0 or key > 0xFFFFFFFF or field > _MAX_FIELD:
+            raise WireError(f"invalid field key {key}")
         if wire == _VARINT:
             value, pos = _read_varint(buf, pos, end)
             if field == 3:

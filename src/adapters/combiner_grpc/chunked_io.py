@@ -37,31 +37,6 @@ def read_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Generator[bytes, No
             yield chunk
 
 
-def read_chunk_views(path: Path, chunk_size: int = CHUNK_SIZE) -> Generator[memoryview, None, None]:
-    """Like ``read_chunks`` but ``readinto`` one reused buffer: each view is valid until the next one.
-
-    No 1 MiB ``bytes`` is allocated per chunk; the caller copies what it keeps
-    (the wire encoder does, once, into the message it sends).
-    """
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    buffer = bytearray(chunk_size)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as src:
-        while True:
-            filled = 0
-            while filled < chunk_size:
-                got = src.readinto(view[filled:])
-                if not got:
-                    break
-                filled += got
-            if not filled:
-                return
-            yield view[:filled]
-            if filled < chunk_size:
-                return
-
-
 class ChunkFileWriter:
     """Collects chunks into ``dest`` atomically.
 
