@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
+    from .simulate import add_parser as simulate_parser
+
+    simulate_parser(sub)
     return top
 
 
@@ -151,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)
+        elif args.command == "simulate":
+            from .simulate import run_simulate
+
+            configure_logging(args.log_level, [args.token] if args.token else [])
+            return run_simulate(args)
         else:
             from .sandbox import run_sandbox
 

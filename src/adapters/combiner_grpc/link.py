@@ -53,8 +53,17 @@ class GrpcConnector:
         connect_timeout: float = 10.0,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        share_channels: bool = False,
     ) -> None:
+        """``share_channels``: links to the same combiner share one channel (one HTTP/2 connection).
+
+        For many clients in one process (``fedclient simulate``): every call still carries its
+        own client's metadata, so the combiner sees separate clients, at a fraction of the
+        memory and file descriptors of one channel each. A link then leaves the channel open
+        on ``close()``; the connector closes shared channels in ``aclose()``.
+        """
         self._settings = ChannelSettings(token, auth_scheme, root_cert_path, force_tls)
+        self._shared: dict[str, grpc.aio.Channel] | None = {} if share_channels else None
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size
         self._connect_timeout = connect_timeout
@@ -70,15 +79,21 @@ class GrpcConnector:
         Credentials are only checked by the first call, so a wrong token shows
         up as AuthError from ``tasks()`` or ``heartbeat()``, not here.
         """
-        channel = build_channel(address, self._settings)
+        shared = self._shared is not None and address.target in self._shared
+        if self._shared is not None and shared:
+            channel = self._shared[address.target]
+        else:
+            channel = build_channel(address, self._settings)
         mode = "TLS" if uses_tls(address, self._settings) else "plaintext"
         try:
             problem = await self._wait_ready(channel)
         except BaseException:
-            await channel.close()
+            if not shared:
+                await channel.close()
             raise
         if problem is not None:
-            await channel.close()
+            if not shared:
+                await channel.close()
             if problem:
                 raise ConfigError(
                     f"TLS handshake with combiner {address.target} failed: {problem} — trust the CA that "
@@ -88,6 +103,8 @@ class GrpcConnector:
                 f"cannot reach combiner {address.target} ({mode}) within {self._connect_timeout:g} s"
             ) from None
         log.info("connected to combiner %s (%s) as %s", address.target, mode, identity.client_id)
+        if self._shared is not None:
+            self._shared.setdefault(address.target, channel)
         return GrpcCombinerLink(
             channel,
             address,
@@ -97,7 +114,15 @@ class GrpcConnector:
             chunk_size=self._chunk_size,
             progress_timeout=self._progress_timeout,
             unknown_timeout=self._unknown_timeout,
+            owns_channel=self._shared is None,
         )
+
+    async def aclose(self) -> None:
+        """Close the shared channels (nothing to do without ``share_channels``)."""
+        if self._shared:
+            channels, self._shared = list(self._shared.values()), {}
+            for channel in channels:
+                await channel.close()
 
     async def _wait_ready(self, channel: grpc.aio.Channel) -> str | None:
         """Wait for the channel: None when ready, else why not ("" = no answer in time).
@@ -132,8 +157,10 @@ class GrpcCombinerLink:
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        owns_channel: bool = True,
     ) -> None:
         self._channel = channel
+        self._owns_channel = owns_channel
         self._target = address.target
         self._identity = identity
         self._token = settings.token
@@ -272,7 +299,8 @@ class GrpcCombinerLink:
         self._closed = True
         for call in list(self._streams):
             call.cancel()
-        await self._channel.close()
+        if self._owns_channel:
+            await self._channel.close()
 
 
 async def _tls_problem(channel: grpc.aio.Channel) -> str | None:
