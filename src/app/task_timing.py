@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..domain.model import CombinerAddress, Identity, ModelUpdate, Prediction, Task, Validation
+from ..domain.model import (
+    CombinerAddress,
+    Identity,
+    ModelUpdate,
+    Prediction,
+    StatusReport,
+    Task,
+    Validation,
+)
 from ..domain.package import Manifest
 from ..domain.ports import CombinerConnector, CombinerLink, Trainer, TrainerFactory
 
@@ -27,10 +35,17 @@ class TaskTime:
     kind: str
     latency: float
     trainer: float
+    # Seconds spent awaiting each combiner call during the task (status, download, upload, update...).
+    calls: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def overhead(self) -> float:
         return self.latency - self.trainer
+
+    @property
+    def own(self) -> float:
+        """Overhead not spent waiting for the combiner: the client's own work."""
+        return self.overhead - sum(self.calls.values())
 
 
 @dataclass
@@ -57,19 +72,25 @@ class TaskClock:
         self._times = times
         self._started: dict[str, tuple[str, float]] = {}
         self._trainer = 0.0
+        self._calls: dict[str, float] = {}
 
     def received(self, task: Task) -> None:
         self._started[task.correlation_id] = (task.kind.value, time.perf_counter())
         self._trainer = 0.0
+        self._calls = {}
 
     def trained(self, seconds: float) -> None:
         self._trainer += seconds
+
+    def called(self, name: str, seconds: float) -> None:
+        self._calls[name] = self._calls.get(name, 0.0) + seconds
 
     def acknowledged(self, correlation_id: str) -> None:
         started = self._started.pop(correlation_id, None)
         if started is not None:
             kind, t0 = started
-            self._times.done.append(TaskTime(kind, time.perf_counter() - t0, self._trainer))
+            now = time.perf_counter()
+            self._times.done.append(TaskTime(kind, now - t0, self._trainer, dict(self._calls)))
 
 
 class _TimedLink:
@@ -80,21 +101,39 @@ class _TimedLink:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._link, name)
 
+    async def _timed(self, name: str, coro: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await coro
+        finally:
+            self._clock.called(name, time.perf_counter() - t0)
+
     async def tasks(self) -> AsyncIterator[Task]:
         async for task in self._link.tasks():
             self._clock.received(task)
             yield task
 
+    async def send_status(self, report: StatusReport) -> None:
+        await self._timed("status", self._link.send_status(report))
+
+    async def download(self, model_id: str, dest: Path) -> int:
+        got: int = await self._timed("download", self._link.download(model_id, dest))
+        return got
+
+    async def upload(self, model_id: str, src: Path) -> int:
+        sent: int = await self._timed("upload", self._link.upload(model_id, src))
+        return sent
+
     async def send_update(self, update: ModelUpdate) -> None:
-        await self._link.send_update(update)
+        await self._timed("result", self._link.send_update(update))
         self._clock.acknowledged(update.correlation_id)
 
     async def send_validation(self, validation: Validation) -> None:
-        await self._link.send_validation(validation)
+        await self._timed("result", self._link.send_validation(validation))
         self._clock.acknowledged(validation.correlation_id)
 
     async def send_prediction(self, prediction: Prediction) -> None:
-        await self._link.send_prediction(prediction)
+        await self._timed("result", self._link.send_prediction(prediction))
         self._clock.acknowledged(prediction.correlation_id)
 
 
