@@ -274,11 +274,13 @@ def main() -> None:
                                 "up_mibs": mib / got["up_s"],
                                 "down_mibs": mib / got["down_s"],
                                 "peak_rss_mib": got["peak_rss_mib"],
+                                "peak_rss_after_upload_mib": got.get("peak_rss_after_upload_mib"),
                             }
                             rows.append(row)
                             print(
                                 f"  {srv.name} {mib} MiB {kind:9s} up {row['up_mibs']:6.0f} "
-                                f"down {row['down_mibs']:6.0f} MiB/s, peak RSS {row['peak_rss_mib']:.0f} MiB",
+                                f"down {row['down_mibs']:6.0f} MiB/s, peak RSS {row['peak_rss_mib']:.0f} MiB "
+                                f"(after the upload {row['peak_rss_after_upload_mib'] or 0:.0f})",
                                 flush=True,
                             )
                     src.unlink()

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 CHUNK = 1 << 20
+PEAK_AFTER_UPLOAD: list[float] = []  # VmHWM when the upload finished, to tell the directions apart
 
 
 def peak_rss_mib() -> float:
@@ -48,6 +49,7 @@ def run_fedclient(host: str, port: int, src: Path, dest: Path, model_id: str) ->
             t0 = time.perf_counter()
             await link.upload(model_id, src)
             up = time.perf_counter() - t0
+            PEAK_AFTER_UPLOAD.append(peak_rss_mib())
             t0 = time.perf_counter()
             got = await link.download(model_id, dest)
             down = time.perf_counter() - t0
@@ -68,6 +70,7 @@ def run_stock(host: str, port: int, src: Path, dest: Path, model_id: str) -> tup
     t0 = time.perf_counter()
     reply = handler.send_model_to_combiner(model, model_id)
     up = time.perf_counter() - t0
+    PEAK_AFTER_UPLOAD.append(peak_rss_mib())
     assert reply.status == 0, reply
     del model
     t0 = time.perf_counter()
@@ -116,6 +119,7 @@ def run_ceiling(host: str, port: int, src: Path, dest: Path, model_id: str) -> t
         t0 = time.perf_counter()
         upload(chunks(), metadata=[("client", "bench")])
         up = time.perf_counter() - t0
+        PEAK_AFTER_UPLOAD.append(peak_rss_mib())
         t0 = time.perf_counter()
         received = 0
         for message in download(request, metadata=[("client", "bench")]):
