@@ -35,6 +35,13 @@ FEDCLIENT = Path(sys.executable).parent / "fedclient"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
@@ -86,9 +93,9 @@ def measure(clients: int, rounds: int, work: Path) -> dict[str, Any]:
         cmd += ["--work-dir", str(work / "clients"), "--log-level", "ERROR"]
         sim = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
         _wait_file(work / "joined", server, 1800, "joining")
-        c0, t0 = cpu_seconds(sim.pid), time.monotonic()
+        c0, t0, m0 = cpu_seconds(sim.pid), time.monotonic(), machine_busy()
         while server.poll() is None:
-            c1, t1 = cpu_seconds(sim.pid), time.monotonic()
+            c1, t1, m1 = cpu_seconds(sim.pid), time.monotonic(), machine_busy()
             time.sleep(0.2)
         sim.send_signal(signal.SIGINT)
         sim.wait(timeout=300)
@@ -108,6 +115,8 @@ def measure(clients: int, rounds: int, work: Path) -> dict[str, Any]:
             "overhead_s": got["overhead_s"],
             "client_cpu_pct": 100 * (c1 - c0) / max(t1 - t0, 1e-9),
             "server_cpu_pct": 100 * srv["cpu_rounds_s"] / max(srv["wall_rounds_s"], 1e-9),
+            # All CPUs of the machine (other work included), 100% = every core busy.
+            "machine_busy_pct": 100 * (m1[0] - m0[0]) / max(m1[1] - m0[1], 1),
         }
     finally:
         for proc in (sim, server):
@@ -125,13 +134,15 @@ def report(rows: list[dict[str, Any]]) -> None:
         lat, ovh = r["latency_s"], r["overhead_s"]
         limit = "combiner" if r["server_cpu_pct"] > r["client_cpu_pct"] else "clients"
         if max(r["server_cpu_pct"], r["client_cpu_pct"]) < 80:
-            limit += " (neither saturated)"
+            busy = r.get("machine_busy_pct", 0)
+            limit = "the machine (shared CPUs all busy)" if busy > 90 else limit + " (neither saturated)"
         print(
             f"{r['clients']:7d} {r['join_s']:7.1f} {r['rss_idle_mib']:7.0f} M "
             f"{r['rss_per_client_kib']:10.0f} {statistics.median(r['round_s']):8.2f} "
             f"{lat.get('p50', 0) * 1000:8.0f}ms {lat.get('p99', 0) * 1000:6.0f}ms "
             f"{ovh.get('p50', 0) * 1000:6.0f}ms {ovh.get('p99', 0) * 1000:6.0f}ms "
-            f"{r['client_cpu_pct']:8.0f} {r['server_cpu_pct']:8.0f}  {limit}"
+            f"{r['client_cpu_pct']:8.0f} {r['server_cpu_pct']:8.0f} "
+            f"{r.get('machine_busy_pct', 0):7.0f}%  {limit}"
         )
 
 

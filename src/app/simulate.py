@@ -38,6 +38,8 @@ from ..adapters.sandbox.federation import Federation, RoundResult
 from ..adapters.trainers.inprocess import inprocess_trainer_factory, load_callbacks
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
+from ..domain.model import Assignment, AssignmentRequest
+from ..domain.ports import Discovery
 from .container import build_container, close_adapters
 from .plan import build_plan
 from .sandbox import format_table
@@ -45,6 +47,27 @@ from .settings import load_settings
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
 log = logging.getLogger("fedclient.simulate")
+
+# Assignments in flight at once: a thousand clients asking the controller together overflow
+# its connection pool and accept queue (PoolTimeout / ConnectTimeout, then backoff).
+ASSIGN_CONCURRENCY = 16
+
+
+class _ThrottledDiscovery:
+    """The shared controller client, with at most ``limit`` assignment requests in flight."""
+
+    def __init__(self, discovery: Discovery, limit: int = ASSIGN_CONCURRENCY) -> None:
+        self._discovery = discovery
+        self._slots = asyncio.Semaphore(limit)
+
+    async def assign(self, request: AssignmentRequest) -> Assignment:
+        async with self._slots:
+            return await self._discovery.assign(request)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._discovery, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def add_parser(sub: Any) -> None:
@@ -162,7 +185,9 @@ async def simulate(
         force_tls=base.grpc_tls,
         share_channels=True,
     )
-    discovery, unpacker, clock = shared.discovery(), TarPackageUnpacker(), SystemClock()
+    controller = shared.discovery()
+    discovery = _ThrottledDiscovery(controller) if controller is not None else None
+    unpacker, clock = TarPackageUnpacker(), SystemClock()
     trainers = inprocess_trainer_factory(callbacks)
     run_id = uuid.uuid4().hex[:6]
     lifecycles: list[Lifecycle] = []
@@ -193,7 +218,8 @@ async def simulate(
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))
             if index % 50 == 49:
                 await asyncio.sleep(0)  # let the first ones get going while the rest are built
-        await _wait_joined(times, clients, runners, join_timeout, federation)
+        if not await _wait_joined(times, clients, runners, join_timeout, federation, stop):
+            return report  # stopped (SIGINT/SIGTERM) before every client had joined
         report.join_seconds = time.monotonic() - t0
         report.connected = times.connected
         await asyncio.sleep(min(3.0, 0.5 + clients / 500))  # settle: the first heartbeats are out
@@ -221,7 +247,9 @@ async def _wait_joined(
     runners: list[asyncio.Task[None]],
     timeout: float,
     federation: Federation | None,
-) -> None:
+    stop: asyncio.Event,
+) -> bool:
+    """True once every client is connected (and, on the sandbox, online); False when stopped first."""
     deadline = time.monotonic() + timeout
     while times.connected < clients or (
         federation is not None
@@ -234,7 +262,10 @@ async def _wait_joined(
             raise ConfigError("a simulated client stopped before joining")
         if time.monotonic() > deadline:
             raise ConfigError(f"only {times.connected} of {clients} clients connected within {timeout:.0f} s")
+        if stop.is_set():
+            return False
         await asyncio.sleep(0.2)
+    return True
 
 
 def run_simulate(args: argparse.Namespace) -> int:
