@@ -134,11 +134,9 @@ RUNNERS = {"fedclient": run_fedclient, "stock": run_stock, "ceiling": run_ceilin
 def main() -> None:
     kind, host, port, src, dest, model_id = sys.argv[1:7]
     up, down, nbytes = RUNNERS[kind](host, int(port), Path(src), Path(dest), model_id)
-    print(
-        json.dumps(
-            {"kind": kind, "up_s": up, "down_s": down, "bytes": nbytes, "peak_rss_mib": peak_rss_mib()}
-        )
-    )
+    result = {"kind": kind, "up_s": up, "down_s": down, "bytes": nbytes, "peak_rss_mib": peak_rss_mib()}
+    result["peak_rss_after_upload_mib"] = PEAK_AFTER_UPLOAD[0] if PEAK_AFTER_UPLOAD else None
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
