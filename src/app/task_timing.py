@@ -44,8 +44,11 @@ class TaskTime:
 
     @property
     def own(self) -> float:
-        """Overhead not spent waiting for the combiner: the client's own work."""
-        return self.overhead - sum(self.calls.values())
+        """Overhead not spent waiting for the combiner's transfers and acknowledgement: the client's own work.
+
+        Status reports are left out: they go out in the background, beside the task.
+        """
+        return self.overhead - sum(v for k, v in self.calls.items() if k != "status")
 
 
 @dataclass
