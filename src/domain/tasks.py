@@ -8,6 +8,7 @@ refused token (AuthError) and cancellation (the client is stopping) get through.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import shutil
@@ -30,6 +31,7 @@ from .model import (
     Validation,
 )
 from .ports import Clock, Trainer
+from .redaction import redact
 from .retry import RetryConfig, call_with_retry
 from .state import StateMachine
 
@@ -88,6 +90,11 @@ class TaskRunner:
                 data=_task_json(task),
             )
         )
+        if task.problem:
+            # Served as {} this would train on a config nobody sent; fail it where the combiner sees.
+            outcome = await self._report_failure(task, f"refused the request: {task.problem}")
+            self.outcomes.append(outcome)
+            return outcome
         self._state.begin(task.kind)
         scratch: Path | None = None
         try:
@@ -249,6 +256,9 @@ class TaskRunner:
         half of a 1 MiB task's overhead against FEDn 0.33, docs/PERFORMANCE.md), so they
         are sent in the background and ``handle()`` waits for them only at its end.
         """
+        # What the combiner (and everyone who reads its logs) sees: no secret of ours in it,
+        # whatever the package's code printed into an error message.
+        report = dataclasses.replace(report, text=redact(report.text), data=redact(report.data))
         previous = self._statuses[-1] if self._statuses else None
         self._statuses.append(asyncio.ensure_future(self._send_status(previous, report)))
 
