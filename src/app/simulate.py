@@ -29,12 +29,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.package_archive import TarPackageUnpacker
-from ..adapters.sandbox.federation import Federation, RoundResult
 from ..adapters.trainers.inprocess import inprocess_trainer_factory, load_callbacks
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
@@ -42,9 +41,11 @@ from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
 from .container import build_container, close_adapters
 from .plan import build_plan
-from .sandbox import format_table
 from .settings import load_settings
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
+
+if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
+    from ..adapters.sandbox.federation import Federation, RoundResult
 
 log = logging.getLogger("fedclient.simulate")
 
@@ -136,6 +137,8 @@ class SimulationReport:
 
         lines = []
         if self.rounds:
+            from .sandbox import format_table
+
             lines += [format_table(self.rounds), ""]
         lines += [
             f"clients {self.clients} in one process, {self.connected} connected in {self.join_seconds:.1f} s",
@@ -168,6 +171,8 @@ async def simulate(
     load_callbacks(package, callbacks)  # a broken callbacks module is one error now, not N later
     federation: Federation | None = None
     if api_url is None:
+        from ..adapters.sandbox.federation import Federation
+
         federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
         await federation.start()
         api_url = federation.api_url
