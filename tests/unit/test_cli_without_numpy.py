@@ -1,4 +1,4 @@
-"""`fedclient run` must start where numpy is not installed (a site venv): only `sandbox`/`simulate` need it."""
+"""`fedclient run` starts where numpy is not installed (a site venv); only sandbox and simulate need it."""
 
 from __future__ import annotations
 
