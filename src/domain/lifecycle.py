@@ -57,6 +57,8 @@ class ClientPlan:
     work_dir: Path
     package_mode: PackageMode = PackageMode.REMOTE
     local_package_dir: Path | None = None
+    # False when the trainer is the user's own Python (callbacks): no compute package at all.
+    package_needed: bool = True
     preferred_combiner: str | None = None
     combiner: CombinerAddress | None = None  # set: attach directly, skip the controller
     package_checksum: str | None = None
@@ -164,6 +166,9 @@ class Lifecycle:
     # ------------------------------------------------------------ package --
 
     async def prepare_package(self) -> Manifest:
+        if not self.plan.package_needed:
+            self.package_dir = self.plan.work_dir
+            return Manifest()
         if self.plan.package_mode is PackageMode.LOCAL:
             if self.plan.local_package_dir is None:
                 raise PackageError("local package mode needs a package directory")

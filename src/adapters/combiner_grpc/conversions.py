@@ -13,9 +13,12 @@ import json
 from datetime import datetime, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.wrappers_pb2 import UInt32Value
 
 from ...domain.model import (
+    AttributeReport,
     Identity,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusLevel,
@@ -152,6 +155,27 @@ def prediction_pb(prediction: Prediction, identity: Identity) -> pb.ModelPredict
         correlation_id=prediction.correlation_id,
         timestamp=now_timestamp(),
         prediction_id=prediction.prediction_id,
+    )
+
+
+def metric_pb(report: MetricReport, identity: Identity) -> pb.ModelMetric:
+    """A ModelMetric as FEDn's in-process client sends it: the step always set (also 0)."""
+    return pb.ModelMetric(
+        sender=client_pb(identity),
+        metrics=[pb.MetricElem(key=key, value=value) for key, value in report.metrics.items()],
+        timestamp=now_timestamp(),
+        step=UInt32Value(value=report.step),
+        model_id=report.model_id,
+        round_id=report.round_id,
+        session_id=report.session_id,
+    )
+
+
+def attributes_pb(report: AttributeReport, identity: Identity) -> pb.AttributeMessage:
+    return pb.AttributeMessage(
+        sender=client_pb(identity),
+        attributes=[pb.AttributeElem(key=key, value=value) for key, value in report.attributes.items()],
+        timestamp=now_timestamp(),
     )
 
 

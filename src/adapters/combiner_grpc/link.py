@@ -21,8 +21,10 @@ import grpc.aio
 
 from ...domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
 from ...domain.model import (
+    AttributeReport,
     CombinerAddress,
     Identity,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusReport,
@@ -249,6 +251,16 @@ class GrpcCombinerLink:
             self._combiner.SendModelPrediction,
             conv.prediction_pb(prediction, self._identity),
             f"prediction of model {prediction.model_id}",
+        )
+
+    async def send_metric(self, report: MetricReport) -> None:
+        await self._unary(
+            self._combiner.SendModelMetric, conv.metric_pb(report, self._identity), "model metric"
+        )
+
+    async def send_attributes(self, report: AttributeReport) -> None:
+        await self._unary(
+            self._combiner.SendAttributeMessage, conv.attributes_pb(report, self._identity), "attributes"
         )
 
     # -------------------------------------------------------------- transfer --

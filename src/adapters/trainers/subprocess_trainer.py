@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ...domain.errors import PackageError, TaskFailed
+from ...domain.model import check_training_metadata
 from ...domain.package import Manifest
 
 log = logging.getLogger("fedclient.trainer")
@@ -77,13 +78,7 @@ class SubprocessTrainer:
         if not out_model.is_file():
             raise TaskFailed(f"train finished but wrote no model to {out_model}")
         metadata = _read_json_object("train", _metadata_path(out_model), "the training metadata")
-        examples = metadata.get("num_examples")
-        if isinstance(examples, bool) or not isinstance(examples, (int, float)) or not examples >= 0:
-            raise TaskFailed(
-                f"train metadata {_metadata_path(out_model).name} needs 'num_examples' as a number >= 0, "
-                f"got {examples!r}"
-            )
-        return metadata
+        return check_training_metadata(metadata, f"train metadata {_metadata_path(out_model).name}")
 
     async def validate(self, in_model: Path, out_json: Path) -> dict[str, Any]:
         _clear(out_json)
