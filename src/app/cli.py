@@ -64,6 +64,11 @@ def _run_parser(sub: Any) -> None:
     )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
+    p.add_argument(
+        "--entrypoint",
+        metavar="MODULE:OBJECT",
+        help="run these Python callbacks (train, validate, predict, ...) in-process instead of a package",
+    )
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -114,6 +119,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "require_checksum",
             "work_dir",
             "train_timeout",
+            "entrypoint",
         )
     }
     return load_settings(cli, args.init)
