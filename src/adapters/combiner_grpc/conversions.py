@@ -10,7 +10,7 @@ one explicit client id is what the combiner keys on (PROTOCOL.md 7.13).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import UInt32Value
@@ -129,7 +129,7 @@ def update_pb(update: ModelUpdate, identity: Identity) -> pb.ModelUpdate:
         model_id=update.model_id,
         model_update_id=update.model_update_id,
         correlation_id=update.correlation_id,
-        timestamp=str(datetime.now(timezone.utc)),
+        timestamp=str(datetime.now(UTC)),
         meta=update.meta_json(),
     )
 

@@ -110,14 +110,14 @@ class GrpcConnector:
         try:
             await asyncio.wait_for(channel.channel_ready(), first)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             problem = await _tls_problem(channel)
             if problem or first >= self._connect_timeout:
                 return problem or ""
         try:
             await asyncio.wait_for(channel.channel_ready(), self._connect_timeout - first)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return await _tls_problem(channel) or ""
 
 

@@ -226,7 +226,7 @@ class SandboxCombiner:
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
             return True
 

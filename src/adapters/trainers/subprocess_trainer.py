@@ -132,7 +132,7 @@ class SubprocessTrainer:
         )
         try:
             code = await asyncio.wait_for(proc.wait(), self._timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await _stop(proc, readers)
             raise TaskFailed(f"{entry} timed out after {self._timeout:g} s") from None
         except BaseException:  # cancelled: the client is shutting down or dropped the task
@@ -140,7 +140,7 @@ class SubprocessTrainer:
             raise
         try:
             await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # It exited, but children it left behind still hold the pipes open. They are
             # still members of its process group, so the group id cannot have been reused.
             log.warning("%s exited but left processes holding its output open; killing them", entry)
@@ -192,7 +192,7 @@ async def _stop(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) 
     await proc.wait()
     try:
         await asyncio.wait_for(readers, _DRAIN_SECONDS)
-    except asyncio.TimeoutError:  # something escaped the group (setsid) and kept the pipes
+    except TimeoutError:  # something escaped the group (setsid) and kept the pipes
         log.warning("output of pid %s still open after kill; no longer reading it", proc.pid)
 
 
