@@ -112,8 +112,10 @@ class PackageDispatcher:
         entry, *args = shlex.split(cmd)
         if entry == "train" and len(args) == 2:
             return self.train(args[0], args[1])
-        if entry in ("validate", "predict") and len(args) == 2:
-            return asyncio.run(getattr(self._trainer, entry)(Path(args[0]), Path(args[1])))
+        if entry == "validate" and len(args) == 2:
+            return asyncio.run(self._trainer.validate(Path(args[0]), Path(args[1])))
+        if entry == "predict" and len(args) == 2:
+            return asyncio.run(self._trainer.predict(Path(args[0]), Path(args[1])))
         if entry == "startup" and not args:
             asyncio.run(self._trainer.startup())
             return None
