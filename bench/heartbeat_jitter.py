@@ -11,6 +11,8 @@ GIL-heavy case) runs:
 - ``thread``: on the in-process trainer's worker thread (what fedclient ships);
 - ``process``: in a persistent worker process (a warmed-up one-process pool).
 
+``--workload python`` trains nothing real: a pure-Python loop, the GIL's worst case.
+
 Printed per mode: heartbeats sent, how late each one was against its schedule
 (p50 / p99 / max, ms), and the training steps done (the price of each runner).
 """
@@ -63,6 +65,20 @@ def sgd(seconds: float) -> int:
     return steps
 
 
+def pure_python(seconds: float) -> int:
+    """The GIL's worst case: a loop of Python bytecode that never releases it voluntarily."""
+    steps, end = 0, time.monotonic() + seconds
+    total = 0
+    while time.monotonic() < end:
+        for i in range(1000):
+            total += i * i
+        steps += 1
+    return steps
+
+
+WORKLOADS = {"numpy": sgd, "python": pure_python}
+
+
 async def heartbeats(link: Any, interval: float, until: asyncio.Event) -> list[float]:
     """Lateness (s) of each heartbeat against its schedule: sent at t0 + k·interval ideally."""
     late: list[float] = []
@@ -78,7 +94,7 @@ async def heartbeats(link: Any, interval: float, until: asyncio.Event) -> list[f
 
 
 async def measure(
-    mode: str, link: Any, seconds: float, interval: float, pool: Any
+    mode: str, link: Any, seconds: float, interval: float, pool: Any, work: Any
 ) -> tuple[list[float], int]:
     done = asyncio.Event()
     beats = asyncio.create_task(heartbeats(link, interval, done))
@@ -87,14 +103,14 @@ async def measure(
         await asyncio.sleep(seconds)
         steps = 0
     elif mode == "thread":
-        trainer = CallbackTrainer(Callbacks(train=lambda m, s: (b"", {"num_examples": sgd(seconds)})))
+        trainer = CallbackTrainer(Callbacks(train=lambda m, s: (b"", {"num_examples": work(seconds)})))
         with tempfile.TemporaryDirectory() as scratch:
             model = Path(scratch) / "m"
             model.write_bytes(b"")
             meta = await trainer.train(model, Path(scratch) / "out", {})
         steps = int(meta["num_examples"])
     else:
-        steps = await asyncio.get_running_loop().run_in_executor(pool, sgd, seconds)
+        steps = await asyncio.get_running_loop().run_in_executor(pool, work, seconds)
     done.set()
     late = await beats
     return late[3:], steps
@@ -105,7 +121,7 @@ def ms(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(seconds: float, interval: float) -> None:
+async def main(seconds: float, interval: float, workload: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         port_file = Path(scratch) / "port"
         server = subprocess.Popen(
@@ -121,11 +137,13 @@ async def main(seconds: float, interval: float) -> None:
             with concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
                 pool.submit(sgd, 0.1).result()  # start and warm the worker process
                 print(
-                    f"cores: {os.cpu_count()}, interval {interval * 1000:.0f} ms, {seconds:g} s of training"
+                    f"cores: {os.cpu_count()}, load {os.getloadavg()[0]:.1f}, "
+                    f"interval {interval * 1000:.0f} ms, "
+                    f"{seconds:g} s of {workload} training"
                 )
-                print(f"{'runner':8} {'beats':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'sgd steps':>9}")
+                print(f"{'runner':8} {'beats':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'steps':>9}")
                 for mode in ("idle", "thread", "process"):
-                    late, steps = await measure(mode, link, seconds, interval, pool)
+                    late, steps = await measure(mode, link, seconds, interval, pool, WORKLOADS[workload])
                     print(
                         f"{mode:8} {len(late):5d} {ms(late, 0.5):7.1f} {ms(late, 0.99):7.1f} "
                         f"{1000 * max(late):7.1f} {steps:9d}   (mean {1000 * statistics.mean(late):.1f} ms)"
@@ -140,9 +158,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="numpy")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(Path(args.serve) / "models", Path(args.serve) / "port"))
     else:
-        asyncio.run(main(args.seconds, args.interval))
+        asyncio.run(main(args.seconds, args.interval, args.workload))
