@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator
@@ -135,7 +136,14 @@ async def test_in_process_client_completes_rounds_and_its_metrics_reach_the_comb
 ) -> None:
     assert fed.combiner is not None
 
+    busy: list[tuple[float, float]] = []
+
     def train(weights: list[Any], settings: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        start = time.monotonic()
+        x = np.random.default_rng(0).standard_normal((200, 200))
+        while time.monotonic() - start < 1.0:  # CPU-bound, on the callback thread
+            x = np.tanh(x @ x.T / 200)
+        busy.append((start, time.monotonic()))
         for step in range(3):
             log_metric({"loss": 1.0 / (step + 1)})
         log_attributes({"framework": "numpy", "version": np.__version__})
@@ -151,7 +159,7 @@ async def test_in_process_client_completes_rounds_and_its_metrics_reach_the_comb
             "name": "inproc",
             "client_id": "inproc-1",
             "work_dir": str(tmp_path / "work"),
-            "heartbeat_interval": 0.5,
+            "heartbeat_interval": 0.2,
         },
         train=train,
         validate=validate,
@@ -174,3 +182,7 @@ async def test_in_process_client_completes_rounds_and_its_metrics_reach_the_comb
     assert metrics[0].metrics == {"loss": 1.0} and metrics[0].sender_client_id == "inproc-1"
     assert fed.combiner.attributes[0].attributes["framework"] == "numpy"
     assert fed.controller is not None and fed.controller.clients["inproc-1"]["package"] == "local"
+    # Heartbeats (every 0.2 s) kept arriving while each training callback kept a core busy.
+    beats = [t for cid, t in fed.combiner.heartbeat_log if cid == "inproc-1"]
+    for start, end in busy:
+        assert sum(start <= t <= end for t in beats) >= 2, (start, end, beats)

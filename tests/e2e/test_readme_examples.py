@@ -87,3 +87,24 @@ async def test_the_in_process_example_trains_a_round_and_stops_on_ctrl_c(
     assert (metric.sender_name, metric.round_id, metric.step) == ("site-b", "1", 0)
     assert metric.metrics == {"loss": pytest.approx(0.42)}  # a float32 on the wire
     assert "Traceback" not in stderr.decode()
+
+
+async def test_client_run_serves_the_compute_package_until_ctrl_c(
+    tmp_path: Path, federation: Federation
+) -> None:
+    script = tmp_path / "client_run.py"
+    script.write_text(
+        "import os\nfrom fedclient import Client\n"
+        "Client({'api_url': os.environ['FEDN_API_URL'], 'api_port': int(os.environ['FEDN_API_PORT']),"
+        " 'name': 'runner', 'work_dir': 'work'}).run()\n"
+    )
+    proc = await _start(script, federation, tmp_path)
+    try:
+        await federation.wait_for_clients(timeout=60)
+        [result] = await federation.run(1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    assert result.updates == 1 and result.metrics["accuracy"] > 0.3
+    assert (tmp_path / "work" / "package" / "fedn.yaml").is_file()  # the controller's package, unpacked

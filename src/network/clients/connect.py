@@ -87,6 +87,8 @@ class ConnectorClient:
         self.package = PackageMode.REMOTE if remote_package else PackageMode.LOCAL
         self.endpoint = ControllerEndpoint.build(base_url(host, force_ssl), port)
         self.connect_string = self.endpoint.base
+        if self.connect_string.startswith("https://") and not verify:
+            log.warning("the controller's TLS certificate is not verified (verify=False, FEDn's default)")
         self._auth_scheme = os.environ.get("FEDN_AUTH_SCHEME", "Bearer")
         self._portal = Portal("fedclient-connector")
 
