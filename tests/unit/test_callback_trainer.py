@@ -186,3 +186,24 @@ def test_client_state_has_fedn_names_and_numbers() -> None:
     assert ClientState.idle is ClientState.IDLE
     assert client_state_to_string(ClientState.validating) == "VALIDATING"
     assert client_state_to_string(99) == "UNKNOWN"
+
+
+async def test_forward_and_backward_callbacks_for_split_learning(tmp_path: Path) -> None:
+    got: list[Any] = []
+
+    def forward(client_id: str, is_sl_inference: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        got.append((client_id, is_sl_inference))
+        return {client_id: np.ones((4, 2))}, {"num_examples": 4}
+
+    def backward(gradients: dict[str, Any], client_id: str) -> dict[str, Any]:
+        got.append(gradients[client_id].shape)
+        return {"status": "success"}
+
+    trainer = CallbackTrainer(Callbacks(forward=forward, backward=backward, models="numpy"))
+    embeddings = tmp_path / "embeddings"  # no suffix, as FEDn names it: written through a handle
+    assert await trainer.forward(embeddings, "cid-1", False) == {"num_examples": 4}
+    with np.load(embeddings) as data:
+        assert data["cid-1"].shape == (4, 2)
+    grads = save_arrays({"cid-1": np.zeros((4, 2))}, tmp_path / "grads")
+    assert await trainer.backward(grads, "cid-1") == {"status": "success"}
+    assert got == [("cid-1", False), (4, 2)]
