@@ -69,6 +69,17 @@ def _run_parser(sub: Any) -> None:
         metavar="MODULE:OBJECT",
         help="run these Python callbacks (train, validate, predict, ...) in-process instead of a package",
     )
+    p.add_argument(
+        "--python",
+        help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
+    )
+    p.add_argument(
+        "--no-managed-env",
+        dest="managed_env",
+        action="store_false",
+        default=None,
+        help="do not build the package's python_env; run it with PATH's python",
+    )
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -120,6 +131,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "work_dir",
             "train_timeout",
             "entrypoint",
+            "python",
+            "managed_env",
         )
     }
     return load_settings(cli, args.init)

@@ -50,4 +50,5 @@ def build_plan(settings: Settings, in_process: bool = False) -> ClientPlan:
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        helper_type=settings.helper_type or None,
     )

@@ -34,6 +34,8 @@ INIT_FILE_KEYS = {
     "refresh_token",
     "local_package",
     "log_level",
+    "python",
+    "managed_env",
     # what the 0.9-era names below map to
     "grpc_tls",
     "connect_api_secure",
@@ -89,6 +91,9 @@ class Settings(BaseSettings):
     require_checksum: bool = False
     helper_type: str | None = None
     work_dir: Path = Path(".fedclient")
+    # The package's interpreter (a path or a name on PATH); unset: python_env, else PATH.
+    python: str | None = None
+    managed_env: bool = True  # build the package's python_env (off: run it as if it had none)
 
     # --- the in-process client: the user's callbacks instead of a compute package
     entrypoint: str | None = None

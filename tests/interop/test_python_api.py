@@ -21,15 +21,8 @@ import pytest
 from fedclient import Client, ConnectorClient, PackageRuntime, Status
 
 from tests.interop.checks import check_aggregated, check_clean_exit, check_rounds, round_accuracy
-from tests.interop.clients import (
-    FEDCLIENT,
-    _env,
-    start_fedclient,
-    start_stock_client,
-)
-from tests.interop.clients import (
-    Client as RunningClient,
-)
+from tests.interop.clients import OUR_BIN, _env, start_fedclient, start_stock_client
+from tests.interop.clients import Client as RunningClient
 from tests.interop.conftest import DIGITS, Package, run_session, setup_package
 from tests.interop.fednnet import FednNetwork
 from tests.interop.procs import HOST
@@ -38,10 +31,22 @@ pytestmark = pytest.mark.interop
 
 
 def start_in_process_client(net: FednNetwork, name: str, index: int, count: int) -> RunningClient:
+    """``fedclient run --entrypoint`` from this project's venv: an in-process client runs the user's
+    code in fedclient's own interpreter, so fedclient is installed into the site's ML environment
+    (numpy, scikit-learn here), not into a venv of its own."""
     home = net.workdir / name
     home.mkdir(parents=True)
     client_id = str(uuid.uuid4())
-    cmd = [str(FEDCLIENT), "run", "--api-url", net.api_url, "--name", name, "--client-id", client_id]
+    cmd = [
+        str(OUR_BIN / "fedclient"),
+        "run",
+        "--api-url",
+        net.api_url,
+        "--name",
+        name,
+        "--client-id",
+        client_id,
+    ]
     cmd += ["--work-dir", str(home / "work"), "--entrypoint", "callbacks"]
     env = _env(index, count, {"PYTHONPATH": str(DIGITS)})
     return RunningClient("fedclient", name, client_id, home, net.spawn(name, cmd, cwd=home, env=env))
