@@ -107,6 +107,11 @@ def _run_parser(sub: Any) -> None:
         "--heartbeat-miss-limit", type=int, help="heartbeats missed in a row before reconnecting (default 3)"
     )
     p.add_argument(
+        "--entrypoint",
+        metavar="MODULE:OBJECT",
+        help="run these Python callbacks (train, validate, predict, ...) in-process instead of a package",
+    )
+    p.add_argument(
         "--python",
         help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
     )
@@ -182,6 +187,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "refresh_token_uri",
             "shutdown_grace",
             "heartbeat_miss_limit",
+            "entrypoint",
             "python",
             "managed_env",
         )

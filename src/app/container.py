@@ -17,6 +17,7 @@ from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, Httpx
 from ..adapters.controller_http.refresh import HttpTokenRefresher
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
+from ..adapters.trainers.callback_trainer import Callbacks, callback_trainer_factory, load_entrypoint
 from ..domain.credentials import Credentials
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
@@ -165,8 +166,16 @@ async def close_adapters(lifecycle: Lifecycle) -> None:
             await aclose()
 
 
-def build_container(settings: Settings, trainer_env: Mapping[str, str] | None = None) -> Container:
+def build_container(
+    settings: Settings, trainer_env: Mapping[str, str] | None = None, callbacks: Callbacks | None = None
+) -> Container:
+    """``callbacks`` (or ``settings.entrypoint``): the in-process client, the user's code as the trainer."""
     container = Container(settings=settings)
     if trainer_env:
         container.trainer_env.override(providers.Object(dict(trainer_env)))
+    if callbacks is None and settings.entrypoint:
+        callbacks = load_entrypoint(settings.entrypoint)  # imported once, kept for every task
+    if callbacks is not None:
+        container.trainer_factory.override(providers.Object(callback_trainer_factory(callbacks)))
+        container.plan.override(providers.Singleton(build_plan, settings, in_process=True))
     return container

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import re
 import uuid
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,26 @@ INIT_FILE_KEYS = {
     "log_level",
     "python",
     "managed_env",
+    # what the 0.9-era names below map to
+    "grpc_tls",
+    "connect_api_secure",
 }
-LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
+LEGACY_KEYS = {
+    "discover_host": "api_url",
+    "discover_port": "api_port",
+    "secure": "grpc_tls",  # 0.9-era: TLS to the combiner
+    "verify": "connect_api_secure",  # 0.9-era: verify the controller's certificate
+}
+# 0.9-era keys that only ever configured the old client's own internals.
+IGNORED_KEYS = {
+    "validator",
+    "trainer",
+    "init",
+    "logfile",
+    "reconnect_after_missed_heartbeat",
+    "preshared_cert",
+    "dry_run",
+}
 
 _init_file_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "init_file_data", default=None
@@ -108,6 +127,9 @@ class Settings(BaseSettings):
     max_package_members: int | None = Field(default=None, gt=0)
     max_compression_ratio: float | None = Field(default=None, gt=0)
     max_model_bytes: str | None = None  # cap on a model downloaded from the combiner
+
+    # --- the in-process client: the user's callbacks instead of a compute package
+    entrypoint: str | None = None
 
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)
@@ -202,14 +224,37 @@ def read_init_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"--init file {path} must hold a mapping of settings")
+    return config_values(data, INIT_FILE_KEYS)[0]
+
+
+def config_values(data: Mapping[str, Any], allowed: Collection[str]) -> tuple[dict[str, Any], list[str]]:
+    """Settings values from a client.yaml-style mapping, and the keys that mean nothing to us.
+
+    Takes FEDn 0.33's names and the 0.9-era ones (``discover_host``, ``force_ssl``,
+    ``remote_compute_context``, …). The first of two names for one setting wins.
+    """
     values: dict[str, Any] = {}
+    unknown: list[str] = []
+    force_ssl: bool | None = None
     for key, value in data.items():
-        key = LEGACY_KEYS.get(key, key)
-        if key in INIT_FILE_KEYS and value is not None and key not in values:
-            values[key] = value
+        name = LEGACY_KEYS.get(key, key)
+        if key in IGNORED_KEYS or value is None:
+            continue
+        if key == "force_ssl":
+            force_ssl = bool(value)
+        elif key == "remote_compute_context":
+            if not value:
+                values.setdefault("local_package", ".")
+        elif name in allowed:
+            values.setdefault(name, value)
+        else:
+            unknown.append(str(key))
+    url = values.get("api_url")
+    if force_ssl is not None and isinstance(url, str) and "://" not in url:
+        values["api_url"] = f"{'https' if force_ssl else 'http'}://{url}"
     if values.get("local_package") is True:
         values["local_package"] = "."
-    return values
+    return values, unknown
 
 
 def load_settings(cli: dict[str, Any], init_file: Path | None = None) -> Settings:

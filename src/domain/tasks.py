@@ -22,6 +22,8 @@ from typing import Any
 from .errors import AuthError, FedClientError
 from .links import LinkHolder
 from .model import (
+    AttributeReport,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusLevel,
@@ -34,6 +36,7 @@ from .ports import Clock, Trainer
 from .redaction import redact
 from .retry import RetryConfig, call_with_retry
 from .state import StateMachine
+from .task_context import CURRENT_TASK, TaskContext
 
 log = logging.getLogger("fedclient.tasks")
 
@@ -97,6 +100,8 @@ class TaskRunner:
             return outcome
         self._state.begin(task.kind)
         scratch: Path | None = None
+        # The user's code finds this task's ids (for log_metric) through the context variable.
+        context = CURRENT_TASK.set(TaskContext(task, self.send_metric, self.send_attributes))
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
@@ -115,6 +120,7 @@ class TaskRunner:
             log.exception("unexpected error in %s task for model %s", task.kind.value, task.model_id)
             outcome = await self._report_failure(task, f"{type(exc).__name__}: {exc}")
         finally:
+            CURRENT_TASK.reset(context)
             self._state.finish()
             if scratch is not None:  # a big model's files: removed off the event loop
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
@@ -228,6 +234,14 @@ class TaskRunner:
                 PREDICTION_DONE, StatusLevel.AUDIT, TaskKind.PREDICT, task.session_id, task.correlation_id
             )
         )
+
+    # ---------------------------------------------------------- user reports --
+
+    async def send_metric(self, report: MetricReport) -> None:
+        await self._send(lambda link: link.send_metric(report), f"sending metrics (step {report.step})")
+
+    async def send_attributes(self, report: AttributeReport) -> None:
+        await self._send(lambda link: link.send_attributes(report), "sending attributes")
 
     # ---------------------------------------------------------------- helpers --
 

@@ -24,8 +24,10 @@ from ...domain.credentials import Credentials
 from ...domain.errors import ConfigError, FedClientError, PermanentError, StreamEnded, TransientError
 from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
 from ...domain.model import (
+    AttributeReport,
     CombinerAddress,
     Identity,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusReport,
@@ -162,14 +164,14 @@ class GrpcConnector:
         try:
             await asyncio.wait_for(channel.channel_ready(), first)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             problem = await _tls_problem(channel)
             if problem or first >= self._connect_timeout:
                 return problem or ""
         try:
             await asyncio.wait_for(channel.channel_ready(), self._connect_timeout - first)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return await _tls_problem(channel) or ""
 
 
@@ -329,6 +331,16 @@ class GrpcCombinerLink:
             self._combiner.SendModelPrediction,
             conv.prediction_pb(prediction, self._identity),
             f"prediction of model {prediction.model_id}",
+        )
+
+    async def send_metric(self, report: MetricReport) -> None:
+        await self._unary(
+            self._combiner.SendModelMetric, conv.metric_pb(report, self._identity), "model metric"
+        )
+
+    async def send_attributes(self, report: AttributeReport) -> None:
+        await self._unary(
+            self._combiner.SendAttributeMessage, conv.attributes_pb(report, self._identity), "attributes"
         )
 
     # -------------------------------------------------------------- transfer --

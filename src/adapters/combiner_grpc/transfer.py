@@ -218,5 +218,5 @@ async def _result(call: grpc.aio.StreamUnaryCall) -> pb.ModelResponse:
 async def _bounded(step: Awaitable[T], seconds: float) -> T:
     try:
         return await asyncio.wait_for(step, seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise _Stalled from None
