@@ -20,10 +20,12 @@ from ..domain.errors import ModelNotFound, PackageError, StreamEnded, TaskFailed
 from ..domain.model import (
     Assignment,
     AssignmentRequest,
+    BackwardCompletion,
     CombinerAddress,
     Identity,
     ModelUpdate,
     Prediction,
+    ResourceUsage,
     StatusReport,
     Task,
     Validation,
@@ -108,6 +110,11 @@ class InMemoryCombiner:
     validations: list[Validation] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
+    heartbeat_usage: list[ResourceUsage | None] = field(default_factory=list)
+    telemetry: list[tuple[str, ResourceUsage]] = field(default_factory=list)
+    backward_completions: list[BackwardCompletion] = field(default_factory=list)
+    # Every call a client made, by name, including those a scripted failure refused.
+    attempts: list[str] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     connects: list[tuple[CombinerAddress, Identity]] = field(default_factory=list)
     # Scripted failures: number of upcoming calls of that name that raise.
@@ -126,6 +133,7 @@ class InMemoryCombiner:
         self.queue(client_id).put_nowait(None)
 
     def check(self, name: str) -> None:
+        self.attempts.append(name)
         left = self.fail_next.get(name, 0)
         if left:
             self.fail_next[name] = left - 1
@@ -147,9 +155,18 @@ class InMemoryLink:
                 raise StreamEnded("the combiner closed the task stream")
             yield task
 
-    async def heartbeat(self) -> None:
+    async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
         self.combiner.check("heartbeat")
         self.combiner.heartbeats.append(self.identity.client_id)
+        self.combiner.heartbeat_usage.append(usage)
+
+    async def send_telemetry(self, usage: ResourceUsage) -> None:
+        self.combiner.check("send_telemetry")
+        self.combiner.telemetry.append((self.identity.client_id, usage))
+
+    async def send_backward_completion(self, completion: BackwardCompletion) -> None:
+        self.combiner.check("send_backward_completion")
+        self.combiner.backward_completions.append(completion)
 
     async def send_status(self, report: StatusReport) -> None:
         self.combiner.check("send_status")
@@ -233,6 +250,20 @@ class InMemoryTrainer:
     async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]:
         self.calls.append(("predict", in_model, {}))
         return {"prediction": len(in_model.read_bytes())}
+
+    async def forward(self, client_id: str, out_embeddings: Path, sl_inference: bool) -> dict[str, Any]:
+        self.calls.append(("forward", out_embeddings, {"client_id": client_id, "sl_inference": sl_inference}))
+        if self.fail == "forward":
+            raise TaskFailed("forward exited with code 1")
+        out_embeddings.write_bytes(f"embeddings of {client_id}".encode())
+        return {"num_examples": self.num_examples}
+
+    async def backward(self, in_gradients: Path, client_id: str) -> None:
+        self.calls.append(
+            ("backward", in_gradients, {"client_id": client_id, "gradients": in_gradients.read_bytes()})
+        )
+        if self.fail == "backward":
+            raise TaskFailed("backward exited with code 1")
 
     async def startup(self) -> None:
         self.calls.append(("startup", Path(), {}))

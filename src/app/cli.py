@@ -26,6 +26,7 @@ from ..domain.errors import AuthError, ConfigError, FedClientError
 from . import package_cmd
 from .logs import configure_logging, scrub
 from .settings import Settings, load_settings
+from .workdir import work_dir_lock
 
 log = logging.getLogger("fedclient")
 
@@ -39,7 +40,7 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("-p", "--api-port", type=int, help="controller port")
     p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN)")
     p.add_argument("-n", "--name", help="client display name")
-    p.add_argument("-i", "--client-id", help="client id (default: a new UUID)")
+    p.add_argument("-i", "--client-id", help="client id (default: made once, then kept in the work dir)")
     p.add_argument(
         "--local-package",
         nargs="?",
@@ -64,6 +65,9 @@ def _run_parser(sub: Any) -> None:
     )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
+    p.add_argument(
+        "--telemetry-interval", type=float, help="seconds between CPU/memory telemetry messages (0 = off)"
+    )
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -114,6 +118,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "require_checksum",
             "work_dir",
             "train_timeout",
+            "telemetry_interval",
         )
     }
     return load_settings(cli, args.init)
@@ -134,7 +139,8 @@ async def _run(settings: Settings) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    log.info("fedclient %s (%s) starting", settings.name, settings.client_id)
+    identity = lifecycle.plan.identity
+    log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
     try:
         await lifecycle.run(stop)
     finally:
@@ -148,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             settings = _settings_from(args)
             configure_logging(settings.log_level, [settings.token_value])
-            asyncio.run(_run(settings))
+            with work_dir_lock(settings.work_dir.resolve()):
+                asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)
         else:

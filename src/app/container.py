@@ -13,6 +13,7 @@ from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
 from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.system_usage import system_usage_probe
 from ..adapters.trainers import subprocess_trainer_factory
 from ..domain.lifecycle import Lifecycle
 from .plan import build_plan
@@ -63,6 +64,7 @@ class Container(containers.DeclarativeContainer):
         subprocess_trainer_factory, timeout=settings.provided.train_timeout, extra_env=trainer_env
     )
     clock = providers.Singleton(SystemClock)
+    usage_probe = providers.Singleton(system_usage_probe)
     lifecycle = providers.Factory(
         Lifecycle,
         plan=plan,
@@ -72,6 +74,7 @@ class Container(containers.DeclarativeContainer):
         connector=connector,
         trainer_factory=trainer_factory,
         clock=clock,
+        usage_probe=usage_probe,
     )
 
 

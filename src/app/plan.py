@@ -6,9 +6,10 @@ from pathlib import Path
 
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import ClientPlan
-from ..domain.model import CombinerAddress, Identity, PackageMode
+from ..domain.model import CombinerAddress, PackageMode
 from ..domain.package import MANIFEST_NAME
 from .settings import Settings
+from .workdir import resolve_identity
 
 
 def resolve_local_package(path: Path) -> Path:
@@ -32,9 +33,10 @@ def build_plan(settings: Settings) -> ClientPlan:
     combiner = (
         CombinerAddress(settings.combiner, int(settings.combiner_port or 0)) if settings.combiner else None
     )
+    work_dir = settings.work_dir.resolve()
     return ClientPlan(
-        identity=Identity(settings.name, settings.client_id),
-        work_dir=settings.work_dir.resolve(),
+        identity=resolve_identity(work_dir, settings.name, settings.client_id),
+        work_dir=work_dir,
         package_mode=PackageMode.LOCAL if local else PackageMode.REMOTE,
         local_package_dir=local,
         preferred_combiner=settings.preferred_combiner or None,
@@ -42,4 +44,5 @@ def build_plan(settings: Settings) -> ClientPlan:
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        telemetry_interval=settings.telemetry_interval,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +59,9 @@ class Settings(BaseSettings):
     grpc_root_cert_path: Path | None = None
     grpc_tls: bool = False  # force TLS; otherwise TLS on port 443 or when a root cert is given
 
-    # --- who we are
-    name: str = Field(default_factory=lambda: f"client{uuid.uuid4().hex[:8]}")
-    client_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    # --- who we are (not given: made once and kept in the work dir, see app/workdir.py)
+    name: str | None = None
+    client_id: str | None = None
 
     # --- the compute package
     local_package: Path | None = None
@@ -74,11 +73,14 @@ class Settings(BaseSettings):
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)
     heartbeat_interval: float = Field(default=2.0, gt=0)
+    telemetry_interval: float = Field(default=5.0, ge=0)  # FEDn's client: every 5 s; 0 = off
     log_level: str = "INFO"
 
     @field_validator("name")
     @classmethod
-    def _name_is_printable(cls, value: str) -> str:
+    def _name_is_printable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value or not re.fullmatch(r"[\w.@:-]+", value):
             raise ValueError("client names may hold letters, digits and _ . @ : - only")
         return value

@@ -26,6 +26,7 @@ from .model import (
     Task,
 )
 from .package import ChecksumVerdict, Manifest, check_checksum
+from .package_cache import PackageCache
 from .ports import (
     Clock,
     CombinerConnector,
@@ -38,6 +39,7 @@ from .ports import (
 from .retry import RetryConfig, call_with_retry, compute_backoff, may_retry
 from .state import StateMachine
 from .tasks import TaskRunner
+from .usage import UsageMeter, UsageProbe
 
 log = logging.getLogger("fedclient.lifecycle")
 
@@ -62,6 +64,8 @@ class ClientPlan:
     package_checksum: str | None = None
     require_checksum: bool = False
     heartbeat_interval: float = 2.0
+    # CPU/memory telemetry every this many seconds (FEDn's client: 5 s); 0 turns it off.
+    telemetry_interval: float = 5.0
     assign_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=3.0, maximum=60.0))
     # An unreachable controller (or package download) is retried this often before the client gives up.
     unreachable_retry: RetryConfig = field(
@@ -83,6 +87,7 @@ class Lifecycle:
     connector: CombinerConnector
     trainer_factory: TrainerFactory
     clock: Clock
+    usage_probe: UsageProbe | None = None  # None: heartbeats carry no usage, no telemetry is sent
     state: StateMachine = field(default_factory=StateMachine)
     identity: Identity | None = None
     combiner: CombinerAddress | None = None
@@ -93,6 +98,9 @@ class Lifecycle:
     runner: TaskRunner | None = None
     links: LinkHolder = field(default_factory=LinkHolder)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # One meter per loop, made at start, so the first CPU figure covers the time since then.
+    _beat_meter: UsageMeter | None = field(default=None, init=False)
+    _telemetry_meter: UsageMeter | None = field(default=None, init=False)
 
     # ---------------------------------------------------------------- run --
 
@@ -101,6 +109,11 @@ class Lifecycle:
         self._stop = stop or asyncio.Event()
         self.links.wait_limit = self.plan.link_wait
         self.identity = self.plan.identity
+        if self.usage_probe is not None:
+            self._beat_meter, self._telemetry_meter = (
+                UsageMeter(self.usage_probe),
+                UsageMeter(self.usage_probe),
+            )
         try:
             if self.plan.combiner is None:
                 await self.assign()
@@ -112,7 +125,12 @@ class Lifecycle:
             if manifest.has("startup"):
                 await self._startup(trainer)
             self.runner = TaskRunner(
-                self.links, trainer, self.plan.work_dir / "tasks", self.state, self.clock
+                self.links,
+                trainer,
+                self.plan.work_dir / "tasks",
+                self.state,
+                self.clock,
+                client_id=lambda: (self.identity or self.plan.identity).client_id,
             )
             await self.serve()
         except Stopped:
@@ -172,19 +190,33 @@ class Lifecycle:
         source = self.package_source
         if source is None:
             raise ConfigError("remote package mode needs a controller to download the package from")
+        cache = PackageCache(self.plan.work_dir / "package-cache")
+        server_sum = await call_with_retry(
+            source.checksum, self.plan.unreachable_retry, self._pause, "asking for the package checksum"
+        )
+        kept = cache.lookup([server_sum, self.plan.package_checksum], self.unpacker.sha256)
+        if kept is not None:
+            self.checksum_verdict = ChecksumVerdict.VERIFIED
+            log.info(
+                "package %s unchanged since the last start (sha256 %s…): not downloading it again",
+                kept.name,
+                self.unpacker.sha256(kept)[:12],
+            )
+            self.package_dir = self.unpacker.unpack(kept, self.plan.work_dir / "package")
+            return self.unpacker.load_manifest(self.package_dir)
         download_dir = self.plan.work_dir / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
-
-        async def fetch() -> tuple[Path, str | None]:
-            return await source.download(download_dir), await source.checksum()
-
-        archive, server_sum = await call_with_retry(
-            fetch, self.plan.unreachable_retry, self._pause, "downloading the compute package"
+        archive = await call_with_retry(
+            lambda: source.download(download_dir),
+            self.plan.unreachable_retry,
+            self._pause,
+            "downloading the compute package",
         )
         actual = self.unpacker.sha256(archive)
         self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
         if self.checksum_verdict is ChecksumVerdict.UNVERIFIED:
             if self.plan.require_checksum:
+                archive.unlink(missing_ok=True)
                 raise PackageError(
                     f"package '{archive.name}' could not be verified: the server gave no checksum "
                     "and none is configured"
@@ -195,7 +227,10 @@ class Lifecycle:
         else:
             log.info("package %s verified (sha256 %s…)", archive.name, actual[:12])
         self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "package")
-        archive.unlink(missing_ok=True)
+        if self.checksum_verdict is ChecksumVerdict.VERIFIED:
+            cache.keep(archive, actual)  # only a verified package can be recognised next time
+        else:
+            archive.unlink(missing_ok=True)
         return self.unpacker.load_manifest(self.package_dir)
 
     async def _startup(self, trainer: Trainer) -> None:
@@ -265,6 +300,8 @@ class Lifecycle:
         received_before, opened = self.tasks_received, self.clock.monotonic()
         reader = asyncio.create_task(self._read(queue), name="fedclient-reader")
         beats = asyncio.create_task(self._heartbeats(), name="fedclient-heartbeat")
+        # Telemetry is informative: it never ends a session, so it is not waited on below.
+        telemetry = asyncio.create_task(self._telemetry(), name="fedclient-telemetry")
         stopper: asyncio.Task[object] = asyncio.create_task(self._stop.wait(), name="fedclient-stop")
         try:
             done, _ = await asyncio.wait(
@@ -290,7 +327,7 @@ class Lifecycle:
             healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
             return "healthy" if healthy else "failed"
         finally:
-            for helper in (reader, beats, stopper):
+            for helper in (reader, beats, telemetry, stopper):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
@@ -319,12 +356,13 @@ class Lifecycle:
 
     async def _heartbeats(self) -> None:
         misses = 0
+        meter = self._beat_meter
         while True:
             link = self.links.current()
             try:
                 if link is None:
                     raise TransientError("not connected")
-                await link.heartbeat()
+                await link.heartbeat(meter.sample() if meter is not None else None)
                 if misses:
                     log.info("heartbeat back after %d misses", misses)
                 misses = 0
@@ -332,6 +370,26 @@ class Lifecycle:
                 misses += 1
                 log.warning("heartbeat %d missed: %s", misses, exc)
             await self.clock.sleep(self.plan.heartbeat_interval)
+
+    async def _telemetry(self) -> None:
+        """Send CPU and memory use now and then every telemetry_interval, while connected."""
+        meter, failures = self._telemetry_meter, 0
+        if meter is None or self.plan.telemetry_interval <= 0:
+            return
+        while True:
+            usage = meter.sample()
+            link = self.links.current()
+            if link is not None and not usage.empty:
+                try:
+                    await link.send_telemetry(usage)
+                    failures = 0
+                except AuthError:
+                    return  # the heartbeat sees the same refusal and ends the session
+                except FedClientError as exc:
+                    failures += 1
+                    if failures == 1:
+                        log.warning("telemetry not sent: %s", exc)
+            await self.clock.sleep(self.plan.telemetry_interval)
 
     async def _close_link(self) -> None:
         link = self.links.take()

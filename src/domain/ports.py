@@ -9,10 +9,12 @@ from typing import Any, Protocol
 from .model import (
     Assignment,
     AssignmentRequest,
+    BackwardCompletion,
     CombinerAddress,
     Identity,
     ModelUpdate,
     Prediction,
+    ResourceUsage,
     StatusReport,
     Task,
     Validation,
@@ -61,7 +63,11 @@ class TaskSource(Protocol):
         """
         ...
 
-    async def heartbeat(self) -> None: ...
+    async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
+        """Tell the combiner we are alive (with the machine's CPU/memory use when known)."""
+        ...
+
+    async def send_telemetry(self, usage: ResourceUsage) -> None: ...
 
     async def send_status(self, report: StatusReport) -> None: ...
 
@@ -70,6 +76,8 @@ class TaskSource(Protocol):
     async def send_validation(self, validation: Validation) -> None: ...
 
     async def send_prediction(self, prediction: Prediction) -> None: ...
+
+    async def send_backward_completion(self, completion: BackwardCompletion) -> None: ...
 
 
 class ModelTransfer(Protocol):
@@ -113,6 +121,14 @@ class Trainer(Protocol):
         ...
 
     async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]: ...
+
+    async def forward(self, client_id: str, out_embeddings: Path, sl_inference: bool) -> dict[str, Any]:
+        """Split learning: write this client's embeddings to ``out_embeddings``; return their metadata."""
+        ...
+
+    async def backward(self, in_gradients: Path, client_id: str) -> None:
+        """Split learning: apply the gradients in ``in_gradients`` to the local model."""
+        ...
 
 
 class TrainerFactory(Protocol):
