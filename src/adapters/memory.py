@@ -31,6 +31,7 @@ from ..domain.model import (
     Validation,
 )
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
+from ..domain.usage import UsageReading
 
 
 class InMemoryDiscovery:
@@ -296,3 +297,18 @@ class FakeClock:
         self.now += seconds
         # A real (tiny) pause, so loops that sleep do not starve the rest of the event loop.
         await asyncio.sleep(0.001)
+
+
+class ScriptedUsageProbe:
+    """A UsageProbe that plays back readings (the last one repeats) and counts the reads."""
+
+    def __init__(self, *readings: UsageReading | OSError) -> None:
+        self.readings: deque[UsageReading | OSError] = deque(readings or (UsageReading(),))
+        self.reads = 0
+
+    def read(self) -> UsageReading:
+        self.reads += 1
+        reading = self.readings.popleft() if len(self.readings) > 1 else self.readings[0]
+        if isinstance(reading, OSError):
+            raise reading
+        return reading

@@ -1,0 +1,85 @@
+"""A package whose checksum has not changed since the last start is not downloaded again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
+from fedclient.domain.errors import PackageError
+from fedclient.domain.lifecycle import ClientPlan, Lifecycle
+from fedclient.domain.model import Identity
+from fedclient.domain.package import ChecksumVerdict
+from fedclient.domain.package_cache import RECORD
+
+from tests.unit.test_lifecycle import MANIFEST
+
+
+def package(path: Path, marker: str) -> Path:
+    manifest = dict(MANIFEST, marker=marker)
+    path.write_text(json.dumps({"client/fedn.yaml": json.dumps(manifest)}))
+    return path
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def start(work: Path, source: InMemoryPackageSource, **plan_kw: object) -> Lifecycle:
+    """One client start up to a ready package (what run() does before connecting)."""
+    plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, **plan_kw)  # type: ignore[arg-type]
+    life = Lifecycle(plan, None, source, InMemoryUnpacker(), None, None, None)  # type: ignore[arg-type]
+    await life.prepare_package()
+    return life
+
+
+async def test_unchanged_package_is_reused_changed_one_downloaded(tmp_path: Path) -> None:
+    v1 = package(tmp_path / "v1.json", "one")
+    source = InMemoryPackageSource(v1, digest(v1))
+    first = await start(tmp_path / "work", source)
+    second = await start(tmp_path / "work", source)
+    assert source.downloads == 1
+    assert second.checksum_verdict is ChecksumVerdict.VERIFIED
+    assert second.package_dir is not None and (second.package_dir / "fedn.yaml").is_file()
+    assert first.package_dir == second.package_dir
+
+    v2 = package(tmp_path / "v2.json", "two")
+    source.archive, source.server_checksum = v2, digest(v2)  # a new package on the server
+    third = await start(tmp_path / "work", source)
+    assert source.downloads == 2
+    assert third.package_dir is not None and '"two"' in (third.package_dir / "fedn.yaml").read_text()
+    kept = sorted(p.name for p in (tmp_path / "work" / "package-cache").iterdir())
+    assert kept == sorted([RECORD, "package.tgz"])  # only the latest package is kept
+
+
+async def test_a_kept_copy_changed_on_disk_is_downloaded_again(tmp_path: Path) -> None:
+    v1 = package(tmp_path / "v1.json", "one")
+    source = InMemoryPackageSource(v1, digest(v1))
+    await start(tmp_path / "work", source)
+    kept = tmp_path / "work" / "package-cache" / "package.tgz"
+    kept.write_text(kept.read_text().replace("one", "evil"))
+    life = await start(tmp_path / "work", source)
+    assert source.downloads == 2
+    assert life.package_dir is not None and "evil" not in (life.package_dir / "fedn.yaml").read_text()
+
+
+async def test_without_a_checksum_nothing_is_kept_or_reused(tmp_path: Path) -> None:
+    v1 = package(tmp_path / "v1.json", "one")
+    source = InMemoryPackageSource(v1, None)
+    await start(tmp_path / "work", source)
+    await start(tmp_path / "work", source)
+    assert source.downloads == 2
+    assert not (tmp_path / "work" / "package-cache").exists()
+
+
+async def test_a_pinned_checksum_alone_allows_reuse_and_a_mismatch_still_fails(tmp_path: Path) -> None:
+    v1 = package(tmp_path / "v1.json", "one")
+    source = InMemoryPackageSource(v1, None)
+    await start(tmp_path / "work", source, package_checksum=digest(v1).upper())
+    await start(tmp_path / "work", source, package_checksum=digest(v1))
+    assert source.downloads == 1
+    with pytest.raises(PackageError, match="checksum mismatch"):
+        await start(tmp_path / "work", source, package_checksum="ab" * 32)
+    assert source.downloads == 2  # a different pin is never satisfied by the kept copy
