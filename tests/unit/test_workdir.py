@@ -47,15 +47,14 @@ def test_the_plan_uses_the_kept_identity(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"name": "a"}', '{"name": "", "client_id": "x"}'])
 def test_a_broken_identity_file_is_a_clear_error(tmp_path: Path, text: str) -> None:
     (tmp_path / IDENTITY_FILE).write_text(text)
-    with pytest.raises(ConfigError, match="identity.json"):
+    with pytest.raises(ConfigError, match=r"identity\.json"):
         resolve_identity(tmp_path, None, None)
 
 
 def test_a_second_holder_of_the_work_dir_is_refused(tmp_path: Path) -> None:
-    with work_dir_lock(tmp_path):
-        with pytest.raises(ConfigError, match=rf"another fedclient \(pid {os.getpid()}\).*{tmp_path}"):
-            with work_dir_lock(tmp_path):
-                pass
+    refused = pytest.raises(ConfigError, match=rf"another fedclient \(pid {os.getpid()}\).*{tmp_path}")
+    with work_dir_lock(tmp_path), refused, work_dir_lock(tmp_path):
+        pass
     with work_dir_lock(tmp_path):  # released on exit
         pass
 
@@ -74,9 +73,8 @@ def test_the_lock_dies_with_a_killed_process(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(ConfigError, match=f"pid {holder.pid}"):
-            with work_dir_lock(tmp_path):
-                pass
+        with pytest.raises(ConfigError, match=f"pid {holder.pid}"), work_dir_lock(tmp_path):
+            pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
