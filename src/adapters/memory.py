@@ -22,6 +22,7 @@ from ..domain.model import (
     AssignmentRequest,
     BackwardCompletion,
     CombinerAddress,
+    FetchedPackage,
     Identity,
     ModelUpdate,
     Prediction,
@@ -49,7 +50,10 @@ class InMemoryDiscovery:
 
 
 class InMemoryPackageSource:
-    """Serves one package file (or none) and an optional checksum."""
+    """Serves one package file (or none), an optional checksum and a version tag (like an ETag).
+
+    ``fetches`` records the tag every fetch asked about (None: unconditional).
+    """
 
     def __init__(
         self, archive: Path | None, checksum: str | None = None, filename: str = "package.tgz"
@@ -58,14 +62,29 @@ class InMemoryPackageSource:
         self.server_checksum = checksum
         self.filename = filename
         self.downloads = 0
+        self.fetches: list[str | None] = []
+        self.tags = True  # False: a server that sends no version tag
+
+    def tag(self) -> str | None:
+        if self.archive is None or not self.tags:
+            return None
+        return '"' + hashlib.sha256(self.archive.read_bytes()).hexdigest()[:16] + '"'
 
     async def download(self, dest_dir: Path) -> Path:
+        fetched = await self.fetch(dest_dir)
+        assert fetched.path is not None
+        return fetched.path
+
+    async def fetch(self, dest_dir: Path, unchanged_tag: str | None = None) -> FetchedPackage:
+        self.fetches.append(unchanged_tag)
         if self.archive is None:
             raise PackageError("the controller has no active compute package")
+        if unchanged_tag is not None and unchanged_tag == self.tag():
+            return FetchedPackage(None, unchanged_tag)
         self.downloads += 1
         dest = dest_dir / self.filename
         shutil.copyfile(self.archive, dest)
-        return dest
+        return FetchedPackage(dest, self.tag())
 
     async def checksum(self) -> str | None:
         return self.server_checksum

@@ -25,8 +25,8 @@ from .model import (
     PackageMode,
     Task,
 )
-from .package import ChecksumVerdict, Manifest, check_checksum
-from .package_cache import PackageCache
+from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
+from .package_cache import KeptPackage, PackageCache
 from .ports import (
     Clock,
     CombinerConnector,
@@ -194,44 +194,50 @@ class Lifecycle:
         server_sum = await call_with_retry(
             source.checksum, self.plan.unreachable_retry, self._pause, "asking for the package checksum"
         )
-        kept = cache.lookup([server_sum, self.plan.package_checksum], self.unpacker.sha256)
-        if kept is not None:
-            self.checksum_verdict = ChecksumVerdict.VERIFIED
-            log.info(
-                "package %s unchanged since the last start (sha256 %s…): not downloading it again",
-                kept.name,
-                self.unpacker.sha256(kept)[:12],
-            )
-            self.package_dir = self.unpacker.unpack(kept, self.plan.work_dir / "package")
-            return self.unpacker.load_manifest(self.package_dir)
+        expected = {n for n in map(normalize_checksum, (server_sum, self.plan.package_checksum)) if n}
+        kept = cache.lookup(self.unpacker.sha256)
+        unchanged_tag = None
+        if kept is not None and expected == {kept.sha256}:
+            return self._reuse(kept, "its checksum is unchanged since the last start", verified=True)
+        if kept is not None and not expected:
+            unchanged_tag = kept.tag  # no checksum to compare: ask the server if our copy is current
         download_dir = self.plan.work_dir / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
-        archive = await call_with_retry(
-            lambda: source.download(download_dir),
+        fetched = await call_with_retry(
+            lambda: source.fetch(download_dir, unchanged_tag),
             self.plan.unreachable_retry,
             self._pause,
             "downloading the compute package",
         )
+        if fetched.path is None:
+            assert kept is not None
+            return self._reuse(kept, "the server says it is unchanged since the last start", verified=False)
+        archive = fetched.path
         actual = self.unpacker.sha256(archive)
         self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
-        if self.checksum_verdict is ChecksumVerdict.UNVERIFIED:
-            if self.plan.require_checksum:
-                archive.unlink(missing_ok=True)
-                raise PackageError(
-                    f"package '{archive.name}' could not be verified: the server gave no checksum "
-                    "and none is configured"
-                )
-            log.warning(
-                "package %s is not verified: no checksum from the server or the settings", archive.name
-            )
-        else:
+        self._check_verified(archive.name)
+        if self.checksum_verdict is ChecksumVerdict.VERIFIED:
             log.info("package %s verified (sha256 %s…)", archive.name, actual[:12])
         self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "package")
-        if self.checksum_verdict is ChecksumVerdict.VERIFIED:
-            cache.keep(archive, actual)  # only a verified package can be recognised next time
-        else:
-            archive.unlink(missing_ok=True)
+        cache.keep(archive, actual, fetched.tag)
         return self.unpacker.load_manifest(self.package_dir)
+
+    def _reuse(self, kept: KeptPackage, why: str, verified: bool) -> Manifest:
+        """Unpack the kept archive again (its hash was just checked) instead of downloading it."""
+        self.checksum_verdict = ChecksumVerdict.VERIFIED if verified else ChecksumVerdict.UNVERIFIED
+        self._check_verified(kept.archive.name)
+        log.info("package %s not downloaded again: %s (sha256 %s…)", kept.archive.name, why, kept.sha256[:12])
+        self.package_dir = self.unpacker.unpack(kept.archive, self.plan.work_dir / "package")
+        return self.unpacker.load_manifest(self.package_dir)
+
+    def _check_verified(self, name: str) -> None:
+        if self.checksum_verdict is not ChecksumVerdict.UNVERIFIED:
+            return
+        if self.plan.require_checksum:
+            raise PackageError(
+                f"package '{name}' could not be verified: the server gave no checksum and none is configured"
+            )
+        log.warning("package %s is not verified: no checksum from the server or the settings", name)
 
     async def _startup(self, trainer: Trainer) -> None:
         """FEDn runs a package's `startup` entry point once before serving (e.g. to fetch data)."""

@@ -6,6 +6,7 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -45,6 +46,15 @@ class CombinerAddress:
     @property
     def dial_port(self) -> int:
         return 443 if self.fqdn else self.port
+
+
+@dataclass(frozen=True)
+class FetchedPackage:
+    """The answer to a package download: the file written, or None when the server said the
+    version we already have (``unchanged_tag``) is still current; ``tag`` names this version."""
+
+    path: Path | None
+    tag: str | None = None
 
 
 class AssignmentStatus(enum.Enum):

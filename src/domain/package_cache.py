@@ -1,8 +1,11 @@
-"""The last verified compute package, kept in the work dir so an unchanged one is not downloaded again.
+"""The last compute package, kept in the work dir so an unchanged one is not downloaded again.
 
-The archive is kept as downloaded, with the SHA-256 it was verified against. It is
-reused only when the server (or the settings) still expect exactly that checksum and
-the kept file still hashes to it, so a file changed on disk is never run.
+The archive is kept as downloaded, with its SHA-256 and the server's version tag
+(the HTTP ETag of the download). It is reused when the server's (or the settings')
+checksum is exactly that SHA-256, or, when there is no checksum to compare (FEDn
+0.33's checksum route looks for the file in the wrong directory and answers 404),
+when the server answers that the tagged version is still current. Either way the
+kept file must still hash to the recorded SHA-256, so a copy changed on disk is never run.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .package import normalize_checksum
@@ -22,60 +26,58 @@ log = logging.getLogger("fedclient.package")
 RECORD = "package.json"
 
 
+@dataclass(frozen=True)
+class KeptPackage:
+    archive: Path
+    sha256: str
+    tag: str | None  # the server's version tag of this archive, if it gave one
+
+
 class PackageCache:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def lookup(self, expected: list[str | None], sha256: Callable[[Path], str]) -> Path | None:
-        """The kept archive if every expected checksum given is its own; else None."""
-        wanted = {n for n in map(normalize_checksum, expected) if n}
+    def lookup(self, sha256: Callable[[Path], str]) -> KeptPackage | None:
+        """The kept package, if there is one and its file still has the recorded hash."""
         kept = self._record()
-        if not wanted or kept is None:
+        if kept is None or not kept.archive.is_file():
             return None
-        digest, archive = kept
-        if wanted != {digest} or not archive.is_file():
+        if normalize_checksum(sha256(kept.archive)) != kept.sha256:
+            log.warning("the kept copy of package %s changed on disk; not using it", kept.archive.name)
             return None
-        actual = normalize_checksum(sha256(archive))
-        if actual != digest:
-            log.warning("the kept copy of package %s changed on disk; downloading it again", archive.name)
-            return None
-        return archive
+        return kept
 
-    def keep(self, archive: Path, digest: str) -> Path:
-        """Move a verified ``archive`` into the cache (replacing the last one); return its new path."""
+    def keep(self, archive: Path, digest: str, tag: str | None) -> Path:
+        """Move ``archive`` into the cache (replacing the last one); return its new path."""
         self.directory.mkdir(parents=True, exist_ok=True)
         kept = self.directory / archive.name
         old = self._record()
-        self._write_record(None)  # never a record pointing at a half-replaced file
+        (self.directory / RECORD).unlink(missing_ok=True)  # never a record for a half-replaced file
         os.replace(archive, kept)
-        if old is not None and old[1] != kept:
-            old[1].unlink(missing_ok=True)
-        self._write_record((normalize_checksum(digest) or "", kept))
+        if old is not None and old.archive != kept:
+            old.archive.unlink(missing_ok=True)
+        self._write(KeptPackage(kept, normalize_checksum(digest) or "", tag))
         return kept
 
-    def _record(self) -> tuple[str, Path] | None:
+    def _record(self) -> KeptPackage | None:
         try:
             data = json.loads((self.directory / RECORD).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             return None
         if not isinstance(data, dict):
             return None
-        raw, name = data.get("sha256"), data.get("file")
+        raw, name, tag = data.get("sha256"), data.get("file"), data.get("tag")
         digest = normalize_checksum(raw) if isinstance(raw, str) else None
-        if not digest or not isinstance(name, str) or Path(name).name != name or not name:
+        if not digest or not isinstance(name, str) or not name or Path(name).name != name:
             return None
-        return digest, self.directory / name
+        return KeptPackage(self.directory / name, digest, tag if isinstance(tag, str) and tag else None)
 
-    def _write_record(self, record: tuple[str, Path] | None) -> None:
-        path = self.directory / RECORD
-        if record is None:
-            path.unlink(missing_ok=True)
-            return
+    def _write(self, kept: KeptPackage) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{RECORD}-", dir=self.directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"sha256": record[0], "file": record[1].name}, out)
-            os.replace(tmp, path)
+                json.dump({"sha256": kept.sha256, "file": kept.archive.name, "tag": kept.tag}, out)
+            os.replace(tmp, self.directory / RECORD)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -11,6 +11,7 @@ from .model import (
     AssignmentRequest,
     BackwardCompletion,
     CombinerAddress,
+    FetchedPackage,
     Identity,
     ModelUpdate,
     Prediction,
@@ -33,6 +34,10 @@ class PackageSource(Protocol):
 
     async def download(self, dest_dir: Path) -> Path:
         """Download the active package into ``dest_dir``; return the file written."""
+        ...
+
+    async def fetch(self, dest_dir: Path, unchanged_tag: str | None = None) -> FetchedPackage:
+        """Like ``download``, but writes nothing when the server says ``unchanged_tag`` is current."""
         ...
 
     async def checksum(self) -> str | None:

@@ -19,7 +19,9 @@ Why each piece exists (details in shared/fedn-server/NOTES.md):
 * In combiner mode every ModelUpdate the combiner receives, and every update its
   aggregator actually loads, is appended as one JSON line to ``$INTEROP_EVENTS``: the
   interop tests read it to prove *which* clients' updates were aggregated (the SQL
-  statestore keeps only the count). This only observes; the originals still run.
+  statestore keeps only the count). Every Heartbeat it receives is recorded there too,
+  with its utilisation fields, which FEDn itself reads but never stores. This only
+  observes; the originals still run.
 """
 
 from __future__ import annotations
@@ -160,6 +162,27 @@ def record_updates(path: str) -> None:
     UpdateHandler.load_model_update = load_model_update
 
 
+def record_heartbeats(path: str) -> None:
+    from fedn.network.combiner.combiner import Combiner
+
+    lock = threading.Lock()
+    original = Combiner.SendHeartbeat
+
+    def send_heartbeat(self: Any, heartbeat: Any, context: Any) -> Any:
+        event = {
+            "event": "heartbeat",
+            "sender_name": heartbeat.sender.name,
+            "sender_client_id": heartbeat.sender.client_id,
+            "memory_utilisation": heartbeat.memory_utilisation,
+            "cpu_utilisation": heartbeat.cpu_utilisation,
+        }
+        with lock, open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+        return original(self, heartbeat, context)
+
+    Combiner.SendHeartbeat = send_heartbeat
+
+
 def run_controller(port: int) -> None:
     from fedn.common.config import get_modelstorage_config, get_network_config, get_statestore_config
     from fedn.network.api.server import app
@@ -183,6 +206,7 @@ def run_combiner(init_yaml: str) -> None:
     events = os.environ.get("INTEROP_EVENTS")
     if events:
         record_updates(events)
+        record_heartbeats(events)
     from fedn.cli.main import main
 
     main(["combiner", "start", "--init", init_yaml], standalone_mode=True)

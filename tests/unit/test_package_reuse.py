@@ -65,13 +65,34 @@ async def test_a_kept_copy_changed_on_disk_is_downloaded_again(tmp_path: Path) -
     assert life.package_dir is not None and "evil" not in (life.package_dir / "fedn.yaml").read_text()
 
 
-async def test_without_a_checksum_nothing_is_kept_or_reused(tmp_path: Path) -> None:
+async def test_without_a_checksum_the_servers_version_tag_decides(tmp_path: Path) -> None:
+    # FEDn 0.33 never serves a checksum; its download has an ETag and honours If-None-Match.
     v1 = package(tmp_path / "v1.json", "one")
     source = InMemoryPackageSource(v1, None)
     await start(tmp_path / "work", source)
-    await start(tmp_path / "work", source)
+    again = await start(tmp_path / "work", source)
+    assert source.downloads == 1 and source.fetches == [None, source.tag()]
+    assert again.checksum_verdict is ChecksumVerdict.UNVERIFIED  # as unverified as the first time
+
+    source.archive = package(tmp_path / "v2.json", "two")  # a new package: another tag
+    changed = await start(tmp_path / "work", source)
     assert source.downloads == 2
-    assert not (tmp_path / "work" / "package-cache").exists()
+    assert changed.package_dir is not None and '"two"' in (changed.package_dir / "fedn.yaml").read_text()
+
+
+async def test_no_checksum_and_no_tag_means_download_every_time(tmp_path: Path) -> None:
+    source = InMemoryPackageSource(package(tmp_path / "v1.json", "one"), None)
+    source.tags = False
+    await start(tmp_path / "work", source)
+    await start(tmp_path / "work", source)
+    assert source.downloads == 2 and source.fetches == [None, None]
+
+
+async def test_require_checksum_is_not_satisfied_by_a_kept_unverified_copy(tmp_path: Path) -> None:
+    source = InMemoryPackageSource(package(tmp_path / "v1.json", "one"), None)
+    await start(tmp_path / "work", source)
+    with pytest.raises(PackageError, match="could not be verified"):
+        await start(tmp_path / "work", source, require_checksum=True)
 
 
 async def test_a_pinned_checksum_alone_allows_reuse_and_a_mismatch_still_fails(tmp_path: Path) -> None:
