@@ -266,7 +266,11 @@ class FednNetwork:
 
     def received_updates(self) -> list[dict[str, Any]]:
         """The combiner's own record (fedn_launch.record_updates) of updates received/aggregated."""
-        return [e for e in self._events() if e["event"] != "heartbeat"]
+        return [e for e in self._events() if e["event"] in ("received", "aggregated")]
+
+    def split_learning_passes(self) -> list[dict[str, Any]]:
+        """What the combiner's split-learning stand-in received per forward pass (fedn_launch)."""
+        return [e for e in self._events() if e["event"] == "sl_forward"]
 
     def heartbeats(self) -> list[dict[str, Any]]:
         """Every Heartbeat the combiner received, with its utilisation fields (record_heartbeats)."""
