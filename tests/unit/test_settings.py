@@ -75,7 +75,9 @@ def test_plan_for_local_package_and_direct_combiner(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "fedn.yaml").write_text("entry_points: {}\n")
-    settings = load_settings({"combiner": "c.example.org", "combiner_port": 443, "local_package": pkg})
+    settings = load_settings(
+        {"combiner": "c.example.org", "combiner_port": 443, "local_package": pkg, "work_dir": tmp_path / "w"}
+    )
     plan = build_plan(settings)
     assert plan.package_mode is PackageMode.LOCAL and plan.local_package_dir == pkg.resolve()
     assert plan.combiner is not None and plan.combiner.target == "c.example.org:443"
