@@ -91,7 +91,7 @@ def _clients(net: FednNetwork) -> list[dict[str, Any]]:
     return rows
 
 
-def test_a_restart_is_the_same_client_and_does_not_download_again(
+def test_a_restart_is_the_same_client_and_does_not_download_again_unlike_the_stock_client(
     fedn_network: FednNetwork, digits_package: Package
 ) -> None:
     net = fedn_network
@@ -111,6 +111,21 @@ def test_a_restart_is_the_same_client_and_does_not_download_again(
     identity = json.loads((home / "work" / "identity.json").read_text())
     records = _clients(net)
     assert [r["client_id"] for r in records] == [identity["client_id"]], records  # one client, not two
+
+    # The stock client restarted the same way (same directory, no --client-id) is a new client each time.
+    stock_home = net.workdir / "stock-kept"
+    stock_home.mkdir()
+    for attempt in range(2):
+        stock = start_stock_client(net, f"stock-kept-{attempt}", home=stock_home, with_id=False)
+        wait_for(
+            "the stock client to join",
+            lambda stock=stock: "Listening to task stream" in stock.log_text(),  # type: ignore[misc]
+            net,
+        )
+        net.finish(stock.proc)
+    stock_records = [r for r in _clients(net) if r["client_id"] != identity["client_id"]]
+    assert len(stock_records) == 2 and len({r["client_id"] for r in stock_records}) == 2, stock_records
+    assert len({r["name"] for r in stock_records}) == 2  # a new random name too
     assert records[0]["name"] == identity["name"]
     assert [code for code, _ in runs] == [0, 0]
     # FEDn 0.33 serves no checksum (404), so the server's ETag tells that the package is unchanged.
