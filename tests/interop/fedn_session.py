@@ -265,7 +265,7 @@ def splitlearning(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
         model_id=args["model_id"],
         round_timeout=int(args.get("round_timeout", 60)),
         rounds=rounds,
-        validate=True,
+        validate=bool(args.get("validate", True)),
         min_clients=n_clients,
         requested_clients=n_clients,
     )

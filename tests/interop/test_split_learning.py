@@ -53,15 +53,26 @@ entry_points:
 ROUNDS = 2
 
 
-@pytest.fixture
-def sl_package(tmp_path: Path, digits_package: Package) -> Package:
+FAILING_BACKWARD = """
+    import sys
+    print("backward: gradient shape mismatch", file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def make_package(tmp_path: Path, seed: Path, backward: str) -> Package:
     src = tmp_path / "sl-client"
     src.mkdir()
     (src / "fedn.yaml").write_text(MANIFEST)
     (src / "forward.py").write_text(textwrap.dedent(FORWARD))
-    (src / "backward.py").write_text(textwrap.dedent(BACKWARD))
+    (src / "backward.py").write_text(textwrap.dedent(backward))
     archive = build_package(src, tmp_path / "sl.tgz")
-    return Package(archive, digits_package.seed, src, "split-learning")
+    return Package(archive, seed, src, "split-learning")
+
+
+@pytest.fixture
+def sl_package(tmp_path: Path, digits_package: Package) -> Package:
+    return make_package(tmp_path, digits_package.seed, BACKWARD)
 
 
 def script_log(client: Client, name: str) -> list[dict[str, Any]]:
@@ -114,4 +125,39 @@ def test_split_learning_session_with_both_clients(fedn_network: FednNetwork, sl_
     errors = [s for s in result["statuses"] if s["log_level"] in ("ERROR", 4)]
     assert errors == [], errors
     print("split learning:", json.dumps({"rounds": result["rounds"], "passes": passes}))
+    check_clean_exit(net, ours)
+
+
+def test_a_failed_backward_pass_is_an_error_for_fedclient_and_a_success_for_the_stock_client(
+    fedn_network: FednNetwork, tmp_path: Path, digits_package: Package
+) -> None:
+    net = fedn_network
+    model_id = setup_package(net, make_package(tmp_path, digits_package.seed, FAILING_BACKWARD))
+    stock = start_stock_client(net, "stock-bad", index=0, count=2)
+    ours = start_fedclient(net, "fedclient-bad", index=1, count=2)
+    result = net.drive(
+        {
+            "action": "splitlearning",
+            "clients": 2,
+            "rounds": 1,
+            "model_id": model_id,
+            "validate": False,
+            "round_timeout": 10,  # the combiner waits this long for the completion fedclient does not send
+            "timeout": 90,
+        },
+        timeout=150,
+    )
+    statuses = result["statuses"]
+
+    def said(client: Client) -> list[tuple[str, Any]]:
+        return [(s["status"], s["log_level"]) for s in statuses if s["sender_name"] == client.name]
+
+    # FEDn's client reports the failed script as a finished backward pass (and a completion).
+    assert ("Backward pass completed. Status: finished_backward", "AUDIT") in said(stock), said(stock)
+    ours_said = said(ours)
+    assert not [t for t, _ in ours_said if t.startswith("Backward pass completed")], ours_said
+    [error] = [t for t, level in ours_said if level == "ERROR"]
+    assert error.startswith("backward task for model ") and "exit code 3" in error, error
+    assert "gradient shape mismatch" in error
+    print("fedclient's ERROR status as the server recorded it:", json.dumps(error))
     check_clean_exit(net, ours)
