@@ -68,6 +68,17 @@ def _run_parser(sub: Any) -> None:
     p.add_argument(
         "--telemetry-interval", type=float, help="seconds between CPU/memory telemetry messages (0 = off)"
     )
+    p.add_argument(
+        "--python",
+        help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
+    )
+    p.add_argument(
+        "--no-managed-env",
+        dest="managed_env",
+        action="store_false",
+        default=None,
+        help="do not build the package's python_env; run it with PATH's python",
+    )
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -119,6 +130,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "work_dir",
             "train_timeout",
             "telemetry_interval",
+            "python",
+            "managed_env",
         )
     }
     return load_settings(cli, args.init)

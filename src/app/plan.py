@@ -45,4 +45,5 @@ def build_plan(settings: Settings) -> ClientPlan:
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
         telemetry_interval=settings.telemetry_interval,
+        helper_type=settings.helper_type or None,
     )

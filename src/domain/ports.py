@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .model import (
     Assignment,
@@ -134,6 +134,16 @@ class Trainer(Protocol):
     async def backward(self, in_gradients: Path, client_id: str) -> None:
         """Split learning: apply the gradients in ``in_gradients`` to the local model."""
         ...
+
+
+@runtime_checkable
+class PreparedTrainer(Protocol):
+    """A Trainer with work to do once before the first task (e.g. build the package's python_env).
+
+    The lifecycle awaits ``prepare()`` right after building the trainer; an error stops the client.
+    """
+
+    async def prepare(self) -> None: ...
 
 
 class TrainerFactory(Protocol):
