@@ -277,8 +277,16 @@ def splitlearning(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
         if time.monotonic() > deadline:
             fail("split-learning session did not finish", session=api.get_session(session_id))
         time.sleep(0.5)
-    time.sleep(float(args.get("settle", 3.0)))  # the inference pass runs after the last round
-    statuses = [s for s in records(api.get_statuses(n_max=2000)) if s.get("session_id") == session_id]
+    # The inference pass runs after the last round, so its statuses can come later still:
+    # wait (up to ``settle`` s) until ``expect`` = {status text: count} have arrived.
+    expect: dict[str, int] = args.get("expect", {})
+    deadline = time.monotonic() + float(args.get("settle", 30.0))
+    while True:
+        statuses = [s for s in records(api.get_statuses(n_max=5000)) if s.get("session_id") == session_id]
+        texts = [s.get("status") for s in statuses]
+        if all(texts.count(t) >= n for t, n in expect.items()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     return {
         "session_id": session_id,
         "rounds": [

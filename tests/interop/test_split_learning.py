@@ -94,6 +94,10 @@ def test_split_learning_session_with_both_clients(fedn_network: FednNetwork, sl_
             "model_id": model_id,
             "timeout": 90,
             "round_timeout": 30,
+            "expect": {
+                "Forward pass completed.": 2 * 2 * ROUNDS,  # per client: training + inference passes
+                "Backward pass completed. Status: finished_backward": 2 * ROUNDS,
+            },
         },
         timeout=300,
     )
@@ -144,6 +148,7 @@ def test_a_failed_backward_pass_is_an_error_for_fedclient_and_a_success_for_the_
             "validate": False,
             "round_timeout": 10,  # the combiner waits this long for the completion fedclient does not send
             "timeout": 90,
+            "expect": {"Backward pass completed. Status: finished_backward": 1},
         },
         timeout=150,
     )
