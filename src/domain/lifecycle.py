@@ -65,6 +65,8 @@ class ClientPlan:
     combiner: CombinerAddress | None = None  # set: attach directly, skip the controller
     package_checksum: str | None = None
     require_checksum: bool = False
+    # Site policy: when non-empty, only packages with one of these SHA-256s are unpacked.
+    allowed_packages: frozenset[str] = frozenset()
     heartbeat_interval: float = 2.0
     # CPU/memory telemetry every this many seconds (FEDn's client: 5 s); 0 turns it off.
     telemetry_interval: float = 5.0
@@ -223,7 +225,7 @@ class Lifecycle:
         kept = cache.lookup(self.unpacker.sha256)
         unchanged_tag = None
         if kept is not None and expected == {kept.sha256}:
-            return self._reuse(kept, "its checksum is unchanged since the last start", verified=True)
+            return self._use_kept(kept, server_sum, "its checksum is unchanged since the last start")
         if kept is not None and not expected:
             unchanged_tag = kept.tag  # no checksum to compare: ask the server if our copy is current
         download_dir = self.plan.work_dir / "download"
@@ -236,33 +238,45 @@ class Lifecycle:
         )
         if fetched.path is None:
             assert kept is not None
-            return self._reuse(kept, "the server says it is unchanged since the last start", verified=False)
+            return self._use_kept(kept, server_sum, "the server says it is unchanged since the last start")
         archive = fetched.path
+        try:
+            actual = self.verify_package(archive, server_sum)
+            self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "packages" / actual[:16])
+            cache.keep(archive, actual, fetched.tag)  # moved there: recognised at the next start
+        finally:
+            archive.unlink(missing_ok=True)  # refused: the download is not kept
+        return self.unpacker.load_manifest(self.package_dir)
+
+    def _use_kept(self, kept: KeptPackage, server_sum: str | None, why: str) -> Manifest:
+        """Unpack the kept archive instead of downloading it, after the same checks as a download."""
+        actual = self.verify_package(kept.archive, server_sum)
+        log.info("package %s not downloaded again: %s (sha256 %s…)", kept.archive.name, why, actual[:12])
+        self.package_dir = self.unpacker.unpack(kept.archive, self.plan.work_dir / "packages" / actual[:16])
+        return self.unpacker.load_manifest(self.package_dir)
+
+    def verify_package(self, archive: Path, server_sum: str | None) -> str:
+        """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it."""
         actual = self.unpacker.sha256(archive)
         self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
-        self._check_verified(archive.name)
-        if self.checksum_verdict is ChecksumVerdict.VERIFIED:
-            log.info("package %s verified (sha256 %s…)", archive.name, actual[:12])
-        self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "package")
-        cache.keep(archive, actual, fetched.tag)
-        return self.unpacker.load_manifest(self.package_dir)
-
-    def _reuse(self, kept: KeptPackage, why: str, verified: bool) -> Manifest:
-        """Unpack the kept archive again (its hash was just checked) instead of downloading it."""
-        self.checksum_verdict = ChecksumVerdict.VERIFIED if verified else ChecksumVerdict.UNVERIFIED
-        self._check_verified(kept.archive.name)
-        log.info("package %s not downloaded again: %s (sha256 %s…)", kept.archive.name, why, kept.sha256[:12])
-        self.package_dir = self.unpacker.unpack(kept.archive, self.plan.work_dir / "package")
-        return self.unpacker.load_manifest(self.package_dir)
-
-    def _check_verified(self, name: str) -> None:
-        if self.checksum_verdict is not ChecksumVerdict.UNVERIFIED:
-            return
-        if self.plan.require_checksum:
+        allowed = self.plan.allowed_packages
+        if allowed and actual not in allowed:
             raise PackageError(
-                f"package '{name}' could not be verified: the server gave no checksum and none is configured"
+                f"package '{archive.name}' (sha256 {actual}) is not in the site policy's allowlist "
+                f"of {len(allowed)} package(s); refused before unpacking"
             )
-        log.warning("package %s is not verified: no checksum from the server or the settings", name)
+        if self.checksum_verdict is ChecksumVerdict.UNVERIFIED and not allowed:
+            if self.plan.require_checksum:
+                raise PackageError(
+                    f"package '{archive.name}' could not be verified: the server gave no checksum "
+                    "and none is configured"
+                )
+            log.warning(
+                "package %s is not verified: no checksum from the server or the settings", archive.name
+            )
+        else:
+            log.info("package %s verified (sha256 %s)", archive.name, actual)
+        return actual
 
     async def _startup(self, trainer: Trainer) -> None:
         """FEDn runs a package's `startup` entry point once before serving (e.g. to fetch data)."""

@@ -18,7 +18,7 @@ from tests.unit.test_lifecycle import MANIFEST
 
 
 def package(path: Path, marker: str) -> Path:
-    manifest = dict(MANIFEST, marker=marker)
+    manifest = {"entry_points": {**MANIFEST["entry_points"], "train": {"command": f"python {marker}.py"}}}
     path.write_text(json.dumps({"client/fedn.yaml": json.dumps(manifest)}))
     return path
 
@@ -49,7 +49,7 @@ async def test_unchanged_package_is_reused_changed_one_downloaded(tmp_path: Path
     source.archive, source.server_checksum = v2, digest(v2)  # a new package on the server
     third = await start(tmp_path / "work", source)
     assert source.downloads == 2
-    assert third.package_dir is not None and '"two"' in (third.package_dir / "fedn.yaml").read_text()
+    assert third.package_dir is not None and "two.py" in (third.package_dir / "fedn.yaml").read_text()
     kept = sorted(p.name for p in (tmp_path / "work" / "package-cache").iterdir())
     assert kept == sorted([RECORD, "package.tgz"])  # only the latest package is kept
 
@@ -62,7 +62,7 @@ async def test_a_kept_copy_changed_on_disk_is_downloaded_again(tmp_path: Path) -
     kept.write_text(kept.read_text().replace("one", "evil"))
     life = await start(tmp_path / "work", source)
     assert source.downloads == 2
-    assert life.package_dir is not None and "evil" not in (life.package_dir / "fedn.yaml").read_text()
+    assert life.package_dir is not None and "evil.py" not in (life.package_dir / "fedn.yaml").read_text()
 
 
 async def test_without_a_checksum_the_servers_version_tag_decides(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ async def test_without_a_checksum_the_servers_version_tag_decides(tmp_path: Path
     source.archive = package(tmp_path / "v2.json", "two")  # a new package: another tag
     changed = await start(tmp_path / "work", source)
     assert source.downloads == 2
-    assert changed.package_dir is not None and '"two"' in (changed.package_dir / "fedn.yaml").read_text()
+    assert changed.package_dir is not None and "two.py" in (changed.package_dir / "fedn.yaml").read_text()
 
 
 async def test_no_checksum_and_no_tag_means_download_every_time(tmp_path: Path) -> None:
