@@ -104,3 +104,12 @@ async def test_a_pinned_checksum_alone_allows_reuse_and_a_mismatch_still_fails(t
     with pytest.raises(PackageError, match="checksum mismatch"):
         await start(tmp_path / "work", source, package_checksum="ab" * 32)
     assert source.downloads == 2  # a different pin is never satisfied by the kept copy
+
+
+async def test_a_kept_package_meets_the_site_allowlist_like_a_download(tmp_path: Path) -> None:
+    v1 = package(tmp_path / "v1.json", "one")
+    source = InMemoryPackageSource(v1, digest(v1))
+    await start(tmp_path / "work", source)
+    with pytest.raises(PackageError, match="allowlist"):
+        await start(tmp_path / "work", source, allowed_packages=frozenset({"ab" * 32}))
+    assert source.downloads == 1  # refused from the kept copy, before any download
