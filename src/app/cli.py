@@ -26,6 +26,7 @@ from ..domain.errors import AuthError, ConfigError, FedClientError
 from . import package_cmd, policy_cmd
 from .logs import configure_logging, scrub
 from .settings import Settings, load_settings
+from .workdir import work_dir_lock
 
 log = logging.getLogger("fedclient")
 
@@ -45,7 +46,7 @@ def _run_parser(sub: Any) -> None:
         help="read the refresh token from this file (or FEDN_AUTH_REFRESH_TOKEN_FILE)",
     )
     p.add_argument("-n", "--name", help="client display name")
-    p.add_argument("-i", "--client-id", help="client id (default: a new UUID)")
+    p.add_argument("-i", "--client-id", help="client id (default: made once, then kept in the work dir)")
     p.add_argument(
         "--local-package",
         nargs="?",
@@ -110,6 +111,9 @@ def _run_parser(sub: Any) -> None:
         "--entrypoint",
         metavar="MODULE:OBJECT",
         help="run these Python callbacks (train, validate, predict, ...) in-process instead of a package",
+    )
+    p.add_argument(
+        "--telemetry-interval", type=float, help="seconds between CPU/memory telemetry messages (0 = off)"
     )
     p.add_argument(
         "--python",
@@ -178,6 +182,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "require_checksum",
             "work_dir",
             "train_timeout",
+            "telemetry_interval",
             "grpc_tls",
             "grpc_root_cert_path",
             "client_cert_path",
@@ -211,7 +216,8 @@ async def _run(settings: Settings) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    log.info("fedclient %s (%s) starting", settings.name, settings.client_id)
+    identity = lifecycle.plan.identity
+    log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
     try:
         await lifecycle.run(stop)
     finally:
@@ -235,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flag.replace("_", "-"),
                         "TOKEN" if flag == "token" else "REFRESH_TOKEN",
                     )
-            asyncio.run(_run(settings))
+            with work_dir_lock(settings.work_dir.resolve()):
+                asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)
         elif args.command == "policy":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import re
-import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,9 +97,9 @@ class Settings(BaseSettings):
     client_key_path: Path | None = None  # ... and its private key
     insecure: bool = False  # TLS without verifying the server: an explicit, logged opt-out
 
-    # --- who we are
-    name: str = Field(default_factory=lambda: f"client{uuid.uuid4().hex[:8]}")
-    client_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    # --- who we are (not given: made once and kept in the work dir, see app/workdir.py)
+    name: str | None = None
+    client_id: str | None = None
 
     # --- the compute package
     local_package: Path | None = None
@@ -136,11 +135,14 @@ class Settings(BaseSettings):
     heartbeat_interval: float = Field(default=2.0, gt=0)
     heartbeat_miss_limit: int = Field(default=3, ge=1)  # missed in a row -> reconnect
     shutdown_grace: float = Field(default=120.0, ge=0)  # SIGTERM: seconds the running task may finish
+    telemetry_interval: float = Field(default=5.0, ge=0)  # FEDn's client: every 5 s; 0 = off
     log_level: str = "INFO"
 
     @field_validator("name")
     @classmethod
-    def _name_is_printable(cls, value: str) -> str:
+    def _name_is_printable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value or not re.fullmatch(r"[\w.@:-]+", value):
             raise ValueError("client names may hold letters, digits and _ . @ : - only")
         return value
