@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..domain.errors import ModelNotFound, PackageError, StreamEnded, TaskFailed, TransientError
+from ..domain.errors import (
+    DeliveryUncertain,
+    ModelNotFound,
+    PackageError,
+    StreamEnded,
+    TaskFailed,
+    TransientError,
+)
 from ..domain.model import (
     Assignment,
     AssignmentRequest,
@@ -28,6 +35,7 @@ from ..domain.model import (
     Task,
     Validation,
 )
+from ..domain.outbox import OutboxEntry
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
 
 
@@ -110,8 +118,12 @@ class InMemoryCombiner:
     heartbeats: list[str] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     connects: list[tuple[CombinerAddress, Identity]] = field(default_factory=list)
-    # Scripted failures: number of upcoming calls of that name that raise.
+    # Every call a client made, in order, failed or not: (call name, model/update id or "").
+    attempts: list[tuple[str, str]] = field(default_factory=list)
+    # Scripted failures: number of upcoming calls of that name that raise before taking effect.
     fail_next: dict[str, int] = field(default_factory=dict)
+    # Number of upcoming calls of that name that take effect, then lose their reply (DeliveryUncertain).
+    lose_reply_next: dict[str, int] = field(default_factory=dict)
     fail_with: dict[str, Exception] = field(default_factory=dict)
     refuse_connects: int = 0
     chunk_size: int = 4
@@ -125,11 +137,22 @@ class InMemoryCombiner:
     def end_stream(self, client_id: str) -> None:
         self.queue(client_id).put_nowait(None)
 
-    def check(self, name: str) -> None:
+    def check(self, name: str, subject: str = "") -> None:
+        self.attempts.append((name, subject))
         left = self.fail_next.get(name, 0)
         if left:
             self.fail_next[name] = left - 1
             raise self.fail_with.get(name, TransientError(f"{name}: scripted failure"))
+
+    def reply(self, name: str) -> None:
+        """Called after a call took effect: maybe lose its reply."""
+        left = self.lose_reply_next.get(name, 0)
+        if left:
+            self.lose_reply_next[name] = left - 1
+            raise DeliveryUncertain(f"{name}: the reply was lost")
+
+    def tries(self, name: str, subject: str | None = None) -> int:
+        return sum(1 for n, s in self.attempts if n == name and (subject is None or s == subject))
 
 
 class InMemoryLink:
@@ -156,21 +179,23 @@ class InMemoryLink:
         self.combiner.statuses.append(report)
 
     async def send_update(self, update: ModelUpdate) -> None:
-        self.combiner.check("send_update")
+        self.combiner.check("send_update", update.model_update_id)
         if update.model_update_id not in self.combiner.models:
             raise TransientError(f"update {update.model_update_id} refers to a model that was never uploaded")
         self.combiner.updates.append(update)
+        self.combiner.reply("send_update")
 
     async def send_validation(self, validation: Validation) -> None:
-        self.combiner.check("send_validation")
+        self.combiner.check("send_validation", validation.model_id)
         self.combiner.validations.append(validation)
+        self.combiner.reply("send_validation")
 
     async def send_prediction(self, prediction: Prediction) -> None:
-        self.combiner.check("send_prediction")
+        self.combiner.check("send_prediction", prediction.model_id)
         self.combiner.predictions.append(prediction)
 
     async def download(self, model_id: str, dest: Path) -> int:
-        self.combiner.check("download")
+        self.combiner.check("download", model_id)
         if model_id not in self.combiner.models:
             raise ModelNotFound(f"the combiner has no model {model_id}")
         data = self.combiner.models[model_id]
@@ -180,11 +205,16 @@ class InMemoryLink:
         return len(data)
 
     async def upload(self, model_id: str, src: Path) -> int:
-        self.combiner.check("upload")
+        self.combiner.check("upload", model_id)
         data = src.read_bytes()
         self.combiner.uploads.append(model_id)
         self.combiner.models[model_id] = data
+        self.combiner.reply("upload")
         return len(data)
+
+    async def has_model(self, model_id: str) -> bool:
+        self.combiner.check("has_model", model_id)
+        return model_id in self.combiner.models
 
     async def close(self) -> None:
         self.closed = True
@@ -205,6 +235,33 @@ class InMemoryConnector:
         link = InMemoryLink(self.combiner, identity)
         self.links.append(link)
         return link
+
+
+class InMemoryOutboxStore:
+    """Keeps outbox entries in a dict (model files in a real directory) and records every operation."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.entries: dict[str, OutboxEntry] = {}
+        self.operations: list[tuple[str, str]] = []  # ("save" | "remove", key)
+
+    def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
+        self.operations.append(("save", entry.key))
+        if model is not None:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model, self.model_file(entry.key))
+        self.entries[entry.key] = entry
+
+    def load(self) -> list[OutboxEntry]:
+        return list(self.entries.values())
+
+    def model_file(self, key: str) -> Path:
+        return self.model_dir / f"{key}.model"
+
+    def remove(self, key: str) -> None:
+        self.operations.append(("remove", key))
+        self.entries.pop(key, None)
+        self.model_file(key).unlink(missing_ok=True)
 
 
 class InMemoryTrainer:

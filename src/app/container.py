@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
+from ..adapters.outbox_store import FileOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.trainers import subprocess_trainer_factory
 from ..domain.lifecycle import Lifecycle
@@ -43,6 +44,10 @@ def _package_source(settings: Settings, endpoint: ControllerEndpoint | None) -> 
     return HttpxPackageSource(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
 
 
+def _outbox_store(settings: Settings) -> FileOutboxStore:
+    return FileOutboxStore(settings.work_dir.resolve() / "outbox")
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     trainer_env = providers.Object({})
@@ -63,6 +68,7 @@ class Container(containers.DeclarativeContainer):
         subprocess_trainer_factory, timeout=settings.provided.train_timeout, extra_env=trainer_env
     )
     clock = providers.Singleton(SystemClock)
+    outbox_store = providers.Singleton(_outbox_store, settings)
     lifecycle = providers.Factory(
         Lifecycle,
         plan=plan,
@@ -72,6 +78,7 @@ class Container(containers.DeclarativeContainer):
         connector=connector,
         trainer_factory=trainer_factory,
         clock=clock,
+        outbox_store=outbox_store,
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import ClientPlan
 from ..domain.model import CombinerAddress, Identity, PackageMode
+from ..domain.retry import RetryConfig
 from ..domain.package import MANIFEST_NAME
 from .settings import Settings
 
@@ -42,4 +43,9 @@ def build_plan(settings: Settings) -> ClientPlan:
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        task_queue_limit=settings.task_queue_limit,
+        delivery_retry=RetryConfig(
+            initial=min(1.0, settings.delivery_retry_max), maximum=settings.delivery_retry_max
+        ),
+        shutdown_flush=settings.shutdown_flush,
     )

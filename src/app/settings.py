@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)
     heartbeat_interval: float = Field(default=2.0, gt=0)
+    # Reliability: tasks waiting to start, the outbox's retry cap, and how long stop waits for it.
+    task_queue_limit: int = Field(default=8, ge=1, le=1024)
+    delivery_retry_max: float = Field(default=30.0, gt=0)
+    shutdown_flush: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
 
     @field_validator("name")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
+from .inbox import DEFAULT_LIMIT, TaskInbox
 from .links import LinkHolder
 from .model import (
     Assignment,
@@ -23,8 +24,8 @@ from .model import (
     CombinerAddress,
     Identity,
     PackageMode,
-    Task,
 )
+from .outbox import DELIVERY_RETRY, Outbox, OutboxStore, ProcessOutboxStore
 from .package import ChecksumVerdict, Manifest, check_checksum
 from .ports import (
     Clock,
@@ -72,6 +73,12 @@ class ClientPlan:
     reassign_after: int = 10
     # How long a task waits for a lost combiner connection to come back before it fails.
     link_wait: float = 600.0
+    # Tasks received and not yet started (the oldest is dropped, with a log line, when full).
+    task_queue_limit: int = DEFAULT_LIMIT
+    # Retries of a finished result in the outbox (no attempt limit: its round's deadline ends them).
+    delivery_retry: RetryConfig = DELIVERY_RETRY
+    # On stop, how long the outbox may take to deliver what it holds before the channels close.
+    shutdown_flush: float = 10.0
 
 
 @dataclass
@@ -92,6 +99,9 @@ class Lifecycle:
     tasks_received: int = 0
     runner: TaskRunner | None = None
     links: LinkHolder = field(default_factory=LinkHolder)
+    outbox_store: OutboxStore | None = None  # None: an outbox that does not survive a restart
+    outbox: Outbox | None = None
+    inbox: TaskInbox | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     # ---------------------------------------------------------------- run --
@@ -111,8 +121,11 @@ class Lifecycle:
             trainer = self.trainer_factory(self.package_dir, manifest)
             if manifest.has("startup"):
                 await self._startup(trainer)
+            store = self.outbox_store or ProcessOutboxStore(self.plan.work_dir / "outbox")
+            self.outbox = Outbox(store, self.links, self.clock, self.plan.delivery_retry)
+            await self.outbox.load()
             self.runner = TaskRunner(
-                self.links, trainer, self.plan.work_dir / "tasks", self.state, self.clock
+                self.links, trainer, self.plan.work_dir / "tasks", self.state, self.clock, outbox=self.outbox
             )
             await self.serve()
         except Stopped:
@@ -211,7 +224,7 @@ class Lifecycle:
     async def serve(self) -> None:
         """Keep a task stream open, reconnecting with backoff, until stop is set."""
         assert self.runner is not None and self.combiner is not None and self.identity is not None
-        queue: asyncio.Queue[Task] = asyncio.Queue()
+        queue = self.inbox = TaskInbox(self.runner.outbox.watch, self.plan.task_queue_limit)
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
         failures = 0
         try:
@@ -219,6 +232,7 @@ class Lifecycle:
                 outcome = await self._session(queue, worker)
                 if outcome == "stopped":
                     return
+                queue.drop_all("the connection to the combiner was lost before the task started")
                 failures = 0 if outcome == "healthy" else failures + 1
                 if failures and failures % self.plan.reassign_after == 0:
                     await self._reassign(failures)
@@ -252,7 +266,20 @@ class Lifecycle:
                 "the controller could not reassign us (%s); keep trying %s", exc, self.combiner.target
             )
 
-    async def _session(self, queue: asyncio.Queue[Task], worker: asyncio.Task[None]) -> str:
+    async def flush_outbox(self, seconds: float | None = None) -> None:
+        """Deliver what the outbox holds, bounded in time (the graceful-shutdown hook)."""
+        if self.outbox is None or not self.outbox.pending() or self.links.current() is None:
+            return
+        limit = self.plan.shutdown_flush if seconds is None else seconds
+        tally = await self.outbox.flush_within(limit)
+        if tally is None:
+            log.warning(
+                "outbox: %d result(s) not delivered within %.0f s; kept for the next start",
+                len(self.outbox.pending()),
+                limit,
+            )
+
+    async def _session(self, queue: TaskInbox, worker: asyncio.Task[None]) -> str:
         """One connection: returns 'stopped', 'healthy' (got tasks or lasted) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
         try:
@@ -266,11 +293,15 @@ class Lifecycle:
         reader = asyncio.create_task(self._read(queue), name="fedclient-reader")
         beats = asyncio.create_task(self._heartbeats(), name="fedclient-heartbeat")
         stopper: asyncio.Task[object] = asyncio.create_task(self._stop.wait(), name="fedclient-stop")
+        assert self.outbox is not None
+        flusher = asyncio.create_task(self.outbox.flush(), name="fedclient-outbox")
         try:
             done, _ = await asyncio.wait(
                 {reader, beats, stopper, worker}, return_when=asyncio.FIRST_COMPLETED
             )
             if stopper in done:
+                flusher.cancel()
+                await self.flush_outbox()
                 return "stopped"
             if worker in done:
                 if worker.cancelled():
@@ -290,13 +321,13 @@ class Lifecycle:
             healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
             return "healthy" if healthy else "failed"
         finally:
-            for helper in (reader, beats, stopper):
+            for helper in (reader, beats, stopper, flusher):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
             await self._close_link()
 
-    async def _read(self, queue: asyncio.Queue[Task]) -> None:
+    async def _read(self, queue: TaskInbox) -> None:
         link = self.links.current()
         if link is None:
             raise TransientError("not connected to a combiner")
@@ -308,10 +339,10 @@ class Lifecycle:
                 task.model_id,
                 task.session_id or "-",
             )
-            await queue.put(task)
+            queue.admit(task)
         raise StreamEnded("the combiner closed the task stream")
 
-    async def _work(self, queue: asyncio.Queue[Task]) -> None:
+    async def _work(self, queue: TaskInbox) -> None:
         assert self.runner is not None
         while True:
             task = await queue.get()

@@ -11,7 +11,9 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,23 +22,25 @@ from typing import Any
 from .errors import AuthError, FedClientError
 from .links import LinkHolder
 from .model import (
-    ModelUpdate,
     Prediction,
     StatusLevel,
     StatusReport,
     Task,
     TaskKind,
-    Validation,
 )
+from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ProcessOutboxStore, ResultKind
 from .ports import Clock, Trainer
 from .retry import RetryConfig, call_with_retry
+from .rounds import round_timeout
 from .state import StateMachine
 
 log = logging.getLogger("fedclient.tasks")
 
-# A finished result is retried this often (each try waits for a connection first)
-# before the task is reported as failed.
+# Downloads and predictions are retried this often (each try waits for a connection first)
+# before the task is reported as failed. Finished updates and validations go through the outbox.
 DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0, max_attempts=8)
+# How many task outcomes are kept in memory (the newest).
+OUTCOME_HISTORY = 64
 
 RECEIVED = "Received request from combiner."
 UPDATE_DONE = "Model update completed."
@@ -49,6 +53,7 @@ class TaskOutcome:
     task: Task
     ok: bool
     error: str = ""
+    delivery: Delivery | None = None  # for results that go through the outbox
 
 
 class TaskRunner:
@@ -64,6 +69,9 @@ class TaskRunner:
         delivery_retry: RetryConfig = DELIVERY_RETRY,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
+        outbox: Outbox | None = None,
+        wall: Callable[[], float] = time.time,
+        result_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self._links = links
         self._trainer = trainer
@@ -73,7 +81,13 @@ class TaskRunner:
         self._clock = clock
         self._new_id = new_id
         self._suffix = model_suffix
-        self.outcomes: list[TaskOutcome] = []
+        self._wall = wall
+        self._max_age = result_max_age
+        self.outbox = outbox or Outbox(
+            ProcessOutboxStore(work_dir / "outbox"), links, clock, delivery_retry, new_id=new_id, wall=wall
+        )
+        self.outcomes: deque[TaskOutcome] = deque(maxlen=OUTCOME_HISTORY)
+        self._delivery: Delivery | None = None
 
     async def handle(self, task: Task) -> TaskOutcome:
         await self._status(
@@ -87,6 +101,7 @@ class TaskRunner:
             )
         )
         self._state.begin(task.kind)
+        self._delivery = None
         scratch: Path | None = None
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +112,7 @@ class TaskRunner:
                 await self._validate(task, scratch)
             else:
                 await self._predict(task, scratch)
-            outcome = TaskOutcome(task, ok=True)
+            outcome = TaskOutcome(task, ok=True, delivery=self._delivery)
         except AuthError:
             raise
         except FedClientError as exc:
@@ -133,7 +148,6 @@ class TaskRunner:
         t1 = self._clock.monotonic()
         metadata = await self._trainer.train(in_model, out_model, dict(task.client_settings))
         exec_training = self._clock.monotonic() - t1
-        update_id = self._new_id()
         meta: dict[str, Any] = {
             "training_metadata": metadata,
             "exec_training": exec_training,
@@ -141,22 +155,12 @@ class TaskRunner:
             # The combiner reads round_id from this raw request string (JSON in JSON).
             "config": task.data,
         }
-
-        async def deliver() -> dict[str, Any]:
-            # Each try starts over from the file: a half-sent upload is never resumed.
-            link = await self._links.wait()
-            t2 = self._clock.monotonic()
-            await link.upload(update_id, out_model)
-            now = self._clock.monotonic()
-            full = {**meta, "upload_model": now - t2, "processing_time": now - t0}
-            await link.send_update(
-                ModelUpdate(
-                    task.model_id, update_id, full, task.sender_name, task.correlation_id, task.session_id
-                )
-            )
-            return full
-
-        full = await call_with_retry(deliver, self._retry, self._clock.sleep, f"sending update {update_id}")
+        entry = await self.outbox.add(self._entry(task, ResultKind.UPDATE, meta), out_model)
+        self._delivery = await self.outbox.deliver(entry.key)
+        if self._delivery is not Delivery.DELIVERED:
+            self._log_undelivered(task, self._delivery)
+            return
+        update_id = self.outbox.result_id(entry.key)
         log.info(
             "model update %s for round %s sent (%s examples)",
             update_id,
@@ -170,9 +174,36 @@ class TaskRunner:
                 TaskKind.TRAIN,
                 task.session_id,
                 task.correlation_id,
-                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": full}),
+                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": meta}),
             )
         )
+
+    def _entry(self, task: Task, kind: ResultKind, payload: dict[str, Any]) -> OutboxEntry:
+        """A finished result, with the wall-clock time after which its round no longer takes it."""
+        now = self._wall()
+        opened = self.outbox.watch.opened_at(task)
+        timeout = round_timeout(task) if kind is ResultKind.UPDATE else None
+        expires = (opened if opened is not None else now) + timeout if timeout else now + self._max_age
+        return OutboxEntry(
+            key=uuid.uuid4().hex,
+            kind=kind,
+            model_id=task.model_id,
+            receiver_name=task.sender_name,
+            correlation_id=task.correlation_id,
+            session_id=task.session_id,
+            round_id=task.round_id,
+            payload=payload,
+            created_at=now,
+            expires_at=expires,
+        )
+
+    def _log_undelivered(self, task: Task, delivery: Delivery) -> None:
+        if delivery is Delivery.PENDING:
+            log.warning(
+                "%s result for model %s waits in the outbox for the connection to come back",
+                task.kind.value,
+                task.model_id,
+            )
 
     # --------------------------------------------------------------- validate --
 
@@ -189,10 +220,11 @@ class TaskRunner:
         in_model = scratch / f"in{self._suffix}"
         await self._download(task.model_id, in_model)
         metrics = await self._trainer.validate(in_model, scratch / "metrics.json")
-        validation = Validation(
-            task.model_id, metrics, task.sender_name, task.correlation_id, task.session_id
-        )
-        await self._send(lambda link: link.send_validation(validation), "sending validation")
+        entry = await self.outbox.add(self._entry(task, ResultKind.VALIDATION, dict(metrics)))
+        self._delivery = await self.outbox.deliver(entry.key)
+        if self._delivery is not Delivery.DELIVERED:
+            self._log_undelivered(task, self._delivery)
+            return
         await self._status(
             StatusReport(
                 VALIDATION_DONE,

@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from ...domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
+from ...domain.errors import ConfigError, DeliveryUncertain, FedClientError, StreamEnded, TransientError
 from ...domain.model import (
     CombinerAddress,
     Identity,
@@ -33,6 +33,7 @@ from . import conversions as conv
 from .channel import ChannelSettings, build_channel, call_metadata, uses_tls
 from .chunked_io import CHUNK_SIZE
 from .generated import fedn_pb2, fedn_pb2_grpc
+from .outcome import never_sent
 from .rpc_errors import translate
 from .transfer import GrpcModelTransfer
 
@@ -224,6 +225,20 @@ class GrpcCombinerLink:
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
 
+    async def _deliver(self, method: Any, request: Any, what: str) -> None:
+        """A result-carrying call: a failure after the request may have left is DeliveryUncertain."""
+        self._check_open()  # raises TransientError: provably never sent
+        try:
+            with self._closing_guard(what):
+                await method(request, timeout=self._rpc_timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as err:
+            error = self._fail(err, what)
+            if isinstance(error, TransientError) and not never_sent(err):
+                raise DeliveryUncertain(str(error)) from None
+            raise error from None
+        except TransientError as exc:  # close() cut the call short: it may have left
+            raise DeliveryUncertain(str(exc)) from None
+
     async def heartbeat(self) -> None:
         await self._unary(self._connector.SendHeartbeat, conv.heartbeat_pb(self._identity), "heartbeat")
 
@@ -231,14 +246,14 @@ class GrpcCombinerLink:
         await self._unary(self._connector.SendStatus, conv.status_pb(report, self._identity), "status")
 
     async def send_update(self, update: ModelUpdate) -> None:
-        await self._unary(
+        await self._deliver(
             self._combiner.SendModelUpdate,
             conv.update_pb(update, self._identity),
             f"model update {update.model_update_id}",
         )
 
     async def send_validation(self, validation: Validation) -> None:
-        await self._unary(
+        await self._deliver(
             self._combiner.SendModelValidation,
             conv.validation_pb(validation, self._identity),
             f"validation of model {validation.model_id}",
@@ -257,6 +272,11 @@ class GrpcCombinerLink:
         self._check_open()
         with self._closing_guard(f"download of model {model_id}"):
             return await self._transfer.download(model_id, dest)
+
+    async def has_model(self, model_id: str) -> bool:
+        self._check_open()
+        with self._closing_guard(f"probe for model {model_id}"):
+            return await self._transfer.has_model(model_id)
 
     async def upload(self, model_id: str, src: Path) -> int:
         self._check_open()
