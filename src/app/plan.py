@@ -7,8 +7,8 @@ from pathlib import Path
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import ClientPlan
 from ..domain.model import CombinerAddress, Identity, PackageMode
-from ..domain.retry import RetryConfig
 from ..domain.package import MANIFEST_NAME
+from ..domain.retry import RetryConfig
 from .settings import Settings
 
 

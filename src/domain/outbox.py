@@ -36,7 +36,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,6 +87,7 @@ class OutboxEntry:
     expires_at: float  # wall clock: after this the result's round is closed
     uploaded_id: str = ""  # updates: the model id the combiner acknowledged an upload of
     has_model: bool = False  # updates: the store holds the model file
+    sending: bool = False  # the message call may have left (set durably before it is made)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -179,6 +180,14 @@ class Outbox:
         entries = await asyncio.to_thread(self.store.load)
         for entry in entries:
             self._pending[entry.key] = entry
+        for entry in [e for e in entries if e.sending]:
+            await self._finish(
+                entry,
+                Delivery.UNCERTAIN,
+                "the client stopped while sending it, so it may have reached the combiner; not sent "
+                "again, because FEDn 0.33 does not deduplicate a repeated result",
+            )
+        entries = [e for e in entries if not e.sending]
         if entries:
             log.info("outbox: %d result(s) from an earlier run wait for delivery", len(entries))
         return len(entries)
@@ -189,9 +198,8 @@ class Outbox:
             entry = replace(entry, has_model=True)
         await asyncio.to_thread(self.store.save, entry, model)
         self._pending[entry.key] = entry
-        link = self.links.current()
-        if link is not None:
-            self._link_of[entry.key] = id(link)
+        if self.links.current() is not None:
+            self._link_of[entry.key] = self.links.generation
         return entry
 
     # ------------------------------------------------------------ delivery --
@@ -265,17 +273,20 @@ class Outbox:
         return outcome
 
     async def _attempt(self, entry: OutboxEntry, link: CombinerLink) -> None:
-        moved = self._link_of.get(entry.key) != id(link)
-        self._link_of[entry.key] = id(link)
+        moved = self._link_of.get(entry.key) != self.links.generation
+        self._link_of[entry.key] = self.links.generation
         if entry.kind is ResultKind.VALIDATION:
-            await link.send_validation(
-                Validation(
-                    entry.model_id,
-                    dict(entry.payload),
-                    entry.receiver_name,
-                    entry.correlation_id,
-                    entry.session_id,
-                )
+            await self._send(
+                entry,
+                link.send_validation(
+                    Validation(
+                        entry.model_id,
+                        dict(entry.payload),
+                        entry.receiver_name,
+                        entry.correlation_id,
+                        entry.session_id,
+                    )
+                ),
             )
             return
         if moved:
@@ -299,16 +310,43 @@ class Outbox:
         meta["processing_time"] = (
             float(meta.get("fetch_model", 0.0)) + float(meta.get("exec_training", 0.0)) + upload_time
         )
-        await link.send_update(
-            ModelUpdate(
-                entry.model_id,
-                entry.uploaded_id,
-                meta,
-                entry.receiver_name,
-                entry.correlation_id,
-                entry.session_id,
-            )
+        await self._send(
+            entry,
+            link.send_update(
+                ModelUpdate(
+                    entry.model_id,
+                    entry.uploaded_id,
+                    meta,
+                    entry.receiver_name,
+                    entry.correlation_id,
+                    entry.session_id,
+                )
+            ),
         )
+
+    async def _send(self, entry: OutboxEntry, call: Coroutine[Any, Any, None]) -> None:
+        """Make the message call with a durable "sending" mark around it.
+
+        A restart that finds the mark cannot know whether the call arrived, so it
+        treats the result as ambiguous. The mark is cleared when the call provably
+        never left, so the next try sends it.
+        """
+        entry = replace(self._pending.get(entry.key, entry), sending=True)
+        try:
+            await asyncio.to_thread(self.store.save, entry)
+        except BaseException:
+            call.close()
+            raise
+        self._pending[entry.key] = entry
+        try:
+            await call
+        except DeliveryUncertain:
+            raise
+        except TransientError:
+            entry = replace(entry, sending=False)
+            await asyncio.to_thread(self.store.save, entry)
+            self._pending[entry.key] = entry
+            raise
 
     async def _check_combiner(self, entry: OutboxEntry, link: CombinerLink) -> OutboxEntry:
         """On a new connection, make sure the combiner still holds what the update needs."""
