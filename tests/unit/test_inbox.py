@@ -73,7 +73,7 @@ async def test_drop_all_empties_the_queue_and_get_waits() -> None:
 
 @given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(1, 4)), max_size=40), st.integers(1, 5))
 def test_never_more_than_the_limit_and_never_a_repeat(arrivals: list[tuple[str, int]], limit: int) -> None:
-    inbox = TaskInbox(RoundWatch(), limit=limit, remember=4)
+    inbox = TaskInbox(RoundWatch(), limit=limit, remember=8)
     for corr, number in arrivals:
         inbox.admit(train(corr, str(number)))
         assert len(inbox) <= limit

@@ -19,7 +19,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ from .combiner_records import (
     PredictionRecord,
     StatusRecord,
     UpdateRecord,
+    UploadRecord,
     ValidationRecord,
     prediction_record,
     status_record,
@@ -55,7 +56,17 @@ SERVER_OPTIONS = (
 )
 
 
-__all__ = ["PredictionRecord", "SandboxCombiner", "StatusRecord", "UpdateRecord", "ValidationRecord"]
+__all__ = [
+    "PredictionRecord",
+    "SandboxCombiner",
+    "StatusRecord",
+    "UpdateRecord",
+    "UploadRecord",
+    "ValidationRecord",
+]
+# Fault-injection points: a hook named so is awaited there, with the model or update id.
+HOOK_POINTS = ("download", "upload", "uploaded", "update")
+Hook = Callable[[str], Awaitable[None]]
 
 R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord)
 
@@ -81,6 +92,10 @@ class SandboxCombiner:
         self.validations: list[ValidationRecord] = []
         self.predictions: list[PredictionRecord] = []
         self.heartbeats: dict[str, float] = {}
+        # Every call a client made, in order, whatever came of it: (method, model/update id or "").
+        self.attempts: list[tuple[str, str]] = []
+        self.uploads: list[UploadRecord] = []
+        self.hooks: dict[str, Hook] = {}
         self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self._queues: dict[str, asyncio.Queue[pb.TaskRequest]] = {}
         self._subscribed: dict[str, int] = {}
@@ -113,6 +128,26 @@ class SandboxCombiner:
         if self._server is not None:
             await self._server.stop(grace=1.0)
             self._server = None
+
+    async def crash(self) -> None:
+        """Stop at once, as a killed process: open calls are aborted, nothing is flushed.
+
+        Records, queued tasks and stored models are kept, so ``start()`` on the same
+        port brings back the same combiner (as a restarted one with its model store).
+        """
+        for stop in list(self._stops):
+            stop.set()
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop(grace=None)
+
+    async def hook(self, point: str, subject: str) -> None:
+        hook = self.hooks.get(point)
+        if hook is not None:
+            await hook(subject)
+
+    def updates_for(self, correlation_id: str) -> list[UpdateRecord]:
+        return [u for u in self.updates if u.correlation_id == correlation_id]
 
     @property
     def address(self) -> tuple[str, int]:
@@ -289,9 +324,11 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
     async def SendModelUpdate(
         self, request: pb.ModelUpdate, context: grpc.aio.ServicerContext
     ) -> pb.Response:
+        self._c.attempts.append(("SendModelUpdate", request.model_update_id))
         await self._admit(context, "SendModelUpdate")
         self._c.updates.append(update_record(request))
         await self._c._notify()
+        await self._c.hook("update", request.model_update_id)
         return self._reply(
             f"RECEIVED ModelUpdate {request.model_update_id} from client {request.sender.name}"
         )
@@ -299,6 +336,7 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
     async def SendModelValidation(
         self, request: pb.ModelValidation, context: grpc.aio.ServicerContext
     ) -> pb.Response:
+        self._c.attempts.append(("SendModelValidation", request.model_id))
         await self._admit(context, "SendModelValidation")
         self._c.validations.append(validation_record(request))
         await self._c._notify()
@@ -315,6 +353,7 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
     async def Download(
         self, request: pb.ModelRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ModelResponse]:
+        self._c.attempts.append(("Download", request.id))
         await self._admit(context, "Download")
         path = self._c._stored(request.id)
         if path is None:  # FEDn: the id's status first (UNKNOWN), then FAILED when there is no file
@@ -322,15 +361,30 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
             yield pb.ModelResponse(id=request.id, status=pb.FAILED)
             return
         with contextlib.closing(read_chunks(path)) as chunks:
-            for chunk in chunks:
+            for number, chunk in enumerate(chunks):
                 yield pb.ModelResponse(id=request.id, data=chunk, status=pb.IN_PROGRESS)
+                if number == 0:
+                    await self._c.hook("download", request.id)
         yield pb.ModelResponse(id=request.id, status=pb.OK)
 
     async def Upload(
         self, request_iterator: AsyncIterator[pb.ModelRequest], context: grpc.aio.ServicerContext
     ) -> pb.ModelResponse:
         await self._admit(context, "Upload")
-        model_id = ""
+        state: list[Any] = ["", 0, False]  # model id, bytes received, completed
+        try:
+            return await self._receive(request_iterator, context, state)
+        finally:
+            self._c.attempts.append(("Upload", state[0]))
+            self._c.uploads.append(UploadRecord(state[0], state[1], state[2]))
+
+    async def _receive(
+        self,
+        request_iterator: AsyncIterator[pb.ModelRequest],
+        context: grpc.aio.ServicerContext,
+        state: list[Any],
+    ) -> pb.ModelResponse:
+        model_id, received = "", 0
         with contextlib.ExitStack() as stack:
             writer: ChunkFileWriter | None = None
             async for request in request_iterator:
@@ -347,10 +401,17 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
                     )
                 if request.status == pb.OK:
                     writer.commit()
+                    state[:] = [model_id, received, True]
                     await self._c._notify()
+                    await self._c.hook("uploaded", model_id)
                     return pb.ModelResponse(id=model_id, status=pb.OK, message="Got model successfully.")
                 if request.status == pb.IN_PROGRESS:
                     writer.write(request.data)
+                    first = received == 0
+                    received += len(request.data)
+                    state[:] = [model_id, received, False]
+                    if first:
+                        await self._c.hook("upload", model_id)
         return pb.ModelResponse(
             id=model_id, status=pb.FAILED, message="upload ended without the OK terminator; nothing stored"
         )
