@@ -98,6 +98,7 @@ class SandboxCombiner:
         self.hooks: dict[str, Hook] = {}
         self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self._queues: dict[str, asyncio.Queue[pb.TaskRequest]] = {}
+        self._sent: dict[str, tuple[str, pb.TaskRequest]] = {}
         self._subscribed: dict[str, int] = {}
         self._stops: set[asyncio.Event] = set()
         self._changed = asyncio.Condition()
@@ -185,18 +186,24 @@ class SandboxCombiner:
     ) -> str:
         """Queue a task for ``client_id`` (now or at its next subscription); return the correlation id."""
         correlation_id = str(uuid.uuid4())
-        self._queue(client_id).put_nowait(
-            pb.TaskRequest(
-                sender=pb.Client(name=self.name, role=pb.COMBINER),
-                receiver=pb.Client(client_id=client_id, role=pb.CLIENT),
-                model_id=model_id,
-                data=data,
-                correlation_id=correlation_id,
-                timestamp=str(datetime.now()),  # naive local time, as FEDn sends it
-                session_id=session_id,
-                type=task_type(kind),
-            )
+        request = pb.TaskRequest(
+            sender=pb.Client(name=self.name, role=pb.COMBINER),
+            receiver=pb.Client(client_id=client_id, role=pb.CLIENT),
+            model_id=model_id,
+            data=data,
+            correlation_id=correlation_id,
+            timestamp=str(datetime.now()),  # naive local time, as FEDn sends it
+            session_id=session_id,
+            type=task_type(kind),
         )
+        self._sent[correlation_id] = (client_id, request)
+        self._queue(client_id).put_nowait(request)
+        return correlation_id
+
+    def resubmit(self, correlation_id: str) -> str:
+        """Queue an already sent request again, same correlation id (a redelivery)."""
+        client_id, request = self._sent[correlation_id]
+        self._queue(client_id).put_nowait(request)
         return correlation_id
 
     async def kick_clients(self, timeout: float = 5.0) -> None:

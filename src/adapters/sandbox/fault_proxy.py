@@ -5,7 +5,8 @@ until told to:
 
 - ``cut()``: close every connection (FIN), as a peer that went away;
 - ``reset()``: abort every connection with RST, as a crashed host or a firewall;
-- ``blackhole()``: keep connections open but forward nothing, as a dead link;
+- ``blackhole()``: keep connections open but forward nothing (bytes are held, as TCP
+  holds them on a dead link, and flow again on ``restore()``);
 - ``slow(delay)``: forward with a pause per chunk, as a congested link;
 - ``cut_after(n, "up"|"down")``: cut (or reset) once ``n`` more bytes went that way (mid-stream);
 - ``restore()``: forward normally again.
@@ -41,7 +42,8 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.delay = 0.0
-        self.holes = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.connections = 0
         self.bytes = {"up": 0, "down": 0}
         self.faults: list[str] = []
@@ -74,7 +76,7 @@ class FaultProxy:
 
     def blackhole(self) -> None:
         self.faults.append("blackhole")
-        self.holes = True
+        self._flowing.clear()
 
     def slow(self, delay: float) -> None:
         self.faults.append(f"slow {delay:g}s")
@@ -86,7 +88,8 @@ class FaultProxy:
         self._trigger = _Trigger(direction, nbytes, hard)
 
     def restore(self) -> None:
-        self.holes, self.delay, self._trigger = False, 0.0, None
+        self.delay, self._trigger = 0.0, None
+        self._flowing.set()
 
     # ------------------------------------------------------------- forwarding --
 
@@ -114,8 +117,7 @@ class FaultProxy:
                 data = await reader.read(_READ)
                 if not data:
                     break
-                if self.holes:
-                    continue  # swallowed, as by a dead link
+                await self._flowing.wait()  # held while blackholed; reading stops, so the sender stalls
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 trigger = self._trigger
