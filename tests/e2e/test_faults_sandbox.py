@@ -131,26 +131,22 @@ async def test_combiner_restart_while_idle(rig: FaultRig) -> None:
 
 
 async def test_combiner_down_between_upload_and_send(rig: FaultRig) -> None:
-    """The upload was acknowledged, then the combiner died: SendModelUpdate never left, so it is
-    sent after the restart - and the acknowledged upload is not repeated."""
-    fired = asyncio.Event()
-
-    async def die_after_ack(model_id: str) -> None:
-        rig.combiner.hooks.pop("uploaded")
-        fired.set()
-        asyncio.get_running_loop().call_later(0.01, lambda: asyncio.ensure_future(rig.crash_combiner()))
-
-    rig.combiner.hooks["uploaded"] = die_after_ack
+    """The upload was acknowledged, then the combiner died before SendModelUpdate left: it is sent
+    after the restart, provably for the first time - and the acknowledged upload is not repeated."""
+    rig.store.hold.set()
     corr = rig.submit_round()
-    await asyncio.wait_for(fired.wait(), 10)
+    assert await asyncio.to_thread(rig.store.reached.wait, 20)
     t0 = time.monotonic()
+    await rig.crash_combiner()
+    rig.store.release.set()
     await asyncio.sleep(1.0)
+    assert not rig.combiner.updates_for(corr)
     await rig.combiner.start("127.0.0.1", rig.combiner.address[1])
     await delivered_once(rig, corr, t0, "combiner down between upload and SendModelUpdate")
     assert sum(1 for u in rig.combiner.uploads if u.completed) == 2, "one upload per round: no re-upload"
 
 
-async def test_combiner_dies_before_the_update_reply(rig: FaultRig) -> None:
+async def test_combiner_dies_before_the_update_reply(rig: FaultRig, caplog: pytest.LogCaptureFixture) -> None:
     """SendModelUpdate arrived, the reply did not: ambiguous, so it is not sent again (no duplicate)."""
     fired = asyncio.Event()
 
@@ -167,6 +163,7 @@ async def test_combiner_dies_before_the_update_reply(rig: FaultRig) -> None:
     await asyncio.sleep(0.5)
     await rig.combiner.start("127.0.0.1", rig.combiner.address[1])
     await delivered_once(rig, corr, t0, "combiner dies before the SendModelUpdate reply")
+    assert "left unconfirmed" in caplog.text
     assert (
         rig.combiner.attempts.count(("SendModelUpdate", rig.combiner.updates_for(corr)[0].model_update_id))
         == 1

@@ -147,6 +147,7 @@ class GrpcCombinerLink:
         )
         self._streams: set[grpc.aio.UnaryStreamCall] = set()
         self._closed = False
+        self._ready_at_close = True
 
     @property
     def identity(self) -> Identity:
@@ -236,8 +237,10 @@ class GrpcCombinerLink:
             if isinstance(error, TransientError) and not never_sent(err):
                 raise DeliveryUncertain(str(error)) from None
             raise error from None
-        except TransientError as exc:  # close() cut the call short: it may have left
-            raise DeliveryUncertain(str(exc)) from None
+        except TransientError as exc:  # close() cut the call short
+            if self._ready_at_close:  # it may have left on a live connection
+                raise DeliveryUncertain(str(exc)) from None
+            raise  # the channel had no connection: the call was still waiting to be sent
 
     async def heartbeat(self) -> None:
         await self._unary(self._connector.SendHeartbeat, conv.heartbeat_pb(self._identity), "heartbeat")
@@ -289,6 +292,7 @@ class GrpcCombinerLink:
         """Cancel open streams and close the channel; safe to call twice."""
         if self._closed:
             return
+        self._ready_at_close = self._channel.get_state() is grpc.ChannelConnectivity.READY
         self._closed = True
         for call in list(self._streams):
             call.cancel()

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from typing import Any
 
 from ...domain.lifecycle import ClientPlan, Lifecycle
 from ...domain.model import CombinerAddress, Identity, PackageMode, TaskKind
+from ...domain.outbox import OutboxEntry
 from ...domain.package import Manifest
 from ...domain.retry import RetryConfig
 from ..clock import SystemClock
@@ -34,6 +36,27 @@ MANIFEST = (
     "entry_points:\n  train:\n    command: python train.py\n  validate:\n    command: python validate.py\n"
 )
 QUICK = RetryConfig(initial=0.1, maximum=0.5)
+
+
+class HoldingStore(FileOutboxStore):
+    """The durable outbox store, able to hold the client just before a message call leaves.
+
+    With ``hold`` set, saving the "sending" mark blocks (it runs in a worker thread)
+    until ``release`` is set: a test can break the combiner at exactly that point.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.hold = threading.Event()
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
+        super().save(entry, model)
+        if entry.sending and self.hold.is_set():
+            self.hold.clear()
+            self.reached.set()
+            self.release.wait(30)
 
 
 class CopyTrainer:
@@ -81,6 +104,7 @@ class FaultRig:
     proxy: FaultProxy = field(init=False)
     trainer: CopyTrainer = field(init=False)
     life: Lifecycle | None = None
+    store: HoldingStore = field(init=False)
     seed_id: str = ""
     rounds: int = 0
     _runner: asyncio.Task[None] | None = None
@@ -124,6 +148,7 @@ class FaultRig:
             return trainer
 
         t = self.timeout
+        self.store = HoldingStore(plan.work_dir / "outbox")
         self.life = Lifecycle(
             plan=plan,
             discovery=None,
@@ -134,7 +159,7 @@ class FaultRig:
             ),
             trainer_factory=factory,
             clock=SystemClock(),
-            outbox_store=FileOutboxStore(plan.work_dir / "outbox"),
+            outbox_store=self.store,
         )
         self._stop = asyncio.Event()
         self._runner = asyncio.create_task(self.life.run(self._stop), name="rig-client")
