@@ -104,7 +104,12 @@ async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
                 recovery[fault].append(time.monotonic() - started)
             model = records[0].model_update_id
             if number % 50 == 0:
-                print(f"  ... {number} rounds, {time.monotonic() - t_start:.0f} s", file=sys.stderr)
+                rss, fds, tasks = vitals()
+                elapsed = time.monotonic() - t_start
+                print(
+                    f"  ... {number} rounds, {elapsed:.0f} s, RSS {rss / 1024:.1f} MiB, {fds} fds, {tasks} tasks",  # noqa: E501
+                    file=sys.stderr,
+                )
         await asyncio.sleep(1.0)  # let helper tasks of the last round finish
         end = vitals()
         assert rig.life is not None and rig.life.outbox is not None
