@@ -70,6 +70,19 @@ async def inject(rig: FaultRig, fault: str, rng: random.Random) -> None:
         await rig.combiner.kick_clients()
 
 
+def prune(rig: FaultRig, keep: str) -> None:
+    """Forget the sandbox's records and models of checked rounds: the figures are the client's growth."""
+    combiner = rig.combiner
+    for upload in combiner.uploads:
+        if upload.model_id and upload.model_id != keep:
+            combiner.model_path(upload.model_id).unlink(missing_ok=True)
+    for records in (combiner.updates, combiner.attempts, combiner.uploads, combiner.statuses):
+        records.clear()
+    combiner.validations.clear()
+    combiner.metadata_seen.clear()
+    combiner._sent.clear()
+
+
 async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
     rng = random.Random(seed)
     rig = await FaultRig(work, model_bytes=(3 << 20) // 2, round_timeout=30.0).start()
@@ -103,6 +116,7 @@ async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
             if fault:
                 recovery[fault].append(time.monotonic() - started)
             model = records[0].model_update_id
+            prune(rig, model)
             if number % 50 == 0:
                 rss, fds, tasks = vitals()
                 elapsed = time.monotonic() - t_start
