@@ -79,6 +79,8 @@ class ClientPlan:
     delivery_retry: RetryConfig = DELIVERY_RETRY
     # On stop, how long the outbox may take to deliver what it holds before the channels close.
     shutdown_flush: float = 10.0
+    # After a reconnect, how long the outbox lets queued tasks arrive before it resends anything.
+    outbox_settle: float = 1.0
 
 
 @dataclass
@@ -122,7 +124,9 @@ class Lifecycle:
             if manifest.has("startup"):
                 await self._startup(trainer)
             store = self.outbox_store or ProcessOutboxStore(self.plan.work_dir / "outbox")
-            self.outbox = Outbox(store, self.links, self.clock, self.plan.delivery_retry)
+            self.outbox = Outbox(
+                store, self.links, self.clock, self.plan.delivery_retry, settle=self.plan.outbox_settle
+            )
             await self.outbox.load()
             self.runner = TaskRunner(
                 self.links, trainer, self.plan.work_dir / "tasks", self.state, self.clock, outbox=self.outbox

@@ -148,6 +148,9 @@ class Outbox:
     watch: RoundWatch = field(default_factory=RoundWatch)
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     wall: Callable[[], float] = time.time
+    # After a reconnect, wait this long before resending, so that tasks the combiner queued for us
+    # (a newer round that supersedes a pending update) arrive first.
+    settle: float = 1.0
     history: deque[OutboxEvent] = field(default_factory=lambda: deque(maxlen=HISTORY))
     counts: dict[Delivery, int] = field(default_factory=lambda: dict.fromkeys(Delivery, 0))
 
@@ -156,6 +159,7 @@ class Outbox:
         self._lock = asyncio.Lock()
         # The link each entry was last worked on; a different link means the combiner may have restarted.
         self._link_of: dict[str, int] = {}
+        self._first_seen: tuple[int, float] = (-1, 0.0)  # (link generation, when the outbox first saw it)
 
     def _outcome_of(self, key: str) -> Delivery:
         for event in reversed(self.history):
@@ -227,6 +231,10 @@ class Outbox:
                 except TransientError as exc:
                     log.warning("outbox: %s %s stays queued: %s", entry.kind.value, key, exc)
                     return Delivery.PENDING
+                wait = self._settling(entry)
+                if wait > 0:
+                    await self.clock.sleep(wait)
+                    continue  # the round rules again, with whatever tasks arrived meanwhile
                 try:
                     await self._attempt(entry, link)
                 except DeliveryUncertain as exc:
@@ -258,6 +266,16 @@ class Outbox:
                 if attempt:
                     log.info("outbox: %s %s delivered after %d retries", entry.kind.value, key, attempt)
                 return await self._finish(entry, Delivery.DELIVERED)
+
+    def _settling(self, entry: OutboxEntry) -> float:
+        """Seconds still to wait before resending ``entry`` on a connection it has not used yet."""
+        generation = self.links.generation
+        if self._link_of.get(entry.key) == generation:
+            return 0.0
+        now = self.clock.monotonic()
+        if self._first_seen[0] != generation:
+            self._first_seen = (generation, now)
+        return self._first_seen[1] + self.settle - now
 
     async def _finish(self, entry: OutboxEntry, outcome: Delivery, reason: str = "") -> Delivery:
         await asyncio.to_thread(self.store.remove, entry.key)

@@ -66,11 +66,12 @@ async def test_sigkilled_client_delivers_its_outbox_after_restart(tmp_path: Path
     assert combiner is not None
     port = combiner.address[1]
     cut = asyncio.Event()
+    crashes: list[asyncio.Future[None]] = []
 
     async def die_mid_upload(model_id: str) -> None:  # the combiner goes away as the update comes in
         combiner.hooks.pop("upload")
         cut.set()
-        asyncio.ensure_future(combiner.crash())
+        crashes.append(asyncio.ensure_future(combiner.crash()))
         await asyncio.sleep(5)
 
     combiner.hooks["upload"] = die_mid_upload

@@ -149,11 +149,12 @@ async def test_combiner_down_between_upload_and_send(rig: FaultRig) -> None:
 async def test_combiner_dies_before_the_update_reply(rig: FaultRig, caplog: pytest.LogCaptureFixture) -> None:
     """SendModelUpdate arrived, the reply did not: ambiguous, so it is not sent again (no duplicate)."""
     fired = asyncio.Event()
+    crashes: list[asyncio.Future[None]] = []
 
     async def die_before_reply(update_id: str) -> None:
         rig.combiner.hooks.pop("update")
         fired.set()
-        asyncio.ensure_future(rig.crash_combiner())
+        crashes.append(asyncio.ensure_future(rig.crash_combiner()))
         await asyncio.sleep(5)
 
     rig.combiner.hooks["update"] = die_before_reply
@@ -188,3 +189,39 @@ async def test_a_redelivered_task_is_not_trained_twice(rig: FaultRig) -> None:
     await asyncio.sleep(1.0)
     assert again == corr and len(rig.combiner.updates_for(corr)) == 1
     assert rig.trainer.calls.count("train") == 2, "the redelivered request was not run"
+
+
+async def test_an_update_superseded_while_undeliverable_is_dropped(
+    rig: FaultRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Round 1's update cannot be sent (combiner down); round 2 starts meanwhile: round 1's update
+    is dropped, never averaged into round 2, and round 2's update is delivered once."""
+    rig.store.hold.set()
+    first = rig.submit_round()
+    assert await asyncio.to_thread(rig.store.reached.wait, 20)
+    t0 = time.monotonic()
+    await rig.crash_combiner()
+    rig.store.release.set()
+    await asyncio.sleep(0.5)
+    second = rig.submit_round()  # queued for the client's next subscription
+    await rig.combiner.start("127.0.0.1", rig.combiner.address[1])
+    await delivered_once(rig, second, t0, "round superseded while its update waited")
+    assert not rig.combiner.updates_for(first), "never delivered into a round it does not belong to"
+    assert "superseded by round 2" in caplog.text
+
+
+async def test_an_update_past_its_round_deadline_is_dropped(
+    rig: FaultRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Training outlives the round's timeout: FEDn would average the late update into the next round,
+    so it is dropped instead; the client serves the next round normally."""
+    rig.round_timeout, rig.trainer.delay = 1.0, 1.5
+    late = rig.submit_round()
+    await asyncio.wait_for(rig.trainer.training.wait(), 10)
+    rig.round_timeout, rig.trainer.delay = 60.0, 0.0
+    await asyncio.sleep(2.5)
+    assert not rig.combiner.updates_for(late)
+    assert not [u for u in rig.combiner.uploads if u.completed], "not even uploaded"
+    assert "is closed (its deadline passed" in caplog.text
+    t0 = time.monotonic()
+    await delivered_once(rig, rig.submit_round(), t0, "next round after a dropped late update")

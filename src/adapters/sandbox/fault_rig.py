@@ -141,6 +141,7 @@ class FaultRig:
             delivery_retry=QUICK,
             link_wait=30.0,
             shutdown_flush=2.0,
+            outbox_settle=0.3,
         )
         trainer = self.trainer
 
