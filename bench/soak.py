@@ -70,6 +70,23 @@ async def inject(rig: FaultRig, fault: str, rng: random.Random) -> None:
         await rig.combiner.kick_clients()
 
 
+def explain(rig: FaultRig, corr: str, trained_before: int) -> str:
+    """Why round ``corr`` has no update: the client's own records say."""
+    assert rig.life is not None and rig.life.outbox is not None
+    if rig.life.inbox is not None:
+        for task, reason in rig.life.inbox.dropped:
+            if task.correlation_id == corr:
+                return f"task dropped by the client ({reason})"
+    for event in reversed(rig.life.outbox.history):
+        if event.correlation_id == corr:
+            if event.outcome is Delivery.DELIVERED:
+                return "LOST: acknowledged but not recorded"
+            return f"update {event.outcome.value} ({event.reason.split(';')[0][:60]})"
+    if rig.trainer.calls.count("train") == trained_before:
+        return "task never reached the client (handed to a stream that died, as FEDn does)"
+    return "LOST: trained, no outbox outcome"
+
+
 def prune(rig: FaultRig, keep: str) -> None:
     """Forget the sandbox's records and models of checked rounds: the figures are the client's growth."""
     combiner = rig.combiner
@@ -87,6 +104,7 @@ async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
     rng = random.Random(seed)
     rig = await FaultRig(work, model_bytes=(3 << 20) // 2, round_timeout=30.0).start()
     lost = doubled = 0
+    missing: dict[str, int] = defaultdict(int)  # why a round got no update
     recovery: dict[str, list[float]] = defaultdict(list)
     try:
         await rig.wait_online()
@@ -99,6 +117,7 @@ async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
         for number in range(1, rounds + 1):
             fault = rng.choice(FAULTS) if rng.random() < fault_rate else ""
             corr = rig.submit_round(model)
+            trained = rig.trainer.calls.count("train")
             started = time.monotonic()
             injector = asyncio.create_task(inject(rig, fault, rng)) if fault else None
             records = await rig.wait_update(corr, timeout=40.0)
@@ -107,8 +126,10 @@ async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
                 rig.proxy.restore()
             records = await rig.settle(corr, 0.05 if not fault else 0.3)
             if not records:
-                lost += 1
-                print(f"round {number}: no update ({fault or 'no fault'})", file=sys.stderr)
+                why = explain(rig, corr, trained)
+                missing[why] += 1
+                lost += why.startswith("LOST")
+                print(f"round {number}: no update ({fault or 'no fault'}): {why}", file=sys.stderr)
                 await rig.wait_online(30.0)
                 continue
             if len(records) > 1:
@@ -128,9 +149,13 @@ async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
         end = vitals()
         assert rig.life is not None and rig.life.outbox is not None
         counts = rig.life.outbox.counts
-        print(f"rounds completed      {rounds - lost} / {rounds} in {time.monotonic() - t_start:.0f} s")
+        completed = rounds - sum(missing.values())
+        print(f"rounds completed      {completed} / {rounds} in {time.monotonic() - t_start:.0f} s")
+        for why, count in sorted(missing.items()):
+            print(f"  no update: {count:3d} x {why}")
         print(
-            f"updates lost          {lost}   (outbox: {counts[Delivery.UNCERTAIN]} unconfirmed by design, "
+            f"updates lost          {lost}   (finished updates neither recorded nor accounted for; "
+            f"outbox: {counts[Delivery.UNCERTAIN]} unconfirmed by design, "
             f"{counts[Delivery.DROPPED]} dropped by the round rules)"
         )
         print(f"updates doubled       {doubled}")

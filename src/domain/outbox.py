@@ -125,6 +125,7 @@ class OutboxEvent:
     outcome: Delivery
     reason: str = ""
     result_id: str = ""  # updates: the model_update_id that was sent
+    correlation_id: str = ""
 
 
 def stale_reason(entry: OutboxEntry, now: float, watch: RoundWatch) -> str | None:
@@ -283,7 +284,9 @@ class Outbox:
         self._link_of.pop(entry.key, None)
         self.counts[outcome] += 1
         result_id = current.uploaded_id
-        self.history.append(OutboxEvent(entry.key, entry.kind, outcome, reason, result_id))
+        self.history.append(
+            OutboxEvent(entry.key, entry.kind, outcome, reason, result_id, entry.correlation_id)
+        )
         if outcome is Delivery.DROPPED:
             log.warning("outbox: dropped %s %s: %s", entry.kind.value, entry.key, reason)
         elif outcome is Delivery.UNCERTAIN:

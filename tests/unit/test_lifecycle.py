@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fedclient.adapters.memory import (
     InMemoryCombiner,
     InMemoryConnector,
     InMemoryDiscovery,
+    InMemoryOutboxStore,
     InMemoryPackageSource,
     InMemoryTrainer,
     InMemoryTrainerFactory,
@@ -31,6 +33,7 @@ from fedclient.domain.model import (
     Task,
     TaskKind,
 )
+from fedclient.domain.outbox import OutboxEntry, ResultKind
 from fedclient.domain.package import ChecksumVerdict
 from fedclient.domain.retry import RetryConfig
 from fedclient.domain.state import ClientState
@@ -351,3 +354,44 @@ async def test_failing_startup_entry_point_is_a_package_error(tmp_path: Path) ->
     with pytest.raises(PackageError, match="startup entry point failed"):
         await w.life.run(w.stop)
     assert not w.combiner.connects
+
+
+async def test_a_task_delivered_twice_is_trained_once(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", train_task(corr="same"))
+    w.combiner.submit("cid-1", train_task(corr="same"))
+    w.combiner.submit("cid-1", train_task(corr="other"))
+    await w.run_until(lambda: len(w.combiner.updates) == 2)
+    assert [c[0] for c in w.trainer.calls] == ["train", "train"]
+    assert w.life.inbox is not None
+    assert [t.correlation_id for t, _ in w.life.inbox.dropped] == ["same"]
+
+
+async def test_results_left_by_an_earlier_run_are_delivered_at_start(tmp_path: Path, archive: Path) -> None:
+    store = InMemoryOutboxStore(tmp_path / "box")
+    model = tmp_path / "left.bin"
+    model.write_bytes(b"trained-before-the-crash")
+    now = time.time()
+    store.save(
+        OutboxEntry(
+            "left",
+            ResultKind.UPDATE,
+            "seed",
+            "combiner-0",
+            "c-old",
+            "s1",
+            "1",
+            {"training_metadata": {"num_examples": 3}},
+            now,
+            now + 60,
+            has_model=True,
+        ),
+        model,
+    )
+    w = World(tmp_path, archive)
+    w.life.outbox_store = store
+    await w.run_until(lambda: bool(w.combiner.updates))
+    [update] = w.combiner.updates
+    assert update.correlation_id == "c-old"
+    assert w.combiner.models[update.model_update_id] == b"trained-before-the-crash"
+    assert not store.entries
