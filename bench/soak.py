@@ -109,9 +109,18 @@ async def soak(rounds: int, fault_rate: float, seed: int, work: Path) -> int:
     try:
         await rig.wait_online()
         model = rig.seed_id
-        for _ in range(5):  # warm up before the first measurement
-            [update] = await rig.wait_update(rig.submit_round(model))
-            model = update.model_update_id
+        # Warm up, one round per fault kind, so that the first figures are taken in steady state
+        # (gRPC and the allocator grow their pools on the first reconnects, once).
+        for fault in ("", *FAULTS, ""):
+            corr = rig.submit_round(model)
+            injector = asyncio.create_task(inject(rig, fault, rng)) if fault else None
+            records = await rig.wait_update(corr, timeout=40.0)
+            if injector is not None:
+                await injector
+                rig.proxy.restore()
+            await rig.wait_online(30.0)
+            model = records[0].model_update_id if records else model
+            prune(rig, model)
         start = vitals()
         t_start = time.monotonic()
         for number in range(1, rounds + 1):
