@@ -224,6 +224,13 @@ class Outbox:
                 entry = self._pending.get(key)
                 if entry is None:  # finished by someone else (a flush) while we waited for the lock
                     return self._outcome_of(key)
+                if entry.sending:  # an earlier try was cut short (cancelled) while its call was out
+                    return await self._finish(
+                        entry,
+                        Delivery.UNCERTAIN,
+                        "a send of it was interrupted and may have reached the combiner; not sent again, "
+                        "because FEDn 0.33 does not deduplicate a repeated result",
+                    )
                 reason = stale_reason(entry, self.wall(), self.watch)
                 if reason is not None:
                     return await self._finish(entry, Delivery.DROPPED, reason)

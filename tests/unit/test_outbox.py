@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -271,3 +272,25 @@ def test_the_file_store_sweeps_what_a_crash_left(tmp_path: Path) -> None:
     assert not list(box.iterdir())
     with pytest.raises(ValueError):
         store.model_file("../escape")
+
+
+async def test_a_send_cut_short_by_cancellation_is_not_repeated(tmp_path: Path) -> None:
+    combiner, outbox = world(InMemoryOutboxStore(tmp_path / "box"))
+    link = outbox.links.current()
+    assert isinstance(link, InMemoryLink)
+    arrived = asyncio.Event()
+
+    async def slow_send(update: ModelUpdate) -> None:
+        combiner.updates.append(update)  # it arrives; the client is stopped before the reply
+        arrived.set()
+        await asyncio.sleep(10)
+
+    link.send_update = slow_send  # type: ignore[method-assign]
+    await outbox.add(entry(), model_file(tmp_path))
+    delivering = asyncio.create_task(outbox.deliver("k1"))
+    await asyncio.wait_for(arrived.wait(), 2)
+    delivering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await delivering
+    assert await outbox.flush() == {**dict.fromkeys(Delivery, 0), Delivery.UNCERTAIN: 1}
+    assert len(combiner.updates) == 1
