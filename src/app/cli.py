@@ -64,6 +64,17 @@ def _run_parser(sub: Any) -> None:
     )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
+    p.add_argument(
+        "--python",
+        help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
+    )
+    p.add_argument(
+        "--no-managed-env",
+        dest="managed_env",
+        action="store_false",
+        default=None,
+        help="do not build the package's python_env; run it with PATH's python",
+    )
     # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
     p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
     p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
@@ -114,6 +125,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "require_checksum",
             "work_dir",
             "train_timeout",
+            "python",
+            "managed_env",
         )
     }
     return load_settings(cli, args.init)

@@ -48,4 +48,5 @@ def build_plan(settings: Settings) -> ClientPlan:
             initial=min(1.0, settings.delivery_retry_max), maximum=settings.delivery_retry_max
         ),
         shutdown_flush=settings.shutdown_flush,
+        helper_type=settings.helper_type or None,
     )

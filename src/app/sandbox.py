@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import tempfile
 from pathlib import Path
 
+from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.sandbox.federation import Federation, RoundResult
 from ..domain.errors import ConfigError
 from .container import build_container, close_adapters
@@ -45,6 +47,9 @@ async def sandbox(
     package: Path, work: Path, rounds: int, clients: int, round_timeout: float, log_level: str = "WARNING"
 ) -> list[RoundResult]:
     federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
+    # The sandbox is a try-out run from fedclient's own venv: a package without a
+    # python_env runs with that interpreter (one with a python_env gets it built).
+    own = None if TarPackageUnpacker().load_manifest(package).python_env else sys.executable
     await federation.start()
     stop = asyncio.Event()
     runners: list[asyncio.Task[None]] = []
@@ -57,6 +62,7 @@ async def sandbox(
                     "name": f"sandbox-client-{index}",
                     "work_dir": work / f"client-{index}",
                     "log_level": log_level,
+                    "python": own,
                 }
             )
             # Each client trains on its own shard of the example's data.

@@ -33,6 +33,8 @@ INIT_FILE_KEYS = {
     "refresh_token",
     "local_package",
     "log_level",
+    "python",
+    "managed_env",
 }
 LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
 
@@ -70,6 +72,9 @@ class Settings(BaseSettings):
     require_checksum: bool = False
     helper_type: str | None = None
     work_dir: Path = Path(".fedclient")
+    # The package's interpreter (a path or a name on PATH); unset: python_env, else PATH.
+    python: str | None = None
+    managed_env: bool = True  # build the package's python_env (off: run it as if it had none)
 
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)

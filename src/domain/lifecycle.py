@@ -25,6 +25,7 @@ from .model import (
     Identity,
     PackageMode,
 )
+from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
 from .outbox import DELIVERY_RETRY, Outbox, OutboxStore, ProcessOutboxStore
 from .package import ChecksumVerdict, Manifest, check_checksum
 from .ports import (
@@ -33,6 +34,7 @@ from .ports import (
     Discovery,
     PackageSource,
     PackageUnpacker,
+    PreparedTrainer,
     Trainer,
     TrainerFactory,
 )
@@ -63,6 +65,7 @@ class ClientPlan:
     package_checksum: str | None = None
     require_checksum: bool = False
     heartbeat_interval: float = 2.0
+    helper_type: str | None = None  # set: wins over the controller's (as `fedn client start -hp`)
     assign_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=3.0, maximum=60.0))
     # An unreachable controller (or package download) is retried this often before the client gives up.
     unreachable_retry: RetryConfig = field(
@@ -97,6 +100,7 @@ class Lifecycle:
     combiner: CombinerAddress | None = None
     package_dir: Path | None = None
     checksum_verdict: ChecksumVerdict | None = None
+    helper_type: str = DEFAULT_HELPER
     connects: int = 0
     tasks_received: int = 0
     runner: TaskRunner | None = None
@@ -114,13 +118,16 @@ class Lifecycle:
         self.links.wait_limit = self.plan.link_wait
         self.identity = self.plan.identity
         try:
+            assignment = None
             if self.plan.combiner is None:
-                await self.assign()
+                assignment = await self.assign()
             else:
                 self.combiner = self.plan.combiner
             manifest = await self.prepare_package()
             assert self.package_dir is not None
             trainer = self.trainer_factory(self.package_dir, manifest)
+            if isinstance(trainer, PreparedTrainer):
+                await self._until_stopped(trainer.prepare())
             if manifest.has("startup"):
                 await self._startup(trainer)
             store = self.outbox_store or ProcessOutboxStore(self.plan.work_dir / "outbox")
@@ -129,7 +136,13 @@ class Lifecycle:
             )
             await self.outbox.load()
             self.runner = TaskRunner(
-                self.links, trainer, self.plan.work_dir / "tasks", self.state, self.clock, outbox=self.outbox
+                self.links,
+                trainer,
+                self.plan.work_dir / "tasks",
+                self.state,
+                self.clock,
+                model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
+                outbox=self.outbox,
             )
             await self.serve()
         except Stopped:
@@ -138,6 +151,23 @@ class Lifecycle:
     async def _pause(self, seconds: float) -> None:
         if await _wait(self._stop, self.clock.sleep(seconds)):
             raise Stopped
+
+    async def _until_stopped(self, work: Awaitable[None]) -> None:
+        """Run ``work`` (e.g. an env build that takes minutes), cancelling it if stop is set."""
+        job = asyncio.ensure_future(work)
+        stopped = await _wait(self._stop, job)
+        if stopped:
+            raise Stopped
+        job.result()
+
+    def _model_suffix(self, from_controller: str | None) -> str:
+        """Model files are named as the stock client's helper names them (scripts may key on it)."""
+        self.helper_type = choose_helper(self.plan.helper_type, from_controller)
+        suffix = model_suffix(self.helper_type)
+        if suffix is None:
+            log.warning("unknown helper_type '%s'; model files are named *.npz", self.helper_type)
+            return ".npz"
+        return suffix
 
     # ------------------------------------------------------------- assign --
 

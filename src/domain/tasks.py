@@ -219,7 +219,8 @@ class TaskRunner:
         )
         in_model = scratch / f"in{self._suffix}"
         await self._download(task.model_id, in_model)
-        metrics = await self._trainer.validate(in_model, scratch / "metrics.json")
+        # No suffix on the JSON outputs either: the stock client names them that way too.
+        metrics = await self._trainer.validate(in_model, scratch / "metrics")
         entry = await self.outbox.add(self._entry(task, ResultKind.VALIDATION, dict(metrics)))
         self._delivery = await self.outbox.deliver(entry.key)
         if self._delivery is not Delivery.DELIVERED:
@@ -241,7 +242,7 @@ class TaskRunner:
     async def _predict(self, task: Task, scratch: Path) -> None:
         in_model = scratch / f"in{self._suffix}"
         await self._download(task.model_id, in_model)
-        output = await self._trainer.predict(in_model, scratch / "prediction.json")
+        output = await self._trainer.predict(in_model, scratch / "prediction")
         prediction = Prediction(task.model_id, output, task.sender_name, task.correlation_id, task.session_id)
         await self._send(lambda link: link.send_prediction(prediction), "sending prediction")
         await self._status(
