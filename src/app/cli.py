@@ -23,7 +23,7 @@ from pydantic import ValidationError
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from ..domain.errors import AuthError, ConfigError, FedClientError
-from . import package_cmd
+from . import package_cmd, policy_cmd
 from .logs import configure_logging, scrub
 from .settings import Settings, load_settings
 
@@ -37,7 +37,13 @@ def _run_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="join a FEDn network and serve its tasks (like `fedn client start`)")
     p.add_argument("-u", "--api-url", help="controller URL (scheme optional)")
     p.add_argument("-p", "--api-port", type=int, help="controller port")
-    p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN)")
+    p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN); visible in `ps`")
+    p.add_argument("--token-file", type=Path, help="read the token from this file (or FEDN_AUTH_TOKEN_FILE)")
+    p.add_argument(
+        "--refresh-token-file",
+        type=Path,
+        help="read the refresh token from this file (or FEDN_AUTH_REFRESH_TOKEN_FILE)",
+    )
     p.add_argument("-n", "--name", help="client display name")
     p.add_argument("-i", "--client-id", help="client id (default: a new UUID)")
     p.add_argument(
@@ -63,7 +69,29 @@ def _run_parser(sub: Any) -> None:
         help="refuse a package whose checksum cannot be verified",
     )
     p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
+    p.add_argument(
+        "--grpc-tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force TLS to the combiner on or off (default: on for port 443 or with a root cert)",
+    )
+    p.add_argument(
+        "--grpc-root-cert",
+        dest="grpc_root_cert_path",
+        type=Path,
+        help="CA certificate (PEM) to trust for the combiner and an https controller "
+        "(or FEDN_GRPC_ROOT_CERT_PATH)",
+    )
+    p.add_argument("--client-cert", dest="client_cert_path", type=Path, help="mTLS client certificate (PEM)")
+    p.add_argument("--client-key", dest="client_key_path", type=Path, help="mTLS client private key (PEM)")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="use TLS without verifying the servers' certificates (not for production)",
+    )
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
+    policy_cmd.add_policy_flags(p)
     p.add_argument(
         "--python",
         help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
@@ -103,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
+    policy_cmd.add_parser(sub)
     return top
 
 
@@ -113,6 +142,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "api_url",
             "api_port",
             "token",
+            "token_file",
+            "refresh_token_file",
             "name",
             "client_id",
             "local_package",
@@ -125,10 +156,16 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "require_checksum",
             "work_dir",
             "train_timeout",
+            "grpc_tls",
+            "grpc_root_cert_path",
+            "client_cert_path",
+            "client_key_path",
+            "insecure",
             "python",
             "managed_env",
         )
     }
+    cli.update(policy_cmd.policy_values(args))
     return load_settings(cli, args.init)
 
 
@@ -160,10 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             settings = _settings_from(args)
-            configure_logging(settings.log_level, [settings.token_value])
+            configure_logging(settings.log_level, settings.secrets)
+            if args.token is not None:
+                log.warning(
+                    "the token was given with --token, so any user of this machine can read it in `ps`; "
+                    "use --token-file or FEDN_AUTH_TOKEN_FILE instead"
+                )
             asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)
+        elif args.command == "policy":
+            return policy_cmd.run_policy(args)
         else:
             from .sandbox import run_sandbox
 

@@ -1,4 +1,4 @@
-"""Logging set-up: one line per event, and secrets scrubbed from every record."""
+"""Logging set-up: one line per event; secrets are scrubbed from every record by domain.redaction."""
 
 from __future__ import annotations
 
@@ -6,38 +6,17 @@ import logging
 import sys
 from collections.abc import Iterable
 
-# Secrets of this process (the token), scrubbed from every log record and error line.
-_SECRETS: list[str] = []
+from ..domain.redaction import install_log_redaction, register_secrets
+from ..domain.redaction import redact as scrub
 
-
-def register_secrets(secrets: Iterable[str | None]) -> None:
-    # Very short values would mangle ordinary words; real tokens are long.
-    _SECRETS.extend(s for s in secrets if s and len(s) >= 4 and s not in _SECRETS)
-
-
-def scrub(text: str) -> str:
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return text
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces any registered secret that slips into a log record with ***."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            message = record.getMessage()
-            scrubbed = scrub(message)
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
-        return True
+__all__ = ["configure_logging", "register_secrets", "scrub"]
 
 
 def configure_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
     register_secrets(secrets)
+    install_log_redaction()  # once, at the logging root: every record, every handler and formatter
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
-    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN")
     )
+    token_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("token_file", "FEDN_AUTH_TOKEN_FILE")
+    )
+    refresh_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("refresh_token", "FEDN_AUTH_REFRESH_TOKEN")
+    )
+    refresh_token_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("refresh_token_file", "FEDN_AUTH_REFRESH_TOKEN_FILE")
+    )
     auth_scheme: str = "Bearer"
     connect_api_secure: bool = True  # verify the controller's TLS certificate
     api_ca_bundle: Path | None = None
@@ -60,7 +69,11 @@ class Settings(BaseSettings):
     combiner: str | None = None
     combiner_port: int | None = Field(default=None, ge=1, le=65535)
     grpc_root_cert_path: Path | None = None
-    grpc_tls: bool = False  # force TLS; otherwise TLS on port 443 or when a root cert is given
+    # gRPC TLS: True/False force it on/off; unset, FEDn's rule (port 443, or a root cert given).
+    grpc_tls: bool | None = None
+    client_cert_path: Path | None = None  # mTLS (controller and combiner): our certificate chain
+    client_key_path: Path | None = None  # ... and its private key
+    insecure: bool = False  # TLS without verifying the server: an explicit, logged opt-out
 
     # --- who we are
     name: str = Field(default_factory=lambda: f"client{uuid.uuid4().hex[:8]}")
@@ -75,6 +88,22 @@ class Settings(BaseSettings):
     # The package's interpreter (a path or a name on PATH); unset: python_env, else PATH.
     python: str | None = None
     managed_env: bool = True  # build the package's python_env (off: run it as if it had none)
+
+    # --- site policy (docs/SECURITY.md): a policy file, and flags that override it
+    policy_file: Path | None = None
+    allow_package: list[str] | None = None  # SHA-256s; only these packages may be unpacked
+    limit_memory: str | None = None  # e.g. 2GiB
+    limit_cpu_seconds: int | None = Field(default=None, gt=0)
+    limit_wall_seconds: float | None = Field(default=None, gt=0)
+    limit_output: str | None = None  # e.g. 10MiB
+    limit_open_files: int | None = Field(default=None, gt=0)
+    read_only_package: bool | None = None
+    max_package_bytes: str | None = None  # download cap, e.g. 512MiB
+    max_unpacked_bytes: str | None = None
+    max_member_bytes: str | None = None
+    max_package_members: int | None = Field(default=None, gt=0)
+    max_compression_ratio: float | None = Field(default=None, gt=0)
+    max_model_bytes: str | None = None  # cap on a model downloaded from the combiner
 
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)
@@ -102,7 +131,22 @@ class Settings(BaseSettings):
 
     @property
     def token_value(self) -> str | None:
-        return self.token.get_secret_value() if self.token else None
+        if self.token:
+            return self.token.get_secret_value()
+        return read_secret_file(self.token_file, "token") if self.token_file else None
+
+    @property
+    def refresh_token_value(self) -> str | None:
+        if self.refresh_token:
+            return self.refresh_token.get_secret_value()
+        if self.refresh_token_file:
+            return read_secret_file(self.refresh_token_file, "refresh token")
+        return None
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Every secret in these settings, for the redactor."""
+        return [self.token_value, self.refresh_token_value]
 
     @classmethod
     def settings_customise_sources(
@@ -118,6 +162,28 @@ class Settings(BaseSettings):
             env_settings,
             InitSettingsSource(settings_cls, init_kwargs=_init_file_data.get() or {}),
         )
+
+
+_SECRET_FILE_MAX = 64 * 1024
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """A token kept in a file (so it is not on argv or in the environment): its first line, stripped."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_SECRET_FILE_MAX + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    if len(raw) > _SECRET_FILE_MAX:
+        raise ConfigError(f"the {what} file {path} is larger than {_SECRET_FILE_MAX} bytes")
+    try:
+        lines = raw.decode("utf-8").strip().splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"the {what} file {path} is not UTF-8 text") from None
+    value = lines[0].strip() if lines else ""
+    if not value:
+        raise ConfigError(f"the {what} file {path} is empty")
+    return value
 
 
 def read_init_file(path: Path) -> dict[str, Any]:
@@ -141,7 +207,6 @@ def read_init_file(path: Path) -> dict[str, Any]:
             values[key] = value
     if values.get("local_package") is True:
         values["local_package"] = "."
-    values.pop("refresh_token", None)
     return values
 
 
