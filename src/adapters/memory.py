@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..domain.credentials import Credentials
 from ..domain.errors import (
+    AuthError,
     DeliveryUncertain,
+    FedClientError,
     ModelNotFound,
     PackageError,
     StreamEnded,
@@ -119,7 +122,7 @@ class InMemoryCombiner:
     uploads: list[str] = field(default_factory=list)
     connects: list[tuple[CombinerAddress, Identity]] = field(default_factory=list)
     # Every call a client made, in order, failed or not: (call name, model/update id or "").
-    attempts: list[tuple[str, str]] = field(default_factory=list)
+    subjects: list[tuple[str, str]] = field(default_factory=list)
     # Scripted failures: number of upcoming calls of that name that raise before taking effect.
     fail_next: dict[str, int] = field(default_factory=dict)
     # Number of upcoming calls of that name that take effect, then lose their reply (DeliveryUncertain).
@@ -127,6 +130,10 @@ class InMemoryCombiner:
     fail_with: dict[str, Exception] = field(default_factory=dict)
     refuse_connects: int = 0
     chunk_size: int = 4
+    # Every call as it was attempted, failed or not: (name, token it carried). Duplicates show here.
+    attempts: list[tuple[str, str | None]] = field(default_factory=list)
+    # When set, only these tokens are accepted (checked per call, and once when a task stream opens).
+    valid_tokens: set[str] | None = None
 
     def queue(self, client_id: str) -> asyncio.Queue[Task | None]:
         return self.queues.setdefault(client_id, asyncio.Queue())
@@ -137,8 +144,11 @@ class InMemoryCombiner:
     def end_stream(self, client_id: str) -> None:
         self.queue(client_id).put_nowait(None)
 
-    def check(self, name: str, subject: str = "") -> None:
-        self.attempts.append((name, subject))
+    def check(self, name: str, token: str | None = None, subject: str = "") -> None:
+        self.attempts.append((name, token))
+        self.subjects.append((name, subject))
+        if self.valid_tokens is not None and token not in self.valid_tokens:
+            raise AuthError("the combiner refused the token: Invalid token")
         left = self.fail_next.get(name, 0)
         if left:
             self.fail_next[name] = left - 1
@@ -152,50 +162,58 @@ class InMemoryCombiner:
             raise DeliveryUncertain(f"{name}: the reply was lost")
 
     def tries(self, name: str, subject: str | None = None) -> int:
-        return sum(1 for n, s in self.attempts if n == name and (subject is None or s == subject))
+        return sum(1 for n, s in self.subjects if n == name and (subject is None or s == subject))
 
 
 class InMemoryLink:
-    def __init__(self, combiner: InMemoryCombiner, identity: Identity) -> None:
+    def __init__(
+        self, combiner: InMemoryCombiner, identity: Identity, credentials: Credentials | None = None
+    ) -> None:
         self.combiner = combiner
         self.identity = identity
         self.closed = False
+        self._credentials = credentials or Credentials(None)
+
+    def _check(self, name: str, subject: str = "") -> None:
+        self.combiner.check(name, self._credentials.token, subject)
 
     async def tasks(self) -> AsyncIterator[Task]:
         queue = self.combiner.queue(self.identity.client_id)
+        self._check("tasks")  # a stream's token is checked when it opens, as gRPC interceptors do
         while True:
-            self.combiner.check("tasks")
+            if self.combiner.fail_next.get("tasks"):
+                self.combiner.check("tasks")
             task = await queue.get()
             if task is None:
                 raise StreamEnded("the combiner closed the task stream")
             yield task
 
     async def heartbeat(self) -> None:
-        self.combiner.check("heartbeat")
+        self._check("heartbeat")
         self.combiner.heartbeats.append(self.identity.client_id)
 
     async def send_status(self, report: StatusReport) -> None:
-        self.combiner.check("send_status")
+        self._check("send_status")
         self.combiner.statuses.append(report)
 
     async def send_update(self, update: ModelUpdate) -> None:
-        self.combiner.check("send_update", update.model_update_id)
+        self._check("send_update", update.model_update_id)
         if update.model_update_id not in self.combiner.models:
             raise TransientError(f"update {update.model_update_id} refers to a model that was never uploaded")
         self.combiner.updates.append(update)
         self.combiner.reply("send_update")
 
     async def send_validation(self, validation: Validation) -> None:
-        self.combiner.check("send_validation", validation.model_id)
+        self._check("send_validation", validation.model_id)
         self.combiner.validations.append(validation)
         self.combiner.reply("send_validation")
 
     async def send_prediction(self, prediction: Prediction) -> None:
-        self.combiner.check("send_prediction", prediction.model_id)
+        self._check("send_prediction", prediction.model_id)
         self.combiner.predictions.append(prediction)
 
     async def download(self, model_id: str, dest: Path) -> int:
-        self.combiner.check("download", model_id)
+        self._check("download", model_id)
         if model_id not in self.combiner.models:
             raise ModelNotFound(f"the combiner has no model {model_id}")
         data = self.combiner.models[model_id]
@@ -205,7 +223,7 @@ class InMemoryLink:
         return len(data)
 
     async def upload(self, model_id: str, src: Path) -> int:
-        self.combiner.check("upload", model_id)
+        self._check("upload", model_id)
         data = src.read_bytes()
         self.combiner.uploads.append(model_id)
         self.combiner.models[model_id] = data
@@ -213,7 +231,7 @@ class InMemoryLink:
         return len(data)
 
     async def has_model(self, model_id: str) -> bool:
-        self.combiner.check("has_model", model_id)
+        self._check("has_model", model_id)
         return model_id in self.combiner.models
 
     async def close(self) -> None:
@@ -221,8 +239,9 @@ class InMemoryLink:
 
 
 class InMemoryConnector:
-    def __init__(self, combiner: InMemoryCombiner) -> None:
+    def __init__(self, combiner: InMemoryCombiner, credentials: Credentials | None = None) -> None:
         self.combiner = combiner
+        self.credentials = credentials
         self.links: list[InMemoryLink] = []
 
     async def connect(self, address: CombinerAddress, identity: Identity) -> InMemoryLink:
@@ -232,7 +251,7 @@ class InMemoryConnector:
             raise TransientError(f"connection to {address.target} refused")
         if "connect" in self.combiner.fail_with:
             raise self.combiner.fail_with["connect"]
-        link = InMemoryLink(self.combiner, identity)
+        link = InMemoryLink(self.combiner, identity, self.credentials)
         self.links.append(link)
         return link
 
@@ -305,6 +324,30 @@ class InMemoryTrainerFactory:
     def __call__(self, package_dir: Path, manifest: Manifest) -> InMemoryTrainer:
         self.built.append((package_dir, manifest))
         return self.trainer
+
+
+class InMemoryTokenRefresher:
+    """Mints ``token-1``, ``token-2``, … and makes ``combiner`` accept each; records every call."""
+
+    def __init__(self, combiner: InMemoryCombiner | None = None, prefix: str = "token-") -> None:
+        self.combiner = combiner
+        self.prefix = prefix
+        self.calls = 0
+        self.issued: list[str] = []
+        self.fail_with: FedClientError | None = None
+        self.gate: asyncio.Event | None = None  # set to hold refreshes until it is set
+
+    async def refresh(self) -> str:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        token = f"{self.prefix}{len(self.issued) + 1}"
+        self.issued.append(token)
+        if self.combiner is not None and self.combiner.valid_tokens is not None:
+            self.combiner.valid_tokens.add(token)
+        return token
 
 
 class FakeClock:

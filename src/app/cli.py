@@ -93,6 +93,20 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
     policy_cmd.add_policy_flags(p)
     p.add_argument(
+        "--refresh-token", help="refresh token (or FEDN_AUTH_REFRESH_TOKEN; the environment keeps it off ps)"
+    )
+    p.add_argument(
+        "--refresh-token-uri", help="where to refresh an expired token (or FEDN_AUTH_REFRESH_TOKEN_URI)"
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        help="on SIGINT/SIGTERM, seconds the running task may take to finish (default 120)",
+    )
+    p.add_argument(
+        "--heartbeat-miss-limit", type=int, help="heartbeats missed in a row before reconnecting (default 3)"
+    )
+    p.add_argument(
         "--python",
         help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
     )
@@ -161,6 +175,10 @@ def _settings_from(args: argparse.Namespace) -> Settings:
             "client_cert_path",
             "client_key_path",
             "insecure",
+            "refresh_token",
+            "refresh_token_uri",
+            "shutdown_grace",
+            "heartbeat_miss_limit",
             "python",
             "managed_env",
         )
@@ -198,11 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             settings = _settings_from(args)
             configure_logging(settings.log_level, settings.secrets)
-            if args.token is not None:
-                log.warning(
-                    "the token was given with --token, so any user of this machine can read it in `ps`; "
-                    "use --token-file or FEDN_AUTH_TOKEN_FILE instead"
-                )
+            for flag in ("token", "refresh_token"):
+                if getattr(args, flag, None) is not None:
+                    log.warning(
+                        "the %s was given with --%s, so any user of this machine can read it in `ps`; "
+                        "use --%s-file or FEDN_AUTH_%s_FILE instead",
+                        flag.replace("_", " "),
+                        flag.replace("_", "-"),
+                        flag.replace("_", "-"),
+                        "TOKEN" if flag == "token" else "REFRESH_TOKEN",
+                    )
             asyncio.run(_run(settings))
         elif args.command == "package":
             return package_cmd.run_package(args)

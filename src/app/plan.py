@@ -44,6 +44,8 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None) -> ClientPl
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_miss_limit=settings.heartbeat_miss_limit,
+        shutdown_grace=settings.shutdown_grace,
         task_queue_limit=settings.task_queue_limit,
         delivery_retry=RetryConfig(
             initial=min(1.0, settings.delivery_retry_max), maximum=settings.delivery_retry_max

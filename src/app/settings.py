@@ -63,6 +63,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("refresh_token_file", "FEDN_AUTH_REFRESH_TOKEN_FILE")
     )
     auth_scheme: str = "Bearer"
+    # FEDn's token refresh: POST {"refresh": <refresh token>} to this URI, take "access" from the reply.
+    refresh_token_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("refresh_token_uri", "FEDN_AUTH_REFRESH_TOKEN_URI")
+    )
     connect_api_secure: bool = True  # verify the controller's TLS certificate
     api_ca_bundle: Path | None = None
     preferred_combiner: str | None = None
@@ -108,6 +112,8 @@ class Settings(BaseSettings):
     # --- behaviour
     train_timeout: float = Field(default=3600.0, gt=0)
     heartbeat_interval: float = Field(default=2.0, gt=0)
+    heartbeat_miss_limit: int = Field(default=3, ge=1)  # missed in a row -> reconnect
+    shutdown_grace: float = Field(default=120.0, ge=0)  # SIGTERM: seconds the running task may finish
     # Reliability: tasks waiting to start, the outbox's retry cap, and how long stop waits for it.
     task_queue_limit: int = Field(default=8, ge=1, le=1024)
     delivery_retry_max: float = Field(default=30.0, gt=0)

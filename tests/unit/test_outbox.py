@@ -82,7 +82,7 @@ async def test_a_failed_upload_is_retried_under_a_fresh_id(tmp_path: Path) -> No
     combiner.fail_next["upload"] = 2
     await outbox.add(entry(), model_file(tmp_path))
     assert await outbox.deliver("k1") is Delivery.DELIVERED
-    ids = [subject for name, subject in combiner.attempts if name == "upload"]
+    ids = [subject for name, subject in combiner.subjects if name == "upload"]
     assert len(ids) == len(set(ids)) == 3, "FEDn appends to a half-written file of the same id"
     assert [u.model_update_id for u in combiner.updates] == [ids[-1]]
 
@@ -103,7 +103,7 @@ async def test_no_connection_leaves_it_pending_and_a_flush_delivers_it(tmp_path:
     link = outbox.links.take()
     await outbox.add(entry(), model_file(tmp_path))
     assert await outbox.deliver("k1") is Delivery.PENDING
-    assert not combiner.attempts and "k1" in store.entries
+    assert not combiner.subjects and "k1" in store.entries
     assert link is not None
     outbox.links.set(InMemoryLink(combiner, ME))
     assert await outbox.flush() == {**dict.fromkeys(Delivery, 0), Delivery.DELIVERED: 1}
@@ -249,7 +249,7 @@ async def test_every_crash_point_ends_in_one_update_or_a_stated_outcome(
     assert not store.load(), "nothing is left behind"
     sending_marked = at >= 4 and not (at == 4 and not after)
     if at == 1 and not after:
-        assert not combiner.attempts, "crashed before the result was written: nothing was sent"
+        assert not combiner.subjects, "crashed before the result was written: nothing was sent"
     elif sending_marked and not combiner.updates:
         assert outcomes == [Delivery.UNCERTAIN], "the call may have left: stated, not repeated"
     else:

@@ -59,7 +59,7 @@ class GrpcModelTransfer:
         self,
         channel: grpc.aio.Channel,
         identity: Identity,
-        metadata: Metadata,
+        metadata: Callable[[], Metadata],
         fail: ErrorTranslator,
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
@@ -78,7 +78,7 @@ class GrpcModelTransfer:
     async def download(self, model_id: str, dest: Path) -> int:
         """Write model ``model_id`` to ``dest``; ``dest`` appears only when the combiner said OK."""
         what = f"download of model {model_id}"
-        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata)
+        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata())
         loop = asyncio.get_running_loop()
         unknown_since: float | None = None
         try:
@@ -157,7 +157,7 @@ class GrpcModelTransfer:
         the caller starts over from the file (it still has it).
         """
         what = f"upload of model {model_id}"
-        call = self._stub.Upload(metadata=self._metadata)
+        call = self._stub.Upload(metadata=self._metadata())
         sent = 0
         try:
             with contextlib.closing(read_chunks(src, self._chunk_size)) as chunks:
