@@ -291,7 +291,7 @@ class GrpcCombinerLink:
         self._check_open()  # raises TransientError: provably never sent
         try:
             with self._closing_guard(what):
-                await method(request, timeout=self._rpc_timeout, metadata=self._metadata)
+                await method(request, timeout=self._rpc_timeout, metadata=self._metadata())
         except grpc.aio.AioRpcError as err:
             error = self._fail(err, what)
             if isinstance(error, TransientError) and not never_sent(err):

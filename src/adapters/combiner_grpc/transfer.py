@@ -133,7 +133,7 @@ class GrpcModelTransfer:
     async def has_model(self, model_id: str) -> bool:
         """Ask for ``model_id`` and read only the first answer: data (or an empty model) means stored."""
         what = f"probe for model {model_id}"
-        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata)
+        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata())
         try:
             try:
                 response = await _bounded(call.read(), self._progress_timeout)
