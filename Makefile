@@ -57,5 +57,9 @@ bench: fedn-venv
 demo: venv
 	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits
 
+# Figures, not tests: the soak run (quick mode, a few minutes) prints rounds, losses, RSS, fds, tasks.
+bench: venv
+	$(PY) bench/soak.py --quick
+
 clean:
 	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .site-venv .site-venv.lock .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ from typing import Any
 from ..domain.credentials import Credentials
 from ..domain.errors import (
     AuthError,
+    DeliveryUncertain,
     FedClientError,
     ModelNotFound,
     PackageError,
@@ -42,6 +43,7 @@ from ..domain.model import (
     Task,
     Validation,
 )
+from ..domain.outbox import OutboxEntry
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
 from ..domain.usage import UsageReading
 
@@ -148,8 +150,12 @@ class InMemoryCombiner:
     backward_completions: list[BackwardCompletion] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     connects: list[tuple[CombinerAddress, Identity]] = field(default_factory=list)
-    # Scripted failures: number of upcoming calls of that name that raise.
+    # Every call a client made, in order, failed or not: (call name, model/update id or "").
+    subjects: list[tuple[str, str]] = field(default_factory=list)
+    # Scripted failures: number of upcoming calls of that name that raise before taking effect.
     fail_next: dict[str, int] = field(default_factory=dict)
+    # Number of upcoming calls of that name that take effect, then lose their reply (DeliveryUncertain).
+    lose_reply_next: dict[str, int] = field(default_factory=dict)
     fail_with: dict[str, Exception] = field(default_factory=dict)
     refuse_connects: int = 0
     chunk_size: int = 4
@@ -167,14 +173,25 @@ class InMemoryCombiner:
     def end_stream(self, client_id: str) -> None:
         self.queue(client_id).put_nowait(None)
 
-    def check(self, name: str, token: str | None = None) -> None:
+    def check(self, name: str, token: str | None = None, subject: str = "") -> None:
         self.attempts.append((name, token))
+        self.subjects.append((name, subject))
         if self.valid_tokens is not None and token not in self.valid_tokens:
             raise AuthError("the combiner refused the token: Invalid token")
         left = self.fail_next.get(name, 0)
         if left:
             self.fail_next[name] = left - 1
             raise self.fail_with.get(name, TransientError(f"{name}: scripted failure"))
+
+    def reply(self, name: str) -> None:
+        """Called after a call took effect: maybe lose its reply."""
+        left = self.lose_reply_next.get(name, 0)
+        if left:
+            self.lose_reply_next[name] = left - 1
+            raise DeliveryUncertain(f"{name}: the reply was lost")
+
+    def tries(self, name: str, subject: str | None = None) -> int:
+        return sum(1 for n, s in self.subjects if n == name and (subject is None or s == subject))
 
 
 class InMemoryLink:
@@ -186,8 +203,8 @@ class InMemoryLink:
         self.closed = False
         self._credentials = credentials or Credentials(None)
 
-    def _check(self, name: str) -> None:
-        self.combiner.check(name, self._credentials.token)
+    def _check(self, name: str, subject: str = "") -> None:
+        self.combiner.check(name, self._credentials.token, subject)
 
     async def tasks(self) -> AsyncIterator[Task]:
         queue = self.combiner.queue(self.identity.client_id)
@@ -218,17 +235,19 @@ class InMemoryLink:
         self.combiner.statuses.append(report)
 
     async def send_update(self, update: ModelUpdate) -> None:
-        self._check("send_update")
+        self._check("send_update", update.model_update_id)
         if update.model_update_id not in self.combiner.models:
             raise TransientError(f"update {update.model_update_id} refers to a model that was never uploaded")
         self.combiner.updates.append(update)
+        self.combiner.reply("send_update")
 
     async def send_validation(self, validation: Validation) -> None:
-        self._check("send_validation")
+        self._check("send_validation", validation.model_id)
         self.combiner.validations.append(validation)
+        self.combiner.reply("send_validation")
 
     async def send_prediction(self, prediction: Prediction) -> None:
-        self._check("send_prediction")
+        self._check("send_prediction", prediction.model_id)
         self.combiner.predictions.append(prediction)
 
     async def send_metric(self, report: MetricReport) -> None:
@@ -240,7 +259,7 @@ class InMemoryLink:
         self.combiner.attributes.append(report)
 
     async def download(self, model_id: str, dest: Path) -> int:
-        self._check("download")
+        self._check("download", model_id)
         if model_id not in self.combiner.models:
             raise ModelNotFound(f"the combiner has no model {model_id}")
         data = self.combiner.models[model_id]
@@ -250,11 +269,16 @@ class InMemoryLink:
         return len(data)
 
     async def upload(self, model_id: str, src: Path) -> int:
-        self._check("upload")
+        self._check("upload", model_id)
         data = src.read_bytes()
         self.combiner.uploads.append(model_id)
         self.combiner.models[model_id] = data
+        self.combiner.reply("upload")
         return len(data)
+
+    async def has_model(self, model_id: str) -> bool:
+        self._check("has_model", model_id)
+        return model_id in self.combiner.models
 
     async def close(self) -> None:
         self.closed = True
@@ -276,6 +300,33 @@ class InMemoryConnector:
         link = InMemoryLink(self.combiner, identity, self.credentials)
         self.links.append(link)
         return link
+
+
+class InMemoryOutboxStore:
+    """Keeps outbox entries in a dict (model files in a real directory) and records every operation."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.entries: dict[str, OutboxEntry] = {}
+        self.operations: list[tuple[str, str]] = []  # ("save" | "remove", key)
+
+    def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
+        self.operations.append(("save", entry.key))
+        if model is not None:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model, self.model_file(entry.key))
+        self.entries[entry.key] = entry
+
+    def load(self) -> list[OutboxEntry]:
+        return list(self.entries.values())
+
+    def model_file(self, key: str) -> Path:
+        return self.model_dir / f"{key}.model"
+
+    def remove(self, key: str) -> None:
+        self.operations.append(("remove", key))
+        self.entries.pop(key, None)
+        self.model_file(key).unlink(missing_ok=True)
 
 
 class InMemoryTrainer:

@@ -15,6 +15,7 @@ from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
 from ..adapters.controller_http.refresh import HttpTokenRefresher
+from ..adapters.outbox_store import FileOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.system_usage import system_usage_probe
 from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
@@ -101,6 +102,10 @@ def _package_source(
     )
 
 
+def _outbox_store(settings: Settings) -> FileOutboxStore:
+    return FileOutboxStore(settings.work_dir.resolve() / "outbox")
+
+
 def _pid_file(settings: Settings) -> Path:
     """Where entry-point children are recorded, so a restart can sweep what a killed run left."""
     return settings.work_dir.resolve() / PID_FILE
@@ -147,6 +152,7 @@ class Container(containers.DeclarativeContainer):
     )
     clock = providers.Singleton(SystemClock)
     usage_probe = providers.Singleton(system_usage_probe)
+    outbox_store = providers.Singleton(_outbox_store, settings)
     lifecycle = providers.Factory(
         Lifecycle,
         plan=plan,
@@ -158,6 +164,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         credentials=credentials,
         usage_probe=usage_probe,
+        outbox_store=outbox_store,
     )
 
 

@@ -9,6 +9,7 @@ from ..domain.lifecycle import ClientPlan
 from ..domain.model import CombinerAddress, PackageMode
 from ..domain.package import MANIFEST_NAME
 from ..domain.policy import SitePolicy
+from ..domain.retry import RetryConfig
 from .settings import Settings
 from .workdir import resolve_identity
 
@@ -56,6 +57,11 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
         heartbeat_miss_limit=settings.heartbeat_miss_limit,
         shutdown_grace=settings.shutdown_grace,
         telemetry_interval=settings.telemetry_interval,
+        task_queue_limit=settings.task_queue_limit,
+        delivery_retry=RetryConfig(
+            initial=min(1.0, settings.delivery_retry_max), maximum=settings.delivery_retry_max
+        ),
+        shutdown_flush=settings.shutdown_flush,
         helper_type=settings.helper_type or None,
         allowed_packages=policy.allowed_packages if policy else frozenset(),
     )

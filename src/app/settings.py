@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     heartbeat_miss_limit: int = Field(default=3, ge=1)  # missed in a row -> reconnect
     shutdown_grace: float = Field(default=120.0, ge=0)  # SIGTERM: seconds the running task may finish
     telemetry_interval: float = Field(default=5.0, ge=0)  # FEDn's client: every 5 s; 0 = off
+    # Reliability: tasks waiting to start, the outbox's retry cap, and how long stop waits for it.
+    task_queue_limit: int = Field(default=8, ge=1, le=1024)
+    delivery_retry_max: float = Field(default=30.0, gt=0)
+    shutdown_flush: float = Field(default=10.0, ge=0)
     log_level: str = "INFO"
 
     @field_validator("name")

@@ -213,5 +213,8 @@ class RefreshingLink:
     async def upload(self, model_id: str, src: Path) -> int:
         return await self._credentials.call(lambda: self.inner.upload(model_id, src))
 
+    async def has_model(self, model_id: str) -> bool:
+        return await self._credentials.call(lambda: self.inner.has_model(model_id))
+
     async def close(self) -> None:
         await self.inner.close()

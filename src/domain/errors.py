@@ -60,3 +60,7 @@ class TaskFailed(FedClientError):
 
 class ModelNotFound(TaskFailed):
     """The combiner does not have (or could not stream) the model we were asked to use."""
+
+
+class DeliveryUncertain(TransientError):
+    """A result may or may not have reached the combiner (the call left, no reply came back)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .credentials import Credentials, RefreshingLink
 from .errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
+from .inbox import DEFAULT_LIMIT, TaskInbox
 from .links import LinkHolder
 from .model import (
     Assignment,
@@ -24,9 +25,9 @@ from .model import (
     CombinerAddress,
     Identity,
     PackageMode,
-    Task,
 )
 from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
+from .outbox import DELIVERY_RETRY, Outbox, OutboxStore, ProcessOutboxStore
 from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
 from .package_cache import KeptPackage, PackageCache
 from .ports import (
@@ -93,6 +94,14 @@ class ClientPlan:
     flush_timeout: float = 30.0
     # How long a task waits for a lost combiner connection to come back before it fails.
     link_wait: float = 600.0
+    # Tasks received and not yet started (the oldest is dropped, with a log line, when full).
+    task_queue_limit: int = DEFAULT_LIMIT
+    # Retries of a finished result in the outbox (no attempt limit: its round's deadline ends them).
+    delivery_retry: RetryConfig = DELIVERY_RETRY
+    # On stop, how long the outbox may take to deliver what it holds before the channels close.
+    shutdown_flush: float = 10.0
+    # After a reconnect, how long the outbox lets queued tasks arrive before it resends anything.
+    outbox_settle: float = 1.0
 
 
 @dataclass
@@ -115,6 +124,9 @@ class Lifecycle:
     tasks_received: int = 0
     runner: TaskRunner | None = None
     links: LinkHolder = field(default_factory=LinkHolder)
+    outbox_store: OutboxStore | None = None  # None: an outbox that does not survive a restart
+    outbox: Outbox | None = None
+    inbox: TaskInbox | None = None
     # The token shared by every channel; the adapters get the same object from the container.
     credentials: Credentials = field(default_factory=lambda: Credentials(None))
     # Run once on the way out, after the last task and before the channels close.
@@ -153,6 +165,12 @@ class Lifecycle:
                 await self._until_stopped(trainer.prepare())
             if manifest.has("startup"):
                 await self._startup(trainer)
+            store = self.outbox_store or ProcessOutboxStore(self.plan.work_dir / "outbox")
+            self.outbox = Outbox(
+                store, self.links, self.clock, self.plan.delivery_retry, settle=self.plan.outbox_settle
+            )
+            await self.outbox.load()
+            self.shutdown_hooks.append(self.flush_outbox)
             self.runner = TaskRunner(
                 self.links,
                 trainer,
@@ -161,6 +179,7 @@ class Lifecycle:
                 self.clock,
                 client_id=lambda: (self.identity or self.plan.identity).client_id,
                 model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
+                outbox=self.outbox,
             )
             await self.serve()
         except Stopped:
@@ -354,7 +373,7 @@ class Lifecycle:
     async def serve(self) -> None:
         """Keep a task stream open, reconnecting with backoff, until stopped (then drain and flush)."""
         assert self.runner is not None and self.combiner is not None and self.identity is not None
-        queue: asyncio.Queue[Task] = asyncio.Queue()
+        queue = self.inbox = TaskInbox(self.runner.outbox.watch, self.plan.task_queue_limit)
         self._idle.set()
         self._drained.clear()
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
@@ -373,6 +392,7 @@ class Lifecycle:
                     raise self.credentials.final(exc) from None
                 if outcome == "stopped":
                     return
+                queue.drop_all("the connection to the combiner was lost before the task started")
                 failures = 0 if outcome == "healthy" else failures + 1
                 if self._outage is None:  # the connection is gone: the outage starts now
                     self._outage = (0, self.clock.monotonic())
@@ -449,7 +469,20 @@ class Lifecycle:
         else:
             log.info("the controller kept us on combiner %s", old.target)
 
-    async def _session(self, queue: asyncio.Queue[Task], worker: asyncio.Task[None]) -> str:
+    async def flush_outbox(self, seconds: float | None = None) -> None:
+        """Deliver what the outbox holds, bounded in time (the graceful-shutdown hook)."""
+        if self.outbox is None or not self.outbox.pending() or self.links.current() is None:
+            return
+        limit = self.plan.shutdown_flush if seconds is None else seconds
+        tally = await self.outbox.flush_within(limit)
+        if tally is None:
+            log.warning(
+                "outbox: %d result(s) not delivered within %.0f s; kept for the next start",
+                len(self.outbox.pending()),
+                limit,
+            )
+
+    async def _session(self, queue: TaskInbox, worker: asyncio.Task[None]) -> str:
         """One connection: returns 'stopped', 'healthy' (got tasks or lasted) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
         if self._outage is not None:
@@ -478,6 +511,8 @@ class Lifecycle:
         beats = asyncio.create_task(self._heartbeats(), name="fedclient-heartbeat")
         drained = asyncio.create_task(self._drained.wait(), name="fedclient-drained")
         stopping = asyncio.create_task(self._stop.wait(), name="fedclient-stop")
+        assert self.outbox is not None
+        flusher = asyncio.create_task(self.outbox.flush(), name="fedclient-outbox")
         watched: set[asyncio.Future[object]] = {reader, beats, drained, stopping, worker}  # type: ignore[arg-type]
         outcome = "failed"
         # Telemetry is informative: it never ends a session, so it is not waited on below.
@@ -518,14 +553,14 @@ class Lifecycle:
                 healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
                 return "healthy" if healthy else "failed"
         finally:
-            for helper in (reader, beats, drained, stopping, telemetry):
+            for helper in (reader, beats, drained, stopping, telemetry, flusher):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
             if outcome != "stopped":  # on stop, the shutdown hooks still get the open link
                 await self._close_link()
 
-    async def _read(self, queue: asyncio.Queue[Task]) -> None:
+    async def _read(self, queue: TaskInbox) -> None:
         link = self.links.current()
         if link is None:
             raise TransientError("not connected to a combiner")
@@ -537,10 +572,10 @@ class Lifecycle:
                 task.model_id,
                 task.session_id or "-",
             )
-            await queue.put(task)
+            queue.admit(task)
         raise StreamEnded("the combiner closed the task stream")
 
-    async def _work(self, queue: asyncio.Queue[Task]) -> None:
+    async def _work(self, queue: TaskInbox) -> None:
         assert self.runner is not None
         while True:
             task = await queue.get()

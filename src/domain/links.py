@@ -18,12 +18,14 @@ class LinkHolder:
         self.wait_limit = wait_limit
         self._link: CombinerLink | None = None
         self._ready = asyncio.Event()
+        self.generation = 0  # counts connections; a new number means a new link (maybe a restarted combiner)
 
     def current(self) -> CombinerLink | None:
         return self._link
 
     def set(self, link: CombinerLink) -> None:
         self._link = link
+        self.generation += 1
         self._ready.set()
 
     def take(self) -> CombinerLink | None:

@@ -109,6 +109,10 @@ class ModelTransfer(Protocol):
         """Stream ``src`` up as model ``model_id``; return the number of bytes sent."""
         ...
 
+    async def has_model(self, model_id: str) -> bool:
+        """Whether the combiner holds model ``model_id`` now (asks for it, reads at most one chunk)."""
+        ...
+
 
 class CombinerLink(TaskSource, ModelTransfer, Protocol):
     """One open connection to a combiner, bound to one client identity."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections import deque
 
 from .model import TaskKind
 
@@ -50,6 +51,9 @@ TRANSITIONS: dict[ClientState, frozenset[ClientState]] = {
 }
 
 
+HISTORY = 64
+
+
 class IllegalTransition(Exception):
     def __init__(self, current: ClientState, wanted: ClientState) -> None:
         super().__init__(f"cannot go from {current.name} to {wanted.name}")
@@ -62,7 +66,8 @@ class StateMachine:
 
     def __init__(self) -> None:
         self._state = ClientState.IDLE
-        self.history: list[ClientState] = [ClientState.IDLE]
+        # The newest transitions only: a client runs for months.
+        self.history: deque[ClientState] = deque([ClientState.IDLE], maxlen=HISTORY)
 
     @property
     def state(self) -> ClientState:

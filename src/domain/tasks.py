@@ -13,7 +13,9 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,19 +33,22 @@ from .model import (
     StatusReport,
     Task,
     TaskKind,
-    Validation,
 )
+from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ProcessOutboxStore, ResultKind
 from .ports import Clock, Trainer
 from .redaction import redact
 from .retry import RetryConfig, call_with_retry
+from .rounds import round_timeout
 from .state import StateMachine
 from .task_context import CURRENT_TASK, TaskContext
 
 log = logging.getLogger("fedclient.tasks")
 
-# A finished result is retried this often (each try waits for a connection first)
-# before the task is reported as failed.
+# Downloads and predictions are retried this often (each try waits for a connection first)
+# before the task is reported as failed. Finished updates and validations go through the outbox.
 DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0, max_attempts=8)
+# How many task outcomes are kept in memory (the newest).
+OUTCOME_HISTORY = 64
 
 RECEIVED = "Received request from combiner."
 UPDATE_DONE = "Model update completed."
@@ -58,6 +63,7 @@ class TaskOutcome:
     task: Task
     ok: bool
     error: str = ""
+    delivery: Delivery | None = None  # for results that go through the outbox
 
 
 class TaskRunner:
@@ -74,6 +80,9 @@ class TaskRunner:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
         client_id: Callable[[], str] = lambda: "",
+        outbox: Outbox | None = None,
+        wall: Callable[[], float] = time.time,
+        result_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self._links = links
         self._trainer = trainer
@@ -84,7 +93,13 @@ class TaskRunner:
         self._new_id = new_id
         self._suffix = model_suffix
         self._client_id = client_id
-        self.outcomes: list[TaskOutcome] = []
+        self._wall = wall
+        self._max_age = result_max_age
+        self.outbox = outbox or Outbox(
+            ProcessOutboxStore(work_dir / "outbox"), links, clock, delivery_retry, new_id=new_id, wall=wall
+        )
+        self.outcomes: deque[TaskOutcome] = deque(maxlen=OUTCOME_HISTORY)
+        self._delivery: Delivery | None = None
         self._statuses: list[asyncio.Task[None]] = []  # status reports in flight, oldest first
         self._handlers: dict[TaskKind, Callable[[Task, Path], Any]] = {
             TaskKind.TRAIN: self._train,
@@ -113,6 +128,7 @@ class TaskRunner:
             await self._statuses_sent()
             return outcome
         self._state.begin(task.kind)
+        self._delivery = None
         scratch: Path | None = None
         # The user's code finds this task's ids (for log_metric) through the context variable.
         context = CURRENT_TASK.set(TaskContext(task, self.send_metric, self.send_attributes))
@@ -120,7 +136,7 @@ class TaskRunner:
             self._work_dir.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
             await self._handlers[task.kind](task, scratch)
-            outcome = TaskOutcome(task, ok=True)
+            outcome = TaskOutcome(task, ok=True, delivery=self._delivery)
         except AuthError:
             raise
         except FedClientError as exc:
@@ -158,7 +174,6 @@ class TaskRunner:
         t1 = self._clock.monotonic()
         metadata = await self._trainer.train(in_model, out_model, dict(task.client_settings))
         exec_training = self._clock.monotonic() - t1
-        update_id = self._new_id()
         meta: dict[str, Any] = {
             "training_metadata": metadata,
             "exec_training": exec_training,
@@ -166,7 +181,12 @@ class TaskRunner:
             # The combiner reads round_id from this raw request string (JSON in JSON).
             "config": task.data,
         }
-        full = await self._deliver_update(task, update_id, out_model, meta, t0)
+        entry = await self.outbox.add(self._entry(task, ResultKind.UPDATE, meta), out_model)
+        self._delivery = await self.outbox.deliver(entry.key)
+        if self._delivery is not Delivery.DELIVERED:
+            self._log_undelivered(task, self._delivery)
+            return
+        update_id = self.outbox.result_id(entry.key)
         log.info(
             "model update %s for round %s sent (%s examples)",
             update_id,
@@ -180,14 +200,45 @@ class TaskRunner:
                 TaskKind.TRAIN,
                 task.session_id,
                 task.correlation_id,
-                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": full}),
+                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": meta}),
             )
         )
+
+    def _entry(self, task: Task, kind: ResultKind, payload: dict[str, Any]) -> OutboxEntry:
+        """A finished result, with the wall-clock time after which its round no longer takes it."""
+        now = self._wall()
+        opened = self.outbox.watch.opened_at(task)
+        timeout = round_timeout(task) if kind is ResultKind.UPDATE else None
+        expires = (opened if opened is not None else now) + timeout if timeout else now + self._max_age
+        return OutboxEntry(
+            key=uuid.uuid4().hex,
+            kind=kind,
+            model_id=task.model_id,
+            receiver_name=task.sender_name,
+            correlation_id=task.correlation_id,
+            session_id=task.session_id,
+            round_id=task.round_id,
+            payload=payload,
+            created_at=now,
+            expires_at=expires,
+        )
+
+    def _log_undelivered(self, task: Task, delivery: Delivery) -> None:
+        if delivery is Delivery.PENDING:
+            log.warning(
+                "%s result for model %s waits in the outbox for the connection to come back",
+                task.kind.value,
+                task.model_id,
+            )
 
     async def _deliver_update(
         self, task: Task, update_id: str, out_file: Path, meta: dict[str, Any], t0: float
     ) -> dict[str, Any]:
-        """Upload ``out_file`` as ``update_id`` and report it as a ModelUpdate; return the full meta."""
+        """Upload ``out_file`` as ``update_id`` and report it as a ModelUpdate; return the full meta.
+
+        Used for split-learning embeddings, which only their own forward pass can use: they
+        are sent directly, not kept in the outbox (training updates are, see ``_train``).
+        """
 
         async def deliver() -> dict[str, Any]:
             # Each try starts over from the file: a half-sent upload is never resumed.
@@ -303,10 +354,11 @@ class TaskRunner:
         await self._download(task.model_id, in_model)
         # No suffix on the JSON outputs either: the stock client names them that way too.
         metrics = await self._trainer.validate(in_model, scratch / "metrics")
-        validation = Validation(
-            task.model_id, metrics, task.sender_name, task.correlation_id, task.session_id
-        )
-        await self._send(lambda link: link.send_validation(validation), "sending validation")
+        entry = await self.outbox.add(self._entry(task, ResultKind.VALIDATION, dict(metrics)))
+        self._delivery = await self.outbox.deliver(entry.key)
+        if self._delivery is not Delivery.DELIVERED:
+            self._log_undelivered(task, self._delivery)
+            return
         await self._status(
             StatusReport(
                 VALIDATION_DONE,

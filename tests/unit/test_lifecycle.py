@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fedclient.adapters.memory import (
     InMemoryCombiner,
     InMemoryConnector,
     InMemoryDiscovery,
+    InMemoryOutboxStore,
     InMemoryPackageSource,
     InMemoryTrainer,
     InMemoryTrainerFactory,
@@ -32,6 +34,7 @@ from fedclient.domain.model import (
     Task,
     TaskKind,
 )
+from fedclient.domain.outbox import OutboxEntry, ResultKind
 from fedclient.domain.package import ChecksumVerdict
 from fedclient.domain.retry import RetryConfig
 from fedclient.domain.state import ClientState
@@ -121,7 +124,7 @@ async def test_train_task_end_to_end(tmp_path: Path, archive: Path) -> None:
     texts = [(s.text, s.level) for s in w.combiner.statuses]
     assert texts[0] == (RECEIVED, StatusLevel.AUDIT)
     assert texts[-1] == (UPDATE_DONE, StatusLevel.AUDIT)
-    assert w.life.state.history == [ClientState.IDLE, ClientState.TRAINING, ClientState.IDLE]
+    assert list(w.life.state.history) == [ClientState.IDLE, ClientState.TRAINING, ClientState.IDLE]
     assert w.life.checksum_verdict is ChecksumVerdict.VERIFIED
     assert w.combiner.heartbeats, "heartbeats run beside the task stream"
 
@@ -133,7 +136,7 @@ async def test_validate_task_end_to_end(tmp_path: Path, archive: Path) -> None:
     [validation] = w.combiner.validations
     assert validation.metrics == {"accuracy": 0.04}
     assert (validation.model_id, validation.correlation_id, validation.session_id) == ("seed", "c2", "s1")
-    assert w.life.state.history == [ClientState.IDLE, ClientState.VALIDATING, ClientState.IDLE]
+    assert list(w.life.state.history) == [ClientState.IDLE, ClientState.VALIDATING, ClientState.IDLE]
 
 
 async def test_predict_task_end_to_end(tmp_path: Path, archive: Path) -> None:
@@ -236,15 +239,16 @@ async def test_refused_connection_is_retried(tmp_path: Path, archive: Path) -> N
     assert len(w.combiner.connects) == 4
 
 
-async def test_dropped_update_is_uploaded_and_sent_again(tmp_path: Path, archive: Path) -> None:
+async def test_a_refused_update_is_sent_again_without_a_second_upload(tmp_path: Path, archive: Path) -> None:
     w = World(tmp_path, archive)
     w.combiner.fail_next["send_update"] = 2
     w.combiner.submit("cid-1", train_task())
     await w.run_until(lambda: bool(w.combiner.updates))
     assert len(w.combiner.updates) == 1, "delivered exactly once"
-    # two failed sends: the same update is uploaded again from its file each time
+    # the combiner acknowledged the upload: only SendModelUpdate is repeated (three tries, one upload)
     [update] = w.combiner.updates
-    assert w.combiner.uploads == [update.model_update_id] * 3
+    assert w.combiner.uploads == [update.model_update_id]
+    assert w.combiner.tries("send_update", update.model_update_id) == 3
 
 
 async def test_auth_error_on_task_stream_stops_the_client(tmp_path: Path, archive: Path) -> None:
@@ -354,3 +358,44 @@ async def test_failing_startup_entry_point_is_a_package_error(tmp_path: Path) ->
     with pytest.raises(PackageError, match="startup entry point failed"):
         await w.life.run(w.stop)
     assert not w.combiner.connects
+
+
+async def test_a_task_delivered_twice_is_trained_once(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.submit("cid-1", train_task(corr="same"))
+    w.combiner.submit("cid-1", train_task(corr="same"))
+    w.combiner.submit("cid-1", train_task(corr="other"))
+    await w.run_until(lambda: len(w.combiner.updates) == 2)
+    assert [c[0] for c in w.trainer.calls] == ["train", "train"]
+    assert w.life.inbox is not None
+    assert [t.correlation_id for t, _ in w.life.inbox.dropped] == ["same"]
+
+
+async def test_results_left_by_an_earlier_run_are_delivered_at_start(tmp_path: Path, archive: Path) -> None:
+    store = InMemoryOutboxStore(tmp_path / "box")
+    model = tmp_path / "left.bin"
+    model.write_bytes(b"trained-before-the-crash")
+    now = time.time()
+    store.save(
+        OutboxEntry(
+            "left",
+            ResultKind.UPDATE,
+            "seed",
+            "combiner-0",
+            "c-old",
+            "s1",
+            "1",
+            {"training_metadata": {"num_examples": 3}},
+            now,
+            now + 60,
+            has_model=True,
+        ),
+        model,
+    )
+    w = World(tmp_path, archive)
+    w.life.outbox_store = store
+    await w.run_until(lambda: bool(w.combiner.updates))
+    [update] = w.combiner.updates
+    assert update.correlation_id == "c-old"
+    assert w.combiner.models[update.model_update_id] == b"trained-before-the-crash"
+    assert not store.entries

@@ -21,7 +21,14 @@ import grpc
 import grpc.aio
 
 from ...domain.credentials import Credentials
-from ...domain.errors import ConfigError, FedClientError, PermanentError, StreamEnded, TransientError
+from ...domain.errors import (
+    ConfigError,
+    DeliveryUncertain,
+    FedClientError,
+    PermanentError,
+    StreamEnded,
+    TransientError,
+)
 from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
 from ...domain.model import (
     AttributeReport,
@@ -42,6 +49,7 @@ from . import conversions as conv
 from .channel import ChannelSettings, Metadata, build_channel, call_metadata, presented_certificate, uses_tls
 from .chunked_io import CHUNK_SIZE
 from .generated import fedn_pb2, fedn_pb2_grpc
+from .outcome import never_sent
 from .rpc_errors import translate
 from .transfer import MAX_MODEL_BYTES, GrpcModelTransfer
 
@@ -217,6 +225,7 @@ class GrpcCombinerLink:
         )
         self._streams: set[grpc.aio.UnaryStreamCall] = set()
         self._closed = False
+        self._ready_at_close = True
 
     @property
     def identity(self) -> Identity:
@@ -308,6 +317,22 @@ class GrpcCombinerLink:
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
 
+    async def _deliver(self, method: Any, request: Any, what: str) -> None:
+        """A result-carrying call: a failure after the request may have left is DeliveryUncertain."""
+        self._check_open()  # raises TransientError: provably never sent
+        try:
+            with self._closing_guard(what):
+                await method(request, timeout=self._rpc_timeout, metadata=self._metadata())
+        except grpc.aio.AioRpcError as err:
+            error = self._fail(err, what)
+            if isinstance(error, TransientError) and not never_sent(err):
+                raise DeliveryUncertain(str(error)) from None
+            raise error from None
+        except TransientError as exc:  # close() cut the call short
+            if self._ready_at_close:  # it may have left on a live connection
+                raise DeliveryUncertain(str(exc)) from None
+            raise  # the channel had no connection: the call was still waiting to be sent
+
     async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
         await self._unary(
             self._connector.SendHeartbeat, conv.heartbeat_pb(self._identity, usage), "heartbeat"
@@ -329,14 +354,14 @@ class GrpcCombinerLink:
         await self._unary(self._connector.SendStatus, conv.status_pb(report, self._identity), "status")
 
     async def send_update(self, update: ModelUpdate) -> None:
-        await self._unary(
+        await self._deliver(
             self._combiner.SendModelUpdate,
             conv.update_pb(update, self._identity),
             f"model update {update.model_update_id}",
         )
 
     async def send_validation(self, validation: Validation) -> None:
-        await self._unary(
+        await self._deliver(
             self._combiner.SendModelValidation,
             conv.validation_pb(validation, self._identity),
             f"validation of model {validation.model_id}",
@@ -366,6 +391,11 @@ class GrpcCombinerLink:
         with self._closing_guard(f"download of model {model_id}"):
             return await self._transfer.download(model_id, dest)
 
+    async def has_model(self, model_id: str) -> bool:
+        self._check_open()
+        with self._closing_guard(f"probe for model {model_id}"):
+            return await self._transfer.has_model(model_id)
+
     async def upload(self, model_id: str, src: Path) -> int:
         self._check_open()
         with self._closing_guard(f"upload of model {model_id}"):
@@ -377,6 +407,7 @@ class GrpcCombinerLink:
         """Cancel open streams and close the channel; safe to call twice."""
         if self._closed:
             return
+        self._ready_at_close = self._channel.get_state() is grpc.ChannelConnectivity.READY
         self._closed = True
         for call in list(self._streams):
             call.cancel()

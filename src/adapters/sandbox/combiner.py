@@ -19,7 +19,7 @@ import shutil
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from .combiner_records import (
     StatusRecord,
     TelemetryRecord,
     UpdateRecord,
+    UploadRecord,
     ValidationRecord,
     attribute_record,
     backward_record,
@@ -76,8 +77,12 @@ __all__ = [
     "StatusRecord",
     "TelemetryRecord",
     "UpdateRecord",
+    "UploadRecord",
     "ValidationRecord",
 ]
+# Fault-injection points: a hook named so is awaited there, with the model or update id.
+HOOK_POINTS = ("download", "upload", "uploaded", "update")
+Hook = Callable[[str], Awaitable[None]]
 
 R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord, BackwardRecord)
 
@@ -112,6 +117,10 @@ class SandboxCombiner:
         self.heartbeat_records: list[HeartbeatRecord] = []  # every heartbeat, with its usage fields
         self.telemetry: list[TelemetryRecord] = []
         self.backward_completions: list[BackwardRecord] = []
+        # Every call a client made, in order, whatever came of it: (method, model/update id or "").
+        self.attempts: list[tuple[str, str]] = []
+        self.uploads: list[UploadRecord] = []
+        self.hooks: dict[str, Hook] = {}
         # Misbehaviour for tests, per model id: "wrong-id" (chunks name another model),
         # "oversized-chunk" (one 5 MiB chunk), "no-ok" (the stream ends without OK),
         # "endless" (chunks until the client gives up).
@@ -123,6 +132,7 @@ class SandboxCombiner:
         self.attributes: list[AttributeRecord] = []
         self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self._queues: dict[str, asyncio.Queue[pb.TaskRequest]] = {}
+        self._sent: dict[str, tuple[str, pb.TaskRequest]] = {}
         self._subscribed: dict[str, int] = {}
         self._stops: set[asyncio.Event] = set()
         self._changed = asyncio.Condition()
@@ -158,6 +168,26 @@ class SandboxCombiner:
         if self._server is not None:
             await self._server.stop(grace=1.0)
             self._server = None
+
+    async def crash(self) -> None:
+        """Stop at once, as a killed process: open calls are aborted, nothing is flushed.
+
+        Records, queued tasks and stored models are kept, so ``start()`` on the same
+        port brings back the same combiner (as a restarted one with its model store).
+        """
+        for stop in list(self._stops):
+            stop.set()
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop(grace=None)
+
+    async def hook(self, point: str, subject: str) -> None:
+        hook = self.hooks.get(point)
+        if hook is not None:
+            await hook(subject)
+
+    def updates_for(self, correlation_id: str) -> list[UpdateRecord]:
+        return [u for u in self.updates if u.correlation_id == correlation_id]
 
     @property
     def address(self) -> tuple[str, int]:
@@ -204,18 +234,24 @@ class SandboxCombiner:
         ``wire_type`` sends that StatusType number instead of ``kind``'s (a type no client serves).
         """
         correlation_id = str(uuid.uuid4())
-        self._queue(client_id).put_nowait(
-            pb.TaskRequest(
-                sender=pb.Client(name=self.name, role=pb.COMBINER),
-                receiver=pb.Client(client_id=client_id, role=pb.CLIENT),
-                model_id=model_id,
-                data=data,
-                correlation_id=correlation_id,
-                timestamp=str(datetime.now()),  # naive local time, as FEDn sends it
-                session_id=session_id,
-                type=task_type(kind) if wire_type is None else wire_type,  # type: ignore[arg-type]
-            )
+        request = pb.TaskRequest(
+            sender=pb.Client(name=self.name, role=pb.COMBINER),
+            receiver=pb.Client(client_id=client_id, role=pb.CLIENT),
+            model_id=model_id,
+            data=data,
+            correlation_id=correlation_id,
+            timestamp=str(datetime.now()),  # naive local time, as FEDn sends it
+            session_id=session_id,
+            type=task_type(kind) if wire_type is None else wire_type,  # type: ignore[arg-type]
         )
+        self._sent[correlation_id] = (client_id, request)
+        self._queue(client_id).put_nowait(request)
+        return correlation_id
+
+    def resubmit(self, correlation_id: str) -> str:
+        """Queue an already sent request again, same correlation id (a redelivery)."""
+        client_id, request = self._sent[correlation_id]
+        self._queue(client_id).put_nowait(request)
         return correlation_id
 
     async def kick_clients(self, timeout: float = 5.0) -> None:
@@ -363,9 +399,11 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
     async def SendModelUpdate(
         self, request: pb.ModelUpdate, context: grpc.aio.ServicerContext
     ) -> pb.Response:
+        self._c.attempts.append(("SendModelUpdate", request.model_update_id))
         await self._admit(context, "SendModelUpdate")
         self._c.updates.append(update_record(request))
         await self._c._notify()
+        await self._c.hook("update", request.model_update_id)
         return self._reply(
             f"RECEIVED ModelUpdate {request.model_update_id} from client {request.sender.name}"
         )
@@ -373,6 +411,7 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
     async def SendModelValidation(
         self, request: pb.ModelValidation, context: grpc.aio.ServicerContext
     ) -> pb.Response:
+        self._c.attempts.append(("SendModelValidation", request.model_id))
         await self._admit(context, "SendModelValidation")
         self._c.validations.append(validation_record(request))
         await self._c._notify()
@@ -425,6 +464,7 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
     async def Download(
         self, request: pb.ModelRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ModelResponse]:
+        self._c.attempts.append(("Download", request.id))
         await self._admit(context, "Download")
         self._c.downloads.append(request.id)
         mode = self._c.misbehave.get(request.id)
@@ -438,15 +478,30 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
             yield pb.ModelResponse(id=request.id, status=pb.FAILED)
             return
         with contextlib.closing(read_chunks(path)) as chunks:
-            for chunk in chunks:
+            for number, chunk in enumerate(chunks):
                 yield pb.ModelResponse(id=request.id, data=chunk, status=pb.IN_PROGRESS)
+                if number == 0:
+                    await self._c.hook("download", request.id)
         yield pb.ModelResponse(id=request.id, status=pb.OK)
 
     async def Upload(
         self, request_iterator: AsyncIterator[pb.ModelRequest], context: grpc.aio.ServicerContext
     ) -> pb.ModelResponse:
         await self._admit(context, "Upload")
-        model_id = ""
+        state: list[Any] = ["", 0, False]  # model id, bytes received, completed
+        try:
+            return await self._receive(request_iterator, context, state)
+        finally:
+            self._c.attempts.append(("Upload", state[0]))
+            self._c.uploads.append(UploadRecord(state[0], state[1], state[2]))
+
+    async def _receive(
+        self,
+        request_iterator: AsyncIterator[pb.ModelRequest],
+        context: grpc.aio.ServicerContext,
+        state: list[Any],
+    ) -> pb.ModelResponse:
+        model_id, received = "", 0
         with contextlib.ExitStack() as stack:
             writer: ChunkFileWriter | None = None
             async for request in request_iterator:
@@ -463,10 +518,17 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
                     )
                 if request.status == pb.OK:
                     writer.commit()
+                    state[:] = [model_id, received, True]
                     await self._c._notify()
+                    await self._c.hook("uploaded", model_id)
                     return pb.ModelResponse(id=model_id, status=pb.OK, message="Got model successfully.")
                 if request.status == pb.IN_PROGRESS:
                     writer.write(request.data)
+                    first = received == 0
+                    received += len(request.data)
+                    state[:] = [model_id, received, False]
+                    if first:
+                        await self._c.hook("upload", model_id)
         return pb.ModelResponse(
             id=model_id, status=pb.FAILED, message="upload ended without the OK terminator; nothing stored"
         )

@@ -40,6 +40,15 @@ class UpdateRecord:
 
 
 @dataclass(frozen=True)
+class UploadRecord:
+    """One Upload call: every attempt is kept, finished or not."""
+
+    model_id: str
+    bytes: int
+    completed: bool
+
+
+@dataclass(frozen=True)
 class ValidationRecord:
     model_id: str
     metrics: dict[str, Any]
