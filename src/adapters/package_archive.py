@@ -1,7 +1,7 @@
 """Compute-package archives on disk: hash, safe unpack, manifest loading, and building.
 
 FEDn extracts uploaded tarballs member by member with no filter and picks the format
-from the file suffix (PROTOCOL.md 7.8, 7.10). Here the format is sniffed from the
+from the file suffix (docs/PROTOCOL.md §1.5, §2.1). Here the format is sniffed from the
 bytes, every member is checked by the domain rules *before* anything is written, and
 we write regular files and directories ourselves instead of trusting ``extract``
 (so tarfile's ``filter="data"`` of Python 3.12+ has nothing to add: no extract call

@@ -3,7 +3,7 @@
 Runs INSIDE the FEDn venv (``.fedn-venv/bin/python fedn_launch.py controller|combiner``),
 so it imports only the standard library and fedn's own dependencies, never our src.
 
-Why each piece exists (details in shared/fedn-server/NOTES.md):
+Why each piece exists (details in docs/PROTOCOL.md §5):
 
 * fedn 0.33.0's SQL statestore has three bugs that kill the combiner or the REST API
   on SQLite; they are shimmed here at run time, without editing fedn:

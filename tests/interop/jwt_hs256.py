@@ -1,7 +1,7 @@
 """HS256 JSON Web Tokens with the standard library (our venv has no pyjwt, and needs none).
 
 FEDn 0.33 checks only the signature, the ``role`` claim and ``exp`` when present
-(shared/fedn-server/NOTES.md), so a compact HS256 token is all the tests need.
+(docs/PROTOCOL.md §1.2), so a compact HS256 token is all the tests need.
 """
 
 from __future__ import annotations

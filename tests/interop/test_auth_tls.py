@@ -3,14 +3,14 @@ and the combiner serving gRPC over TLS on 127.0.0.1:443 with a certificate from 
 for the test (``tls.py``). The controller hands clients ``host: 127.0.0.1, port: 443``.
 
 * fedclient trusts the CA through ``FEDN_GRPC_ROOT_CERT_PATH`` and still sends its token
-  (FEDn's own client drops the token when that variable is set, PROTOCOL.md 3.3).
+  (FEDn's own client drops the token when that variable is set, docs/PROTOCOL.md §3.3).
 * The stock 0.33 client joins the same network when gRPC's default trust store is the
   test CA (``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH``): on port 443 it opens TLS with the
   system roots and attaches its token.
 * Refusals (wrong secret, no token, admin role, untrusted CA) end ``fedclient run`` with
   exit code 2 and one ``fedclient: error:`` line, after a bounded number of attempts.
 * Without TLS, fedclient still sends the token to the combiner on a plaintext channel,
-  which the stock client never does (NOTES.md "Auth on").
+  which the stock client never does (docs/PROTOCOL.md §3.3).
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def test_stock_and_fedclient_run_an_unchanged_fedn_package_and_its_startup(
     assert losses[1] < losses[0], losses
 
     # FEDn 0.33 runs `startup` once, in the unpacked package, before it connects
-    # (PROTOCOL.md section 0, step 4): the stock client is the reference.
+    # (docs/PROTOCOL.md §0, step 4): the stock client is the reference.
     for client in (stock, ours):
         marks = [m.read_text() for m in client.home.rglob("startup-ran.txt")]
         assert marks == ["startup\n"], f"{client.kind} client: startup ran {marks} under {client.home}"

@@ -1,4 +1,4 @@
-"""Every controller answer of PROTOCOL.md 1.3-1.5 maps to a domain outcome, never a traceback."""
+"""Every controller answer of docs/PROTOCOL.md §1.3-§1.5 maps to a domain outcome, never a traceback."""
 
 from __future__ import annotations
 

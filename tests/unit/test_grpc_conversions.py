@@ -1,4 +1,4 @@
-"""pb <-> domain mapping against the FEDn 0.33 wire integers (PROTOCOL.md 3.2-3.11)."""
+"""pb <-> domain mapping against the FEDn 0.33 wire integers (docs/PROTOCOL.md §3.2-§3.11)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The gRPC channel to a combiner and the metadata every call carries, decided in one place.
 
-Differences from FEDn 0.33 on purpose (PROTOCOL.md 3.3, 7.6, 7.16):
+Differences from FEDn 0.33 on purpose (docs/PROTOCOL.md §3.3):
 * TLS is chosen by port 443 (as FEDn), by an explicit setting, or by a custom
   root certificate - not by the port number alone.
 * The token travels as plain per-call ``authorization`` metadata on plaintext

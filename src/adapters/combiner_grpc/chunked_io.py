@@ -1,6 +1,6 @@
 """Model files in and out of gRPC streams one chunk at a time.
 
-FEDn buffers whole models in memory (PROTOCOL.md 7.1); we never do. A download
+FEDn buffers whole models in memory (docs/PROTOCOL.md §3.7, §3.8); we never do. A download
 writes into a temporary file next to its destination and renames it into place
 only once the combiner said OK, so a half-received model is never mistaken for
 a whole one and a failed transfer leaves nothing behind.
@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-# FEDn's CHUNK_SIZE; GRPC-CEILING.md: throughput levels off at 1 MiB.
+# FEDn's CHUNK_SIZE; throughput levels off at 1 MiB (docs/PERFORMANCE.md).
 CHUNK_SIZE = 1 << 20
 
 

@@ -1,10 +1,10 @@
 """Pure mapping between FEDn 0.33 protobuf messages and our domain values.
 
 This is the only place that knows how a domain value is spelled on the wire
-(PROTOCOL.md 3.4-3.11). Everything is a plain function so it can be tested
+(docs/PROTOCOL.md §3.4-§3.13). Everything is a plain function so it can be tested
 without a network. Where FEDn omits a field we still fill it when it costs the
 combiner nothing and helps it (``sender.client_id`` everywhere, correlation ids):
-one explicit client id is what the combiner keys on (PROTOCOL.md 7.13).
+one explicit client id is what the combiner keys on (docs/PROTOCOL.md §4).
 """
 
 from __future__ import annotations

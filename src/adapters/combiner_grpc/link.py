@@ -4,7 +4,7 @@
 one channel and returns a ``GrpcCombinerLink`` bound to one client identity.
 The lifecycle decides when to reconnect - the link never rebuilds its channel
 behind the caller's back (FEDn's threads did, cancelling each other's calls,
-PROTOCOL.md 7.11). Protobuf types never leave this package.
+docs/PROTOCOL.md §3.3). Protobuf types never leave this package.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Model download and upload over FEDn's ModelService (PROTOCOL.md 3.7, 3.8).
+"""Model download and upload over FEDn's ModelService (docs/PROTOCOL.md §3.7, §3.8).
 
 Kept apart from the rest of the link because it is the one hot path. The
 chunks do not go through generated protobuf objects: ``chunk_wire`` encodes

@@ -1,9 +1,9 @@
 """Where the controller's REST API lives, as one normalised base URL.
 
-FEDn builds its base URL by string concatenation and then mixes ``urljoin`` with plain
-``+`` (PROTOCOL.md 1.1), so a custom prefix is dropped from one path and kept in the
-others, and package URLs get a double slash. We normalise once, here, and every path
-is built the same way from the same base.
+FEDn 0.33 builds its URLs by string concatenation (docs/PROTOCOL.md §1.1), so a custom
+prefix without a trailing slash runs into the add-client path and the package URLs get a
+double slash. We normalise once, here, and every path is built the same way from the
+same base.
 """
 
 from __future__ import annotations

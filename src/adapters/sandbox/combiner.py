@@ -1,6 +1,6 @@
 """A FEDn-0.33-compatible combiner on grpc.aio, for contract tests and the local sandbox.
 
-It speaks the server side of PROTOCOL.md section 3 - the same method paths,
+It speaks the server side of docs/PROTOCOL.md §3 - the same method paths,
 messages, status sequences and quirks a client meets at a real combiner (tasks
 queued per client_id and kept across reconnects, UNKNOWN then FAILED for a
 missing model, the empty OK upload terminator, "Token is missing"/"Invalid
@@ -57,7 +57,7 @@ from .tokens import SandboxTokens
 
 ONLINE_WINDOW = 10.0  # FEDn: active = subscribed and last heartbeat < 10 s old
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")  # ids become file names
-# FEDn's combiner server options (PROTOCOL.md 3.3), so client keepalive policy is tested against them.
+# FEDn's combiner server options (docs/PROTOCOL.md §3.3), so client keepalive policy is tested against them.
 SERVER_OPTIONS = (
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 30_000),

@@ -1,7 +1,7 @@
 """A FEDn-0.33-compatible controller on loopback, standard library only.
 
 It answers the three client endpoints with FEDn's exact paths, status codes and JSON
-keys (PROTOCOL.md section 1), so the real HTTP adapter can be tested against it and
+keys (docs/PROTOCOL.md §1), so the real HTTP adapter can be tested against it and
 ``fedclient sandbox`` can run a federation without a FEDn install. It also records
 what it was sent, so tests assert on its state rather than on mocks.
 """

@@ -1,7 +1,7 @@
 """Runs a compute package's entry points as child processes: argv lists, bounded, logged.
 
 FEDn hands ``bash -c "<command> <args>"`` to the OS with no timeout and inherited output
-(PROTOCOL.md 2.5, 7.4, 7.7). Here the command is the manifest's argv plus the file paths
+(docs/PROTOCOL.md §2.2, §2.3). Here the command is the manifest's argv plus the file paths
 as separate arguments (no shell, so paths with spaces or quotes are safe), every run has
 a deadline that kills the whole process group, and the output goes to our logger.
 
