@@ -64,7 +64,7 @@ async def test_every_kind_is_run_or_answered_with_an_error(
         error = statuses[-1]
         assert (error.level, error.kind, error.correlation_id) == (StatusLevel.ERROR, kind, "c1")
         assert "cannot run NETWORK requests" in error.text
-        assert w.trainer.calls == [] and w.life.state.history == [ClientState.IDLE]
+        assert w.trainer.calls == [] and list(w.life.state.history) == [ClientState.IDLE]
     else:
         assert outcome.ok, outcome.error
         assert statuses[-1].text == LAST_STATUS[kind] and statuses[-1].level is StatusLevel.AUDIT

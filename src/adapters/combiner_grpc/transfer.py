@@ -145,7 +145,7 @@ class GrpcModelTransfer:
     async def has_model(self, model_id: str) -> bool:
         """Ask for ``model_id`` and read only the first answer: data (or an empty model) means stored."""
         what = f"probe for model {model_id}"
-        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata())
+        call = self._download(download_request_pb(model_id, self._identity), metadata=self._metadata())
         try:
             try:
                 response = await _bounded(call.read(), self._progress_timeout)
@@ -153,10 +153,9 @@ class GrpcModelTransfer:
                 raise TransientError(f"{what} stalled: no answer for {self._progress_timeout:g} s") from None
             if response is grpc.aio.EOF:
                 raise TransientError(f"{what} ended without an answer")
-            assert isinstance(response, pb.ModelResponse)
             # A stored model streams IN_PROGRESS chunks with data, or OK at once when it is empty;
             # UNKNOWN, FAILED or a data-less IN_PROGRESS (an upload still being written) mean "not here".
-            return response.status == pb.OK or (response.status == pb.IN_PROGRESS and bool(response.data))
+            return response.status == wire.OK or (response.status == wire.IN_PROGRESS and bool(response.data))
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
         finally:
