@@ -22,10 +22,12 @@ from pydantic import ValidationError
 # gRPC's C core logs every failed TLS handshake to stderr; our one-line errors say it better.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
+from .. import __version__
 from ..domain.errors import AuthError, ConfigError, FedClientError
-from . import package_cmd
+from . import config_show, package_cmd, settings_rules
+from .cli_flags import OneLineParser, add_settings_flags, cli_values
 from .logs import configure_logging, scrub
-from .settings import Settings, load_settings
+from .settings import Loaded, Settings, load, long_flag
 
 log = logging.getLogger("fedclient")
 
@@ -34,39 +36,21 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _run_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="join a FEDn network and serve its tasks (like `fedn client start`)")
-    p.add_argument("-u", "--api-url", help="controller URL (scheme optional)")
-    p.add_argument("-p", "--api-port", type=int, help="controller port")
-    p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN)")
-    p.add_argument("-n", "--name", help="client display name")
-    p.add_argument("-i", "--client-id", help="client id (default: a new UUID)")
-    p.add_argument(
-        "--local-package",
-        nargs="?",
-        const=".",
-        metavar="DIR",
-        help="use a local compute package (default ./client or .) instead of the controller's",
+    p = sub.add_parser(
+        "run",
+        help="join a FEDn network and serve its tasks (like `fedn client start`)",
+        description="Join a FEDn network and serve its tasks. Precedence: flags > FEDN_* env > --init file.",
     )
-    p.add_argument("-c", "--preferred-combiner", help="ask the controller for this combiner")
-    p.add_argument("--combiner", help="attach straight to this combiner host (needs --combiner-port)")
-    p.add_argument("--combiner-port", type=int, help="port of --combiner")
-    p.add_argument("-in", "--init", type=Path, help="FEDn-style client.yaml with settings")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
-    p.add_argument(
-        "-hp", "--helper_type", "--helper-type", dest="helper_type", help="model helper (numpyhelper)"
+    add_settings_flags(p)
+
+
+def _config_parser(sub: Any) -> None:
+    p = sub.add_parser("config", help="look at the effective configuration")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+    show = actions.add_parser(
+        "show", help="print every setting, its value (secrets masked) and where it came from"
     )
-    p.add_argument("--package-checksum", help="expected SHA-256 of the compute package")
-    p.add_argument(
-        "--require-checksum",
-        action="store_true",
-        default=None,
-        help="refuse a package whose checksum cannot be verified",
-    )
-    p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
-    p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
-    # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
-    p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
-    p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
+    add_settings_flags(show)
 
 
 def _sandbox_parser(sub: Any) -> None:
@@ -87,36 +71,18 @@ def _sandbox_parser(sub: Any) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="fedclient", description=__doc__.splitlines()[0] if __doc__ else None)
-    sub = top.add_subparsers(dest="command", required=True)
+    top = OneLineParser(prog="fedclient", description=__doc__.splitlines()[0] if __doc__ else None)
+    top.add_argument("--version", action="version", version=f"fedclient {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _run_parser(sub)
+    _config_parser(sub)
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
     return top
 
 
-def _settings_from(args: argparse.Namespace) -> Settings:
-    cli = {
-        key: getattr(args, key)
-        for key in (
-            "api_url",
-            "api_port",
-            "token",
-            "name",
-            "client_id",
-            "local_package",
-            "preferred_combiner",
-            "combiner",
-            "combiner_port",
-            "log_level",
-            "helper_type",
-            "package_checksum",
-            "require_checksum",
-            "work_dir",
-            "train_timeout",
-        )
-    }
-    return load_settings(cli, args.init)
+def _loaded_from(args: argparse.Namespace) -> Loaded:
+    return load(cli_values(args), Path(args.init) if args.init else None)
 
 
 async def _run(settings: Settings) -> None:
@@ -146,9 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "run":
-            settings = _settings_from(args)
+            loaded = _loaded_from(args)
+            settings = loaded.settings
             configure_logging(settings.log_level, [settings.token_value])
+            settings_rules.check(loaded)
             asyncio.run(_run(settings))
+        elif args.command == "config":
+            loaded = _loaded_from(args)
+            print(config_show.render(loaded))
+            settings_rules.check(loaded)
         elif args.command == "package":
             return package_cmd.run_package(args)
         else:
@@ -157,10 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(args.log_level)
             return run_sandbox(args)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        return _fail(f"invalid settings: {problems}", EXIT_USAGE)
+        return _fail(f"invalid settings: {describe_validation(exc)}", EXIT_USAGE)
     except (AuthError, ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except FedClientError as exc:
@@ -176,6 +145,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {exc} (run with --log-level DEBUG for details)", EXIT_FAILED
         )
     return EXIT_OK
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """Pydantic's errors, each named by the flag a user knows (the field name is the first loc)."""
+    problems = []
+    for error in exc.errors():
+        loc = error["loc"]
+        field = str(loc[0]) if loc else ""
+        where = long_flag(field) if field in Settings.model_fields else (field or "settings")
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
 
 
 def _fail(message: str, code: int) -> int:

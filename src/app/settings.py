@@ -1,80 +1,232 @@
 """Client settings: command-line flags > FEDN_* environment > the --init YAML file > defaults.
 
-The names follow `fedn client start` and FEDn's client.yaml so that an existing
-deployment's flags, environment and files keep working unchanged.
+This model is the one source of truth for every setting: the `fedclient run`
+flags (app.cli_flags), `fedclient config show` and docs/CONFIG.md are all
+generated from the fields below. A field's ``description`` is its help text;
+``json_schema_extra`` may add:
+
+- ``flags``: the command-line spellings (default ``--field-name``); FEDn's own
+  spellings (``-u``, ``--helper_type``, ``-in``…) are kept so scripts work unchanged;
+- ``group``: the heading it is listed under;
+- ``secret``: masked by `config show`;
+- ``unused``: accepted for compatibility with `fedn client start`, warned about when set;
+- ``nargs``/``const``/``metavar``: passed on to argparse.
+
+The environment name is ``FEDN_`` + the field name in capitals, or the field's
+``validation_alias`` choices. Every field may also be a key of the --init file.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..domain.errors import ConfigError
 
-# Keys of FEDn's client.yaml, and the older names some files still use.
-INIT_FILE_KEYS = {
-    "api_url",
-    "api_port",
-    "token",
-    "name",
-    "client_id",
-    "preferred_combiner",
-    "combiner",
-    "combiner_port",
-    "package_checksum",
-    "helper_type",
-    "refresh_token",
-    "local_package",
-    "log_level",
-}
+ENV_PREFIX = "FEDN_"
+# Older names some client.yaml files still use.
 LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
+# Keys FEDn's tools write into client.yaml that fedclient reads elsewhere or not at all;
+# they are dropped without a warning (the refresh token is not used by this client yet).
+QUIET_FILE_KEYS = {"refresh_token", "network_id"}
 
 _init_file_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "init_file_data", default=None
 )
 
 
+def _meta(
+    group: str,
+    flags: tuple[str, ...] = (),
+    *,
+    secret: bool = False,
+    unused: bool = False,
+    **argparse_extra: Any,
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {"group": group, **argparse_extra}
+    if flags:
+        extra["flags"] = list(flags)
+    if secret:
+        extra["secret"] = True
+    if unused:
+        extra["unused"] = True
+    return extra
+
+
+JOIN, WHO, PACKAGE, RUN, OBSERVE, COMPAT = (
+    "where to join",
+    "who we are",
+    "the compute package",
+    "behaviour",
+    "what operators see",
+    "accepted for compatibility with fedn client start",
+)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FEDN_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True)
 
     # --- where to join
-    api_url: str | None = None
-    api_port: int | None = Field(default=None, ge=1, le=65535)
-    custom_url_prefix: str = ""
-    token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN")
+    api_url: str | None = Field(
+        default=None,
+        description="controller URL (scheme optional: http for localhost, else https)",
+        json_schema_extra=_meta(JOIN, ("-u", "--api-url")),
     )
-    auth_scheme: str = "Bearer"
-    connect_api_secure: bool = True  # verify the controller's TLS certificate
-    api_ca_bundle: Path | None = None
-    preferred_combiner: str | None = None
-    combiner: str | None = None
-    combiner_port: int | None = Field(default=None, ge=1, le=65535)
-    grpc_root_cert_path: Path | None = None
-    grpc_tls: bool = False  # force TLS; otherwise TLS on port 443 or when a root cert is given
+    api_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="controller port",
+        json_schema_extra=_meta(JOIN, ("-p", "--api-port")),
+    )
+    custom_url_prefix: str = Field(
+        default="",
+        description="path prefix in front of the controller's /api/v1/",
+        json_schema_extra=_meta(JOIN),
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN"),
+        description="authentication token sent to the controller and the combiner",
+        json_schema_extra=_meta(JOIN, secret=True),
+    )
+    auth_scheme: str = Field(
+        default="Bearer", description="scheme word in the Authorization header", json_schema_extra=_meta(JOIN)
+    )
+    connect_api_secure: bool = Field(
+        default=True,
+        description="verify the controller's TLS certificate",
+        json_schema_extra=_meta(JOIN),
+    )
+    api_ca_bundle: Path | None = Field(
+        default=None,
+        description="CA bundle to verify the controller's certificate with",
+        json_schema_extra=_meta(JOIN, metavar="FILE"),
+    )
+    preferred_combiner: str | None = Field(
+        default=None,
+        description="ask the controller for this combiner",
+        json_schema_extra=_meta(JOIN, ("-c", "--preferred-combiner")),
+    )
+    combiner: str | None = Field(
+        default=None,
+        description="attach straight to this combiner host, skipping the controller (needs --combiner-port)",
+        json_schema_extra=_meta(JOIN),
+    )
+    combiner_port: int | None = Field(
+        default=None, ge=1, le=65535, description="port of --combiner", json_schema_extra=_meta(JOIN)
+    )
+    grpc_root_cert_path: Path | None = Field(
+        default=None,
+        description="CA certificate to trust for the combiner's TLS (turns TLS on)",
+        json_schema_extra=_meta(JOIN, metavar="FILE"),
+    )
+    grpc_tls: bool = Field(
+        default=False,
+        description="force TLS to the combiner (otherwise TLS on port 443 or with a root certificate)",
+        json_schema_extra=_meta(JOIN),
+    )
 
     # --- who we are
-    name: str = Field(default_factory=lambda: f"client{uuid.uuid4().hex[:8]}")
-    client_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    name: str = Field(
+        default_factory=lambda: f"client{uuid.uuid4().hex[:8]}",
+        description="client display name (default: client + 8 random hex digits)",
+        json_schema_extra=_meta(WHO, ("-n", "--name")),
+    )
+    client_id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()),
+        description="client id (default: a new UUID)",
+        json_schema_extra=_meta(WHO, ("-i", "--client-id")),
+    )
 
     # --- the compute package
-    local_package: Path | None = None
-    package_checksum: str | None = None
-    require_checksum: bool = False
-    helper_type: str | None = None
-    work_dir: Path = Path(".fedclient")
+    local_package: Path | None = Field(
+        default=None,
+        description="use a local compute package (alone: ./client or .) instead of the controller's",
+        json_schema_extra=_meta(PACKAGE, nargs="?", const=".", metavar="DIR"),
+    )
+    package_checksum: str | None = Field(
+        default=None, description="expected SHA-256 of the compute package", json_schema_extra=_meta(PACKAGE)
+    )
+    require_checksum: bool = Field(
+        default=False,
+        description="refuse a package whose checksum cannot be verified",
+        json_schema_extra=_meta(PACKAGE),
+    )
+    helper_type: str | None = Field(
+        default=None,
+        description="model helper (numpyhelper)",
+        json_schema_extra=_meta(PACKAGE, ("-hp", "--helper_type", "--helper-type")),
+    )
+    work_dir: Path = Field(
+        default=Path(".fedclient"),
+        description="where packages and models are kept",
+        json_schema_extra=_meta(PACKAGE, metavar="DIR"),
+    )
 
     # --- behaviour
-    train_timeout: float = Field(default=3600.0, gt=0)
-    heartbeat_interval: float = Field(default=2.0, gt=0)
-    log_level: str = "INFO"
+    train_timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds a train/validate/predict run may take",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+    heartbeat_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="seconds between heartbeats",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+
+    # --- what operators see
+    log_level: str = Field(
+        default="INFO",
+        description="DEBUG, INFO, WARNING, ERROR or CRITICAL (--verbose is DEBUG, --quiet is WARNING)",
+        json_schema_extra=_meta(OBSERVE),
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text lines, or one JSON object per line",
+        json_schema_extra=_meta(OBSERVE),
+    )
+    progress: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="progress bars and a live status line: auto means only on a terminal",
+        json_schema_extra=_meta(OBSERVE),
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="serve Prometheus /metrics and /healthz on this port (0: any free port)",
+        json_schema_extra=_meta(OBSERVE, metavar="PORT"),
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics endpoint binds (0.0.0.0 to reach it from elsewhere)",
+        json_schema_extra=_meta(OBSERVE, metavar="HOST"),
+    )
+
+    # --- accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too
+    validator: str | None = Field(
+        default=None,
+        description="ignored: every client validates when asked",
+        json_schema_extra=_meta(COMPAT, ("-va", "--validator"), unused=True),
+    )
+    trainer: str | None = Field(
+        default=None,
+        description="ignored: every client trains when asked",
+        json_schema_extra=_meta(COMPAT, ("-tr", "--trainer"), unused=True),
+    )
 
     @field_validator("name")
     @classmethod
@@ -90,6 +242,11 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
+
+    @field_validator("validator", "trainer", mode="before")
+    @classmethod
+    def _any_text(cls, value: object) -> object:
+        return None if value is None else str(value)
 
     @property
     def token_value(self) -> str | None:
@@ -111,8 +268,60 @@ class Settings(BaseSettings):
         )
 
 
+# ----------------------------------------------------------- field metadata --
+
+
+def extra(info: FieldInfo) -> dict[str, Any]:
+    value = info.json_schema_extra
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def flags_of(name: str, info: FieldInfo | None = None) -> list[str]:
+    info = info or Settings.model_fields[name]
+    given = extra(info).get("flags")
+    return list(given) if given else [f"--{name.replace('_', '-')}"]
+
+
+def long_flag(name: str) -> str:
+    flags = flags_of(name)
+    return next((f for f in flags if f.startswith("--")), flags[0])
+
+
+def env_names(name: str, info: FieldInfo | None = None) -> list[str]:
+    info = info or Settings.model_fields[name]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [c for c in alias.choices if isinstance(c, str) and c.startswith(ENV_PREFIX)]
+        if names:
+            return names
+    return [f"{ENV_PREFIX}{name.upper()}"]
+
+
+def is_secret(name: str) -> bool:
+    return bool(extra(Settings.model_fields[name]).get("secret"))
+
+
+def unused_fields() -> list[str]:
+    return [n for n, info in Settings.model_fields.items() if extra(info).get("unused")]
+
+
+# ---------------------------------------------------------------- the file --
+
+
+class InitFile:
+    """A FEDn-style client.yaml: the settings it holds and the keys it holds that are not settings."""
+
+    def __init__(self, values: dict[str, Any], ignored: list[str]) -> None:
+        self.values = values
+        self.ignored = ignored
+
+
 def read_init_file(path: Path) -> dict[str, Any]:
-    """Read a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
+    """The settings in a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
+    return parse_init_file(path).values
+
+
+def parse_init_file(path: Path) -> InitFile:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -122,25 +331,76 @@ def read_init_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"--init file {path} is not valid YAML: {exc}") from None
     if data is None:
-        return {}
+        return InitFile({}, [])
     if not isinstance(data, dict):
         raise ConfigError(f"--init file {path} must hold a mapping of settings")
     values: dict[str, Any] = {}
-    for key, value in data.items():
-        key = LEGACY_KEYS.get(key, key)
-        if key in INIT_FILE_KEYS and value is not None and key not in values:
-            values[key] = value
+    ignored: list[str] = []
+    for raw_key, value in data.items():
+        key = LEGACY_KEYS.get(str(raw_key), str(raw_key))
+        if key in Settings.model_fields:
+            if value is not None and key not in values:
+                values[key] = value
+        elif key not in QUIET_FILE_KEYS:
+            ignored.append(str(raw_key))
     if values.get("local_package") is True:
         values["local_package"] = "."
-    values.pop("refresh_token", None)
-    return values
+    elif values.get("local_package") is False:
+        values.pop("local_package")
+    return InitFile(values, ignored)
+
+
+# ------------------------------------------------------------------ loading --
+
+
+class Loaded:
+    """Settings plus where each value came from: 'flag', 'env', 'file' or 'default'."""
+
+    def __init__(self, settings: Settings, sources: dict[str, str], ignored_file_keys: list[str]) -> None:
+        self.settings = settings
+        self.sources = sources
+        self.ignored_file_keys = ignored_file_keys
+
+    def origin(self, name: str) -> str:
+        """How the user set ``name``, for error messages: ``--flag``, ``FEDN_X`` or ``key in FILE``."""
+        source = self.sources.get(name, "default")
+        if source == "flag":
+            return long_flag(name)
+        if source == "env":
+            return next((e for e in env_names(name) if _env_has(e)), env_names(name)[0])
+        if source == "file":
+            return f"{name} in the --init file"
+        return long_flag(name)
+
+
+def _env_has(name: str) -> bool:
+    return any(key.upper() == name.upper() for key in os.environ)
+
+
+def sources_for(cli: dict[str, Any], from_file: dict[str, Any]) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    for name in Settings.model_fields:
+        if cli.get(name) is not None:
+            sources[name] = "flag"
+        elif any(_env_has(e) for e in env_names(name)):
+            sources[name] = "env"
+        elif name in from_file:
+            sources[name] = "file"
+        else:
+            sources[name] = "default"
+    return sources
+
+
+def load(cli: dict[str, Any], init_file: Path | None = None) -> Loaded:
+    """Build Settings from parsed flags (None = not given) and an optional --init file."""
+    parsed = parse_init_file(init_file) if init_file else InitFile({}, [])
+    token = _init_file_data.set(parsed.values)
+    try:
+        settings = Settings(**{k: v for k, v in cli.items() if v is not None})
+    finally:
+        _init_file_data.reset(token)
+    return Loaded(settings, sources_for(cli, parsed.values), parsed.ignored)
 
 
 def load_settings(cli: dict[str, Any], init_file: Path | None = None) -> Settings:
-    """Build Settings from parsed flags (None = not given) and an optional --init file."""
-    from_file = read_init_file(init_file) if init_file else {}
-    token = _init_file_data.set(from_file)
-    try:
-        return Settings(**{k: v for k, v in cli.items() if v is not None})
-    finally:
-        _init_file_data.reset(token)
+    return load(cli, init_file).settings
