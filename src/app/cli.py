@@ -24,9 +24,11 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from .. import __version__
 from ..domain.errors import AuthError, ConfigError, FedClientError
+from ..domain.observe import Observer
 from . import config_show, package_cmd, settings_rules
 from .cli_flags import OneLineParser, add_settings_flags, cli_values
 from .logs import configure_logging, scrub
+from .operators import operator_views
 from .settings import Loaded, Settings, load, long_flag
 
 log = logging.getLogger("fedclient")
@@ -85,10 +87,10 @@ def _loaded_from(args: argparse.Namespace) -> Loaded:
     return load(cli_values(args), Path(args.init) if args.init else None)
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings, observer: Observer | None = None) -> None:
     from .container import build_container, close_adapters
 
-    lifecycle = build_container(settings).lifecycle()
+    lifecycle = build_container(settings, observer=observer).lifecycle()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -114,9 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             loaded = _loaded_from(args)
             settings = loaded.settings
-            configure_logging(settings.log_level, [settings.token_value])
+            configure_logging(settings.log_level, [settings.token_value], settings.log_format)
             settings_rules.check(loaded)
-            asyncio.run(_run(settings))
+            with operator_views(settings) as board:
+                asyncio.run(_run(settings, board))
         elif args.command == "config":
             loaded = _loaded_from(args)
             print(config_show.render(loaded))

@@ -15,6 +15,7 @@ from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, Httpx
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.trainers import subprocess_trainer_factory
 from ..domain.lifecycle import Lifecycle
+from ..domain.observe import NULL_OBSERVER, Observer
 from .plan import build_plan
 from .settings import Settings
 
@@ -37,20 +38,26 @@ def _discovery(settings: Settings, endpoint: ControllerEndpoint | None) -> Httpx
     return HttpxDiscovery(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
 
 
-def _package_source(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxPackageSource | None:
+def _package_source(
+    settings: Settings, endpoint: ControllerEndpoint | None, observer: Observer
+) -> HttpxPackageSource | None:
     if endpoint is None:
         return None
-    return HttpxPackageSource(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
+    return HttpxPackageSource(
+        endpoint, settings.token_value, settings.auth_scheme, _verify(settings), observer=observer
+    )
 
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     trainer_env = providers.Object({})
+    # Where progress and status go (app.operators overrides it with a StatusBoard).
+    observer = providers.Object(NULL_OBSERVER)
 
     plan = providers.Singleton(build_plan, settings)
     endpoint = providers.Singleton(_endpoint, settings)
     discovery = providers.Singleton(_discovery, settings, endpoint)
-    package_source = providers.Singleton(_package_source, settings, endpoint)
+    package_source = providers.Singleton(_package_source, settings, endpoint, observer)
     unpacker = providers.Singleton(TarPackageUnpacker)
     connector = providers.Singleton(
         GrpcConnector,
@@ -58,6 +65,7 @@ class Container(containers.DeclarativeContainer):
         auth_scheme=settings.provided.auth_scheme,
         root_cert_path=settings.provided.grpc_root_cert_path,
         force_tls=settings.provided.grpc_tls,
+        observer=observer,
     )
     trainer_factory = providers.Singleton(
         subprocess_trainer_factory, timeout=settings.provided.train_timeout, extra_env=trainer_env
@@ -72,6 +80,7 @@ class Container(containers.DeclarativeContainer):
         connector=connector,
         trainer_factory=trainer_factory,
         clock=clock,
+        observer=observer,
     )
 
 
@@ -83,8 +92,12 @@ async def close_adapters(lifecycle: Lifecycle) -> None:
             await aclose()
 
 
-def build_container(settings: Settings, trainer_env: Mapping[str, str] | None = None) -> Container:
+def build_container(
+    settings: Settings, trainer_env: Mapping[str, str] | None = None, observer: Observer | None = None
+) -> Container:
     container = Container(settings=settings)
     if trainer_env:
         container.trainer_env.override(providers.Object(dict(trainer_env)))
+    if observer is not None:
+        container.observer.override(providers.Object(observer))
     return container

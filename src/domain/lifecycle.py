@@ -25,6 +25,7 @@ from .model import (
     PackageMode,
     Task,
 )
+from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
 from .package import ChecksumVerdict, Manifest, check_checksum
 from .ports import (
     Clock,
@@ -83,6 +84,7 @@ class Lifecycle:
     connector: CombinerConnector
     trainer_factory: TrainerFactory
     clock: Clock
+    observer: Observer = NULL_OBSERVER
     state: StateMachine = field(default_factory=StateMachine)
     identity: Identity | None = None
     combiner: CombinerAddress | None = None
@@ -101,6 +103,7 @@ class Lifecycle:
         self._stop = stop or asyncio.Event()
         self.links.wait_limit = self.plan.link_wait
         self.identity = self.plan.identity
+        bind_log_context(client_id=self.identity.client_id)
         try:
             if self.plan.combiner is None:
                 await self.assign()
@@ -112,7 +115,12 @@ class Lifecycle:
             if manifest.has("startup"):
                 await self._startup(trainer)
             self.runner = TaskRunner(
-                self.links, trainer, self.plan.work_dir / "tasks", self.state, self.clock
+                self.links,
+                trainer,
+                self.plan.work_dir / "tasks",
+                self.state,
+                self.clock,
+                observer=self.observer,
             )
             await self.serve()
         except Stopped:
@@ -139,6 +147,7 @@ class Lifecycle:
                 self.combiner = answer.combiner
                 if answer.client_id and answer.client_id != self.plan.identity.client_id:
                     self.identity = Identity(self.plan.identity.name, answer.client_id)
+                    bind_log_context(client_id=answer.client_id)
                 log.info("assigned to combiner %s", self.combiner.target)
                 return answer
             if answer.status is AssignmentStatus.UNAUTHORIZED:
@@ -255,12 +264,19 @@ class Lifecycle:
     async def _session(self, queue: asyncio.Queue[Task], worker: asyncio.Task[None]) -> str:
         """One connection: returns 'stopped', 'healthy' (got tasks or lasted) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
+        target = self.combiner.target
+        self.observer.link(Link.CONNECTING, target)
         try:
             link = await self.connector.connect(self.combiner, self.identity)
         except TransientError as exc:
-            log.warning("cannot connect to combiner %s: %s", self.combiner.target, exc)
+            log.warning("cannot connect to combiner %s: %s", target, exc)
+            self.observer.link(Link.DISCONNECTED, target)
             return "failed"
+        except BaseException:
+            self.observer.link(Link.DISCONNECTED, target)
+            raise
         self.links.set(link)
+        self.observer.link(Link.CONNECTED, target)
         self.connects += 1
         received_before, opened = self.tasks_received, self.clock.monotonic()
         reader = asyncio.create_task(self._read(queue), name="fedclient-reader")
@@ -295,6 +311,7 @@ class Lifecycle:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
             await self._close_link()
+            self.observer.link(Link.DISCONNECTED, target)
 
     async def _read(self, queue: asyncio.Queue[Task]) -> None:
         link = self.links.current()
@@ -325,11 +342,13 @@ class Lifecycle:
                 if link is None:
                     raise TransientError("not connected")
                 await link.heartbeat()
+                self.observer.heartbeat(True)
                 if misses:
                     log.info("heartbeat back after %d misses", misses)
                 misses = 0
             except TransientError as exc:
                 misses += 1
+                self.observer.heartbeat(False)
                 log.warning("heartbeat %d missed: %s", misses, exc)
             await self.clock.sleep(self.plan.heartbeat_interval)
 

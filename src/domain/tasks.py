@@ -28,6 +28,7 @@ from .model import (
     TaskKind,
     Validation,
 )
+from .observe import NULL_OBSERVER, Observer, log_scope
 from .ports import Clock, Trainer
 from .retry import RetryConfig, call_with_retry
 from .state import StateMachine
@@ -64,6 +65,7 @@ class TaskRunner:
         delivery_retry: RetryConfig = DELIVERY_RETRY,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._links = links
         self._trainer = trainer
@@ -73,9 +75,17 @@ class TaskRunner:
         self._clock = clock
         self._new_id = new_id
         self._suffix = model_suffix
+        self._observer = observer
         self.outcomes: list[TaskOutcome] = []
 
     async def handle(self, task: Task) -> TaskOutcome:
+        with log_scope(session_id=task.session_id, round_id=task.round_id, model_id=task.model_id):
+            self._observer.task_started(task)
+            outcome = await self._handle(task)
+            self._observer.task_finished(task, outcome.ok)
+            return outcome
+
+    async def _handle(self, task: Task) -> TaskOutcome:
         await self._status(
             StatusReport(
                 RECEIVED,

@@ -29,6 +29,7 @@ from ...domain.model import (
     Task,
     Validation,
 )
+from ...domain.observe import NULL_OBSERVER, Observer
 from . import conversions as conv
 from .channel import ChannelSettings, build_channel, call_metadata, uses_tls
 from .chunked_io import CHUNK_SIZE
@@ -53,8 +54,10 @@ class GrpcConnector:
         connect_timeout: float = 10.0,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._settings = ChannelSettings(token, auth_scheme, root_cert_path, force_tls)
+        self._observer = observer
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size
         self._connect_timeout = connect_timeout
@@ -97,6 +100,7 @@ class GrpcConnector:
             chunk_size=self._chunk_size,
             progress_timeout=self._progress_timeout,
             unknown_timeout=self._unknown_timeout,
+            observer=self._observer,
         )
 
     async def _wait_ready(self, channel: grpc.aio.Channel) -> str | None:
@@ -132,6 +136,7 @@ class GrpcCombinerLink:
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._channel = channel
         self._target = address.target
@@ -142,7 +147,14 @@ class GrpcCombinerLink:
         self._combiner = fedn_pb2_grpc.CombinerStub(channel)
         self._connector = fedn_pb2_grpc.ConnectorStub(channel)
         self._transfer = GrpcModelTransfer(
-            channel, identity, self._metadata, self._fail, chunk_size, progress_timeout, unknown_timeout
+            channel,
+            identity,
+            self._metadata,
+            self._fail,
+            chunk_size,
+            progress_timeout,
+            unknown_timeout,
+            observer=observer,
         )
         self._streams: set[grpc.aio.UnaryStreamCall] = set()
         self._closed = False

@@ -22,6 +22,7 @@ import grpc.aio
 
 from ...domain.errors import FedClientError, ModelNotFound, TaskFailed, TransientError
 from ...domain.model import Identity
+from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from .channel import Metadata
 from .chunked_io import CHUNK_SIZE, ChunkFileWriter, read_chunks
 from .conversions import download_request_pb, upload_chunk_pb, upload_terminator_pb
@@ -55,8 +56,10 @@ class GrpcModelTransfer:
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._stub = fedn_pb2_grpc.ModelServiceStub(channel)
+        self._observer = observer
         self._identity = identity
         self._metadata = metadata
         self._fail = fail
@@ -70,6 +73,8 @@ class GrpcModelTransfer:
         call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata)
         loop = asyncio.get_running_loop()
         unknown_since: float | None = None
+        progress = self._observer.transfer(TransferKind.MODEL_DOWNLOAD, model_id, None)
+        ok = False
         try:
             with ChunkFileWriter(dest) as writer:
                 while True:
@@ -95,8 +100,10 @@ class GrpcModelTransfer:
                     if response.status == pb.IN_PROGRESS:
                         if response.data:
                             writer.write(response.data)
+                            progress.advance(len(response.data))
                     elif response.status == pb.OK:
                         writer.commit()
+                        ok = True
                         return writer.bytes_written
                     elif response.status == pb.FAILED:
                         raise ModelNotFound(f"the combiner has no model {model_id} (it answered FAILED)")
@@ -111,6 +118,7 @@ class GrpcModelTransfer:
             raise TaskFailed(f"cannot write model {model_id} to {dest}: {exc}") from exc
         finally:
             call.cancel()
+            progress.finish(ok)
 
     async def upload(self, model_id: str, src: Path) -> int:
         """Send ``src`` as ``model_id``: IN_PROGRESS chunks, then one empty OK terminator.
@@ -122,13 +130,21 @@ class GrpcModelTransfer:
         call = self._stub.Upload(metadata=self._metadata)
         sent = 0
         try:
+            total: int | None = src.stat().st_size
+        except OSError:
+            total = None
+        progress = self._observer.transfer(TransferKind.MODEL_UPLOAD, model_id, total)
+        ok = False
+        try:
             with contextlib.closing(read_chunks(src, self._chunk_size)) as chunks:
                 for chunk in chunks:
                     await self._progress(call.write(upload_chunk_pb(model_id, chunk)), what, sent)
                     sent += len(chunk)
+                    progress.advance(len(chunk))
             await self._progress(call.write(upload_terminator_pb(model_id)), what, sent)
             await self._progress(call.done_writing(), what, sent)
             response = await self._progress(_result(call), what, sent)
+            ok = response.status == pb.OK
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
         except asyncio.InvalidStateError:
@@ -141,6 +157,7 @@ class GrpcModelTransfer:
             raise TaskFailed(f"cannot read model file {src} for upload: {exc}") from exc
         finally:
             call.cancel()
+            progress.finish(ok)
         if response.status != pb.OK:
             raise TransientError(
                 f"the combiner did not accept model {model_id}: "

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from ...domain.errors import AuthError, ConfigError, FedClientError, PackageError, TransientError
+from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from ...domain.package import safe_filename
 from ._transport import (
     ControllerHttp,
@@ -69,8 +70,10 @@ class HttpxPackageSource(ControllerHttp):
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
         chunk_bytes: int = CHUNK_BYTES,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         super().__init__(endpoint, token, auth_scheme, verify, timeout, client)
+        self._observer = observer
         if not 64 * 1024 <= chunk_bytes <= 1024 * 1024:
             raise ValueError("chunk_bytes must be between 64 KiB and 1 MiB")
         self._chunk_bytes = chunk_bytes
@@ -102,11 +105,15 @@ class HttpxPackageSource(ControllerHttp):
         part = target.with_name(f".{target.name}.part")
         expected = response.headers.get("content-length")
         written = 0
+        total = int(expected) if expected is not None and expected.isdigit() else None
+        progress = self._observer.transfer(TransferKind.PACKAGE_DOWNLOAD, target.name, total)
+        ok = False
         try:
             with part.open("wb") as out:
                 async for chunk in response.aiter_bytes(self._chunk_bytes):
                     out.write(chunk)
                     written += len(chunk)
+                    progress.advance(len(chunk))
             # Content-Length counts bytes on the wire, which differ from ``written`` when a
             # proxy applied Content-Encoding; compare like with like.
             encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
@@ -116,6 +123,7 @@ class HttpxPackageSource(ControllerHttp):
                     f"the package download was cut short: got {received} of {expected} bytes"
                 )
             os.replace(part, target)
+            ok = True
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 part.unlink()
@@ -123,6 +131,8 @@ class HttpxPackageSource(ControllerHttp):
                 reason = exc.strerror or exc
                 raise PackageError(f"cannot write the compute package to {target}: {reason}") from None
             raise
+        finally:
+            progress.finish(ok)
         return written
 
     async def checksum(self) -> str | None:

@@ -1,0 +1,98 @@
+"""On a terminal: rich progress bars for transfers and one live status line under them.
+
+Log lines keep flowing above the bars: while the display is live, rich redirects
+stderr, and our log handler writes to whatever sys.stderr is at that moment.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from ...domain.model import Task
+from ...domain.observe import Link, Transfer, TransferKind
+from ...domain.status import StatusBoard, status_line
+
+
+class _Bar:
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, nbytes: int) -> None:
+        self._progress.advance(self._task, nbytes)
+
+    def finish(self, ok: bool) -> None:
+        self._progress.remove_task(self._task)
+
+
+class _StatusLine:
+    def __init__(self, board: StatusBoard) -> None:
+        self._board = board
+
+    def __rich__(self) -> Text:
+        snap = self._board.snapshot
+        style = "green" if snap.link is Link.CONNECTED else "yellow"
+        return Text(status_line(self._board), style=style)
+
+
+class TerminalDisplay:
+    """An Observer drawing bars; the status line reads the board on every refresh."""
+
+    def __init__(self, board: StatusBoard, stream: IO[str]) -> None:
+        self.console = Console(file=stream, force_terminal=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._live = Live(
+            Group(self.progress, _StatusLine(board)),
+            console=self.console,
+            refresh_per_second=4,
+            redirect_stdout=False,
+            redirect_stderr=True,
+            transient=True,
+        )
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        self._live.stop()
+
+    def __enter__(self) -> TerminalDisplay:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def transfer(self, kind: TransferKind, name: str, total: int | None) -> Transfer:
+        return _Bar(self.progress, self.progress.add_task(f"{kind.value} {name[:8]}", total=total))
+
+    def link(self, state: Link, combiner: str | None) -> None:
+        return None
+
+    def heartbeat(self, ok: bool) -> None:
+        return None
+
+    def task_started(self, task: Task) -> None:
+        return None
+
+    def task_finished(self, task: Task, ok: bool) -> None:
+        return None
