@@ -27,6 +27,7 @@ from ..domain.errors import AuthError, ConfigError, FedClientError
 from ..domain.observe import Observer
 from . import config_show, package_cmd, settings_rules
 from .cli_flags import OneLineParser, add_settings_flags, cli_values
+from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
 from .operators import operator_views
 from .settings import Loaded, Settings, load, long_flag
@@ -70,6 +71,7 @@ def _sandbox_parser(sub: Any) -> None:
         help="log level of the servers and clients",
     )
     p.add_argument("--round-timeout", type=float, default=180.0, help="seconds to wait for a round's updates")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of the per-round metrics to FILE")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -127,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "package":
             return package_cmd.run_package(args)
         else:
+            require_extra("sandbox", "numpy")
             from .sandbox import run_sandbox
 
             configure_logging(args.log_level)
@@ -142,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_OK
+    except ModuleNotFoundError as exc:
+        missing = extra_for_missing(exc)
+        if missing is None:
+            log.debug("unexpected error", exc_info=True)
+            return _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
+        return _fail(str(missing), EXIT_USAGE)
     except Exception as exc:  # a bug: one line for the user, the traceback for DEBUG logs
         log.debug("unexpected error", exc_info=True)
         return _fail(

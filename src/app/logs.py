@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 
 from ..domain.observe import log_context
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # The keys of the task log context, in the order text lines show them.
 CONTEXT_KEYS = ("client_id", "session_id", "round_id", "model_id")
 _SHORT = {"client_id": "client", "session_id": "session", "round_id": "round", "model_id": "model"}
@@ -87,7 +89,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def _short_id(value: str) -> str:
-    return value if len(value) <= 12 else value[:8]
+    """UUIDs are cut to their first 8 hex digits (enough to grep); other ids stay whole."""
+    return value[:8] if _UUID.fullmatch(value) else value
 
 
 class _CurrentStderr:

@@ -159,7 +159,7 @@ def status_line(board: StatusBoard) -> str:
     where = f" {snap.combiner}" if snap.combiner else ""
     age = board.heartbeat_age()
     beat = "no heartbeat yet" if age is None else f"heartbeat {age:.0f} s ago"
-    session = f"session {snap.session_id[:8]}" if snap.session_id else "no session"
+    session = f"session {snap.session_id}" if snap.session_id else "no session"
     rnd = f" round {snap.round_id}" if snap.round_id else ""
     return (
         f"{snap.link.value}{where} | {snap.state.name} | {session}{rnd} | {beat} | "

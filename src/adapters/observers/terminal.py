@@ -27,14 +27,22 @@ from ...domain.status import StatusBoard, status_line
 
 
 class _Bar:
-    def __init__(self, progress: Progress, task: TaskID) -> None:
-        self._progress, self._task = progress, task
+    def __init__(self, progress: Progress, task: TaskID, live: Live) -> None:
+        self._progress, self._task, self._live = progress, task, live
 
     def advance(self, nbytes: int) -> None:
         self._progress.advance(self._task, nbytes)
 
     def finish(self, ok: bool) -> None:
+        # Draw the finished bar once, so even a transfer shorter than a refresh tick is seen.
+        if ok:
+            done = self._progress.tasks[self._task_index()].completed
+            self._progress.update(self._task, total=done, completed=done)
+            self._live.refresh()
         self._progress.remove_task(self._task)
+
+    def _task_index(self) -> int:
+        return next(i for i, t in enumerate(self._progress.tasks) if t.id == self._task)
 
 
 class _StatusLine:
@@ -83,7 +91,8 @@ class TerminalDisplay:
         self.stop()
 
     def transfer(self, kind: TransferKind, name: str, total: int | None) -> Transfer:
-        return _Bar(self.progress, self.progress.add_task(f"{kind.value} {name[:8]}", total=total))
+        task = self.progress.add_task(f"{kind.value} {name[:8]}", total=total)
+        return _Bar(self.progress, task, self._live)
 
     def link(self, state: Link, combiner: str | None) -> None:
         return None
