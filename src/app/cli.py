@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(_run(settings, board))
         elif args.command == "config":
             loaded = _loaded_from(args)
+            configure_logging("WARNING", [loaded.settings.token_value])
             print(config_show.render(loaded))
             settings_rules.check(loaded)
         elif args.command == "package":

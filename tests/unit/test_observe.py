@@ -58,7 +58,9 @@ def root_logging() -> Iterator[io.StringIO]:
     root.setLevel(saved[1])
 
 
-async def test_board_follows_a_training_task(tmp_path: Path, archive: Path, root_logging: io.StringIO) -> None:
+async def test_board_follows_a_training_task(
+    tmp_path: Path, archive: Path, root_logging: io.StringIO
+) -> None:
     configure_logging("INFO", ["a-secret-token-123"], log_format="json", stream=root_logging)
     recorder = Recorder()
     board = StatusBoard([recorder])

@@ -1,0 +1,188 @@
+"""`fedclient run` flags come from the Settings model: FEDn's spellings, precedence, sources, rejections."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fedclient import __version__
+from fedclient.app.cli import main, parser
+from fedclient.app.settings import Settings, env_names, flags_of, parse_init_file
+
+# Every option of FEDn 0.33's `fedn client start`.
+FEDN_START_FLAGS = [
+    "-u", "--api-url", "-p", "--api-port", "--token", "-n", "--name", "-i", "--client-id",
+    "--local-package", "--log-level", "-c", "--preferred-combiner", "--combiner", "--combiner-port",
+    "-va", "--validator", "-tr", "--trainer", "-hp", "--helper_type", "-in", "--init",
+]  # fmt: skip
+# Every key FEDn 0.33 reads from a client.yaml (and `fedn client create` writes).
+FEDN_YAML_KEYS = [
+    "api_url", "api_port", "token", "name", "client_id", "preferred_combiner", "combiner",
+    "combiner_port", "validator", "trainer", "package_checksum", "helper_type",
+    "discover_host", "discover_port", "refresh_token",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("FEDN_"):
+            monkeypatch.delenv(key)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def run_options() -> set[str]:
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    return {s for action in sub.choices["run"]._actions for s in action.option_strings}  # type: ignore[attr-defined]
+
+
+def test_every_fedn_client_start_flag_is_accepted() -> None:
+    assert set(FEDN_START_FLAGS) <= run_options()
+
+
+def test_every_settings_field_is_a_flag_and_an_env_name() -> None:
+    options = run_options()
+    for name in Settings.model_fields:
+        assert set(flags_of(name)) <= options, name
+        assert env_names(name)[0].startswith("FEDN_")
+
+
+def test_every_fedn_client_yaml_key_is_read(tmp_path: Path) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("".join(f"{key}: '1'\n" for key in FEDN_YAML_KEYS))
+    parsed = parse_init_file(init)
+    assert parsed.ignored == []
+    assert {"api_url", "api_port", "validator", "trainer"} <= set(parsed.values)
+
+
+def show(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, tuple[str, str]]:
+    assert main(["config", "show", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    return {line.split()[0]: (line.split()[1], line.split()[2]) for line in lines}
+
+
+def test_precedence_flag_over_env_over_file_over_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: file-host\nname: file-name\napi_port: 1111\ncombiner_port: 9\ncombiner: c\n")
+    monkeypatch.setenv("FEDN_API_URL", "env-host")
+    monkeypatch.setenv("FEDN_API_PORT", "2222")
+    rows = show(capsys, "-in", str(init), "--api-port", "3333", "--log-format", "json")
+    assert rows["api_port"] == ("3333", "flag")
+    assert rows["api_url"] == ("env-host", "env")
+    assert rows["name"] == ("file-name", "file")
+    assert rows["combiner"] == ("c", "file")
+    assert rows["log_format"] == ("json", "flag")
+    assert rows["heartbeat_interval"] == ("2.0", "default")
+
+
+def test_config_show_masks_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEDN_AUTH_TOKEN", "a-very-secret-token-123")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "a-very-secret-token-123" not in out
+    assert [line.split()[1:3] for line in out.splitlines() if line.startswith("token ")] == [["***", "env"]]
+
+
+def test_quiet_and_verbose_set_the_log_level(capsys: pytest.CaptureFixture[str]) -> None:
+    assert show(capsys, "--quiet")["log_level"] == ("WARNING", "flag")
+    assert show(capsys, "-v")["log_level"] == ("DEBUG", "flag")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fedclient {__version__}"
+
+
+def test_unused_fedn_flags_are_accepted_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    assert show(capsys, "-va", "True", "--trainer", "False")["validator"] == ("True", "flag")
+    assert main(["config", "show", "-va", "True"]) == 0
+    err = capsys.readouterr().err
+    assert "--validator is accepted for compatibility with fedn client start and does nothing here" in err
+
+
+def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: h\nnot_a_setting: 1\n")
+    assert main(["config", "show", "--init", str(init)]) == 0
+    assert (
+        "the --init file's key 'not_a_setting' is not a fedclient setting; ignored" in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        (["--log-format", "xml"], {}, "argument --log-format: invalid choice: 'xml'"),
+        (["-q", "-v"], {}, "argument -v/--verbose: not allowed with argument -q/--quiet"),
+        (["-q", "--log-level", "DEBUG"], {}, "--quiet/--verbose and --log-level contradict each other"),
+        (
+            ["--api-port", "70000"],
+            {},
+            "invalid settings: --api-port: Input should be less than or equal to 65535",
+        ),
+        ([], {"FEDN_API_PORT": "x"}, "invalid settings: --api-port: Input should be a valid integer"),
+        (["--log-level", "LOUD"], {}, "--log-level: Value error, log level must be DEBUG"),
+        (["--name", "a b"], {}, "--name: Value error, client names may hold"),
+        (["--train-timeout", "0"], {}, "--train-timeout: Input should be greater than 0"),
+        (["-u", "h", "--combiner-port", "9"], {}, "--combiner-port without --combiner"),
+        (
+            ["--combiner", "c", "--combiner-port", "9", "-c", "other"],
+            {},
+            "--combiner attaches straight to a combiner, so --preferred-combiner cannot apply",
+        ),
+        (
+            ["-u", "h", "--local-package", "--package-checksum", "ab"],
+            {},
+            "--package-checksum checks the controller's package, but --local-package uses a local one",
+        ),
+        (
+            ["-u", "h", "--local-package"],
+            {"FEDN_REQUIRE_CHECKSUM": "true"},
+            "FEDN_REQUIRE_CHECKSUM checks the controller's package",
+        ),
+        (
+            ["-u", "h", "--api-ca-bundle", "ca.pem"],
+            {"FEDN_CONNECT_API_SECURE": "false"},
+            "--api-ca-bundle names a CA to verify the controller with, but FEDN_CONNECT_API_SECURE turns",
+        ),
+        (["-u", "h", "--metrics-host", "0.0.0.0"], {}, "--metrics-host has no effect without --metrics-port"),
+        ([], {}, "say where to join: --api-url"),
+        (["--combiner", "h", "--combiner-port", "1"], {}, "needs --local-package"),
+    ],
+)
+def test_rejections_are_one_line_and_exit_2(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        code = main(["run", *argv])
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fedclient: error:")
+    assert message in lines[0]
