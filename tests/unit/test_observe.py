@@ -16,7 +16,14 @@ from fedclient.domain.state import ClientState
 from fedclient.domain.status import StatusBoard, human_bytes, status_line, transfer_summary
 from fedclient.domain.tasks import UPDATE_DONE
 
-from tests.unit.test_lifecycle import World, archive, train_task  # noqa: F401 - archive is a fixture
+from tests.unit.test_lifecycle import MANIFEST, World, train_task
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    path = tmp_path / "package.json"
+    path.write_text(json.dumps({"client/fedn.yaml": json.dumps(MANIFEST)}))
+    return path
 
 
 class Recorder:
