@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv fedn-venv protos lint test unit contract e2e interop demo bench clean
+.PHONY: venv fedn-venv protos docs lint test unit contract e2e interop demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ fedn-venv: venv
 
 protos: venv
 	$(PY) scripts/gen_protos.py
+
+# docs/CONFIG.md is generated from the Settings model; a test fails when it is stale.
+docs: venv
+	$(PY) scripts/gen_config_docs.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests examples scripts bench
@@ -44,7 +48,7 @@ interop: fedn-venv
 	$(PY) -m pytest -q -m interop tests/interop
 
 demo: venv
-	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits
+	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits --plot sandbox-rounds.png
 
 clean:
 	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .pytest_cache .mypy_cache .ruff_cache

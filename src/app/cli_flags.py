@@ -29,7 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _inner(annotation: Any) -> Any:
+def inner_type(annotation: Any) -> Any:
     """``X | None`` -> ``X``."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -41,7 +41,7 @@ def _inner(annotation: Any) -> Any:
 
 def _add(group: argparse._ArgumentGroup, name: str, info: FieldInfo) -> None:
     meta = extra(info)
-    kind = _inner(info.annotation)
+    kind = inner_type(info.annotation)
     help_text = info.description or ""
     env = " or ".join(env_names(name, info))
     kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": f"{help_text} [{env}]"}
