@@ -30,7 +30,7 @@ from .cli_flags import OneLineParser, add_settings_flags, cli_values
 from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
 from .operators import operator_views
-from .settings import Loaded, Settings, load, long_flag
+from .settings import Loaded, Settings, load
 
 log = logging.getLogger("fedclient")
 
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(args.log_level)
             return run_sandbox(args)
     except ValidationError as exc:
-        return _fail(f"invalid settings: {describe_validation(exc)}", EXIT_USAGE)
+        return _fail(f"invalid settings: {exc.error_count()} problems ({exc.title})", EXIT_USAGE)
     except (AuthError, ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except FedClientError as exc:
@@ -158,17 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {exc} (run with --log-level DEBUG for details)", EXIT_FAILED
         )
     return EXIT_OK
-
-
-def describe_validation(exc: ValidationError) -> str:
-    """Pydantic's errors, each named by the flag a user knows (the field name is the first loc)."""
-    problems = []
-    for error in exc.errors():
-        loc = error["loc"]
-        field = str(loc[0]) if loc else ""
-        where = long_flag(field) if field in Settings.model_fields else (field or "settings")
-        problems.append(f"{where}: {error['msg']}")
-    return "; ".join(problems)
 
 
 def _fail(message: str, code: int) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -392,14 +392,39 @@ def sources_for(cli: dict[str, Any], from_file: dict[str, Any]) -> dict[str, str
 
 
 def load(cli: dict[str, Any], init_file: Path | None = None) -> Loaded:
-    """Build Settings from parsed flags (None = not given) and an optional --init file."""
+    """Build Settings from parsed flags (None = not given) and an optional --init file.
+
+    A value pydantic refuses is a ConfigError naming where the user put it
+    (``--api-port``, ``FEDN_API_PORT`` or the file key), never a traceback.
+    """
     parsed = parse_init_file(init_file) if init_file else InitFile({}, [])
+    sources = sources_for(cli, parsed.values)
     token = _init_file_data.set(parsed.values)
     try:
         settings = Settings(**{k: v for k, v in cli.items() if v is not None})
+    except ValidationError as exc:
+        where = Loaded(Settings.model_construct(), sources, parsed.ignored)
+        raise ConfigError(f"invalid settings: {describe_validation(exc, where)}") from None
     finally:
         _init_file_data.reset(token)
-    return Loaded(settings, sources_for(cli, parsed.values), parsed.ignored)
+    return Loaded(settings, sources, parsed.ignored)
+
+
+def describe_validation(exc: ValidationError, where: Loaded) -> str:
+    """Pydantic's errors, each named by where the value came from; secret values never shown."""
+    problems = []
+    for error in exc.errors():
+        loc = error["loc"]
+        field = str(loc[0]) if loc else ""
+        if field not in Settings.model_fields:  # an alias (FEDN_TOKEN) names its field indirectly
+            field = next((n for n in Settings.model_fields if field in env_names(n)), field)
+        if field in Settings.model_fields:
+            origin = where.origin(field)
+            shown = "" if is_secret(field) else f" (got {str(error.get('input'))[:60]!r})"
+        else:
+            origin, shown = field or "settings", ""
+        problems.append(f"{origin}: {error['msg']}{shown}")
+    return "; ".join(problems)
 
 
 def load_settings(cli: dict[str, Any], init_file: Path | None = None) -> Settings:

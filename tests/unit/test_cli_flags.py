@@ -135,8 +135,13 @@ def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.Captu
             {},
             "invalid settings: --api-port: Input should be less than or equal to 65535",
         ),
-        ([], {"FEDN_API_PORT": "x"}, "invalid settings: --api-port: Input should be a valid integer"),
+        ([], {"FEDN_API_PORT": "x"}, "invalid settings: FEDN_API_PORT: Input should be a valid integer"),
         (["--log-level", "LOUD"], {}, "--log-level: Value error, log level must be DEBUG"),
+        (
+            ["--api-port", "x8"],
+            {},
+            "--api-port: Input should be a valid integer, unable to parse string as an",
+        ),
         (["--name", "a b"], {}, "--name: Value error, client names may hold"),
         (["--train-timeout", "0"], {}, "--train-timeout: Input should be greater than 0"),
         (["-u", "h", "--combiner-port", "9"], {}, "--combiner-port without --combiner"),
@@ -186,3 +191,14 @@ def test_rejections_are_one_line_and_exit_2(
     assert len(lines) == 1, err
     assert lines[0].startswith("fedclient: error:")
     assert message in lines[0]
+
+
+def test_a_bad_value_in_the_file_is_named_by_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: h\napi_port: nope\n")
+    assert main(["run", "--init", str(init)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("fedclient: error: invalid settings: api_port in the --init file: Input should be")
+    assert "(got 'nope')" in line
