@@ -143,6 +143,10 @@ async def test_off_a_terminal_plain_lines_and_metrics_during_a_round(tmp_path: P
     assert re.search(r"model download \S+: downloaded [\d.]+ (B|KiB|MiB) in [\d.]+ s, ", text)
     assert re.search(r"model upload \S+: uploaded [\d.]+ (B|KiB|MiB) in [\d.]+ s, ", text)
     assert re.search(r"package download \S+: downloaded ", text)
+    # the entry point's own output, line by line, prefixed with the entry name, inside the task context
+    assert re.search(
+        r"fedclient\.trainer \[client=\S+ session=\S+ round=1 model=\S+\]: train: trained on", text
+    )
     assert f"metrics on http://127.0.0.1:{port}/metrics" in text
 
 
