@@ -49,3 +49,15 @@ def test_metrics_and_health_follow_the_board() -> None:
         assert get(f"{base}/other")[0] == 404
     finally:
         server.stop()
+
+
+def test_a_port_in_use_is_a_config_error() -> None:
+    import pytest
+    from fedclient.domain.errors import ConfigError
+
+    first = MetricsServer(StatusBoard(), "127.0.0.1", 0, 30, {}).start()
+    try:
+        with pytest.raises(ConfigError, match=rf"cannot listen on 127.0.0.1:{first.port}: .*--metrics-port"):
+            MetricsServer(StatusBoard(), "127.0.0.1", first.port, 30, {})
+    finally:
+        first.stop()

@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
+from ...domain.errors import ConfigError
 from ...domain.model import TaskKind
 from ...domain.observe import TransferKind
 from ...domain.state import ClientState
@@ -125,7 +126,13 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None  # scrapes every few seconds would drown the client's own log
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise ConfigError(
+                f"the metrics endpoint cannot listen on {host}:{port}: {exc.strerror or exc}"
+                " (choose another --metrics-port)"
+            ) from None
         self._server.daemon_threads = True
         self.host = host
         self.port = int(self._server.server_address[1])
