@@ -14,16 +14,27 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.progress import Task as Row
 from rich.text import Text
 
 from ...domain.model import Task
 from ...domain.observe import Link, Transfer, TransferKind
-from ...domain.status import StatusBoard, status_line
+from ...domain.status import StatusBoard, human_bytes, status_line
+
+
+class _Rate(ProgressColumn):
+    """Transfer rate in binary units (MiB/s), like the summary lines."""
+
+    def render(self, task: Row) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None and task.elapsed:
+            speed = task.completed / task.elapsed
+        return Text("-" if speed is None else f"{human_bytes(speed)}/s", style="progress.data.speed")
 
 
 class _Bar:
@@ -64,7 +75,7 @@ class TerminalDisplay:
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            _Rate(),
             TimeRemainingColumn(),
             console=self.console,
         )
@@ -91,7 +102,9 @@ class TerminalDisplay:
         self.stop()
 
     def transfer(self, kind: TransferKind, name: str, total: int | None) -> Transfer:
-        task = self.progress.add_task(f"{kind.value} {name[:8]}", total=total)
+        # Model ids are UUIDs: 8 hex digits tell them apart. Package names stay readable.
+        label = name[:24] if kind is TransferKind.PACKAGE_DOWNLOAD else name[:8]
+        task = self.progress.add_task(f"{kind.value} {label}", total=total)
         return _Bar(self.progress, task, self._live)
 
     def link(self, state: Link, combiner: str | None) -> None:
