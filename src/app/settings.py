@@ -35,9 +35,9 @@ from ..domain.errors import ConfigError
 ENV_PREFIX = "FEDN_"
 # Older names some client.yaml files still use.
 LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
-# Keys FEDn's tools write into client.yaml that fedclient reads elsewhere or not at all;
-# they are dropped without a warning (the refresh token is not used by this client yet).
-QUIET_FILE_KEYS = {"refresh_token", "network_id"}
+# Keys FEDn's tools write into a client.yaml that mean nothing to fedclient (yet): accepted,
+# and warned about like -va/-tr. A key that becomes a Settings field is simply read.
+FEDN_UNUSED_FILE_KEYS = {"refresh_token", "network_id"}
 
 _init_file_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "init_file_data", default=None
@@ -309,11 +309,12 @@ def unused_fields() -> list[str]:
 
 
 class InitFile:
-    """A FEDn-style client.yaml: the settings it holds and the keys it holds that are not settings."""
+    """A FEDn-style client.yaml: its settings, its FEDn keys unused here, and keys that are neither."""
 
-    def __init__(self, values: dict[str, Any], ignored: list[str]) -> None:
+    def __init__(self, values: dict[str, Any], ignored: list[str], unused: list[str] | None = None) -> None:
         self.values = values
         self.ignored = ignored
+        self.unused = unused or []
 
 
 def read_init_file(path: Path) -> dict[str, Any]:
@@ -336,18 +337,21 @@ def parse_init_file(path: Path) -> InitFile:
         raise ConfigError(f"--init file {path} must hold a mapping of settings")
     values: dict[str, Any] = {}
     ignored: list[str] = []
+    unused: list[str] = []
     for raw_key, value in data.items():
         key = LEGACY_KEYS.get(str(raw_key), str(raw_key))
         if key in Settings.model_fields:
             if value is not None and key not in values:
                 values[key] = value
-        elif key not in QUIET_FILE_KEYS:
+        elif key in FEDN_UNUSED_FILE_KEYS:
+            unused.append(key)
+        else:
             ignored.append(str(raw_key))
     if values.get("local_package") is True:
         values["local_package"] = "."
     elif values.get("local_package") is False:
         values.pop("local_package")
-    return InitFile(values, ignored)
+    return InitFile(values, ignored, unused)
 
 
 # ------------------------------------------------------------------ loading --
@@ -356,10 +360,17 @@ def parse_init_file(path: Path) -> InitFile:
 class Loaded:
     """Settings plus where each value came from: 'flag', 'env', 'file' or 'default'."""
 
-    def __init__(self, settings: Settings, sources: dict[str, str], ignored_file_keys: list[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: dict[str, str],
+        ignored_file_keys: list[str],
+        unused_file_keys: list[str] | None = None,
+    ) -> None:
         self.settings = settings
         self.sources = sources
         self.ignored_file_keys = ignored_file_keys
+        self.unused_file_keys = unused_file_keys or []
 
     def origin(self, name: str) -> str:
         """How the user set ``name``, for error messages: ``--flag``, ``FEDN_X`` or ``key in FILE``."""
@@ -407,7 +418,7 @@ def load(cli: dict[str, Any], init_file: Path | None = None) -> Loaded:
         raise ConfigError(f"invalid settings: {describe_validation(exc, where)}") from None
     finally:
         _init_file_data.reset(token)
-    return Loaded(settings, sources, parsed.ignored)
+    return Loaded(settings, sources, parsed.ignored, parsed.unused)
 
 
 def describe_validation(exc: ValidationError, where: Loaded) -> str:

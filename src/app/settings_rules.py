@@ -88,5 +88,7 @@ def check(loaded: Loaded) -> None:
                 "%s is accepted for compatibility with fedn client start and does nothing here",
                 loaded.origin(name),
             )
+    for key in loaded.unused_file_keys:
+        log.warning("the --init file's key %r is FEDn's and does nothing here", key)
     for key in loaded.ignored_file_keys:
         log.warning("the --init file's key %r is not a fedclient setting; ignored", key)

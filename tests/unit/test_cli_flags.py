@@ -61,6 +61,17 @@ def test_every_fedn_client_yaml_key_is_read(tmp_path: Path) -> None:
     parsed = parse_init_file(init)
     assert parsed.ignored == []
     assert {"api_url", "api_port", "validator", "trainer"} <= set(parsed.values)
+    for key in set(FEDN_YAML_KEYS) - set(Settings.model_fields) - {"discover_host", "discover_port"}:
+        assert key in parsed.unused, f"{key} is neither read nor warned about"
+
+
+def test_fedn_file_keys_unused_here_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: h\nnetwork_id: fedn-network\n")
+    assert main(["config", "show", "--init", str(init)]) == 0
+    assert "the --init file's key 'network_id' is FEDn's and does nothing here" in capsys.readouterr().err
 
 
 def show(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, tuple[str, str]]:
