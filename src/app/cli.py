@@ -136,7 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(args.log_level)
             return run_sandbox(args)
     except ValidationError as exc:
-        return _fail(f"invalid settings: {exc.error_count()} problems ({exc.title})", EXIT_USAGE)
+        # app.settings.load names each problem by its flag; this is the fallback for any other model.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        return _fail(f"invalid settings: {problems}", EXIT_USAGE)
     except (AuthError, ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except FedClientError as exc:
