@@ -28,6 +28,7 @@ from ..domain.model import (
     Task,
     Validation,
 )
+from ..domain.observe import NULL_OBSERVER, Link, Observer, TransferKind
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
 
 
@@ -133,9 +134,12 @@ class InMemoryCombiner:
 
 
 class InMemoryLink:
-    def __init__(self, combiner: InMemoryCombiner, identity: Identity) -> None:
+    def __init__(
+        self, combiner: InMemoryCombiner, identity: Identity, observer: Observer = NULL_OBSERVER
+    ) -> None:
         self.combiner = combiner
         self.identity = identity
+        self.observer = observer
         self.closed = False
 
     async def tasks(self) -> AsyncIterator[Task]:
@@ -174,16 +178,22 @@ class InMemoryLink:
         if model_id not in self.combiner.models:
             raise ModelNotFound(f"the combiner has no model {model_id}")
         data = self.combiner.models[model_id]
+        progress = self.observer.transfer(TransferKind.MODEL_DOWNLOAD, model_id, None)
         with dest.open("wb") as out:
             for start in range(0, len(data), self.combiner.chunk_size):
                 out.write(data[start : start + self.combiner.chunk_size])
+                progress.advance(len(data[start : start + self.combiner.chunk_size]))
+        progress.finish(True)
         return len(data)
 
     async def upload(self, model_id: str, src: Path) -> int:
         self.combiner.check("upload")
         data = src.read_bytes()
+        progress = self.observer.transfer(TransferKind.MODEL_UPLOAD, model_id, len(data))
         self.combiner.uploads.append(model_id)
         self.combiner.models[model_id] = data
+        progress.advance(len(data))
+        progress.finish(True)
         return len(data)
 
     async def close(self) -> None:
@@ -191,8 +201,9 @@ class InMemoryLink:
 
 
 class InMemoryConnector:
-    def __init__(self, combiner: InMemoryCombiner) -> None:
+    def __init__(self, combiner: InMemoryCombiner, observer: Observer = NULL_OBSERVER) -> None:
         self.combiner = combiner
+        self.observer = observer
         self.links: list[InMemoryLink] = []
 
     async def connect(self, address: CombinerAddress, identity: Identity) -> InMemoryLink:
@@ -202,7 +213,7 @@ class InMemoryConnector:
             raise TransientError(f"connection to {address.target} refused")
         if "connect" in self.combiner.fail_with:
             raise self.combiner.fail_with["connect"]
-        link = InMemoryLink(self.combiner, identity)
+        link = InMemoryLink(self.combiner, identity, self.observer)
         self.links.append(link)
         return link
 
@@ -265,3 +276,37 @@ class FakeClock:
         self.now += seconds
         # A real (tiny) pause, so loops that sleep do not starve the rest of the event loop.
         await asyncio.sleep(0.001)
+
+
+class RecordingObserver:
+    """The observer port's fake: records every event, transfers included, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+
+    def transfer(self, kind: TransferKind, name: str, total: int | None) -> RecordingTransfer:
+        self.events.append(("transfer", kind, name, total))
+        return RecordingTransfer(self.events)
+
+    def link(self, state: Link, combiner: str | None) -> None:
+        self.events.append(("link", state, combiner))
+
+    def heartbeat(self, ok: bool) -> None:
+        self.events.append(("heartbeat", ok))
+
+    def task_started(self, task: Task) -> None:
+        self.events.append(("started", task.kind))
+
+    def task_finished(self, task: Task, ok: bool) -> None:
+        self.events.append(("finished", task.kind, ok))
+
+
+class RecordingTransfer:
+    def __init__(self, events: list[tuple[object, ...]]) -> None:
+        self._events = events
+
+    def advance(self, nbytes: int) -> None:
+        self._events.append(("advance", nbytes))
+
+    def finish(self, ok: bool) -> None:
+        self._events.append(("finish", ok))

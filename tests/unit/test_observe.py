@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.memory import RecordingObserver as Recorder
 from fedclient.app.logs import configure_logging
-from fedclient.domain.model import Task, TaskKind
+from fedclient.domain.model import TaskKind
 from fedclient.domain.observe import Link, TransferKind, log_context, log_scope
 from fedclient.domain.state import ClientState
 from fedclient.domain.status import StatusBoard, human_bytes, status_line, transfer_summary
@@ -24,35 +25,6 @@ def archive(tmp_path: Path) -> Path:
     path = tmp_path / "package.json"
     path.write_text(json.dumps({"client/fedn.yaml": json.dumps(MANIFEST)}))
     return path
-
-
-class Recorder:
-    """An Observer that records every event it is given, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[object, ...]] = []
-
-    def transfer(self, kind: TransferKind, name: str, total: int | None) -> Recorder:
-        self.events.append(("transfer", kind, name, total))
-        return self
-
-    def advance(self, nbytes: int) -> None:
-        self.events.append(("advance", nbytes))
-
-    def finish(self, ok: bool) -> None:
-        self.events.append(("finish", ok))
-
-    def link(self, state: Link, combiner: str | None) -> None:
-        self.events.append(("link", state, combiner))
-
-    def heartbeat(self, ok: bool) -> None:
-        self.events.append(("heartbeat", ok))
-
-    def task_started(self, task: Task) -> None:
-        self.events.append(("started", task.kind))
-
-    def task_finished(self, task: Task, ok: bool) -> None:
-        self.events.append(("finished", task.kind, ok))
 
 
 @pytest.fixture
@@ -73,6 +45,7 @@ async def test_board_follows_a_training_task(
     board = StatusBoard([recorder])
     w = World(tmp_path, archive)
     w.life.observer = board
+    w.life.connector.observer = board  # type: ignore[attr-defined]
     w.combiner.submit("cid-1", train_task())
     await w.run_until(lambda: any(s.text == UPDATE_DONE for s in w.combiner.statuses))
     await w.run_until(lambda: bool(board.snapshot.tasks))
@@ -87,6 +60,13 @@ async def test_board_follows_a_training_task(
     assert kinds.index("started") < kinds.index("finished")
     assert ("finished", TaskKind.TRAIN, True) in recorder.events
     assert recorder.events[-1][:2] == ("link", Link.DISCONNECTED), "stopping closes the link"
+    # the model went down and the update up through the port, inside the task
+    transfers = [e for e in recorder.events if e[0] == "transfer"]
+    assert [(e[1], e[2]) for e in transfers][:1] == [(TransferKind.MODEL_DOWNLOAD, "seed")]
+    assert transfers[1][1] is TransferKind.MODEL_UPLOAD and transfers[1][3] == len(b"seed+")
+    assert ("finish", True) in recorder.events
+    assert snap.transfers[TransferKind.MODEL_DOWNLOAD].nbytes == len(b"seed")
+    assert snap.transfers[TransferKind.MODEL_UPLOAD].count == 1
 
     # Every JSON line parses; lines logged inside the task carry all four context keys.
     records = [json.loads(line) for line in root_logging.getvalue().splitlines()]
