@@ -22,7 +22,15 @@ NOT_SETTINGS = ("init", "quiet", "verbose")
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line on stderr (exit 2), like every other user error."""
+    """argparse, but a usage mistake is one line on stderr (exit 2), like every other user error.
+
+    Abbreviations are off: with flags generated from the model, a prefix that is unique today
+    could silently mean another setting tomorrow (FEDn's click CLI takes no prefixes either).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"fedclient: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)

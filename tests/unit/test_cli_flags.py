@@ -138,6 +138,7 @@ def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.Captu
     ("argv", "env", "message"),
     [
         (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        (["--metrics-po", "1"], {}, "unrecognized arguments: --metrics-po"),
         (["--log-format", "xml"], {}, "argument --log-format: invalid choice: 'xml'"),
         (["-q", "-v"], {}, "argument -v/--verbose: not allowed with argument -q/--quiet"),
         (["-q", "--log-level", "DEBUG"], {}, "--quiet/--verbose and --log-level contradict each other"),
