@@ -81,9 +81,13 @@ class TaskRunner:
     async def handle(self, task: Task) -> TaskOutcome:
         with log_scope(session_id=task.session_id, round_id=task.round_id, model_id=task.model_id):
             self._observer.task_started(task)
-            outcome = await self._handle(task)
-            self._observer.task_finished(task, outcome.ok)
-            return outcome
+            ok = False
+            try:
+                outcome = await self._handle(task)
+                ok = outcome.ok
+                return outcome
+            finally:  # also when the task is cut short (a refused token, the client stopping)
+                self._observer.task_finished(task, ok)
 
     async def _handle(self, task: Task) -> TaskOutcome:
         await self._status(
