@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv fedn-venv protos docs lint test unit contract e2e interop demo bench clean
+.PHONY: venv fedn-venv site-venv protos docs lint test unit contract e2e interop demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ venv: $(STAMP)
 fedn-venv: venv
 	$(PY) tests/interop/fedn_venv.py
 
+# fedclient alone (no extras: no numpy, no fedn), as a site installs it; tests/interop
+# runs fedclient from here. Cached by a stamp: a no-op unless pyproject.toml changed.
+site-venv: venv
+	$(PY) tests/interop/site_venv.py
+
 protos: venv
 	$(PY) scripts/gen_protos.py
 
@@ -32,7 +37,7 @@ lint: venv
 	$(VENV)/bin/mypy src/domain
 	$(VENV)/bin/lint-imports
 
-test: lint fedn-venv
+test: lint fedn-venv site-venv
 	$(PY) -m pytest -q
 
 unit: venv
@@ -44,11 +49,11 @@ contract: venv
 e2e: venv
 	$(PY) -m pytest -q tests/e2e
 
-interop: fedn-venv
+interop: fedn-venv site-venv
 	$(PY) -m pytest -q -m interop tests/interop
 
 demo: venv
 	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits --plot sandbox-rounds.png
 
 clean:
-	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .site-venv .site-venv.lock .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ Tests build it with real settings and override providers with the in-memory fake
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from dependency_injector import containers, providers
 
@@ -48,6 +49,11 @@ def _package_source(
     )
 
 
+def _envs_dir(settings: Settings) -> Path | None:
+    """Built python_envs are cached here, across restarts and package versions."""
+    return settings.work_dir.resolve() / "envs" if settings.managed_env else None
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     trainer_env = providers.Object({})
@@ -68,7 +74,11 @@ class Container(containers.DeclarativeContainer):
         observer=observer,
     )
     trainer_factory = providers.Singleton(
-        subprocess_trainer_factory, timeout=settings.provided.train_timeout, extra_env=trainer_env
+        subprocess_trainer_factory,
+        timeout=settings.provided.train_timeout,
+        extra_env=trainer_env,
+        python=settings.provided.python,
+        envs_dir=providers.Callable(_envs_dir, settings),
     )
     clock = providers.Singleton(SystemClock)
     lifecycle = providers.Factory(

@@ -40,7 +40,8 @@ def run_package(args: argparse.Namespace) -> int:
         print(f"note: no {' or '.join(missing)} entry point; such tasks will be reported as failed")
     if manifest.python_env:
         print(
-            f"note: python_env {manifest.python_env} is not built; entry points run with fedclient's Python"
+            f"note: python_env {manifest.python_env} is built (and cached) at start; "
+            "--no-managed-env runs the package with PATH's python instead"
         )
     print("ok")
     return 0

@@ -42,4 +42,5 @@ def build_plan(settings: Settings) -> ClientPlan:
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        helper_type=settings.helper_type or None,
     )

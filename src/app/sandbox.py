@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ..adapters.observers.transfer_log import TransferLog
+from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.sandbox.federation import Federation, RoundResult
 from ..domain.errors import ConfigError
 from ..domain.observe import TransferKind
@@ -70,6 +72,9 @@ async def sandbox(
 ) -> list[RoundResult]:
     """Run the federation; ``boards`` (if given) receives each client's StatusBoard."""
     federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
+    # The sandbox is a try-out run from fedclient's own venv: a package without a
+    # python_env runs with that interpreter (one with a python_env gets it built).
+    own = None if TarPackageUnpacker().load_manifest(package).python_env else sys.executable
     await federation.start()
     stop = asyncio.Event()
     runners: list[asyncio.Task[None]] = []
@@ -82,6 +87,7 @@ async def sandbox(
                     "name": f"sandbox-client-{index}",
                     "work_dir": work / f"client-{index}",
                     "log_level": log_level,
+                    "python": own,
                 }
             )
             # Each client trains on its own shard of the example's data.

@@ -172,6 +172,17 @@ class Settings(BaseSettings):
         description="where packages and models are kept",
         json_schema_extra=_meta(PACKAGE, metavar="DIR"),
     )
+    python: str | None = Field(
+        default=None,
+        description="interpreter for the package's `python` commands, a path or a name on PATH "
+        "(default: its python_env, else PATH's)",
+        json_schema_extra=_meta(PACKAGE, metavar="PYTHON"),
+    )
+    managed_env: bool = Field(
+        default=True,
+        description="build the package's python_env (--no-managed-env: run it with PATH's python)",
+        json_schema_extra=_meta(PACKAGE),
+    )
 
     # --- behaviour
     train_timeout: float = Field(

@@ -25,6 +25,7 @@ from .model import (
     PackageMode,
     Task,
 )
+from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
 from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
 from .package import ChecksumVerdict, Manifest, check_checksum
 from .ports import (
@@ -33,6 +34,7 @@ from .ports import (
     Discovery,
     PackageSource,
     PackageUnpacker,
+    PreparedTrainer,
     Trainer,
     TrainerFactory,
 )
@@ -63,6 +65,7 @@ class ClientPlan:
     package_checksum: str | None = None
     require_checksum: bool = False
     heartbeat_interval: float = 2.0
+    helper_type: str | None = None  # set: wins over the controller's (as `fedn client start -hp`)
     assign_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=3.0, maximum=60.0))
     # An unreachable controller (or package download) is retried this often before the client gives up.
     unreachable_retry: RetryConfig = field(
@@ -90,6 +93,7 @@ class Lifecycle:
     combiner: CombinerAddress | None = None
     package_dir: Path | None = None
     checksum_verdict: ChecksumVerdict | None = None
+    helper_type: str = DEFAULT_HELPER
     connects: int = 0
     tasks_received: int = 0
     runner: TaskRunner | None = None
@@ -105,13 +109,16 @@ class Lifecycle:
         self.identity = self.plan.identity
         bind_log_context(client_id=self.identity.client_id)
         try:
+            assignment = None
             if self.plan.combiner is None:
-                await self.assign()
+                assignment = await self.assign()
             else:
                 self.combiner = self.plan.combiner
             manifest = await self.prepare_package()
             assert self.package_dir is not None
             trainer = self.trainer_factory(self.package_dir, manifest)
+            if isinstance(trainer, PreparedTrainer):
+                await self._until_stopped(trainer.prepare())
             if manifest.has("startup"):
                 await self._startup(trainer)
             self.runner = TaskRunner(
@@ -121,6 +128,7 @@ class Lifecycle:
                 self.state,
                 self.clock,
                 observer=self.observer,
+                model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
             )
             await self.serve()
         except Stopped:
@@ -129,6 +137,23 @@ class Lifecycle:
     async def _pause(self, seconds: float) -> None:
         if await _wait(self._stop, self.clock.sleep(seconds)):
             raise Stopped
+
+    async def _until_stopped(self, work: Awaitable[None]) -> None:
+        """Run ``work`` (e.g. an env build that takes minutes), cancelling it if stop is set."""
+        job = asyncio.ensure_future(work)
+        stopped = await _wait(self._stop, job)
+        if stopped:
+            raise Stopped
+        job.result()
+
+    def _model_suffix(self, from_controller: str | None) -> str:
+        """Model files are named as the stock client's helper names them (scripts may key on it)."""
+        self.helper_type = choose_helper(self.plan.helper_type, from_controller)
+        suffix = model_suffix(self.helper_type)
+        if suffix is None:
+            log.warning("unknown helper_type '%s'; model files are named *.npz", self.helper_type)
+            return ".npz"
+        return suffix
 
     # ------------------------------------------------------------- assign --
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .model import (
     Assignment,
@@ -113,6 +113,16 @@ class Trainer(Protocol):
         ...
 
     async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class PreparedTrainer(Protocol):
+    """A Trainer with work to do once before the first task (e.g. build the package's python_env).
+
+    The lifecycle awaits ``prepare()`` right after building the trainer; an error stops the client.
+    """
+
+    async def prepare(self) -> None: ...
 
 
 class TrainerFactory(Protocol):

@@ -202,7 +202,8 @@ class TaskRunner:
         )
         in_model = scratch / f"in{self._suffix}"
         await self._download(task.model_id, in_model)
-        metrics = await self._trainer.validate(in_model, scratch / "metrics.json")
+        # No suffix on the JSON outputs either: the stock client names them that way too.
+        metrics = await self._trainer.validate(in_model, scratch / "metrics")
         validation = Validation(
             task.model_id, metrics, task.sender_name, task.correlation_id, task.session_id
         )
@@ -223,7 +224,7 @@ class TaskRunner:
     async def _predict(self, task: Task, scratch: Path) -> None:
         in_model = scratch / f"in{self._suffix}"
         await self._download(task.model_id, in_model)
-        output = await self._trainer.predict(in_model, scratch / "prediction.json")
+        output = await self._trainer.predict(in_model, scratch / "prediction")
         prediction = Prediction(task.model_id, output, task.sender_name, task.correlation_id, task.session_id)
         await self._send(lambda link: link.send_prediction(prediction), "sending prediction")
         await self._status(

@@ -1,6 +1,10 @@
 """Clients for a ``FednNetwork``: our ``fedclient run`` and FEDn's stock ``fedn client start``.
 
-Each client gets its own home directory (the stock client unpacks into ``./package``
+Both run as at a site: the client program from a venv of its own that lacks the
+package's libraries (fedclient from ``.site-venv``, see ``site_venv``; the stock client
+from the FEDn venv), and the package's environment first on PATH (by default this
+project's venv, which has numpy and scikit-learn for examples/digits) or built from its
+python_env. Each client gets its own home directory (the stock client unpacks into ``./package``
 of its cwd, ours into ``--work-dir``), its own digits shard through
 ``FEDN_CLIENT_INDEX``/``FEDN_NUM_CLIENTS``, an explicit client id (so tests can look
 for it in the server's records) and a log file beside the servers' logs.
@@ -17,9 +21,11 @@ from pathlib import Path
 from tests.interop.fedn_venv import venv_python
 from tests.interop.fednnet import FednNetwork
 from tests.interop.procs import HOST, Proc
+from tests.interop.site_venv import DEFAULT_SITE_VENV, site_bin
 
+# The "site's ML environment" the packages run with unless a test says otherwise.
 OUR_BIN = Path(sys.executable).parent
-FEDCLIENT = OUR_BIN / "fedclient"
+FEDCLIENT = site_bin(DEFAULT_SITE_VENV) / "fedclient"
 
 
 @dataclass
@@ -34,12 +40,22 @@ class Client:
         return self.proc.log.read_text(errors="replace")
 
 
-def _env(index: int, count: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+def _env(
+    index: int, count: int, extra: dict[str, str] | None = None, package_bin: Path | None = OUR_BIN
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FEDN_", "AWS_"))}
-    env.pop("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", None)  # trust roots only where a test asks for them
+    for key in ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(key, None)  # trust roots only where a test asks for them; no venv leaks in
     env.update(FEDN_CLIENT_INDEX=str(index), FEDN_NUM_CLIENTS=str(count), PYTHONUNBUFFERED="1")
+    env["PATH"] = site_path(package_bin, env.get("PATH", ""))
     env.update(extra or {})
     return env
+
+
+def site_path(package_bin: Path | None, base: str) -> str:
+    """PATH as at a site: the package's environment first (None: none), never our dev venv otherwise."""
+    rest = [p for p in base.split(os.pathsep) if p and Path(p) != OUR_BIN]
+    return os.pathsep.join([str(package_bin), *rest] if package_bin else rest)
 
 
 def start_fedclient(
@@ -51,9 +67,16 @@ def start_fedclient(
     local_package: Path | None = None,
     token: str | None = None,
     env: dict[str, str] | None = None,
+    package_bin: Path | None = OUR_BIN,
+    args: tuple[str, ...] = (),
 ) -> Client:
-    """``fedclient run`` against ``net``; ``env`` adds variables (e.g. FEDN_GRPC_ROOT_CERT_PATH)."""
-    assert FEDCLIENT.exists(), f"the fedclient console script is not installed next to {sys.executable}"
+    """``fedclient run`` from the site venv against ``net``.
+
+    ``package_bin`` goes first on PATH for the package (None: nothing extra, so only a
+    built python_env or the system's Python can run it); ``env`` adds variables (e.g.
+    FEDN_GRPC_ROOT_CERT_PATH); ``args`` adds flags.
+    """
+    assert FEDCLIENT.exists(), f"no site venv at {FEDCLIENT.parent}: run `make site-venv`"
     home = net.workdir / name
     home.mkdir(parents=True)
     client_id = str(uuid.uuid4())
@@ -63,7 +86,8 @@ def start_fedclient(
         cmd += ["--local-package", str(local_package)]
     if token is not None:
         cmd += ["--token", token]
-    proc = net.spawn(name, cmd, cwd=home, env=_env(index, count, env))
+    cmd += list(args)
+    proc = net.spawn(name, cmd, cwd=home, env=_env(index, count, env, package_bin))
     return Client("fedclient", name, client_id, home, proc)
 
 
@@ -75,21 +99,19 @@ def start_stock_client(
     *,
     token: str | None = None,
     env: dict[str, str] | None = None,
+    package_bin: Path | None = OUR_BIN,
 ) -> Client:
     """FEDn 0.33's own client, from the FEDn venv.
 
     It runs ``python train.py`` through bash with whichever ``python`` is first on
-    PATH, so our venv's bin (numpy + scikit-learn) goes first; the client itself is
-    the FEDn venv's ``fedn`` script and keeps its own interpreter. ``env`` adds
-    variables (e.g. GRPC_DEFAULT_SSL_ROOTS_FILE_PATH for a test CA).
+    PATH, so ``package_bin`` (default our venv's: numpy + scikit-learn) goes first; the
+    client itself is the FEDn venv's ``fedn`` script and keeps its own interpreter.
+    ``env`` adds variables (e.g. GRPC_DEFAULT_SSL_ROOTS_FILE_PATH for a test CA).
     """
     home = net.workdir / name
     home.mkdir(parents=True)
     client_id = str(uuid.uuid4())
-    env = _env(index, count, env)
-    for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
-        env.pop(key, None)
-    env["PATH"] = f"{OUR_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env = _env(index, count, env, package_bin)
     env["FEDN_PACKAGE_EXTRACT_DIR"] = "package"
     fedn = venv_python(net.venv).parent / "fedn"
     cmd = [str(fedn), "client", "start", "--api-url", f"http://{HOST}", "--api-port", str(net.api_port)]

@@ -21,6 +21,7 @@ from fedclient.adapters.package_archive import build_package
 from tests.interop.fedn_venv import ensure_fedn_venv
 from tests.interop.fednnet import FednNetwork
 from tests.interop.procs import port_is_free
+from tests.interop.site_venv import ensure_site_venv
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples" / "digits"
@@ -39,8 +40,16 @@ def fedn_venv() -> Path:
     return ensure_fedn_venv()
 
 
+@pytest.fixture(scope="session")
+def site_venv() -> Path:
+    """fedclient installed alone (no numpy, no fedn): how every interop test runs it."""
+    return ensure_site_venv()
+
+
 @pytest.fixture
-def fedn_network(request: pytest.FixtureRequest, tmp_path: Path, fedn_venv: Path) -> Iterator[FednNetwork]:
+def fedn_network(
+    request: pytest.FixtureRequest, tmp_path: Path, fedn_venv: Path, site_venv: Path
+) -> Iterator[FednNetwork]:
     """A fresh network per test (about 4 s): no client or round leaks between tests.
 
     ``@pytest.mark.parametrize("fedn_network", [{"auth": True}], indirect=True)`` turns JWT on;
@@ -83,17 +92,20 @@ def setup_package(network: FednNetwork, package: Package, seed: Path | None = No
     return model_id
 
 
-def run_session(network: FednNetwork, clients: int, rounds: int, round_timeout: int = 60) -> dict[str, Any]:
+def run_session(
+    network: FednNetwork, clients: int, rounds: int, round_timeout: int = 60, client_timeout: int = 90
+) -> dict[str, Any]:
+    """``client_timeout``: how long to wait for the clients to come online (env builds take a while)."""
     return network.drive(
         {
             "action": "session",
             "clients": clients,
             "rounds": rounds,
             "round_timeout": round_timeout,
-            "client_timeout": 90,
+            "client_timeout": client_timeout,
             "timeout": 180,
         },
-        timeout=280,
+        timeout=280 + client_timeout,
     )
 
 

@@ -29,8 +29,11 @@ class BootstrapError(RuntimeError):
 
 
 def _base_python() -> str:
-    """An interpreter fedn supports (3.9-3.12): $FEDN_PYTHON, python3.11, or ours."""
-    explicit = os.environ.get("FEDN_PYTHON")
+    """An interpreter fedn supports (3.9-3.12): $FEDN_SERVER_PYTHON, python3.11, or ours.
+
+    (Not FEDN_PYTHON: that is fedclient's own setting for the package's interpreter.)
+    """
+    explicit = os.environ.get("FEDN_SERVER_PYTHON")
     if explicit:
         return explicit
     for name in ("python3.11", "python3.12", "python3.10"):
@@ -39,7 +42,7 @@ def _base_python() -> str:
             return found
     if sys.version_info < (3, 13):
         return sys.executable
-    raise BootstrapError("no Python < 3.13 found for the FEDn venv; set FEDN_PYTHON")
+    raise BootstrapError("no Python < 3.13 found for the FEDn venv; set FEDN_SERVER_PYTHON")
 
 
 def venv_python(path: Path = DEFAULT_VENV) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.interop.checks import check_aggregated, check_clean_exit, check_rounds, round_accuracy
-from tests.interop.clients import start_fedclient, start_stock_client
+from tests.interop.clients import OUR_BIN, start_fedclient, start_stock_client
 from tests.interop.conftest import Package, run_session, setup_package
 from tests.interop.fednnet import FednNetwork
 
@@ -31,4 +31,6 @@ def test_stock_client_and_fedclient_share_a_session(
     received = [e for e in fedn_network.received_updates() if e["event"] == "received"]
     keys = {e["sender_name"]: set(e["meta_keys"]) for e in received}
     assert keys["fedclient-1"] >= keys["stock-0"], keys
+    # fedclient runs from the site venv (no numpy) and takes `python` from PATH, as the stock client does.
+    assert f"package interpreter: python -> {OUR_BIN}/python (found on PATH)" in ours.log_text()
     check_clean_exit(fedn_network, ours)

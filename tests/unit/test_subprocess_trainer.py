@@ -110,11 +110,13 @@ async def test_train_runs_in_the_package_with_paths_as_single_arguments(tmp_path
     assert not (work / "in model.npz-metadata").exists()  # cleaned up afterwards
 
 
-async def test_python_means_the_clients_own_interpreter(tmp_path: Path, work: Path) -> None:
+async def test_python_is_the_one_path_gives_as_fedns_shell_runs_it(tmp_path: Path, work: Path) -> None:
+    # tests/conftest.py puts this venv's bin first on PATH, as an activated venv does.
     t = trainer(tmp_path, train="ok_train.py")
-    assert t.command("train", "a", "b") == [os.path.abspath(sys.executable), "ok_train.py", "a", "b"]
+    ours = os.path.join(os.path.dirname(sys.executable), "python")
+    assert t.command("train", "a", "b") == [ours, "ok_train.py", "a", "b"]
     metadata = await t.train(work / "in model.npz", work / "out", {})
-    assert metadata["path0"] == os.path.dirname(os.path.abspath(sys.executable))
+    assert metadata["path0"] == os.path.dirname(sys.executable)  # PATH passed on unchanged
 
 
 async def test_output_is_logged_line_by_line_with_the_entry_point(
@@ -236,10 +238,14 @@ async def test_missing_entry_point_or_program_fails_only_the_task(tmp_path: Path
         await SubprocessTrainer(tmp_path, manifest).validate(work / "in model.npz", work / "m.json")
 
 
-def test_python_env_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_python_env_is_not_built_without_managed_envs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     manifest = Manifest(entry_points={"train": ("python", "t.py")}, python_env="python_env.yaml")
-    SubprocessTrainer(tmp_path, manifest)
-    assert any("python_env" in m and "does not build virtualenvs" in m for m in caplog.messages)
+    t = SubprocessTrainer(tmp_path, manifest, envs=None)
+    await t.prepare()
+    assert t.env is None
+    assert any("not built (--no-managed-env)" in m for m in caplog.messages)
 
 
 async def test_factory_builds_a_configured_trainer(tmp_path: Path, work: Path) -> None:

@@ -7,18 +7,29 @@ from pathlib import Path
 
 from ...domain.package import Manifest
 from ...domain.ports import TrainerFactory
+from .package_env import PackageEnvs
 from .subprocess_trainer import SubprocessTrainer
 
-__all__ = ["SubprocessTrainer", "subprocess_trainer_factory"]
+__all__ = ["PackageEnvs", "SubprocessTrainer", "subprocess_trainer_factory"]
 
 
 def subprocess_trainer_factory(
-    timeout: float = 3600.0, extra_env: Mapping[str, str] | None = None
+    timeout: float = 3600.0,
+    extra_env: Mapping[str, str] | None = None,
+    python: str | None = None,
+    envs_dir: Path | None = None,
 ) -> TrainerFactory:
-    """A ``TrainerFactory``: the lifecycle learns the package directory only after unpacking."""
+    """A ``TrainerFactory``: the lifecycle learns the package directory only after unpacking.
+
+    ``python`` overrides the package's interpreter; ``envs_dir`` is where python_envs are
+    built and cached (None: python_env is not built, as with --no-managed-env).
+    """
     env = dict(extra_env or {})
+    envs = PackageEnvs(envs_dir) if envs_dir is not None else None
 
     def build(package_dir: Path, manifest: Manifest) -> SubprocessTrainer:
-        return SubprocessTrainer(package_dir, manifest, timeout=timeout, extra_env=env)
+        return SubprocessTrainer(
+            package_dir, manifest, timeout=timeout, extra_env=env, python=python, envs=envs
+        )
 
     return build

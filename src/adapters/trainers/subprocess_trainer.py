@@ -4,6 +4,10 @@ FEDn hands ``bash -c "<command> <args>"`` to the OS with no timeout and inherite
 (PROTOCOL.md 2.5, 7.4, 7.7). Here the command is the manifest's argv plus the file paths
 as separate arguments (no shell, so paths with spaces or quotes are safe), every run has
 a deadline that kills the whole process group, and the output goes to our logger.
+
+``python``/``python3`` in a command are what FEDn's shell would run: the package's built
+python_env, else the first on the client's start-up PATH (``domain.package_env`` holds
+the order); ``prepare()`` builds the env and logs the choice once at start.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections import deque
@@ -20,17 +25,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...domain.errors import PackageError, TaskFailed
+from ...domain.errors import ConfigError, PackageError, TaskFailed
 from ...domain.package import Manifest
+from ...domain.package_env import PYTHON_NAMES, InterpreterChoice, choose_interpreter, python_commands
+from .package_env import BuiltEnv, PackageEnvs
 
 log = logging.getLogger("fedclient.trainer")
 
 TAIL_LINES = 50
-# Commands that mean "the Python interpreter". Rewritten to the client's own interpreter
-# because a bare `python` on PATH may be a system Python without the package's libraries
-# (or not exist at all: Debian ships only `python3`). FEDn without python_env likewise
-# runs the package in the client's environment.
-_PYTHON_NAMES = ("python", "python3")
 _MAX_LINE = 64 * 1024
 # After the entry point exits (or is killed), how long its output may take to drain.
 _DRAIN_SECONDS = 5.0
@@ -45,20 +47,79 @@ class SubprocessTrainer:
         manifest: Manifest,
         timeout: float = 3600.0,
         extra_env: Mapping[str, str] | None = None,
-        python: str = sys.executable,
+        python: str | None = None,
+        envs: PackageEnvs | None = None,
+        own_python: str = sys.executable,
     ) -> None:
+        """``python`` overrides the interpreter; ``envs`` (None: --no-managed-env) builds python_env."""
         self._dir = Path(package_dir)
         self._manifest = manifest
         self._timeout = timeout
-        self._python = os.path.abspath(python)
-        self._env = _child_env(self._python, extra_env or {})
-        if manifest.python_env:
+        self._extra = dict(extra_env or {})
+        self._override = _find_override(python) if python else None
+        self._envs = envs
+        self._own = os.path.abspath(own_python)
+        self.env: BuiltEnv | None = None
+        self._prepared = not (manifest.python_env and envs is not None and self._override is None)
+        self.interpreters = self._choose()
+        self._env = self._child_env()
+
+    async def prepare(self) -> None:
+        """Build or reuse the package's python_env, then log which interpreter runs the package."""
+        python_env = self._manifest.python_env
+        if python_env and self._override:
+            log.info("python_env '%s' not built: --python %s runs the package", python_env, self._override)
+        elif python_env and self._envs is None:
             log.warning(
-                "fedn.yaml asks for python_env '%s'; fedclient does not build virtualenvs and runs "
-                "entry points with its own interpreter (%s). Install the package's dependencies there.",
-                manifest.python_env,
-                self._python,
+                "python_env '%s' not built (--no-managed-env): the package runs as if it had none", python_env
             )
+        elif python_env and self._envs is not None:
+            self.env = await self._envs.ensure(self._dir, python_env)
+        self._prepared = True
+        self.interpreters = self._choose()
+        self._env = self._child_env()
+        used = [self.interpreters[name] for name in python_commands(self._manifest.entry_points)]
+        if not used:
+            where = f"python_env {self.env.path} first on PATH" if self.env else "the client's PATH"
+            log.info("package interpreter: its entry points call no python command; they run with %s", where)
+            return
+        line = "package interpreter: " + "; ".join(choice.describe() for choice in used)
+        if any(choice.fallback for choice in used):
+            log.warning("%s. Put the package's environment on PATH or pass --python.", line)
+        else:
+            log.info("%s", line)
+
+    def _choose(self) -> dict[str, InterpreterChoice]:
+        path = self._extra.get("PATH", os.environ.get("PATH", ""))
+
+        def on_path(name: str) -> str | None:
+            found = shutil.which(name, path=path)
+            return os.path.abspath(found) if found else None  # never resolve links: a venv's python is one
+
+        env_bin = self.env.find if self.env is not None else None
+        return {
+            name: choose_interpreter(
+                name, override=self._override, env_bin=env_bin, on_path=on_path, own=self._own
+            )
+            for name in PYTHON_NAMES
+        }
+
+    def _child_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+        env.update(self._extra)
+        first: str | None = None
+        if self.env is not None:  # what `source <env>/bin/activate` does
+            first = str(self.env.bin_dir)
+            env["VIRTUAL_ENV"] = str(self.env.path)
+            env.pop("PYTHONHOME", None)
+        elif self._override:
+            first = os.path.dirname(self._override)
+        elif any(self.interpreters[n].fallback for n in python_commands(self._manifest.entry_points)):
+            first = os.path.dirname(self._own)  # `python` inside the scripts finds the same one
+        if first:
+            env["PATH"] = os.pathsep.join(p for p in (first, env.get("PATH", "")) if p)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
+        return env
 
     async def train(
         self, in_model: Path, out_model: Path, client_settings: Mapping[str, Any]
@@ -109,8 +170,10 @@ class SubprocessTrainer:
             raise TaskFailed(str(exc)) from None
         if not argv:
             raise TaskFailed(f"the '{entry}' entry point has an empty command")
-        if argv[0] in _PYTHON_NAMES:
-            argv[0] = self._python
+        if not self._prepared:
+            raise TaskFailed("the package's python_env has not been prepared yet")
+        if argv[0] in self.interpreters:
+            argv[0] = self.interpreters[argv[0]].path
         return argv + [str(a) for a in args]
 
     async def _run(self, entry: str, *args: Path | str) -> None:
@@ -157,16 +220,6 @@ class SubprocessTrainer:
 
 # The client's own credentials are none of the package code's business.
 _PRIVATE_ENV = ("FEDN_AUTH_TOKEN", "FEDN_TOKEN", "FEDN_AUTH_REFRESH_TOKEN")
-
-
-def _child_env(python: str, extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
-    env.update(extra)
-    # So that `python`, `pip` or console scripts inside the package's own scripts
-    # resolve to the client's interpreter and venv too.
-    env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(python), env.get("PATH", "")) if p)
-    env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach the log as they are printed
-    return env
 
 
 async def _pump(stream: asyncio.StreamReader, prefix: str, *tails: deque[str]) -> None:
@@ -239,3 +292,11 @@ def _read_json_object(entry: str, path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise TaskFailed(f"{entry} must write {what} as a JSON object, got {type(data).__name__}")
     return data
+
+
+def _find_override(python: str) -> str:
+    """``--python``: a path, or a command name looked up on PATH; it must exist."""
+    found = shutil.which(python) if os.sep not in python else (python if os.path.exists(python) else None)
+    if not found:
+        raise ConfigError(f"--python {python}: no such interpreter")
+    return os.path.abspath(found)

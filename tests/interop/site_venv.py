@@ -1,0 +1,99 @@
+"""The venv fedclient runs from in the interop tier: fedclient alone, as a site installs it.
+
+A site does ``pip install fedclient`` into a venv of its own and keeps its ML libraries
+(numpy, and ``fedn`` for its helpers) elsewhere, on PATH or in the package's python_env.
+So the interop tier runs ``fedclient`` from ``.site-venv``: the project installed with
+no extras, hence no numpy, no scikit-learn and no fedn. A package can only train if
+fedclient runs it in the environment FEDn would give it. The project's dev venv holds
+numpy, so a green run from there would prove nothing.
+
+The install is editable (the venv always runs the current source) and cached: a stamp
+records the interpreter and pyproject.toml, and only a change to either reinstalls. A
+file lock keeps concurrent bootstraps from racing. ``make site-venv`` builds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_SITE_VENV = REPO / ".site-venv"
+_STAMP = ".site-stamp"
+# What must NOT be importable from the site venv (the package's libraries).
+ABSENT = ("numpy", "sklearn", "fedn")
+
+
+class SiteVenvError(RuntimeError):
+    """The site venv could not be built, or it holds libraries it must not have."""
+
+
+def site_bin(path: Path = DEFAULT_SITE_VENV) -> Path:
+    return path / "bin"
+
+
+def _stamp_text() -> str:
+    pyproject = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    return f"python {sys.version.split()[0]} {sys.executable}\npyproject {pyproject}\neditable {REPO}\n"
+
+
+def ensure_site_venv(path: Path = DEFAULT_SITE_VENV) -> Path:
+    """Create (once) the site venv at ``path``; return ``path``. A cache hit costs a file read."""
+    path = Path(path)
+    wanted = _stamp_text()
+    with open(path.parent / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = path / _STAMP
+        if stamp.is_file() and stamp.read_text() == wanted and (site_bin(path) / "fedclient").exists():
+            return path
+        started = time.monotonic()
+        shutil.rmtree(path, ignore_errors=True)
+        _run([sys.executable, "-m", "venv", str(path)], "create the site venv")
+        python = str(site_bin(path) / "python")
+        _run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], "upgrade pip")
+        _run(
+            [python, "-m", "pip", "install", "--quiet", "-e", str(REPO)], "pip install fedclient (no extras)"
+        )
+        check_site_venv(path)
+        stamp.write_text(wanted)
+        print(f"[interop] site venv built in {time.monotonic() - started:.0f} s at {path}", file=sys.stderr)
+    return path
+
+
+def check_site_venv(path: Path = DEFAULT_SITE_VENV) -> None:
+    """Raise unless fedclient imports and none of the package's libraries do."""
+    probe = (
+        "import importlib.util, fedclient; "
+        f"print(','.join(m for m in {ABSENT!r} if importlib.util.find_spec(m)))"
+    )
+    proc = subprocess.run(
+        [str(site_bin(path) / "python"), "-c", probe], capture_output=True, text=True, env=_env(), check=False
+    )
+    if proc.returncode != 0:
+        raise SiteVenvError(f"fedclient does not import in {path}:\n{proc.stderr[-2000:]}")
+    if proc.stdout.strip():
+        raise SiteVenvError(f"the site venv {path} must not hold {proc.stdout.strip()}")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PIP_NO_INPUT"] = "1"
+    return env
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
+    if proc.returncode != 0:
+        raise SiteVenvError(
+            f"could not {what} (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}"
+        )
+
+
+if __name__ == "__main__":
+    print(ensure_site_venv(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SITE_VENV))
