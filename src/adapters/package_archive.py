@@ -10,23 +10,27 @@ is ever made, on any Python version).
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import fnmatch
 import gzip
 import hashlib
 import logging
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 import yaml
 
+from ..domain.archive_rules import MemberChecker, shown
 from ..domain.errors import PackageError
 from ..domain.package import (
     MANIFEST_NAME,
@@ -34,7 +38,6 @@ from ..domain.package import (
     ArchiveMember,
     Manifest,
     MemberType,
-    check_members,
     parse_manifest,
 )
 
@@ -51,6 +54,8 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
     ValueError,
     RuntimeError,  # zipfile: encrypted member
+    zlib.error,
+    lzma.LZMAError,
 )
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 DEFAULT_LIMITS = ArchiveLimits()
@@ -59,8 +64,13 @@ DEFAULT_LIMITS = ArchiveLimits()
 class TarPackageUnpacker:
     """The ``PackageUnpacker`` port for tar (any compression) and zip archives."""
 
-    def __init__(self, limits: ArchiveLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: ArchiveLimits = DEFAULT_LIMITS, read_only: bool = False) -> None:
         self._limits = limits
+        self._read_only = read_only
+
+    @property
+    def limits(self) -> ArchiveLimits:
+        return self._limits
 
     def sha256(self, path: Path) -> str:
         digest = hashlib.sha256()
@@ -73,16 +83,19 @@ class TarPackageUnpacker:
         return digest.hexdigest()
 
     def unpack(self, archive: Path, dest_dir: Path) -> Path:
-        """Check every member, extract into a fresh ``dest_dir``, return the dir holding fedn.yaml.
+        """Check every member as it is read, extract into a fresh private ``dest_dir``, return the
+        directory holding fedn.yaml.
 
-        Extraction goes to a sibling staging directory that replaces ``dest_dir`` only
-        when complete, so a failure leaves neither half a package nor a stale one.
+        Extraction goes to a sibling staging directory (mode 0700) that replaces ``dest_dir``
+        only when complete, so a failure leaves neither half a package nor a stale one.
         """
         dest_dir = Path(dest_dir)
-        dest_dir.parent.mkdir(parents=True, exist_ok=True)
+        dest_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}-", dir=dest_dir.parent))
         try:
             self._extract(Path(archive), staging)
+            if self._read_only:  # the site policy: the package's code may not change itself
+                make_read_only(staging)
             _remove(dest_dir)
             os.replace(staging, dest_dir)
         except BaseException:
@@ -90,22 +103,37 @@ class TarPackageUnpacker:
                 _remove(dest_dir)  # never leave an old fedn.yaml for someone to pick up
             raise
         finally:
-            _remove(staging)
+            with contextlib.suppress(OSError):
+                _remove(staging)
         return find_package_root(dest_dir)
 
     def _extract(self, archive: Path, staging: Path) -> None:
         try:
+            size = archive.stat().st_size
             with open(archive, "rb") as f:
-                is_zip = f.read(4) in _ZIP_MAGIC
-            if is_zip:
-                self._unpack_zip(archive, staging)
+                head = f.read(512)
+        except OSError as exc:
+            raise PackageError(
+                f"cannot read compute package '{archive.name}': {exc.strerror or exc}"
+            ) from None
+        kind = sniff(head, archive.name)
+        if size > self._limits.max_download_bytes:
+            raise PackageError(
+                f"compute package '{archive.name}' is {size} bytes, more than the download limit of "
+                f"{self._limits.max_download_bytes}"
+            )
+        checker = MemberChecker(self._limits, archive_bytes=size)
+        try:
+            if kind == "zip":
+                self._unpack_zip(archive, staging, checker)
             else:
-                self._unpack_tar(archive, staging)
+                self._unpack_tar(archive, staging, checker, kind)
         except PackageError:
             raise
         except _READ_ERRORS as exc:
-            reason = " ".join(str(exc).split())  # tarfile lists one line per format it tried
-            raise PackageError(f"cannot unpack compute package '{archive.name}': {reason}") from None
+            raise PackageError(_damage(archive, kind, exc)) from None
+        if checker.count == 0:
+            raise PackageError(f"compute package '{archive.name}' is an archive with no members")
 
     def load_manifest(self, package_dir: Path) -> Manifest:
         path = Path(package_dir) / MANIFEST_NAME
@@ -124,57 +152,125 @@ class TarPackageUnpacker:
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc)
             raise PackageError(f"{MANIFEST_NAME} is not valid YAML{where}: {problem}") from None
+        except RecursionError:
+            raise PackageError(f"{MANIFEST_NAME} is nested too deeply to be a manifest") from None
         return parse_manifest(data, source=str(path))
 
     # ---------------------------------------------------------------- tar --
 
-    def _unpack_tar(self, archive: Path, staging: Path) -> None:
-        with tarfile.open(archive, mode="r:*") as tf:
-            infos = self._bounded(tf, archive)
-            check_members([_tar_member(i) for i in infos], self._limits)
-            for info in infos:
-                if info.isdir():
-                    _make_dir(staging, info.name)
-                else:
-                    src = tf.extractfile(info)
-                    if src is None:  # only for non-files, which check_members refused
-                        raise PackageError(f"cannot read member '{info.name}' of '{archive.name}'")
-                    with src:
-                        _write_file(staging, info.name, src, info.size, info.mode)
+    def _unpack_tar(self, archive: Path, staging: Path, checker: MemberChecker, kind: str) -> None:
+        """One pass in stream mode: each header is judged before its data is read or written.
 
-    def _bounded(self, tf: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
-        """Read headers lazily so a bomb of millions of members is refused early."""
-        infos: list[tarfile.TarInfo] = []
-        total = 0
-        for info in tf:
-            infos.append(info)
-            total += max(info.size, 0)
-            self._early_limits(len(infos), total, archive)
-        return infos
+        The decompressor is ours, not tarfile's, so that the stream is read to its end
+        afterwards: that is where gzip keeps its CRC, and a corrupt stream must not pass.
+        """
+        budget = self._limits.unpacked_allowance(checker.archive_bytes or 0) + _HEADER_SLACK
+        with open(archive, "rb") as raw, _decompressor(kind, raw) as plain:
+            # Every decompressed byte counts, headers included: tarfile reads a pax header
+            # or a long GNU name whole into memory, so those are bounded here as well.
+            stream = _Bounded(plain, budget, archive.name)
+            with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
+                for info in tf:
+                    checker.check(_tar_member(info))
+                    if info.isdir():
+                        _make_dir(staging, info.name)
+                        continue
+                    src = tf.extractfile(info)
+                    if src is None:  # only for non-files, which the checker refused
+                        raise PackageError(f"cannot read member {shown(info.name)} of '{archive.name}'")
+                    with src:
+                        _write_file(staging, info.name, src, info.size, info.mode, checker)
+            # Past the end-of-archive marker: padding, then the compressor's own trailer.
+            while stream.read(_CHUNK):
+                pass
 
     # ---------------------------------------------------------------- zip --
 
-    def _unpack_zip(self, archive: Path, staging: Path) -> None:
+    def _unpack_zip(self, archive: Path, staging: Path, checker: MemberChecker) -> None:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            self._early_limits(len(infos), sum(i.file_size for i in infos), archive)
-            check_members([_zip_member(i) for i in infos], self._limits)
+            if len(infos) > self._limits.max_members:  # the central directory says so up front
+                raise PackageError(f"archive has more than the limit of {self._limits.max_members} members")
             for info in infos:
+                name = _zip_name(info)
+                checker.check(_zip_member(info, name))
                 if info.is_dir():
-                    _make_dir(staging, info.filename)
-                else:
-                    if info.flag_bits & 0x1:
-                        raise PackageError(f"member '{info.filename}' of '{archive.name}' is encrypted")
-                    with zf.open(info) as src:
-                        _write_file(staging, info.filename, src, info.file_size, info.external_attr >> 16)
+                    _make_dir(staging, name)
+                    continue
+                if info.flag_bits & 0x1:
+                    raise PackageError(f"member {shown(name)} of '{archive.name}' is encrypted")
+                with zf.open(info) as src:
+                    _write_file(staging, name, src, info.file_size, info.external_attr >> 16, checker)
 
-    def _early_limits(self, count: int, total: int, archive: Path) -> None:
-        if count > self._limits.max_members:
+
+_HEADER_SLACK = 1024 * 1024
+
+
+class _Bounded:
+    """A read-only stream that refuses to yield more than ``budget`` bytes in total."""
+
+    def __init__(self, inner: IO[bytes], budget: int, name: str) -> None:
+        self._inner, self._left, self._name = inner, budget, name
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._left + 1
+        data = self._inner.read(min(size, self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
             raise PackageError(
-                f"'{archive.name}' has more than the limit of {self._limits.max_members} members"
+                f"compute package '{self._name}' expands past its size and ratio limits while being read "
+                "(a decompression bomb?)"
             )
-        if total > self._limits.max_total_bytes:
-            raise PackageError(f"'{archive.name}' unpacks to more than {self._limits.max_total_bytes} bytes")
+        return data
+
+
+def _decompressor(kind: str, raw: IO[bytes]) -> IO[bytes]:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(raw, "rb")
+    if kind == "xz":
+        return lzma.LZMAFile(raw, "rb")
+    return contextlib.nullcontext(raw)  # type: ignore[return-value]
+
+
+def sniff(head: bytes, name: str = "package") -> str:
+    """The archive format from its first bytes, or a PackageError saying what the file is instead."""
+    if not head:
+        raise PackageError(f"compute package '{name}' is an empty file, not an archive")
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh"):
+        return "bzip2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar"
+    text = head.lstrip()[:15].lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")):
+        what = "an HTML/XML page (a proxy or login page?)"
+    elif text.startswith((b"{", b"[")):
+        what = "JSON"
+    else:
+        what = "not a tar or zip archive"
+    raise PackageError(f"compute package '{name}' is {what}: it starts with {head[:32]!r}")
+
+
+def _damage(archive: Path, kind: str, exc: BaseException) -> str:
+    """A specific message for an archive that cannot be read to the end."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    lowered = reason.lower()
+    truncated = isinstance(exc, EOFError) or any(
+        word in lowered for word in ("unexpected end", "ended before", "truncated", "end of data")
+    )
+    if kind == "zip" and isinstance(exc, zipfile.BadZipFile) and "not a zip file" in lowered:
+        truncated = True  # the central directory at the end is missing
+    if truncated:
+        return f"compute package '{archive.name}' is truncated ({kind} data ends early): {reason}"
+    return f"compute package '{archive.name}' is a corrupt {kind} archive: {reason}"
 
 
 def find_package_root(root: Path) -> Path:
@@ -207,7 +303,18 @@ def _tar_member(info: tarfile.TarInfo) -> ArchiveMember:
     return ArchiveMember(info.name, kind, info.size)
 
 
-def _zip_member(info: zipfile.ZipInfo) -> ArchiveMember:
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """The member name as UTF-8; bytes that are not UTF-8 survive as surrogates (and are refused)."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        raw = info.orig_filename.encode("cp437")  # zipfile decoded the raw bytes as cp437
+    except UnicodeEncodeError:
+        return info.filename
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _zip_member(info: zipfile.ZipInfo, name: str) -> ArchiveMember:
     mode = info.external_attr >> 16  # unix mode, when the zip was made on unix
     if stat.S_ISLNK(mode):
         kind = MemberType.SYMLINK
@@ -221,7 +328,7 @@ def _zip_member(info: zipfile.ZipInfo) -> ArchiveMember:
         kind = MemberType.FILE
     else:
         kind = MemberType.OTHER
-    return ArchiveMember(info.filename, kind, info.file_size)
+    return ArchiveMember(name, kind, info.file_size)
 
 
 # ------------------------------------------------------------ writing --
@@ -241,20 +348,21 @@ def _make_dir(staging: Path, name: str) -> None:
 
 def _mkdirs(target: Path) -> None:
     try:
-        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise PackageError(f"archive member '{target.name}' clashes with a file of the same name") from None
 
 
-def _write_file(staging: Path, name: str, src: IO[bytes], size: int, mode: int) -> None:
+def _write_file(
+    staging: Path, name: str, src: IO[bytes], size: int, mode: int, checker: MemberChecker
+) -> None:
     """Write one regular file, never through a link, at most ``size`` bytes, sane permissions."""
     target = _target(staging, name)
     if target is None:
-        raise PackageError(f"archive member '{name}' is a file without a name")
+        raise PackageError(f"archive member {shown(name)} is a file without a name")
     _mkdirs(target.parent)
     if target.is_dir():
-        raise PackageError(f"archive member '{name}' clashes with a directory of the same name")
-    target.unlink(missing_ok=True)  # a later duplicate replaces the earlier one, as tar does
+        raise PackageError(f"archive member {shown(name)} clashes with a directory of the same name")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(target, flags, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -262,16 +370,48 @@ def _write_file(staging: Path, name: str, src: IO[bytes], size: int, mode: int) 
         while chunk := src.read(_CHUNK):
             written += len(chunk)
             if written > size:
-                raise PackageError(f"archive member '{name}' holds more data than its declared {size} bytes")
+                raise PackageError(
+                    f"archive member {shown(name)} holds more data than its declared {size} bytes"
+                )
+            checker.add_written(name, len(chunk))
             out.write(chunk)
     os.chmod(target, 0o755 if mode & 0o111 else 0o644)
+
+
+def make_read_only(root: Path) -> None:
+    """Files r--, directories r-x, for everyone: the package directory cannot be written to.
+
+    Its owner (this user) could chmod it back, so this keeps honest code from changing
+    the package and makes a write fail loudly; it is not a sandbox against hostile code.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o500 if _executable(dirpath, name) else 0o400)
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o500)
+    os.chmod(root, 0o500)
+
+
+def _executable(dirpath: str, name: str) -> bool:
+    return bool(os.stat(os.path.join(dirpath, name)).st_mode & 0o100)
 
 
 def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
-        shutil.rmtree(path)
+        shutil.rmtree(path, onerror=_writable_then_retry)
+
+
+def _writable_then_retry(func: object, target: str, _exc: object) -> None:
+    """rmtree's error hook: a read-only package directory is made writable again and retried."""
+    parent = os.path.dirname(target)
+    os.chmod(parent, 0o700)
+    if os.path.isdir(target) and not os.path.islink(target):
+        os.chmod(target, 0o700)
+        shutil.rmtree(target, onerror=_writable_then_retry)
+    else:
+        os.unlink(target)
 
 
 # ----------------------------------------------------------- building --

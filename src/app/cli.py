@@ -25,7 +25,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from .. import __version__
 from ..domain.errors import AuthError, ConfigError, FedClientError
 from ..domain.observe import Observer
-from . import config_show, package_cmd, settings_rules
+from . import config_show, package_cmd, policy_cmd, settings_rules
 from .cli_flags import OneLineParser, add_settings_flags, cli_values
 from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
@@ -82,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     _config_parser(sub)
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
+    policy_cmd.add_parser(sub)
     return top
 
 
@@ -123,17 +124,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             loaded = _loaded_from(args)
             settings = loaded.settings
-            configure_logging(settings.log_level, [settings.token_value], settings.log_format)
+            configure_logging(settings.log_level, settings.secrets, settings.log_format)
             settings_rules.check(loaded)
+            if getattr(args, "token", None) is not None:
+                log.warning(
+                    "the token was given with --token, so any user of this machine can read it in `ps`; "
+                    "use --token-file or FEDN_AUTH_TOKEN_FILE instead"
+                )
             with operator_views(settings) as board:
                 asyncio.run(_run(settings, board))
         elif args.command == "config":
             loaded = _loaded_from(args)
-            configure_logging("WARNING", [loaded.settings.token_value])
+            configure_logging("WARNING", loaded.settings.secrets)
             print(config_show.render(loaded))
             settings_rules.check(loaded)
         elif args.command == "package":
             return package_cmd.run_package(args)
+        elif args.command == "policy":
+            return policy_cmd.run_policy(args)
         else:
             require_extra("sandbox", "numpy")
             from .sandbox import run_sandbox

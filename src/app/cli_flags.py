@@ -58,7 +58,7 @@ def _add(group: argparse._ArgumentGroup, name: str, info: FieldInfo) -> None:
     else:
         if typing.get_origin(kind) is Literal:
             kwargs["choices"] = [str(c) for c in typing.get_args(kind)]
-        for key in ("nargs", "const", "metavar"):
+        for key in ("nargs", "const", "metavar", "action"):
             if key in meta:
                 kwargs[key] = meta[key]
     # Values stay text: pydantic converts and checks them, with the same messages for every source.

@@ -15,9 +15,12 @@ from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.trainers import subprocess_trainer_factory
+from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
 from ..domain.observe import NULL_OBSERVER, Observer
+from ..domain.policy import SitePolicy
 from .plan import build_plan
+from .policy import max_model_bytes, site_policy
 from .settings import Settings
 
 
@@ -28,24 +31,48 @@ def _endpoint(settings: Settings) -> ControllerEndpoint | None:
 
 
 def _verify(settings: Settings) -> bool | str:
+    if settings.insecure:
+        return False
     if settings.api_ca_bundle is not None:
         return str(settings.api_ca_bundle)
+    if settings.grpc_root_cert_path is not None and settings.connect_api_secure:
+        return str(settings.grpc_root_cert_path)  # one custom CA for the whole federation
     return settings.connect_api_secure
+
+
+def _client_cert(settings: Settings) -> tuple[str, str] | None:
+    if settings.client_cert_path is None and settings.client_key_path is None:
+        return None
+    if settings.client_cert_path is None or settings.client_key_path is None:
+        raise ConfigError("mutual TLS needs both --client-cert and --client-key")
+    return str(settings.client_cert_path), str(settings.client_key_path)
 
 
 def _discovery(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxDiscovery | None:
     if endpoint is None:
         return None
-    return HttpxDiscovery(endpoint, settings.token_value, settings.auth_scheme, _verify(settings))
+    return HttpxDiscovery(
+        endpoint,
+        settings.token_value,
+        settings.auth_scheme,
+        _verify(settings),
+        client_cert=_client_cert(settings),
+    )
 
 
 def _package_source(
-    settings: Settings, endpoint: ControllerEndpoint | None, observer: Observer
+    settings: Settings, endpoint: ControllerEndpoint | None, policy: SitePolicy, observer: Observer
 ) -> HttpxPackageSource | None:
     if endpoint is None:
         return None
     return HttpxPackageSource(
-        endpoint, settings.token_value, settings.auth_scheme, _verify(settings), observer=observer
+        endpoint,
+        settings.token_value,
+        settings.auth_scheme,
+        _verify(settings),
+        max_bytes=policy.archive.max_download_bytes,
+        client_cert=_client_cert(settings),
+        observer=observer,
     )
 
 
@@ -60,17 +87,24 @@ class Container(containers.DeclarativeContainer):
     # Where progress and status go (app.operators overrides it with a StatusBoard).
     observer = providers.Object(NULL_OBSERVER)
 
-    plan = providers.Singleton(build_plan, settings)
+    policy = providers.Singleton(site_policy, settings)
+    plan = providers.Singleton(build_plan, settings, policy)
     endpoint = providers.Singleton(_endpoint, settings)
     discovery = providers.Singleton(_discovery, settings, endpoint)
-    package_source = providers.Singleton(_package_source, settings, endpoint, observer)
-    unpacker = providers.Singleton(TarPackageUnpacker)
+    package_source = providers.Singleton(_package_source, settings, endpoint, policy, observer)
+    unpacker = providers.Singleton(
+        TarPackageUnpacker, policy.provided.archive, read_only=policy.provided.read_only_package
+    )
     connector = providers.Singleton(
         GrpcConnector,
         token=settings.provided.token_value,
         auth_scheme=settings.provided.auth_scheme,
         root_cert_path=settings.provided.grpc_root_cert_path,
         force_tls=settings.provided.grpc_tls,
+        max_model_bytes=providers.Callable(max_model_bytes, settings),
+        client_cert_path=settings.provided.client_cert_path,
+        client_key_path=settings.provided.client_key_path,
+        insecure=settings.provided.insecure,
         observer=observer,
     )
     trainer_factory = providers.Singleton(
@@ -79,6 +113,7 @@ class Container(containers.DeclarativeContainer):
         extra_env=trainer_env,
         python=settings.provided.python,
         envs_dir=providers.Callable(_envs_dir, settings),
+        limits=policy.provided.limits,
     )
     clock = providers.Singleton(SystemClock)
     lifecycle = providers.Factory(

@@ -17,37 +17,15 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from ..domain.observe import log_context
+from ..domain.redaction import install_log_redaction, register_secrets
+from ..domain.redaction import redact as scrub
+
+__all__ = ["configure_logging", "register_secrets", "scrub"]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # The keys of the task log context, in the order text lines show them.
 CONTEXT_KEYS = ("client_id", "session_id", "round_id", "model_id")
 _SHORT = {"client_id": "client", "session_id": "session", "round_id": "round", "model_id": "model"}
-
-# Secrets of this process (the token), scrubbed from every log record and error line.
-_SECRETS: list[str] = []
-
-
-def register_secrets(secrets: Iterable[str | None]) -> None:
-    # Very short values would mangle ordinary words; real tokens are long.
-    _SECRETS.extend(s for s in secrets if s and len(s) >= 4 and s not in _SECRETS)
-
-
-def scrub(text: str) -> str:
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return text
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces any registered secret that slips into a log record with ***."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _SECRETS:
-            message = record.getMessage()
-            scrubbed = scrub(message)
-            if scrubbed != message:
-                record.msg, record.args = scrubbed, None
-        return True
 
 
 class StampContext(logging.Filter):
@@ -112,7 +90,7 @@ def configure_logging(
     register_secrets(secrets)
     handler = logging.StreamHandler(stream or _CurrentStderr())  # type: ignore[arg-type]
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    handler.addFilter(RedactSecrets())
+    install_log_redaction()  # once, at the logging root: every record, every handler and formatter
     handler.addFilter(StampContext())
     root = logging.getLogger()
     for old in list(root.handlers):

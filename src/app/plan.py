@@ -8,6 +8,7 @@ from ..domain.errors import ConfigError
 from ..domain.lifecycle import ClientPlan
 from ..domain.model import CombinerAddress, Identity, PackageMode
 from ..domain.package import MANIFEST_NAME
+from ..domain.policy import SitePolicy
 from .settings import Settings
 
 
@@ -21,7 +22,7 @@ def resolve_local_package(path: Path) -> Path:
     raise ConfigError(f"--local-package: no {MANIFEST_NAME} in {where}")
 
 
-def build_plan(settings: Settings) -> ClientPlan:
+def build_plan(settings: Settings, policy: SitePolicy | None = None) -> ClientPlan:
     if settings.combiner and not settings.combiner_port:
         raise ConfigError("--combiner needs --combiner-port")
     if not settings.combiner and not settings.api_url:
@@ -43,4 +44,5 @@ def build_plan(settings: Settings) -> ClientPlan:
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
         helper_type=settings.helper_type or None,
+        allowed_packages=policy.allowed_packages if policy else frozenset(),
     )

@@ -37,7 +37,7 @@ ENV_PREFIX = "FEDN_"
 LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
 # Keys FEDn's tools write into a client.yaml that mean nothing to fedclient (yet): accepted,
 # and warned about like -va/-tr. A key that becomes a Settings field is simply read.
-FEDN_UNUSED_FILE_KEYS = {"refresh_token", "network_id"}
+FEDN_UNUSED_FILE_KEYS = {"network_id"}
 
 _init_file_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "init_file_data", default=None
@@ -62,6 +62,7 @@ def _meta(
     return extra
 
 
+POLICY = "site policy (flags override the policy file)"
 JOIN, WHO, PACKAGE, RUN, OBSERVE, COMPAT = (
     "where to join",
     "who we are",
@@ -99,6 +100,24 @@ class Settings(BaseSettings):
         description="authentication token sent to the controller and the combiner",
         json_schema_extra=_meta(JOIN, secret=True),
     )
+    token_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("token_file", "FEDN_AUTH_TOKEN_FILE"),
+        description="read the token from this file (its first line), so it is not in `ps` or the environment",
+        json_schema_extra=_meta(JOIN, metavar="FILE"),
+    )
+    refresh_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("refresh_token", "FEDN_AUTH_REFRESH_TOKEN"),
+        description="refresh token, to get a new access token when the old one expires",
+        json_schema_extra=_meta(JOIN, secret=True),
+    )
+    refresh_token_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("refresh_token_file", "FEDN_AUTH_REFRESH_TOKEN_FILE"),
+        description="read the refresh token from this file",
+        json_schema_extra=_meta(JOIN, metavar="FILE"),
+    )
     auth_scheme: str = Field(
         default="Bearer", description="scheme word in the Authorization header", json_schema_extra=_meta(JOIN)
     )
@@ -127,12 +146,27 @@ class Settings(BaseSettings):
     )
     grpc_root_cert_path: Path | None = Field(
         default=None,
-        description="CA certificate to trust for the combiner's TLS (turns TLS on)",
-        json_schema_extra=_meta(JOIN, metavar="FILE"),
+        description="CA certificate (PEM) to trust for the combiner and an https controller (turns TLS on)",
+        json_schema_extra=_meta(JOIN, ("--grpc-root-cert", "--grpc-root-cert-path"), metavar="FILE"),
     )
-    grpc_tls: bool = Field(
+    grpc_tls: bool | None = Field(
+        default=None,
+        description="force TLS to the combiner on or off (unset: on for port 443 or with a root certificate)",
+        json_schema_extra=_meta(JOIN),
+    )
+    client_cert_path: Path | None = Field(
+        default=None,
+        description="mTLS client certificate chain (PEM), for the controller and the combiner",
+        json_schema_extra=_meta(JOIN, ("--client-cert", "--client-cert-path"), metavar="FILE"),
+    )
+    client_key_path: Path | None = Field(
+        default=None,
+        description="mTLS client private key (PEM)",
+        json_schema_extra=_meta(JOIN, ("--client-key", "--client-key-path"), metavar="FILE"),
+    )
+    insecure: bool = Field(
         default=False,
-        description="force TLS to the combiner (otherwise TLS on port 443 or with a root certificate)",
+        description="use TLS without verifying the servers' certificates (not for production; logged)",
         json_schema_extra=_meta(JOIN),
     )
 
@@ -182,6 +216,83 @@ class Settings(BaseSettings):
         default=True,
         description="build the package's python_env (--no-managed-env: run it with PATH's python)",
         json_schema_extra=_meta(PACKAGE),
+    )
+
+    # --- site policy (docs/SECURITY.md): a policy file, and settings that override it
+    policy_file: Path | None = Field(
+        default=None,
+        description="the data owner's site policy (YAML)",
+        json_schema_extra=_meta(POLICY, metavar="FILE"),
+    )
+    allow_package: list[str] | None = Field(
+        default=None,
+        description="only unpack packages with this SHA-256 (repeatable)",
+        json_schema_extra=_meta(POLICY, metavar="SHA256", action="append"),
+    )
+    limit_memory: str | None = Field(
+        default=None,
+        description="address-space limit per entry point, e.g. 4GiB",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    limit_cpu_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        description="CPU-time limit per entry point",
+        json_schema_extra=_meta(POLICY, metavar="S"),
+    )
+    limit_wall_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="wall-time limit per entry point",
+        json_schema_extra=_meta(POLICY, metavar="S"),
+    )
+    limit_output: str | None = Field(
+        default=None,
+        description="stdout+stderr limit per entry point, e.g. 50MiB",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    limit_open_files: int | None = Field(
+        default=None,
+        gt=0,
+        description="open-files limit per entry point",
+        json_schema_extra=_meta(POLICY, metavar="N"),
+    )
+    read_only_package: bool | None = Field(
+        default=None,
+        description="make the unpacked package directory read-only to its own code",
+        json_schema_extra=_meta(POLICY),
+    )
+    max_package_bytes: str | None = Field(
+        default=None,
+        description="package download cap (default 512MiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    max_unpacked_bytes: str | None = Field(
+        default=None,
+        description="total unpacked cap (default 2GiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    max_member_bytes: str | None = Field(
+        default=None,
+        description="per-member cap (default 1GiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    max_package_members: int | None = Field(
+        default=None,
+        gt=0,
+        description="member-count cap (default 10000)",
+        json_schema_extra=_meta(POLICY, metavar="N"),
+    )
+    max_compression_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        description="unpacked/packed cap (default 200)",
+        json_schema_extra=_meta(POLICY, metavar="X"),
+    )
+    max_model_bytes: str | None = Field(
+        default=None,
+        description="cap on a model from the combiner (default 8GiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
 
     # --- behaviour
@@ -261,7 +372,22 @@ class Settings(BaseSettings):
 
     @property
     def token_value(self) -> str | None:
-        return self.token.get_secret_value() if self.token else None
+        if self.token:
+            return self.token.get_secret_value()
+        return read_secret_file(self.token_file, "token") if self.token_file else None
+
+    @property
+    def refresh_token_value(self) -> str | None:
+        if self.refresh_token:
+            return self.refresh_token.get_secret_value()
+        if self.refresh_token_file:
+            return read_secret_file(self.refresh_token_file, "refresh token")
+        return None
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """Every secret in these settings, for the redactor."""
+        return [self.token_value, self.refresh_token_value]
 
     @classmethod
     def settings_customise_sources(
@@ -277,6 +403,28 @@ class Settings(BaseSettings):
             env_settings,
             InitSettingsSource(settings_cls, init_kwargs=_init_file_data.get() or {}),
         )
+
+
+_SECRET_FILE_MAX = 64 * 1024
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """A token kept in a file (so it is not on argv or in the environment): its first line, stripped."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_SECRET_FILE_MAX + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    if len(raw) > _SECRET_FILE_MAX:
+        raise ConfigError(f"the {what} file {path} is larger than {_SECRET_FILE_MAX} bytes")
+    try:
+        lines = raw.decode("utf-8").strip().splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"the {what} file {path} is not UTF-8 text") from None
+    value = lines[0].strip() if lines else ""
+    if not value:
+        raise ConfigError(f"the {what} file {path} is empty")
+    return value
 
 
 # ----------------------------------------------------------- field metadata --

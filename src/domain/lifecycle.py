@@ -64,6 +64,8 @@ class ClientPlan:
     combiner: CombinerAddress | None = None  # set: attach directly, skip the controller
     package_checksum: str | None = None
     require_checksum: bool = False
+    # Site policy: when non-empty, only packages with one of these SHA-256s are unpacked.
+    allowed_packages: frozenset[str] = frozenset()
     heartbeat_interval: float = 2.0
     helper_type: str | None = None  # set: wins over the controller's (as `fedn client start -hp`)
     assign_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=3.0, maximum=60.0))
@@ -210,14 +212,32 @@ class Lifecycle:
         download_dir.mkdir(parents=True, exist_ok=True)
 
         async def fetch() -> tuple[Path, str | None]:
-            return await source.download(download_dir), await source.checksum()
+            # The expected hash first: a package is judged against what the server said
+            # before the download, not against whatever it says after it.
+            expected = await source.checksum()
+            return await source.download(download_dir), expected
 
         archive, server_sum = await call_with_retry(
             fetch, self.plan.unreachable_retry, self._pause, "downloading the compute package"
         )
+        try:
+            actual = self.verify_package(archive, server_sum)
+            self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "packages" / actual[:16])
+        finally:
+            archive.unlink(missing_ok=True)  # refused or unpacked, the download is not kept
+        return self.unpacker.load_manifest(self.package_dir)
+
+    def verify_package(self, archive: Path, server_sum: str | None) -> str:
+        """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it."""
         actual = self.unpacker.sha256(archive)
         self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
-        if self.checksum_verdict is ChecksumVerdict.UNVERIFIED:
+        allowed = self.plan.allowed_packages
+        if allowed and actual not in allowed:
+            raise PackageError(
+                f"package '{archive.name}' (sha256 {actual}) is not in the site policy's allowlist "
+                f"of {len(allowed)} package(s); refused before unpacking"
+            )
+        if self.checksum_verdict is ChecksumVerdict.UNVERIFIED and not allowed:
             if self.plan.require_checksum:
                 raise PackageError(
                     f"package '{archive.name}' could not be verified: the server gave no checksum "
@@ -227,10 +247,8 @@ class Lifecycle:
                 "package %s is not verified: no checksum from the server or the settings", archive.name
             )
         else:
-            log.info("package %s verified (sha256 %s…)", archive.name, actual[:12])
-        self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "package")
-        archive.unlink(missing_ok=True)
-        return self.unpacker.load_manifest(self.package_dir)
+            log.info("package %s verified (sha256 %s)", archive.name, actual)
+        return actual
 
     async def _startup(self, trainer: Trainer) -> None:
         """FEDn runs a package's `startup` entry point once before serving (e.g. to fetch data)."""

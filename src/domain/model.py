@@ -97,6 +97,11 @@ class Task:
     config: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def problem(self) -> str | None:
+        """Why this request cannot be served as sent (it then fails, visibly), or None."""
+        return task_problem(self.model_id, self.data)
+
+    @property
     def round_id(self) -> str:
         return str(self.config.get("round_id", ""))
 
@@ -104,6 +109,27 @@ class Task:
     def client_settings(self) -> Mapping[str, Any]:
         settings = self.config.get("client_settings", {})
         return settings if isinstance(settings, Mapping) else {}
+
+
+MAX_TASK_DATA_CHARS = 1024 * 1024
+MAX_MODEL_ID_CHARS = 256
+
+
+def task_problem(model_id: str, data: str) -> str | None:
+    """What is wrong with a TaskRequest's model id or ``data``, or None when it is usable."""
+    if not model_id or len(model_id) > MAX_MODEL_ID_CHARS or not model_id.isprintable():
+        return f"the request names no usable model id ({model_id[:80]!r})"
+    if len(data) > MAX_TASK_DATA_CHARS:
+        return f"the request data is larger than {MAX_TASK_DATA_CHARS} characters"
+    if not data.strip():
+        return None
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return f"the request data is not JSON: {data[:60]!r}"
+    if not isinstance(parsed, dict):
+        return f"the request data must be a JSON object, got {type(parsed).__name__}"
+    return None
 
 
 def parse_task_data(data: str) -> dict[str, Any]:
@@ -114,9 +140,11 @@ def parse_task_data(data: str) -> dict[str, Any]:
     """
     if not data.strip():
         return {}
+    if len(data) > MAX_TASK_DATA_CHARS:
+        return {}
     try:
         parsed = json.loads(data)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
 

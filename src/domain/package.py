@@ -5,14 +5,37 @@ from __future__ import annotations
 import enum
 import re
 import shlex
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import PurePosixPath
 
+from .archive_rules import (
+    ArchiveLimits,
+    ArchiveMember,
+    MemberChecker,
+    MemberType,
+    check_members,
+    member_problem,
+    name_problem,
+)
 from .errors import PackageError
+
+__all__ = [
+    "ArchiveLimits",
+    "ArchiveMember",
+    "MemberChecker",
+    "MemberType",
+    "check_members",
+    "member_problem",
+]
 
 MANIFEST_NAME = "fedn.yaml"
 KNOWN_ENTRY_POINTS = ("build", "startup", "train", "validate", "predict", "forward", "backward")
+# The whole of FEDn's fedn.yaml schema: anything else is a typo or something we would ignore.
+MANIFEST_KEYS = ("entry_points", "python_env")
+ENTRY_POINT_KEYS = ("command",)
+MAX_COMMAND_CHARS = 4096
 # Characters that only mean something to a shell. We never run a shell, so a command
 # using them would silently do something else; refuse it with a clear message.
 _SHELL_SYNTAX = re.compile(r"&&|\|\||[|;<>`$]|\$\(")
@@ -39,9 +62,18 @@ class Manifest:
 
 
 def parse_manifest(data: object, source: str = MANIFEST_NAME) -> Manifest:
-    """Validate an already-loaded ``fedn.yaml`` document and turn it into a Manifest."""
+    """Validate an already-loaded ``fedn.yaml`` document against the schema and build a Manifest.
+
+    Schema: a mapping with ``entry_points`` (name -> ``{command: <string>}``) and an
+    optional ``python_env`` (a relative path of a file inside the package). No other keys.
+    """
     if not isinstance(data, Mapping):
         raise PackageError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    unknown = [k for k in data if k not in MANIFEST_KEYS]
+    if unknown:
+        raise PackageError(
+            f"{source}: unknown key {_show(unknown[0])} (fedn.yaml knows: {', '.join(MANIFEST_KEYS)})"
+        )
     entry_points = data.get("entry_points")
     if not isinstance(entry_points, Mapping) or not entry_points:
         raise PackageError(
@@ -49,21 +81,50 @@ def parse_manifest(data: object, source: str = MANIFEST_NAME) -> Manifest:
         )
     parsed: dict[str, tuple[str, ...]] = {}
     for name, spec in entry_points.items():
-        if not isinstance(name, str) or not name:
-            raise PackageError(f"{source}: entry point names must be non-empty strings, got {name!r}")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise PackageError(
+                f"{source}: entry point names must be short words (letters, digits, _ . -), got {_show(name)}"
+            )
         parsed[name] = _parse_command(source, name, spec)
     python_env = data.get("python_env")
-    if python_env is not None and (not isinstance(python_env, str) or not python_env.strip()):
-        raise PackageError(f"{source}: 'python_env' must be a file name, got {python_env!r}")
+    if python_env is not None:
+        python_env = _package_path(source, "python_env", python_env)
     return Manifest(entry_points=parsed, python_env=python_env)
+
+
+def _package_path(source: str, key: str, value: object) -> str:
+    """A path named by the manifest: relative, printable, and inside the package."""
+    if not isinstance(value, str) or not value.strip():
+        raise PackageError(f"{source}: '{key}' must be a file name, got {_show(value)}")
+    problem = name_problem(value)
+    if problem:
+        raise PackageError(f"{source}: '{key}' must be a path inside the package: {problem} ({_show(value)})")
+    if value.endswith(("/", "\\")) or not PurePosixPath(value.replace("\\", "/")).name.strip("."):
+        raise PackageError(f"{source}: '{key}' must name a file, got {_show(value)}")
+    return value
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text[:80] + ("…" if len(text) > 80 else "")
 
 
 def _parse_command(source: str, name: str, spec: object) -> tuple[str, ...]:
     if not isinstance(spec, Mapping) or "command" not in spec:
         raise PackageError(f"{source}: entry point '{name}' must be a mapping with a 'command' key")
+    extra = [k for k in spec if k not in ENTRY_POINT_KEYS]
+    if extra:
+        raise PackageError(f"{source}: entry point '{name}' has an unknown key {_show(extra[0])}")
     command = spec["command"]
     if not isinstance(command, str) or not command.strip():
         raise PackageError(f"{source}: entry point '{name}' has an empty or non-text command")
+    if len(command) > MAX_COMMAND_CHARS:
+        raise PackageError(f"{source}: entry point '{name}' command is longer than {MAX_COMMAND_CHARS}")
+    bad = next((ch for ch in command if unicodedata.category(ch) == "Cc" and ch not in "\t\n"), None)
+    if bad is not None:
+        raise PackageError(
+            f"{source}: entry point '{name}' command contains control character U+{ord(bad):04X}"
+        )
     match = _SHELL_SYNTAX.search(command)
     if match:
         raise PackageError(
@@ -74,6 +135,14 @@ def _parse_command(source: str, name: str, spec: object) -> tuple[str, ...]:
         argv = tuple(shlex.split(command))
     except ValueError as exc:
         raise PackageError(f"{source}: entry point '{name}' command cannot be split: {exc}") from None
+    if not argv:
+        raise PackageError(f"{source}: entry point '{name}' has an empty command")
+    for arg in argv[1:]:
+        if ".." in PurePosixPath(arg.replace("\\", "/")).parts or arg.startswith("/"):
+            raise PackageError(
+                f"{source}: entry point '{name}' names a path outside the package ({_show(arg)}); "
+                "arguments must be paths inside the package"
+            )
     return argv
 
 
@@ -104,82 +173,21 @@ def check_checksum(package: str, actual: str, server: str | None, configured: st
         expected_n = normalize_checksum(expected)
         if expected_n is not None and expected_n != actual_n:
             raise PackageError(
-                f"checksum mismatch for package '{package}': expected {expected_n[:12]}… "
-                f"({origin}), got {actual_n[:12]}…"
+                f"checksum mismatch for package '{package}': expected {expected_n} ({origin}), got {actual_n}"
             )
     if normalize_checksum(configured) or normalize_checksum(server):
         return ChecksumVerdict.VERIFIED
     return ChecksumVerdict.UNVERIFIED
 
 
-# ---------------------------------------------------------- archive safety --
-
-
-class MemberType(enum.Enum):
-    FILE = "file"
-    DIRECTORY = "directory"
-    SYMLINK = "symlink"
-    HARDLINK = "hardlink"
-    DEVICE = "device"
-    FIFO = "fifo"
-    OTHER = "other"
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    max_members: int = 10_000
-    max_member_bytes: int = 4 * 1024**3
-    max_total_bytes: int = 8 * 1024**3
-
-
-@dataclass(frozen=True)
-class ArchiveMember:
-    name: str
-    type: MemberType
-    size: int = 0
-
-
-def member_problem(member: ArchiveMember, limits: ArchiveLimits = ArchiveLimits()) -> str | None:
-    """Why this member must not be extracted, or ``None`` if it is safe.
-
-    Safe means: a regular file or directory whose relative path stays inside
-    the target directory, within the size limit.
-    """
-    name = member.name
-    if not name or "\x00" in name:
-        return "empty or NUL-containing name"
-    if member.type not in (MemberType.FILE, MemberType.DIRECTORY):
-        return f"{member.type.value} entries are not allowed"
-    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive:
-        return "absolute path"
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if ".." in parts:
-        return "path escapes the target directory"
-    if member.size < 0 or member.size > limits.max_member_bytes:
-        return f"member size {member.size} exceeds the limit of {limits.max_member_bytes} bytes"
-    return None
-
-
-def check_members(members: list[ArchiveMember], limits: ArchiveLimits = ArchiveLimits()) -> None:
-    """Raise PackageError naming the first unsafe member, or when the archive is too large."""
-    if len(members) > limits.max_members:
-        raise PackageError(f"archive has {len(members)} members, more than the limit of {limits.max_members}")
-    total = 0
-    for member in members:
-        problem = member_problem(member, limits)
-        if problem:
-            raise PackageError(f"unsafe archive member '{member.name}': {problem}")
-        total += member.size
-        if total > limits.max_total_bytes:
-            raise PackageError(f"archive unpacks to more than {limits.max_total_bytes} bytes")
-
-
 def safe_filename(name: str | None, fallback: str = "package.tgz") -> str:
-    """A server-supplied file name reduced to a plain base name we can safely write to."""
+    """A server-supplied file name reduced to a plain base name we can safely write to.
+
+    Only the last path component survives; control characters, and characters
+    Windows reserves, are dropped; leading dots go (no hidden files, no ``..``).
+    """
     if not name:
         return fallback
     base = PurePosixPath(name.replace("\\", "/")).name
-    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*')
-    if base in ("", ".", ".."):
-        return fallback
-    return base
+    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').lstrip(". ")
+    return base or fallback

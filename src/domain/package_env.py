@@ -114,6 +114,8 @@ def parse_python_env(data: object, source: str) -> PythonEnvSpec:
             value = []
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise PackageError(f"{source}: '{key}' must be a list of requirement strings, got {value!r}")
+        for item in value:
+            _check_requirement(source, key, item)
         lists[key] = tuple(v.strip() for v in value)
     known = {"name", "python", "build_dependencies", "dependencies"}
     return PythonEnvSpec(
@@ -160,6 +162,22 @@ def is_build_dir_of(dir_name: str, key: str) -> bool:
 def is_usable_build(marker_text: str | None, key: str, has_python: bool) -> bool:
     """A build may be used only if it finished (the marker names this key) and has its interpreter."""
     return has_python and marker_text is not None and marker_text.strip() == key
+
+
+def _check_requirement(source: str, key: str, item: str) -> None:
+    """One requirement per entry, and nothing that changes how or from where pip installs.
+
+    The entries become lines of a requirements file, so a line break would smuggle in a
+    second line, and a line starting with ``-`` is a pip option (``--index-url``,
+    ``--extra-index-url``, ``-r other.txt``, ``-e ../..``, ``--trusted-host``), not a package.
+    """
+    if any(ch in item for ch in "\r\n\x00") or not item.isprintable():
+        raise PackageError(f"{source}: '{key}' entry {item[:80]!r} holds a line break or control character")
+    if item.strip().startswith("-"):
+        raise PackageError(
+            f"{source}: '{key}' entry {item.strip()[:80]!r} is a pip option, not a requirement; "
+            "python_env installs only the packages it lists"
+        )
 
 
 def _kind(value: object) -> str:

@@ -7,6 +7,7 @@ refused token (AuthError) and cancellation (the client is stopping) get through.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -30,6 +31,7 @@ from .model import (
 )
 from .observe import NULL_OBSERVER, Observer, log_scope
 from .ports import Clock, Trainer
+from .redaction import redact
 from .retry import RetryConfig, call_with_retry
 from .state import StateMachine
 
@@ -100,6 +102,11 @@ class TaskRunner:
                 data=_task_json(task),
             )
         )
+        if task.problem:
+            # Served as {} this would train on a config nobody sent; fail it where the combiner sees.
+            outcome = await self._report_failure(task, f"refused the request: {task.problem}")
+            self.outcomes.append(outcome)
+            return outcome
         self._state.begin(task.kind)
         scratch: Path | None = None
         try:
@@ -254,6 +261,9 @@ class TaskRunner:
 
     async def _status(self, report: StatusReport) -> None:
         """Status lines are informative: losing one (no connection right now) never fails a task."""
+        # What the combiner (and everyone who reads its logs) sees: no secret of ours in it,
+        # whatever the package's code printed into an error message.
+        report = dataclasses.replace(report, text=redact(report.text), data=redact(report.data))
         link = self._links.current()
         if link is None:
             log.warning("not connected; status %r not sent", report.text)

@@ -121,7 +121,8 @@ async def test_a_failed_env_build_stops_the_client_with_one_line_and_exit_1(
     tmp_path: Path, env_package: Path
 ) -> None:
     # A requirement pip rejects at once (offline, fast): the build fails in its second step.
-    (env_package / "python_env.yaml").write_text("name: .broken\ndependencies:\n  - --no-such-pip-option\n")
+    # (Not a pip option: those are refused earlier, when python_env.yaml is read.)
+    (env_package / "python_env.yaml").write_text("name: .broken\ndependencies:\n  - 'not a requirement =='\n")
     fed = Federation(env_package, tmp_path / "server", expected_clients=1)
     await fed.start()
     try:

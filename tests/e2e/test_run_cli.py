@@ -27,8 +27,8 @@ async def federation(
         await fed.stop()
 
 
-async def spawn(*args: str, cwd: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "FEDN_CLIENT_INDEX": "0", "FEDN_NUM_CLIENTS": "1"}
+async def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    env = {**os.environ, "FEDN_CLIENT_INDEX": "0", "FEDN_NUM_CLIENTS": "1", **(env or {})}
     return await asyncio.create_subprocess_exec(
         fedclient_exe(),
         *args,
@@ -87,21 +87,23 @@ async def test_wrong_token_exits_non_zero_with_one_line(tmp_path: Path, federati
     assert proc.returncode == 2
     assert "Traceback" not in text
     assert secret not in text
+    assert text.count("can read it in `ps`") == 1  # said once, without the token
     [line] = [ln for ln in text.splitlines() if ln.startswith("fedclient: error:")]
     assert "Invalid token" in line
 
 
 @pytest.mark.parametrize("federation", ["the-right-token-0123456789"], indirect=True)
-async def test_right_token_joins(tmp_path: Path, federation: Federation) -> None:
+async def test_right_token_from_a_token_file_joins(tmp_path: Path, federation: Federation) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("the-right-token-0123456789\n")
     proc = await spawn(
         "run",
         "--api-url",
         federation.api_url,
-        "--token",
-        "the-right-token-0123456789",
         "--work-dir",
         str(tmp_path / "client"),
         cwd=tmp_path,
+        env={"FEDN_AUTH_TOKEN_FILE": str(token_file)},
     )
     try:
         await federation.wait_for_clients(timeout=60)
@@ -109,8 +111,9 @@ async def test_right_token_joins(tmp_path: Path, federation: Federation) -> None
         assert result.updates == 1
     finally:
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.communicate(), 30)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0
+    assert b"in `ps`" not in stderr and b"the-right-token" not in stderr
 
 
 def test_run_without_a_target_is_a_one_line_usage_error(tmp_path: Path) -> None:

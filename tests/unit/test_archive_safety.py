@@ -73,9 +73,9 @@ def test_check_members_names_the_bad_member() -> None:
 
 def test_check_members_limits_count_and_total() -> None:
     limits = ArchiveLimits(max_members=2, max_member_bytes=10, max_total_bytes=15)
-    with pytest.raises(PackageError, match="3 members"):
+    with pytest.raises(PackageError, match="more than the limit of 2 members"):
         check_members([file("a"), file("b"), file("c")], limits)
-    with pytest.raises(PackageError, match="more than 15 bytes"):
+    with pytest.raises(PackageError, match="total limit of 15 bytes"):
         check_members([file("a", 10), file("b", 10)], limits)
     check_members([file("a", 7), file("b", 8)], limits)
 
@@ -172,11 +172,11 @@ def test_symlink_then_file_through_it_writes_nothing_outside(tmp_path: Path) -> 
 
 def test_oversize_member_and_too_many_members_are_refused(tmp_path: Path) -> None:
     archive = write_tar(tmp_path / "p.tgz", good_members())
-    with pytest.raises(PackageError, match="exceeds the limit"):
+    with pytest.raises(PackageError, match="exceeds the per-member limit"):
         TarPackageUnpacker(ArchiveLimits(max_member_bytes=5)).unpack(archive, tmp_path / "a")
     with pytest.raises(PackageError, match="more than the limit of 3 members"):
         TarPackageUnpacker(ArchiveLimits(max_members=3)).unpack(archive, tmp_path / "b")
-    with pytest.raises(PackageError, match="more than 20 bytes"):
+    with pytest.raises(PackageError, match="total limit of 20 bytes"):
         TarPackageUnpacker(ArchiveLimits(max_total_bytes=20)).unpack(archive, tmp_path / "c")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tgz"]
 

@@ -141,7 +141,7 @@ async def test_assigned_without_usable_address_is_unmatched(bad: dict[str, Any])
         ),
         (_reply(200, {"status": "weird"}), AssignmentStatus.UNMATCHED_CONFIG, "dict reply"),
         (_reply(200, "assigned"), AssignmentStatus.UNMATCHED_CONFIG, "str reply"),
-        (_reply(200, text="<html>hi</html>"), AssignmentStatus.UNMATCHED_CONFIG, "non-JSON"),
+        (_reply(200, text="<html>hi</html>"), AssignmentStatus.UNREACHABLE, "an HTML page, not JSON"),
         (_reply(200, {"status": "retry", "message": "later"}), AssignmentStatus.TRY_AGAIN, "later"),
         (
             _reply(203, {"success": False, "status": "retry", "message": "No compute package found."}),
@@ -194,7 +194,7 @@ async def test_missing_token_hint_and_echoed_token_is_redacted() -> None:
     result = await _assign(_reply(401, {"message": "Missing token"}), token=None)
     assert "no token was given" in result.message
     echoed = await _assign(_reply(401, {"message": f"Invalid token {TOKEN}"}))
-    assert TOKEN not in echoed.message and "<redacted>" in echoed.message
+    assert TOKEN not in echoed.message and "***" in echoed.message
 
 
 async def test_huge_error_body_is_truncated() -> None:
@@ -340,7 +340,7 @@ async def test_checksum(handler: Handler, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("handler", "error"),
     [
-        (_reply(200, text="not json"), PackageError),
+        (_reply(200, text="not json"), TransientError),
         (_reply(200, {"checksum": "xyz"}), PackageError),
         (_reply(200, {"checksum": 12}), PackageError),
         (_reply(401, {"message": "Invalid token"}), AuthError),

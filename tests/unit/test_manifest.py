@@ -66,7 +66,7 @@ def test_missing_entry_point_lists_the_ones_there_are() -> None:
         ({"entry_points": {"train": {"command": "   "}}}, "'train' has an empty or non-text command"),
         ({"entry_points": {"train": {"command": 42}}}, "'train' has an empty or non-text command"),
         ({"entry_points": {"train": {"command": None}}}, "'train' has an empty or non-text command"),
-        ({"entry_points": {5: {"command": "python t.py"}}}, "names must be non-empty strings, got 5"),
+        ({"entry_points": {5: {"command": "python t.py"}}}, "names must be short words"),
         ({"entry_points": {"train": {"command": "python 'unclosed"}}}, "cannot be split"),
         (
             {"entry_points": {"t": {"command": "python t.py"}}, "python_env": ""},

@@ -30,12 +30,14 @@ from ...domain.model import (
     Validation,
 )
 from ...domain.observe import NULL_OBSERVER, Observer
+from ...domain.redaction import register_secret
+from ..plaintext import warn_plaintext_token
 from . import conversions as conv
-from .channel import ChannelSettings, build_channel, call_metadata, uses_tls
+from .channel import ChannelSettings, build_channel, call_metadata, presented_certificate, uses_tls
 from .chunked_io import CHUNK_SIZE
 from .generated import fedn_pb2, fedn_pb2_grpc
 from .rpc_errors import translate
-from .transfer import GrpcModelTransfer
+from .transfer import MAX_MODEL_BYTES, GrpcModelTransfer
 
 log = logging.getLogger("fedclient.grpc")
 
@@ -48,16 +50,24 @@ class GrpcConnector:
         token: str | None,
         auth_scheme: str = "Bearer",
         root_cert_path: Path | None = None,
-        force_tls: bool = False,
+        force_tls: bool | None = None,
         rpc_timeout: float = 30.0,
         chunk_size: int = CHUNK_SIZE,
         connect_timeout: float = 10.0,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        max_model_bytes: int = MAX_MODEL_BYTES,
+        client_cert_path: Path | None = None,
+        client_key_path: Path | None = None,
+        insecure: bool = False,
         observer: Observer = NULL_OBSERVER,
     ) -> None:
-        self._settings = ChannelSettings(token, auth_scheme, root_cert_path, force_tls)
         self._observer = observer
+        register_secret(token)
+        self._max_model_bytes = max_model_bytes
+        self._settings = ChannelSettings(
+            token, auth_scheme, root_cert_path, force_tls, client_cert_path, client_key_path, insecure
+        )
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size
         self._connect_timeout = connect_timeout
@@ -73,8 +83,15 @@ class GrpcConnector:
         Credentials are only checked by the first call, so a wrong token shows
         up as AuthError from ``tasks()`` or ``heartbeat()``, not here.
         """
-        channel = build_channel(address, self._settings)
-        mode = "TLS" if uses_tls(address, self._settings) else "plaintext"
+        tls = uses_tls(address, self._settings)
+        presented = None
+        if tls and self._settings.insecure:  # a blocking handshake: off the event loop
+            presented = await asyncio.to_thread(presented_certificate, address, self._connect_timeout)
+            log.warning("--insecure: trusting whatever certificate combiner %s presents", address.target)
+        elif not tls and self._settings.token:
+            warn_plaintext_token(f"combiner {address.target}", address.host)
+        channel = build_channel(address, self._settings, presented)
+        mode = "TLS" if tls else "plaintext"
         try:
             problem = await self._wait_ready(channel)
         except BaseException:
@@ -100,6 +117,7 @@ class GrpcConnector:
             chunk_size=self._chunk_size,
             progress_timeout=self._progress_timeout,
             unknown_timeout=self._unknown_timeout,
+            max_model_bytes=self._max_model_bytes,
             observer=self._observer,
         )
 
@@ -136,6 +154,7 @@ class GrpcCombinerLink:
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        max_model_bytes: int = MAX_MODEL_BYTES,
         observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._channel = channel
@@ -154,6 +173,7 @@ class GrpcCombinerLink:
             chunk_size,
             progress_timeout,
             unknown_timeout,
+            max_model_bytes,
             observer=observer,
         )
         self._streams: set[grpc.aio.UnaryStreamCall] = set()

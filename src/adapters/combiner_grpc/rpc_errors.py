@@ -13,6 +13,7 @@ import grpc
 import grpc.aio
 
 from ...domain.errors import AuthError, FedClientError, TransientError
+from ...domain.redaction import redact, register_secret
 
 log = logging.getLogger("fedclient.grpc")
 
@@ -31,9 +32,8 @@ _TRANSIENT_CODES = frozenset(
 
 
 def _one_line(text: str, token: str | None) -> str:
-    if token and len(token) >= 8:  # shorter "tokens" would scrub ordinary words; real JWTs are long
-        text = text.replace(token, "***")
-    return " ".join(text.split())
+    register_secret(token)
+    return " ".join(redact(text).split())
 
 
 def translate(err: grpc.aio.AioRpcError, what: str, target: str, token: str | None = None) -> FedClientError:

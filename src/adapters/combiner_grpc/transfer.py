@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -31,6 +32,14 @@ from .generated import fedn_pb2_grpc
 
 T = TypeVar("T")
 ErrorTranslator = Callable[[grpc.aio.AioRpcError, str], FedClientError]
+
+
+# A model bigger than this is refused (settable per client); chunks bigger than this are
+# not a FEDn peer's (FEDn sends 1 MiB).
+MAX_MODEL_BYTES = 8 * 1024**3
+MAX_CHUNK_BYTES = 4 * 1024**2
+# Disk space left free while a model is written, so a big model cannot fill the disk.
+DISK_RESERVE_BYTES = 64 * 1024**2
 
 
 class _Stalled(Exception):
@@ -56,10 +65,12 @@ class GrpcModelTransfer:
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
+        max_model_bytes: int = MAX_MODEL_BYTES,
         observer: Observer = NULL_OBSERVER,
     ) -> None:
-        self._stub = fedn_pb2_grpc.ModelServiceStub(channel)
         self._observer = observer
+        self._stub = fedn_pb2_grpc.ModelServiceStub(channel)
+        self._max_model_bytes = max_model_bytes
         self._identity = identity
         self._metadata = metadata
         self._fail = fail
@@ -76,6 +87,8 @@ class GrpcModelTransfer:
         progress = self._observer.transfer(TransferKind.MODEL_DOWNLOAD, model_id, None)
         ok = False
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            room = shutil.disk_usage(dest.parent).free - DISK_RESERVE_BYTES
             with ChunkFileWriter(dest) as writer:
                 while True:
                     if unknown_since is None:
@@ -97,8 +110,13 @@ class GrpcModelTransfer:
                             f"({writer.bytes_written} bytes received)"
                         )
                     assert isinstance(response, pb.ModelResponse)
+                    if response.id != model_id:
+                        raise TaskFailed(
+                            f"{what}: the combiner sent a chunk of model {response.id[:80]!r} instead"
+                        )
                     if response.status == pb.IN_PROGRESS:
                         if response.data:
+                            self._check_size(what, len(response.data), writer.bytes_written, room)
                             writer.write(response.data)
                             progress.advance(len(response.data))
                     elif response.status == pb.OK:
@@ -164,6 +182,23 @@ class GrpcModelTransfer:
                 f"{_status_name(response.status)} {response.message}".rstrip()
             )
         return sent
+
+    def _check_size(self, what: str, chunk: int, written: int, room: int) -> None:
+        if chunk > MAX_CHUNK_BYTES:
+            raise TaskFailed(
+                f"{what}: a chunk of {chunk} bytes is larger than the limit of {MAX_CHUNK_BYTES}"
+            )
+        total = written + chunk
+        if total > self._max_model_bytes:
+            raise TaskFailed(
+                f"{what}: the model is larger than the limit of {self._max_model_bytes} bytes "
+                "(--max-model-bytes)"
+            )
+        if total > room:
+            raise TaskFailed(
+                f"{what}: not enough free disk space for the model (stopped at {written} bytes, "
+                f"keeping {DISK_RESERVE_BYTES} bytes free)"
+            )
 
     async def _progress(self, step: Awaitable[T], what: str, sent: int) -> T:
         try:

@@ -10,10 +10,13 @@ import json
 import os
 import ssl
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from ...domain.errors import ConfigError
+from ...domain.redaction import redact, register_secret
+from ..plaintext import warn_plaintext_token
 from .endpoint import ControllerEndpoint
 
 # Controller answers (other than the package body) are a few hundred bytes; a reply
@@ -25,21 +28,43 @@ Verify = bool | str
 _Self = TypeVar("_Self", bound="ControllerHttp")
 
 
-def tls_setting(verify: Verify) -> bool | ssl.SSLContext:
-    """Turn ``verify`` (on, off or a CA bundle path) into what httpx expects.
+ClientCert = tuple[str, str]  # (certificate chain PEM file, private key PEM file)
+
+
+def tls_setting(verify: Verify, client_cert: ClientCert | None = None) -> bool | ssl.SSLContext:
+    """Turn ``verify`` (on, off or a CA bundle path) and a client certificate into what httpx expects.
 
     httpx 0.28 deprecates a bare path, so a CA file or directory becomes a context here.
     """
-    if isinstance(verify, bool):
+    if isinstance(verify, bool) and client_cert is None:
         return verify
-    if os.path.isdir(verify):
-        return ssl.create_default_context(capath=verify)
-    if os.path.isfile(verify):
-        return ssl.create_default_context(cafile=verify)
-    raise ConfigError(f"CA bundle {verify!r} does not exist")
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the explicit --insecure opt-out
+    elif verify is True:
+        context = ssl.create_default_context()
+    elif os.path.isdir(verify):
+        context = ssl.create_default_context(capath=verify)
+    elif os.path.isfile(verify):
+        context = ssl.create_default_context(cafile=verify)
+    else:
+        raise ConfigError(f"CA bundle {verify!r} does not exist")
+    if client_cert is not None:
+        cert, key = client_cert
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the client certificate {cert} with key {key}: {exc}") from None
+    return context
 
 
-def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
+# httpx maps most TLS failures to ConnectError, but a TLS 1.3 alert that arrives after the
+# handshake (a server refusing our client certificate) surfaces as a bare ssl.SSLError.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, ssl.SSLError)
+
+
+def classify_http_error(exc: Exception) -> tuple[bool, str]:
     """(retryable, reason) for a transport failure.
 
     A certificate that does not verify will not verify on the next try either, and an
@@ -52,6 +77,10 @@ def classify_http_error(exc: httpx.HTTPError) -> tuple[bool, str]:
         if isinstance(cause, ssl.SSLCertVerificationError):
             detail = getattr(cause, "verify_message", None) or cause
             return False, f"TLS certificate verification failed ({detail})"
+        if isinstance(cause, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(cause):
+            return False, "the server requires a client certificate (give --client-cert and --client-key)"
+        if isinstance(cause, ssl.SSLError) and "BAD_CERTIFICATE" in str(cause).upper():
+            return False, f"the server refused our client certificate ({cause})"
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, httpx.UnsupportedProtocol):
         return False, f"unusable URL ({exc})"
@@ -72,14 +101,19 @@ class ControllerHttp:
         verify: Verify = True,
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
+        client_cert: ClientCert | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._token = token or None
+        register_secret(self._token)
+        parts = urlsplit(endpoint.base)
+        if self._token and parts.scheme == "http":
+            warn_plaintext_token(f"the controller at {endpoint.base}", parts.hostname or "")
         self._auth_scheme = auth_scheme
         self._timeout = httpx.Timeout(timeout)
         # Checked even with an injected client, so a missing CA file is reported early;
         # an injected client otherwise keeps its own TLS settings.
-        self._verify = tls_setting(verify)
+        self._verify = tls_setting(verify, client_cert)
         self._client = client
         self._owns_client = client is None
 
@@ -120,27 +154,53 @@ class ControllerHttp:
         await self.aclose()
 
     def redact(self, text: str) -> str:
-        """Remove our token from text that came from elsewhere (a server may echo it back)."""
-        if self._token and self._token in text:
-            text = text.replace(self._token, "<redacted>")
-        return text
+        """Remove secrets from text that came from elsewhere (a server may echo our token back)."""
+        return redact(text)
 
 
 async def read_capped(response: httpx.Response, limit: int = MAX_REPLY_BYTES) -> bytes:
-    """Read a streamed reply body, but never more than ``limit`` bytes of it."""
+    """Read a streamed reply body, but never more than ``limit`` + 1 bytes of it.
+
+    A result longer than ``limit`` means the reply was cut off (see ``oversized``).
+    """
     buf = bytearray()
     async for chunk in response.aiter_bytes():
-        buf.extend(chunk[: limit - len(buf)])
-        if len(buf) >= limit:
+        buf.extend(chunk[: limit + 1 - len(buf)])
+        if len(buf) > limit:
             break
     return bytes(buf)
 
 
+def oversized(body: bytes, limit: int = MAX_REPLY_BYTES) -> bool:
+    return len(body) > limit
+
+
+def first_bytes(body: bytes, n: int = 60) -> str:
+    """The start of a reply, printable and secret-free, for an error message."""
+    return redact(repr(body[:n]) + ("…" if len(body) > n else ""))
+
+
+def not_json(url: str, code: int, body: bytes) -> str:
+    """Why a reply that should be a JSON document is not one, naming the URL and its first bytes."""
+    if oversized(body):
+        return f"the reply from {url} (HTTP {code}) is larger than {MAX_REPLY_BYTES} bytes; not a FEDn reply"
+    head = body.lstrip()[:15].lower()
+    if head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml")):
+        what = "an HTML page, not JSON (a proxy, login or error page in front of the controller?)"
+    elif not body.strip():
+        what = "an empty body, not JSON"
+    else:
+        what = "not JSON"
+    return f"the reply from {url} (HTTP {code}) is {what}; it starts with {first_bytes(body)}"
+
+
 def parse_json(body: bytes) -> Any:
-    """The JSON document in ``body``, or None when it is not JSON at all."""
+    """The JSON document in ``body``, or None when it is not JSON at all (or too big or deep)."""
+    if oversized(body):
+        return None
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 

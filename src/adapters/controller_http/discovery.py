@@ -14,9 +14,11 @@ import httpx
 
 from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
 from ._transport import (
+    TRANSPORT_ERRORS,
     ControllerHttp,
     body_message,
     classify_http_error,
+    not_json,
     parse_json,
     read_capped,
 )
@@ -88,7 +90,7 @@ class HttpxDiscovery(ControllerHttp):
                 "POST", url, json=request_body(request), headers=self.headers(), timeout=self.timeout
             ) as response:
                 body = await read_capped(response)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             retryable, reason = classify_http_error(exc)
             status = AssignmentStatus.UNREACHABLE if retryable else AssignmentStatus.UNMATCHED_CONFIG
             return Assignment(status, self.redact(f"cannot reach the controller at {url}: {reason}"))
@@ -105,7 +107,7 @@ class HttpxDiscovery(ControllerHttp):
         if code == 203:
             return Assignment(AssignmentStatus.TRY_AGAIN, message or _TRY_AGAIN)
         if 200 <= code < 300:
-            return self._interpret_ok(url, code, data, message, request)
+            return self._interpret_ok(url, code, data, body, message, request)
         if 300 <= code < 400:
             where = response.headers.get("location", "?")
             return Assignment(
@@ -138,11 +140,11 @@ class HttpxDiscovery(ControllerHttp):
             )
         return Assignment(
             AssignmentStatus.UNMATCHED_CONFIG,
-            f"the controller rejected the request (HTTP {code}): {message or 'no reason given'}",
+            f"the controller at {url} rejected the request (HTTP {code}): {message or 'no reason given'}",
         )
 
     def _interpret_ok(
-        self, url: str, code: int, data: Any, message: str, request: AssignmentRequest
+        self, url: str, code: int, data: Any, body: bytes, message: str, request: AssignmentRequest
     ) -> Assignment:
         if isinstance(data, dict):
             status = data.get("status")
@@ -150,6 +152,10 @@ class HttpxDiscovery(ControllerHttp):
                 return parse_assigned(data, request)
             if status == "retry":
                 return Assignment(AssignmentStatus.TRY_AGAIN, message or _TRY_AGAIN)
+        if data is None:
+            # Not JSON at all: something else (a proxy, a captive portal, a half-started
+            # server) answered for the controller. That can pass; retry, with a clear message.
+            return Assignment(AssignmentStatus.UNREACHABLE, not_json(url, code, body))
         # FEDn 0.33 answers "preferred combiner not found" with HTTP 200 and a JSON list
         # ([{...}, 400]); that and any other unexpected shape is a refusal, not a success.
         shape = type(data).__name__ if data is not None else "non-JSON"

@@ -20,10 +20,13 @@ from ...domain.errors import AuthError, ConfigError, FedClientError, PackageErro
 from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from ...domain.package import safe_filename
 from ._transport import (
+    TRANSPORT_ERRORS,
+    ClientCert,
     ControllerHttp,
     Verify,
     body_message,
     classify_http_error,
+    not_json,
     parse_json,
     read_capped,
 )
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_PATH = "api/v1/packages/download"
 CHECKSUM_PATH = "api/v1/packages/checksum"
 CHUNK_BYTES = 256 * 1024
+DEFAULT_MAX_PACKAGE_BYTES = 512 * 1024 * 1024
 _MAX_NAME = 200
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -70,10 +74,13 @@ class HttpxPackageSource(ControllerHttp):
         timeout: float = 10.0,
         client: httpx.AsyncClient | None = None,
         chunk_bytes: int = CHUNK_BYTES,
+        max_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
+        client_cert: ClientCert | None = None,
         observer: Observer = NULL_OBSERVER,
     ) -> None:
-        super().__init__(endpoint, token, auth_scheme, verify, timeout, client)
         self._observer = observer
+        super().__init__(endpoint, token, auth_scheme, verify, timeout, client, client_cert)
+        self._max_bytes = max_bytes
         if not 64 * 1024 <= chunk_bytes <= 1024 * 1024:
             raise ValueError("chunk_bytes must be between 64 KiB and 1 MiB")
         self._chunk_bytes = chunk_bytes
@@ -95,7 +102,7 @@ class HttpxPackageSource(ControllerHttp):
                     raise self._error(url, "package download", response.status_code, body)
                 target = dest_dir / local_name(response.headers.get("content-disposition"))
                 written = await self._save(response, target)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(url, exc) from None
         log.info("downloaded compute package %s (%d bytes)", target.name, written)
         return target
@@ -104,6 +111,12 @@ class HttpxPackageSource(ControllerHttp):
         """Stream the body into ``target`` via a temporary file; remove it on any failure."""
         part = target.with_name(f".{target.name}.part")
         expected = response.headers.get("content-length")
+        too_big = PackageError(
+            f"the compute package from {response.url} is larger than the download limit of "
+            f"{self._max_bytes} bytes; refused (raise --max-package-bytes if it is genuine)"
+        )
+        if expected is not None and expected.isdigit() and int(expected) > self._max_bytes:
+            raise too_big
         written = 0
         total = int(expected) if expected is not None and expected.isdigit() else None
         progress = self._observer.transfer(TransferKind.PACKAGE_DOWNLOAD, target.name, total)
@@ -111,8 +124,10 @@ class HttpxPackageSource(ControllerHttp):
         try:
             with part.open("wb") as out:
                 async for chunk in response.aiter_bytes(self._chunk_bytes):
-                    out.write(chunk)
                     written += len(chunk)
+                    if written > self._max_bytes:  # counted as it streams: no header is trusted
+                        raise too_big
+                    out.write(chunk)
                     progress.advance(len(chunk))
             # Content-Length counts bytes on the wire, which differ from ``written`` when a
             # proxy applied Content-Encoding; compare like with like.
@@ -142,7 +157,7 @@ class HttpxPackageSource(ControllerHttp):
                 "GET", url, headers=self.headers(), timeout=self.timeout
             ) as response:
                 body = await read_capped(response)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self._transport_error(url, exc) from None
         code = response.status_code
         if code == 404:
@@ -150,8 +165,12 @@ class HttpxPackageSource(ControllerHttp):
         if not 200 <= code < 300:
             raise self._error(url, "package checksum", code, body)
         data = parse_json(body)
+        if data is None:
+            raise TransientError(not_json(url, code, body))
         if not isinstance(data, dict):
-            raise PackageError(f"the controller's checksum reply from {url} is not a JSON object")
+            raise PackageError(
+                f"the controller's checksum reply from {url} is JSON {type(data).__name__}, not an object"
+            )
         value = data.get("checksum")
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
@@ -177,7 +196,7 @@ class HttpxPackageSource(ControllerHttp):
             return ConfigError(f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url})")
         return ConfigError(f"the controller refused the {what} (HTTP {code} from {url}): {message}")
 
-    def _transport_error(self, url: str, exc: httpx.HTTPError) -> FedClientError:
+    def _transport_error(self, url: str, exc: Exception) -> FedClientError:
         retryable, reason = classify_http_error(exc)
         message = self.redact(f"cannot reach the controller at {url}: {reason}")
         return TransientError(message) if retryable else ConfigError(message)

@@ -69,18 +69,26 @@ class SandboxCombiner:
         name: str = "combiner",
         require_token: str | None = None,
         tls: tuple[bytes, bytes] | None = None,
+        client_ca: bytes | None = None,
     ) -> None:
-        """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext."""
+        """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext;
+        ``client_ca`` (PEM) then also requires clients to present a certificate it signed (mTLS)."""
         self.model_dir = Path(model_dir)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.require_token = require_token
         self._tls = tls
+        self._client_ca = client_ca
         self.statuses: list[StatusRecord] = []
         self.updates: list[UpdateRecord] = []
         self.validations: list[ValidationRecord] = []
         self.predictions: list[PredictionRecord] = []
         self.heartbeats: dict[str, float] = {}
+        # Misbehaviour for tests, per model id: "wrong-id" (chunks name another model),
+        # "oversized-chunk" (one 5 MiB chunk), "no-ok" (the stream ends without OK),
+        # "endless" (chunks until the client gives up).
+        self.misbehave: dict[str, str] = {}
+        self.downloads: list[str] = []  # every Download request, in order
         self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self._queues: dict[str, asyncio.Queue[pb.TaskRequest]] = {}
         self._subscribed: dict[str, int] = {}
@@ -100,7 +108,12 @@ class SandboxCombiner:
         if self._tls is None:
             bound = server.add_insecure_port(f"{host}:{port}")
         else:
-            bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([self._tls]))
+            credentials = grpc.ssl_server_credentials(
+                [self._tls],
+                root_certificates=self._client_ca,
+                require_client_auth=self._client_ca is not None,
+            )
+            bound = server.add_secure_port(f"{host}:{port}", credentials)
         if not bound:
             raise RuntimeError(f"sandbox combiner could not bind {host}:{port}")
         await server.start()
@@ -316,6 +329,12 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         self, request: pb.ModelRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ModelResponse]:
         await self._admit(context, "Download")
+        self._c.downloads.append(request.id)
+        mode = self._c.misbehave.get(request.id)
+        if mode is not None:
+            async for response in _misbehave(mode, request.id):
+                yield response
+            return
         path = self._c._stored(request.id)
         if path is None:  # FEDn: the id's status first (UNKNOWN), then FAILED when there is no file
             yield pb.ModelResponse(id=request.id, status=pb.UNKNOWN)
@@ -354,3 +373,21 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         return pb.ModelResponse(
             id=model_id, status=pb.FAILED, message="upload ended without the OK terminator; nothing stored"
         )
+
+
+async def _misbehave(mode: str, model_id: str) -> AsyncIterator[pb.ModelResponse]:
+    """What a broken or hostile combiner might stream for a Download."""
+    if mode == "wrong-id":
+        yield pb.ModelResponse(id="some-other-model", data=b"x" * 1024, status=pb.IN_PROGRESS)
+        yield pb.ModelResponse(id="some-other-model", status=pb.OK)
+    elif mode == "oversized-chunk":
+        yield pb.ModelResponse(id=model_id, data=b"x" * (5 * 1024 * 1024), status=pb.IN_PROGRESS)
+        yield pb.ModelResponse(id=model_id, status=pb.OK)
+    elif mode == "no-ok":
+        yield pb.ModelResponse(id=model_id, data=b"x" * 1024, status=pb.IN_PROGRESS)
+    elif mode == "endless":
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(1 << 20):
+            yield pb.ModelResponse(id=model_id, data=chunk, status=pb.IN_PROGRESS)
+    else:
+        raise ValueError(f"unknown misbehaviour {mode!r}")

@@ -90,6 +90,9 @@ class SandboxController:
         # Test switches: answer every API request with this status; refuse clients with 400.
         self.force_status: int | None = None
         self.combiner_available = True
+        # Misbehaviour for tests: route -> replies (status, body, content type) served, one per
+        # request, before the normal answer; e.g. an HTML proxy page with HTTP 200.
+        self.scripted: dict[str, list[tuple[int, bytes, str]]] = {}
         self._connections: set[socket.socket] = set()
         self._tls: ssl.SSLContext | None = None
         self._server: ThreadingHTTPServer | None = None
@@ -181,6 +184,11 @@ class SandboxController:
         self.stop()
 
     # ------------------------------------------------------------- routes --
+
+    def _next_scripted(self, route: str) -> tuple[int, bytes, str] | None:
+        with self._lock:
+            replies = self.scripted.get(route)
+            return replies.pop(0) if replies else None
 
     def _record(self, method: str, path: str, headers: dict[str, str], auth: str | None) -> None:
         with self._lock:
@@ -320,6 +328,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if routes[route] != method:
             self._json(405, {"message": "Method not allowed"})
+            return
+        scripted = ctl._next_scripted(route)
+        if scripted is not None:
+            self._send(*scripted)
             return
         if ctl.force_status is not None:
             self._json(ctl.force_status, {"success": False, "message": f"forced {ctl.force_status}"})

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ...domain.package import Manifest
+from ...domain.policy import ResourceLimits
 from ...domain.ports import TrainerFactory
 from .package_env import PackageEnvs
 from .subprocess_trainer import SubprocessTrainer
@@ -18,6 +19,7 @@ def subprocess_trainer_factory(
     extra_env: Mapping[str, str] | None = None,
     python: str | None = None,
     envs_dir: Path | None = None,
+    limits: ResourceLimits | None = None,
 ) -> TrainerFactory:
     """A ``TrainerFactory``: the lifecycle learns the package directory only after unpacking.
 
@@ -29,7 +31,7 @@ def subprocess_trainer_factory(
 
     def build(package_dir: Path, manifest: Manifest) -> SubprocessTrainer:
         return SubprocessTrainer(
-            package_dir, manifest, timeout=timeout, extra_env=env, python=python, envs=envs
+            package_dir, manifest, timeout=timeout, extra_env=env, python=python, envs=envs, limits=limits
         )
 
     return build

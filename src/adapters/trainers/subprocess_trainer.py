@@ -28,6 +28,8 @@ from typing import Any
 from ...domain.errors import ConfigError, PackageError, TaskFailed
 from ...domain.package import Manifest
 from ...domain.package_env import PYTHON_NAMES, InterpreterChoice, choose_interpreter, python_commands
+from ...domain.policy import ResourceLimits
+from .limits import OutputBudget, limit_hit, preexec_for
 from .package_env import BuiltEnv, PackageEnvs
 
 log = logging.getLogger("fedclient.trainer")
@@ -50,9 +52,15 @@ class SubprocessTrainer:
         python: str | None = None,
         envs: PackageEnvs | None = None,
         own_python: str = sys.executable,
+        limits: ResourceLimits | None = None,
     ) -> None:
         """``python`` overrides the interpreter; ``envs`` (None: --no-managed-env) builds python_env."""
         self._dir = Path(package_dir)
+        self._limits = limits or ResourceLimits()
+        wall = self._limits.wall_seconds
+        self._wall_limited = wall is not None and wall <= timeout
+        if wall is not None:
+            timeout = min(timeout, wall)
         self._manifest = manifest
         self._timeout = timeout
         self._extra = dict(extra_env or {})
@@ -188,21 +196,24 @@ class SubprocessTrainer:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group, so a kill reaches grandchildren
+                preexec_fn=preexec_for(self._limits),  # the site policy's rlimits, set in the child
             )
         except OSError as exc:
             raise TaskFailed(f"cannot start {entry} ({argv[0]}): {exc}") from None
         output: deque[str] = deque(maxlen=TAIL_LINES)
         errors: deque[str] = deque(maxlen=TAIL_LINES)
         assert proc.stdout is not None and proc.stderr is not None
+        budget = OutputBudget(self._limits.output_bytes)
         readers = asyncio.gather(
-            _pump(proc.stdout, f"{entry}: ", output),
-            _pump(proc.stderr, f"{entry} (stderr): ", output, errors),
+            _pump(proc.stdout, f"{entry}: ", output, budget=budget, proc=proc),
+            _pump(proc.stderr, f"{entry} (stderr): ", output, errors, budget=budget, proc=proc),
         )
         try:
             code = await asyncio.wait_for(proc.wait(), self._timeout)
         except asyncio.TimeoutError:
             await _stop(proc, readers)
-            raise TaskFailed(f"{entry} timed out after {self._timeout:g} s") from None
+            which = " (the wall-time limit, limits.wall_seconds)" if self._wall_limited else ""
+            raise TaskFailed(f"{entry} timed out after {self._timeout:g} s{which}") from None
         except BaseException:  # cancelled: the client is shutting down or dropped the task
             await _stop(proc, readers)
             raise
@@ -213,20 +224,48 @@ class SubprocessTrainer:
             # still members of its process group, so the group id cannot have been reused.
             log.warning("%s exited but left processes holding its output open; killing them", entry)
             await _stop(proc, readers)
+        if budget.exceeded:
+            raise TaskFailed(
+                f"{entry} stopped: it printed more than the output limit of {budget.limit} bytes "
+                "(limits.output)"
+            )
         if code != 0:
             tail = "\n".join(errors or output) or "(no output)"
-            raise TaskFailed(f"{entry} failed ({_describe(code)}); last output:\n{tail}")
+            hit = limit_hit(self._limits, code, errors or output)
+            why = f"; it hit {hit}" if hit else ""
+            raise TaskFailed(f"{entry} failed ({_describe(code)}){why}; last output:\n{tail}")
 
 
 # The client's own credentials are none of the package code's business.
-_PRIVATE_ENV = ("FEDN_AUTH_TOKEN", "FEDN_TOKEN", "FEDN_AUTH_REFRESH_TOKEN")
+_PRIVATE_ENV = (
+    "FEDN_AUTH_TOKEN",
+    "FEDN_TOKEN",
+    "FEDN_AUTH_REFRESH_TOKEN",
+    "FEDN_AUTH_TOKEN_FILE",  # where the secrets are is not the package's business either
+    "FEDN_AUTH_REFRESH_TOKEN_FILE",
+)
 
 
-async def _pump(stream: asyncio.StreamReader, prefix: str, *tails: deque[str]) -> None:
-    """Log each line of a child's output as it arrives and keep the last ones."""
+async def _pump(
+    stream: asyncio.StreamReader,
+    prefix: str,
+    *tails: deque[str],
+    budget: OutputBudget | None = None,
+    proc: asyncio.subprocess.Process | None = None,
+) -> None:
+    """Log each line of a child's output as it arrives and keep the last ones.
+
+    Past the output budget the child's process group is killed and the rest is not logged.
+    """
     buffer = b""
     while True:
         chunk = await stream.read(65536)
+        if budget is not None and budget.spend(len(chunk)) and proc is not None:
+            _kill_group(proc)
+        if budget is not None and budget.exceeded:
+            if not chunk:
+                return
+            continue  # drain without logging, so the child's writes do not block before it dies
         buffer += chunk
         lines = buffer.split(b"\n")
         buffer = lines.pop() if chunk else b""

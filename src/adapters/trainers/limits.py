@@ -1,0 +1,92 @@
+"""The site policy's resource limits, applied to an entry point's child process.
+
+Memory, CPU time and open files are set with ``setrlimit`` in the child between fork
+and exec (the limits are computed in the parent, so the child only makes three system
+calls). Wall time and output volume are enforced by the trainer, which watches the
+child. When a run fails, ``limit_hit`` says which limit most likely stopped it, so the
+task's error names the limit rather than just an exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ...domain.policy import ResourceLimits
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None  # type: ignore[assignment]
+
+_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+_FILES_SIGNS = ("Too many open files", "EMFILE")
+
+
+def _capped(kind: int, soft: int, hard: int | None = None) -> tuple[int, int, int]:
+    """(kind, soft, hard) never above the current hard limit (raising it needs privileges)."""
+    assert resource is not None
+    _, current_hard = resource.getrlimit(kind)
+    hard = soft if hard is None else hard
+    if current_hard != resource.RLIM_INFINITY:
+        soft, hard = min(soft, current_hard), min(hard, current_hard)
+    return kind, soft, hard
+
+
+def preexec_for(limits: ResourceLimits) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that sets the rlimits in the child, or None when there are none to set."""
+    if resource is None:
+        return None
+    plan: list[tuple[int, int, int]] = []
+    if limits.memory_bytes is not None:
+        plan.append(_capped(resource.RLIMIT_AS, limits.memory_bytes))
+    if limits.cpu_seconds is not None:
+        # The soft limit sends SIGXCPU, the hard one a second later SIGKILL (for code that ignores it).
+        plan.append(_capped(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1))
+    if limits.open_files is not None:
+        plan.append(_capped(resource.RLIMIT_NOFILE, limits.open_files))
+    if not plan:
+        return None
+    # Built here, in the parent: between fork and exec (other threads' locks may be held in
+    # the child) the child only calls setrlimit with objects that already exist.
+    frozen = tuple((kind, (soft, hard)) for kind, soft, hard in plan)
+    setrlimit = resource.setrlimit
+
+    def apply() -> None:
+        for kind, pair in frozen:
+            setrlimit(kind, pair)
+
+    return apply
+
+
+@dataclass
+class OutputBudget:
+    """Counts what a child prints; ``exceeded`` once it passes the limit."""
+
+    limit: int | None
+    used: int = 0
+    exceeded: bool = False
+
+    def spend(self, nbytes: int) -> bool:
+        """Add ``nbytes``; True the first time the budget is exceeded."""
+        self.used += nbytes
+        if self.limit is not None and self.used > self.limit and not self.exceeded:
+            self.exceeded = True
+            return True
+        return False
+
+
+def limit_hit(limits: ResourceLimits, code: int, tail: Iterable[str]) -> str | None:
+    """Which limit a failed run most likely hit, as a phrase naming it, or None."""
+    text = "\n".join(tail)
+    # SIGXCPU at the soft limit; SIGKILL at the hard one (our own kills are reported before this).
+    if limits.cpu_seconds is not None and code in (-signal.SIGXCPU, -signal.SIGKILL):
+        return f"the CPU time limit of {limits.cpu_seconds} s (limits.cpu_seconds)"
+    if limits.memory_bytes is not None and (
+        any(sign in text for sign in _MEMORY_SIGNS) or code in (-signal.SIGSEGV, -signal.SIGABRT)
+    ):
+        return f"the memory limit of {limits.memory_bytes} bytes (limits.memory)"
+    if limits.open_files is not None and any(sign in text for sign in _FILES_SIGNS):
+        return f"the open-files limit of {limits.open_files} (limits.open_files)"
+    return None

@@ -1,0 +1,78 @@
+"""`fedclient policy show`, and the site-policy flags shared by `run`, `policy show` and `package check`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .policy import site_policy
+from .settings import load_settings
+
+POLICY_SETTINGS = (
+    "policy_file",
+    "allow_package",
+    "limit_memory",
+    "limit_cpu_seconds",
+    "limit_wall_seconds",
+    "limit_output",
+    "limit_open_files",
+    "read_only_package",
+    "max_package_bytes",
+    "max_unpacked_bytes",
+    "max_member_bytes",
+    "max_package_members",
+    "max_compression_ratio",
+    "max_model_bytes",
+)
+
+
+def add_policy_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("site policy (docs/SECURITY.md; flags override the policy file)")
+    g.add_argument("--policy-file", type=Path, help="the data owner's site policy (YAML)")
+    g.add_argument(
+        "--allow-package",
+        action="append",
+        metavar="SHA256",
+        help="only unpack packages with this SHA-256 (repeatable)",
+    )
+    g.add_argument("--limit-memory", metavar="SIZE", help="address-space limit per entry point, e.g. 4GiB")
+    g.add_argument("--limit-cpu-seconds", type=int, metavar="S", help="CPU-time limit per entry point")
+    g.add_argument("--limit-wall-seconds", type=float, metavar="S", help="wall-time limit per entry point")
+    g.add_argument("--limit-output", metavar="SIZE", help="stdout+stderr limit per entry point, e.g. 50MiB")
+    g.add_argument("--limit-open-files", type=int, metavar="N", help="open-files limit per entry point")
+    g.add_argument(
+        "--read-only-package",
+        action="store_true",
+        default=None,
+        help="make the unpacked package directory read-only to its own code",
+    )
+    g.add_argument("--max-package-bytes", metavar="SIZE", help="package download cap (default 512MiB)")
+    g.add_argument("--max-unpacked-bytes", metavar="SIZE", help="total unpacked cap (default 2GiB)")
+    g.add_argument("--max-member-bytes", metavar="SIZE", help="per-member cap (default 1GiB)")
+    g.add_argument("--max-package-members", type=int, metavar="N", help="member-count cap (default 10000)")
+    g.add_argument(
+        "--max-compression-ratio", type=float, metavar="X", help="unpacked/packed cap (default 200)"
+    )
+    g.add_argument(
+        "--max-model-bytes", metavar="SIZE", help="cap on a model from the combiner (default 8GiB)"
+    )
+
+
+def policy_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key, None) for key in POLICY_SETTINGS}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("policy", help="the site policy in force")
+    actions = p.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="print the site policy that `fedclient run` would enforce")
+    show.add_argument("-in", "--init", type=Path, help="FEDn-style client.yaml with settings")
+    add_policy_flags(show)
+
+
+def run_policy(args: argparse.Namespace) -> int:
+    settings = load_settings(policy_values(args), args.init)
+    for line in site_policy(settings).describe():
+        print(line)
+    return 0
