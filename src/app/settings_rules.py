@@ -67,7 +67,31 @@ def _metrics_host_without_port(loaded: Loaded) -> str | None:
     return None
 
 
+def _insecure_with_a_ca(loaded: Loaded) -> str | None:
+    s = loaded.settings
+    if not s.insecure:
+        return None
+    for name in ("grpc_root_cert_path", "api_ca_bundle"):
+        if getattr(s, name) is not None:
+            return (
+                f"{loaded.origin('insecure')} turns certificate checks off, but {loaded.origin(name)} "
+                "names a CA to check them with: give one of them"
+            )
+    if s.grpc_tls is False:
+        insecure, tls = loaded.origin("insecure"), loaded.origin("grpc_tls")
+        return f"{insecure} means TLS without checks, but {tls} turns TLS off"
+    return None
+
+
+def _two_tokens(loaded: Loaded) -> str | None:
+    if loaded.settings.token is not None and loaded.settings.token_file is not None:
+        return f"{loaded.origin('token')} and {loaded.origin('token_file')} both give the token: give one"
+    return None
+
+
 RULES: list[Rule] = [
+    _insecure_with_a_ca,
+    _two_tokens,
     _port_without_combiner,
     _direct_and_preferred,
     _checksum_of_local_package,

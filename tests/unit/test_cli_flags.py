@@ -178,6 +178,18 @@ def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.Captu
             "--api-ca-bundle names a CA to verify the controller with, but FEDN_CONNECT_API_SECURE turns",
         ),
         (["-u", "h", "--metrics-host", "0.0.0.0"], {}, "--metrics-host has no effect without --metrics-port"),
+        (
+            ["-u", "h", "--insecure", "--grpc-root-cert", "ca.pem"],
+            {},
+            "--insecure turns certificate checks off, but --grpc-root-cert names a CA",
+        ),
+        (["-u", "h", "--insecure"], {"FEDN_API_CA_BUNDLE": "ca.pem"}, "but FEDN_API_CA_BUNDLE names a CA"),
+        (["-u", "h", "--insecure", "--no-grpc-tls"], {}, "but --grpc-tls turns TLS off"),
+        (
+            ["-u", "h", "--token", "t0k3n-value", "--token-file", "f"],
+            {},
+            "--token and --token-file both give",
+        ),
         ([], {}, "say where to join: --api-url"),
         (["--combiner", "h", "--combiner-port", "1"], {}, "needs --local-package"),
     ],
