@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..domain.errors import ModelNotFound, PackageError, StreamEnded, TaskFailed, TransientError
+from ..domain.credentials import Credentials
+from ..domain.errors import (
+    AuthError,
+    FedClientError,
+    ModelNotFound,
+    PackageError,
+    StreamEnded,
+    TaskFailed,
+    TransientError,
+)
 from ..domain.model import (
     Assignment,
     AssignmentRequest,
@@ -116,6 +125,10 @@ class InMemoryCombiner:
     fail_with: dict[str, Exception] = field(default_factory=dict)
     refuse_connects: int = 0
     chunk_size: int = 4
+    # Every call as it was attempted, failed or not: (name, token it carried). Duplicates show here.
+    attempts: list[tuple[str, str | None]] = field(default_factory=list)
+    # When set, only these tokens are accepted (checked per call, and once when a task stream opens).
+    valid_tokens: set[str] | None = None
 
     def queue(self, client_id: str) -> asyncio.Queue[Task | None]:
         return self.queues.setdefault(client_id, asyncio.Queue())
@@ -126,7 +139,10 @@ class InMemoryCombiner:
     def end_stream(self, client_id: str) -> None:
         self.queue(client_id).put_nowait(None)
 
-    def check(self, name: str) -> None:
+    def check(self, name: str, token: str | None = None) -> None:
+        self.attempts.append((name, token))
+        if self.valid_tokens is not None and token not in self.valid_tokens:
+            raise AuthError("the combiner refused the token: Invalid token")
         left = self.fail_next.get(name, 0)
         if left:
             self.fail_next[name] = left - 1
@@ -135,46 +151,56 @@ class InMemoryCombiner:
 
 class InMemoryLink:
     def __init__(
-        self, combiner: InMemoryCombiner, identity: Identity, observer: Observer = NULL_OBSERVER
+        self,
+        combiner: InMemoryCombiner,
+        identity: Identity,
+        credentials: Credentials | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self.combiner = combiner
         self.identity = identity
         self.observer = observer
         self.closed = False
+        self._credentials = credentials or Credentials(None)
+
+    def _check(self, name: str) -> None:
+        self.combiner.check(name, self._credentials.token)
 
     async def tasks(self) -> AsyncIterator[Task]:
         queue = self.combiner.queue(self.identity.client_id)
+        self._check("tasks")  # a stream's token is checked when it opens, as gRPC interceptors do
         while True:
-            self.combiner.check("tasks")
+            if self.combiner.fail_next.get("tasks"):
+                self.combiner.check("tasks")
             task = await queue.get()
             if task is None:
                 raise StreamEnded("the combiner closed the task stream")
             yield task
 
     async def heartbeat(self) -> None:
-        self.combiner.check("heartbeat")
+        self._check("heartbeat")
         self.combiner.heartbeats.append(self.identity.client_id)
 
     async def send_status(self, report: StatusReport) -> None:
-        self.combiner.check("send_status")
+        self._check("send_status")
         self.combiner.statuses.append(report)
 
     async def send_update(self, update: ModelUpdate) -> None:
-        self.combiner.check("send_update")
+        self._check("send_update")
         if update.model_update_id not in self.combiner.models:
             raise TransientError(f"update {update.model_update_id} refers to a model that was never uploaded")
         self.combiner.updates.append(update)
 
     async def send_validation(self, validation: Validation) -> None:
-        self.combiner.check("send_validation")
+        self._check("send_validation")
         self.combiner.validations.append(validation)
 
     async def send_prediction(self, prediction: Prediction) -> None:
-        self.combiner.check("send_prediction")
+        self._check("send_prediction")
         self.combiner.predictions.append(prediction)
 
     async def download(self, model_id: str, dest: Path) -> int:
-        self.combiner.check("download")
+        self._check("download")
         if model_id not in self.combiner.models:
             raise ModelNotFound(f"the combiner has no model {model_id}")
         data = self.combiner.models[model_id]
@@ -187,7 +213,7 @@ class InMemoryLink:
         return len(data)
 
     async def upload(self, model_id: str, src: Path) -> int:
-        self.combiner.check("upload")
+        self._check("upload")
         data = src.read_bytes()
         progress = self.observer.transfer(TransferKind.MODEL_UPLOAD, model_id, len(data))
         self.combiner.uploads.append(model_id)
@@ -201,9 +227,15 @@ class InMemoryLink:
 
 
 class InMemoryConnector:
-    def __init__(self, combiner: InMemoryCombiner, observer: Observer = NULL_OBSERVER) -> None:
+    def __init__(
+        self,
+        combiner: InMemoryCombiner,
+        credentials: Credentials | None = None,
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
         self.combiner = combiner
         self.observer = observer
+        self.credentials = credentials
         self.links: list[InMemoryLink] = []
 
     async def connect(self, address: CombinerAddress, identity: Identity) -> InMemoryLink:
@@ -213,7 +245,7 @@ class InMemoryConnector:
             raise TransientError(f"connection to {address.target} refused")
         if "connect" in self.combiner.fail_with:
             raise self.combiner.fail_with["connect"]
-        link = InMemoryLink(self.combiner, identity, self.observer)
+        link = InMemoryLink(self.combiner, identity, self.credentials, self.observer)
         self.links.append(link)
         return link
 
@@ -259,6 +291,30 @@ class InMemoryTrainerFactory:
     def __call__(self, package_dir: Path, manifest: Manifest) -> InMemoryTrainer:
         self.built.append((package_dir, manifest))
         return self.trainer
+
+
+class InMemoryTokenRefresher:
+    """Mints ``token-1``, ``token-2``, … and makes ``combiner`` accept each; records every call."""
+
+    def __init__(self, combiner: InMemoryCombiner | None = None, prefix: str = "token-") -> None:
+        self.combiner = combiner
+        self.prefix = prefix
+        self.calls = 0
+        self.issued: list[str] = []
+        self.fail_with: FedClientError | None = None
+        self.gate: asyncio.Event | None = None  # set to hold refreshes until it is set
+
+    async def refresh(self) -> str:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        token = f"{self.prefix}{len(self.issued) + 1}"
+        self.issued.append(token)
+        if self.combiner is not None and self.combiner.valid_tokens is not None:
+            self.combiner.valid_tokens.add(token)
+        return token
 
 
 class FakeClock:

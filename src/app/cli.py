@@ -126,11 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = loaded.settings
             configure_logging(settings.log_level, settings.secrets, settings.log_format)
             settings_rules.check(loaded)
-            if getattr(args, "token", None) is not None:
-                log.warning(
-                    "the token was given with --token, so any user of this machine can read it in `ps`; "
-                    "use --token-file or FEDN_AUTH_TOKEN_FILE instead"
-                )
+            for flag in ("token", "refresh_token"):
+                if getattr(args, flag, None) is not None:
+                    log.warning(
+                        "the %s was given with --%s, so any user of this machine can read it in `ps`; "
+                        "use --%s-file or FEDN_AUTH_%s_FILE instead",
+                        flag.replace("_", " "),
+                        flag.replace("_", "-"),
+                        flag.replace("_", "-"),
+                        "TOKEN" if flag == "token" else "REFRESH_TOKEN",
+                    )
             with operator_views(settings) as board:
                 asyncio.run(_run(settings, board))
         elif args.command == "config":

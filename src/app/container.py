@@ -5,6 +5,7 @@ Tests build it with real settings and override providers with the in-memory fake
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,15 +14,20 @@ from dependency_injector import containers, providers
 from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
+from ..adapters.controller_http.refresh import HttpTokenRefresher
 from ..adapters.package_archive import TarPackageUnpacker
-from ..adapters.trainers import subprocess_trainer_factory
+from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
+from ..domain.credentials import Credentials
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
 from ..domain.observe import NULL_OBSERVER, Observer
 from ..domain.policy import SitePolicy
+from ..domain.redaction import register_secrets
 from .plan import build_plan
 from .policy import max_model_bytes, site_policy
 from .settings import Settings
+
+log = logging.getLogger("fedclient")
 
 
 def _endpoint(settings: Settings) -> ControllerEndpoint | None:
@@ -48,32 +54,60 @@ def _client_cert(settings: Settings) -> tuple[str, str] | None:
     return str(settings.client_cert_path), str(settings.client_key_path)
 
 
-def _discovery(settings: Settings, endpoint: ControllerEndpoint | None) -> HttpxDiscovery | None:
+def _refresher(settings: Settings) -> HttpTokenRefresher | None:
+    uri, refresh_token = settings.refresh_token_uri, settings.refresh_token_value
+    if not uri and not refresh_token:
+        return None
+    if not uri or not refresh_token:
+        missing = "FEDN_AUTH_REFRESH_TOKEN_URI" if not uri else "FEDN_AUTH_REFRESH_TOKEN"
+        log.warning("token refresh is off: %s is not set", missing)
+        return None
+    return HttpTokenRefresher(uri, refresh_token, _verify(settings))
+
+
+def _credentials(settings: Settings, refresher: HttpTokenRefresher | None) -> Credentials:
+    """One token for every channel; each refreshed token is scrubbed from logs like the first."""
+    return Credentials(
+        settings.token_value,
+        refresher,
+        SystemClock(),
+        on_new_token=lambda token: register_secrets([token]),
+    )
+
+
+def _discovery(
+    settings: Settings, endpoint: ControllerEndpoint | None, credentials: Credentials
+) -> HttpxDiscovery | None:
     if endpoint is None:
         return None
     return HttpxDiscovery(
-        endpoint,
-        settings.token_value,
-        settings.auth_scheme,
-        _verify(settings),
-        client_cert=_client_cert(settings),
+        endpoint, credentials, settings.auth_scheme, _verify(settings), client_cert=_client_cert(settings)
     )
 
 
 def _package_source(
-    settings: Settings, endpoint: ControllerEndpoint | None, policy: SitePolicy, observer: Observer
+    settings: Settings,
+    endpoint: ControllerEndpoint | None,
+    credentials: Credentials,
+    policy: SitePolicy,
+    observer: Observer,
 ) -> HttpxPackageSource | None:
     if endpoint is None:
         return None
     return HttpxPackageSource(
         endpoint,
-        settings.token_value,
+        credentials,
         settings.auth_scheme,
         _verify(settings),
         max_bytes=policy.archive.max_download_bytes,
         client_cert=_client_cert(settings),
         observer=observer,
     )
+
+
+def _pid_file(settings: Settings) -> Path:
+    """Where entry-point children are recorded, so a restart can sweep what a killed run left."""
+    return settings.work_dir.resolve() / PID_FILE
 
 
 def _envs_dir(settings: Settings) -> Path | None:
@@ -90,14 +124,16 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Singleton(site_policy, settings)
     plan = providers.Singleton(build_plan, settings, policy)
     endpoint = providers.Singleton(_endpoint, settings)
-    discovery = providers.Singleton(_discovery, settings, endpoint)
-    package_source = providers.Singleton(_package_source, settings, endpoint, policy, observer)
+    refresher = providers.Singleton(_refresher, settings)
+    credentials = providers.Singleton(_credentials, settings, refresher)
+    discovery = providers.Singleton(_discovery, settings, endpoint, credentials)
+    package_source = providers.Singleton(_package_source, settings, endpoint, credentials, policy, observer)
     unpacker = providers.Singleton(
         TarPackageUnpacker, policy.provided.archive, read_only=policy.provided.read_only_package
     )
     connector = providers.Singleton(
         GrpcConnector,
-        token=settings.provided.token_value,
+        token=credentials,
         auth_scheme=settings.provided.auth_scheme,
         root_cert_path=settings.provided.grpc_root_cert_path,
         force_tls=settings.provided.grpc_tls,
@@ -114,6 +150,7 @@ class Container(containers.DeclarativeContainer):
         python=settings.provided.python,
         envs_dir=providers.Callable(_envs_dir, settings),
         limits=policy.provided.limits,
+        pid_file=providers.Callable(_pid_file, settings),
     )
     clock = providers.Singleton(SystemClock)
     lifecycle = providers.Factory(
@@ -126,12 +163,13 @@ class Container(containers.DeclarativeContainer):
         trainer_factory=trainer_factory,
         clock=clock,
         observer=observer,
+        credentials=credentials,
     )
 
 
 async def close_adapters(lifecycle: Lifecycle) -> None:
     """Close the network clients the container opened (httpx keeps pooled connections)."""
-    for adapter in (lifecycle.discovery, lifecycle.package_source):
+    for adapter in (lifecycle.discovery, lifecycle.package_source, lifecycle.credentials.refresher):
         aclose = getattr(adapter, "aclose", None)
         if aclose is not None:
             await aclose()

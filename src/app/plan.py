@@ -43,6 +43,8 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None) -> ClientPl
         package_checksum=settings.package_checksum,
         require_checksum=settings.require_checksum,
         heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_miss_limit=settings.heartbeat_miss_limit,
+        shutdown_grace=settings.shutdown_grace,
         helper_type=settings.helper_type or None,
         allowed_packages=policy.allowed_packages if policy else frozenset(),
     )

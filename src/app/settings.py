@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         description="read the refresh token from this file",
         json_schema_extra=_meta(JOIN, metavar="FILE"),
     )
+    # FEDn's token refresh: POST {"refresh": <refresh token>} to this URI, take "access" from the reply.
+    refresh_token_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("refresh_token_uri", "FEDN_AUTH_REFRESH_TOKEN_URI"),
+        description="where to refresh an expired token with the refresh token",
+        json_schema_extra=_meta(JOIN, metavar="URI"),
+    )
     auth_scheme: str = Field(
         default="Bearer", description="scheme word in the Authorization header", json_schema_extra=_meta(JOIN)
     )
@@ -306,6 +313,18 @@ class Settings(BaseSettings):
         default=2.0,
         gt=0,
         description="seconds between heartbeats",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+    heartbeat_miss_limit: int = Field(
+        default=3,
+        ge=1,
+        description="heartbeats missed in a row before the client reconnects",
+        json_schema_extra=_meta(RUN, metavar="N"),
+    )
+    shutdown_grace: float = Field(
+        default=120.0,
+        ge=0,
+        description="on SIGINT/SIGTERM, seconds the running task may take to finish before it is cancelled",
         json_schema_extra=_meta(RUN, metavar="SECONDS"),
     )
 

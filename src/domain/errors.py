@@ -16,11 +16,23 @@ class FatalError(FedClientError):
 
 
 class AuthError(FatalError):
-    """The server refused our credentials."""
+    """The server refused our credentials.
+
+    ``refreshable`` says whether a fresh token could help (401 / UNAUTHENTICATED: the
+    token may have expired); a refusal of a valid token (403 / PERMISSION_DENIED) is not.
+    """
+
+    def __init__(self, message: str, refreshable: bool = True) -> None:
+        super().__init__(message)
+        self.refreshable = refreshable
 
 
 class ConfigError(FatalError):
     """The server or the user's settings do not match what the client needs."""
+
+
+class PermanentError(ConfigError):
+    """The answer will not change on retry (wrong server, wrong port, a bad request)."""
 
 
 class PackageError(FatalError):
@@ -28,7 +40,14 @@ class PackageError(FatalError):
 
 
 class TransientError(FedClientError):
-    """The other side is unreachable or busy right now; trying again later may work."""
+    """The other side is unreachable or busy right now; trying again later may work.
+
+    ``retry_after`` is the server's own wish (HTTP Retry-After), in seconds, when it gave one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StreamEnded(TransientError):

@@ -14,6 +14,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .credentials import Credentials, RefreshingLink
 from .errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
 from .links import LinkHolder
 from .model import (
@@ -35,10 +36,11 @@ from .ports import (
     PackageSource,
     PackageUnpacker,
     PreparedTrainer,
+    ShutdownHook,
     Trainer,
     TrainerFactory,
 )
-from .retry import RetryConfig, call_with_retry, compute_backoff, may_retry
+from .retry import RetryConfig, call_with_retry, may_retry, next_delay
 from .state import StateMachine
 from .tasks import TaskRunner
 
@@ -74,8 +76,16 @@ class ClientPlan:
         default_factory=lambda: RetryConfig(initial=2.0, maximum=60.0, max_attempts=30)
     )
     reconnect_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=1.0, maximum=30.0))
-    # After this many failed reconnects in a row, ask the controller again (it may move us).
+    # After this many failed reconnects in a row, ask the controller again (it may move us)...
     reassign_after: int = 10
+    # ...at most this many times; then go back to the old combiner. Never an endless loop.
+    reassign_budget: int = 3
+    # This many heartbeats missed in a row mean the connection is dead: reconnect.
+    heartbeat_miss_limit: int = 3
+    # On SIGINT/SIGTERM the running task may finish for this long before it is cancelled.
+    shutdown_grace: float = 120.0
+    # Each shutdown hook (e.g. flushing the outbox) gets this long.
+    flush_timeout: float = 30.0
     # How long a task waits for a lost combiner connection to come back before it fails.
     link_wait: float = 600.0
 
@@ -100,7 +110,15 @@ class Lifecycle:
     tasks_received: int = 0
     runner: TaskRunner | None = None
     links: LinkHolder = field(default_factory=LinkHolder)
+    # The token shared by every channel; the adapters get the same object from the container.
+    credentials: Credentials = field(default_factory=lambda: Credentials(None))
+    # Run once on the way out, after the last task and before the channels close.
+    shutdown_hooks: list[ShutdownHook] = field(default_factory=list)
+    reassignments: int = 0
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _drained: asyncio.Event = field(default_factory=asyncio.Event)
+    _outage: tuple[int, float] | None = None  # (connect attempts, since) while the combiner is away
 
     # ---------------------------------------------------------------- run --
 
@@ -159,14 +177,24 @@ class Lifecycle:
 
     # ------------------------------------------------------------- assign --
 
-    async def assign(self) -> Assignment:
+    async def assign(self, budget: int | None = None) -> Assignment | None:
+        """Ask the controller for a combiner until it gives one or says no.
+
+        With a ``budget`` (re-assignment) at most that many requests are made and None
+        is returned when they run out, so the caller can go back to its old combiner.
+        Without one, "try again" is waited out (FEDn says it while it is starting) and
+        an unreachable controller is retried ``unreachable_retry`` times.
+        """
         if self.discovery is None:
             raise ConfigError("no controller configured: give --api-url, or --combiner and --combiner-port")
         request = AssignmentRequest(self.plan.identity, self.plan.package_mode, self.plan.preferred_combiner)
-        waits = unreachable = 0
+        asks = waits = unreachable = 0
+        started = self.clock.monotonic()
         while True:
             if self._stop.is_set():
                 raise Stopped
+            asks += 1
+            seen = self.credentials.version
             answer = await self.discovery.assign(request)
             if answer.status is AssignmentStatus.ASSIGNED:
                 if answer.combiner is None:
@@ -175,36 +203,57 @@ class Lifecycle:
                 if answer.client_id and answer.client_id != self.plan.identity.client_id:
                     self.identity = Identity(self.plan.identity.name, answer.client_id)
                     bind_log_context(client_id=answer.client_id)
+                if asks > 1:
+                    log.info(
+                        "controller answered after %d tries, %.0f s",
+                        asks,
+                        self.clock.monotonic() - started,
+                    )
                 log.info("assigned to combiner %s", self.combiner.target)
                 return answer
             if answer.status is AssignmentStatus.UNAUTHORIZED:
-                raise AuthError(f"the controller refused the client: {answer.message or 'unauthorized'}")
+                refused = AuthError(
+                    f"the controller refused the client: {answer.message or 'unauthorized'}",
+                    refreshable=answer.refreshable,
+                )
+                if await self.credentials.renew(seen, refused):
+                    asks -= 1  # the same question again, now with the new token
+                    continue
+                raise self.credentials.final(refused)
             if answer.status is AssignmentStatus.UNMATCHED_CONFIG:
                 raise ConfigError(f"the controller cannot take this client: {answer.message}")
             if answer.status is AssignmentStatus.TRY_AGAIN:
                 waits += 1
-                delay = compute_backoff(waits, self.plan.assign_retry)
-                log.info("controller says try again (%s); waiting %.1f s", answer.message, delay)
+                delay = next_delay(waits, self.plan.assign_retry, answer.retry_after)
+                log.info(
+                    "controller says try again (%s); attempt %d, waiting %.1f s", answer.message, asks, delay
+                )
             else:
                 unreachable += 1
                 if not may_retry(unreachable, self.plan.unreachable_retry):
                     raise TransientError(
                         f"the controller stayed unreachable after {unreachable} tries: {answer.message}"
                     )
-                delay = compute_backoff(unreachable, self.plan.unreachable_retry)
+                delay = next_delay(unreachable, self.plan.unreachable_retry, answer.retry_after)
                 log.warning(
-                    "controller unreachable (%s); retry %d in %.1f s", answer.message, unreachable, delay
+                    "controller unreachable (%s); attempt %d, retrying in %.1f s",
+                    answer.message,
+                    unreachable,
+                    delay,
                 )
+            if budget is not None and asks >= budget:
+                return None
             await self._pause(delay)
 
     # ------------------------------------------------------------ package --
 
     async def prepare_package(self) -> Manifest:
+        unpacker = self.unpacker
         if self.plan.package_mode is PackageMode.LOCAL:
             if self.plan.local_package_dir is None:
                 raise PackageError("local package mode needs a package directory")
             self.package_dir = self.plan.local_package_dir
-            return self.unpacker.load_manifest(self.package_dir)
+            return await asyncio.to_thread(unpacker.load_manifest, self.package_dir)
         source = self.package_source
         if source is None:
             raise ConfigError("remote package mode needs a controller to download the package from")
@@ -218,14 +267,21 @@ class Lifecycle:
             return await source.download(download_dir), expected
 
         archive, server_sum = await call_with_retry(
-            fetch, self.plan.unreachable_retry, self._pause, "downloading the compute package"
+            lambda: self.credentials.call(fetch),
+            self.plan.unreachable_retry,
+            self._pause,
+            "downloading the compute package",
         )
+        # Hashing and unpacking a big package take seconds: off the event loop, so
+        # heartbeats and signals are not held up.
         try:
-            actual = self.verify_package(archive, server_sum)
-            self.package_dir = self.unpacker.unpack(archive, self.plan.work_dir / "packages" / actual[:16])
+            actual = await asyncio.to_thread(self.verify_package, archive, server_sum)
+            self.package_dir = await asyncio.to_thread(
+                self.unpacker.unpack, archive, self.plan.work_dir / "packages" / actual[:16]
+            )
         finally:
             archive.unlink(missing_ok=True)  # refused or unpacked, the download is not kept
-        return self.unpacker.load_manifest(self.package_dir)
+        return await asyncio.to_thread(self.unpacker.load_manifest, self.package_dir)
 
     def verify_package(self, archive: Path, server_sum: str | None) -> str:
         """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it."""
@@ -261,54 +317,110 @@ class Lifecycle:
     # -------------------------------------------------------------- serve --
 
     async def serve(self) -> None:
-        """Keep a task stream open, reconnecting with backoff, until stop is set."""
+        """Keep a task stream open, reconnecting with backoff, until stopped (then drain and flush)."""
         assert self.runner is not None and self.combiner is not None and self.identity is not None
         queue: asyncio.Queue[Task] = asyncio.Queue()
+        self._idle.set()
+        self._drained.clear()
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
+        watcher = asyncio.create_task(self._watch_stop(), name="fedclient-stop-watch")
         failures = 0
+        self._outage = (0, self.clock.monotonic())
         try:
-            while not self._stop.is_set():
-                outcome = await self._session(queue, worker)
+            while not self._drained.is_set():
+                seen = self.credentials.version
+                try:
+                    outcome = await self._session(queue, worker)
+                except AuthError as exc:
+                    if await self.credentials.renew(seen, exc):
+                        log.info("reconnecting to %s with the refreshed token", self.combiner.target)
+                        continue
+                    raise self.credentials.final(exc) from None
                 if outcome == "stopped":
                     return
                 failures = 0 if outcome == "healthy" else failures + 1
+                if self._outage is None:  # the connection is gone: the outage starts now
+                    self._outage = (0, self.clock.monotonic())
                 if failures and failures % self.plan.reassign_after == 0:
                     await self._reassign(failures)
-                delay = compute_backoff(max(failures, 1), self.plan.reconnect_retry)
-                log.info("reconnecting to %s in %.1f s", self.combiner.target, delay)
-                await self._pause(delay)
+                delay = next_delay(max(failures, 1), self.plan.reconnect_retry)
+                log.info(
+                    "reconnecting to %s in %.1f s (attempt %d)", self.combiner.target, delay, failures + 1
+                )
+                if await _wait(self._drained, self.clock.sleep(delay)):
+                    return
         except Stopped:
             return
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-            await self._close_link()
+            watcher.cancel()
+            await self._finish(worker, watcher)
+
+    async def _finish(self, worker: asyncio.Task[None], watcher: asyncio.Task[None]) -> None:
+        """Cancel what still runs, run the shutdown hooks, close the channel: every step bounded."""
+        for task in (watcher, worker):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(task, 10.0)
+        for hook in self.shutdown_hooks:
+            try:
+                await asyncio.wait_for(hook(), self.plan.flush_timeout)
+            except asyncio.TimeoutError:
+                log.warning("shutdown hook %s did not finish in %.0f s", hook, self.plan.flush_timeout)
+            except Exception:  # a failing hook must not keep the client from closing
+                log.exception("shutdown hook %s failed", hook)
+        await self._close_link()
+
+    async def _watch_stop(self) -> None:
+        """On stop: let the running task finish within the grace period, then declare the client drained."""
+        await self._stop.wait()
+        if self._idle.is_set():
+            log.info("stopping")
+        else:
+            grace = self.plan.shutdown_grace
+            log.info("stopping: no new tasks; letting the running task finish (up to %.0f s)", grace)
+            if not await _wait(self._idle, self.clock.sleep(grace)):
+                log.warning("the running task did not finish within %.0f s; cancelling it", grace)
+        self._drained.set()
 
     async def _reassign(self, failures: int) -> None:
-        """Ask the controller again after a long outage; keep the old combiner if that fails too."""
+        """Ask the controller again after a long outage, with a bounded budget; else keep the old combiner."""
         if self.discovery is None or self.plan.combiner is not None:
             return
-        assert self.combiner is not None
+        old = self.combiner
+        assert old is not None
+        budget = self.plan.reassign_budget
         log.warning(
-            "combiner %s failed %d times in a row; asking the controller again",
-            self.combiner.target,
+            "combiner %s failed %d times in a row; asking the controller for a combiner (up to %d times)",
+            old.target,
             failures,
+            budget,
         )
+        self.reassignments += 1
         try:
-            await self.assign()
-        except AuthError:
+            answer = await self.assign(budget=budget)
+        except (AuthError, Stopped):
             raise
         except FedClientError as exc:
-            log.warning(
-                "the controller could not reassign us (%s); keep trying %s", exc, self.combiner.target
-            )
+            log.warning("the controller could not reassign us (%s); back to %s", exc, old.target)
+            self.combiner = old
+            return
+        if answer is None:
+            log.warning("the controller gave no combiner in %d tries; back to %s", budget, old.target)
+            self.combiner = old
+        elif self.combiner != old:
+            assert self.combiner is not None
+            log.warning("the controller moved us from combiner %s to %s", old.target, self.combiner.target)
+            self._outage = None
+        else:
+            log.info("the controller kept us on combiner %s", old.target)
 
     async def _session(self, queue: asyncio.Queue[Task], worker: asyncio.Task[None]) -> str:
         """One connection: returns 'stopped', 'healthy' (got tasks or lasted) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
         target = self.combiner.target
         self.observer.link(Link.CONNECTING, target)
+        if self._outage is not None:
+            self._outage = (self._outage[0] + 1, self._outage[1])
         try:
             link = await self.connector.connect(self.combiner, self.identity)
         except TransientError as exc:
@@ -318,43 +430,70 @@ class Lifecycle:
         except BaseException:
             self.observer.link(Link.DISCONNECTED, target)
             raise
-        self.links.set(link)
+        self.links.set(RefreshingLink(link, self.credentials))
         self.observer.link(Link.CONNECTED, target)
         self.connects += 1
+        if self._outage is not None:
+            tries, since = self._outage
+            if self.connects > 1 or tries > 1:
+                log.info(
+                    "combiner %s %s after %d %s, %.0f s",
+                    self.combiner.target,
+                    "back" if self.connects > 1 else "reached",
+                    tries,
+                    "try" if tries == 1 else "tries",
+                    self.clock.monotonic() - since,
+                )
+            self._outage = None
         received_before, opened = self.tasks_received, self.clock.monotonic()
         reader = asyncio.create_task(self._read(queue), name="fedclient-reader")
         beats = asyncio.create_task(self._heartbeats(), name="fedclient-heartbeat")
-        stopper: asyncio.Task[object] = asyncio.create_task(self._stop.wait(), name="fedclient-stop")
+        drained = asyncio.create_task(self._drained.wait(), name="fedclient-drained")
+        stopping = asyncio.create_task(self._stop.wait(), name="fedclient-stop")
+        watched: set[asyncio.Future[object]] = {reader, beats, drained, stopping, worker}  # type: ignore[arg-type]
+        outcome = "failed"
         try:
-            done, _ = await asyncio.wait(
-                {reader, beats, stopper, worker}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if stopper in done:
-                return "stopped"
-            if worker in done:
-                if worker.cancelled():
-                    raise FedClientError("the task worker was cancelled unexpectedly")
-                raise worker.exception() or FedClientError("the task worker ended unexpectedly")
-            for finished in (beats, reader):
-                error = finished.exception() if finished in done else None
-                if error is not None and not isinstance(error, TransientError):
-                    raise error
-            if reader in done:
-                lost = reader.exception()
-                if isinstance(lost, StreamEnded):
-                    log.warning("combiner %s closed the task stream", self.combiner.target)
-                else:
-                    log.warning("task stream to %s lost: %s", self.combiner.target, lost)
-            lasted = self.clock.monotonic() - opened
-            healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
-            return "healthy" if healthy else "failed"
+            while True:
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if drained in done:
+                    outcome = "stopped"
+                    return outcome
+                if stopping in done:
+                    # Stop taking tasks; heartbeats go on while the running task finishes.
+                    watched -= {stopping, reader}
+                    reader.cancel()
+                    done -= {stopping, reader}
+                    if not done:
+                        continue
+                if worker in done:
+                    if worker.cancelled():
+                        raise FedClientError("the task worker was cancelled unexpectedly")
+                    died = worker.exception() or FedClientError("the task worker ended unexpectedly")
+                    if isinstance(died, AuthError):  # the task already renewed once: final
+                        raise self.credentials.final(died)
+                    raise died
+                for finished in (beats, reader):
+                    error = finished.exception() if finished in done else None
+                    if error is not None and not isinstance(error, TransientError):
+                        raise error
+                if reader in done:
+                    lost = reader.exception()
+                    if isinstance(lost, StreamEnded):
+                        log.warning("combiner %s closed the task stream", self.combiner.target)
+                    else:
+                        log.warning("task stream to %s lost: %s", self.combiner.target, lost)
+                if beats in done:
+                    log.warning("connection to %s lost: %s", self.combiner.target, beats.exception())
+                lasted = self.clock.monotonic() - opened
+                healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
+                return "healthy" if healthy else "failed"
         finally:
-            for helper in (reader, beats, stopper):
+            for helper in (reader, beats, drained, stopping):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
-            await self._close_link()
-            self.observer.link(Link.DISCONNECTED, target)
+            if outcome != "stopped":  # on stop, the shutdown hooks still get the open link
+                await self._close_link()  # (reports the link down to the observer)
 
     async def _read(self, queue: asyncio.Queue[Task]) -> None:
         link = self.links.current()
@@ -375,10 +514,24 @@ class Lifecycle:
         assert self.runner is not None
         while True:
             task = await queue.get()
-            await self.runner.handle(task)
+            if self._stop.is_set():
+                log.warning(
+                    "stopping: %s task for model %s not started (correlation %s)",
+                    task.kind.value,
+                    task.model_id,
+                    task.correlation_id,
+                )
+                continue
+            self._idle.clear()
+            try:
+                await self.runner.handle(task)
+            finally:
+                self._idle.set()
 
     async def _heartbeats(self) -> None:
+        """Beat every interval; ``heartbeat_miss_limit`` misses in a row end the session (reconnect)."""
         misses = 0
+        limit = self.plan.heartbeat_miss_limit
         while True:
             link = self.links.current()
             try:
@@ -392,14 +545,17 @@ class Lifecycle:
             except TransientError as exc:
                 misses += 1
                 self.observer.heartbeat(False)
-                log.warning("heartbeat %d missed: %s", misses, exc)
+                if misses >= limit:
+                    raise TransientError(f"{misses} heartbeats in a row missed (last: {exc})") from None
+                log.warning("heartbeat %d/%d missed: %s", misses, limit, exc)
             await self.clock.sleep(self.plan.heartbeat_interval)
 
     async def _close_link(self) -> None:
         link = self.links.take()
         if link is not None:
             with contextlib.suppress(Exception):
-                await link.close()
+                await asyncio.wait_for(link.close(), 10.0)
+            self.observer.link(Link.DISCONNECTED, self.combiner.target if self.combiner else None)
 
 
 async def _wait(stop: asyncio.Event, sleeper: Awaitable[None]) -> bool:

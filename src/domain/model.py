@@ -62,6 +62,8 @@ class Assignment:
     combiner: CombinerAddress | None = None
     client_id: str | None = None
     helper_type: str = ""
+    retry_after: float | None = None  # TRY_AGAIN/UNREACHABLE: the server's Retry-After, seconds
+    refreshable: bool = True  # UNAUTHORIZED: could a fresh token help (401), or not (403)?
 
     @property
     def is_final(self) -> bool:

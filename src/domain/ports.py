@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -129,6 +129,18 @@ class TrainerFactory(Protocol):
     """Builds the Trainer for a ready package (its directory and parsed manifest)."""
 
     def __call__(self, package_dir: Path, manifest: Manifest) -> Trainer: ...
+
+
+class TokenRefresher(Protocol):
+    """Exchanges the configured refresh token for a new access token."""
+
+    async def refresh(self) -> str:
+        """The new access token. AuthError if the refresh token is refused, TransientError if unreachable."""
+        ...
+
+
+ShutdownHook = Callable[[], Awaitable[None]]
+"""Run once when the client stops, after the last task and before the channels close (bounded)."""
 
 
 class Clock(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -55,6 +56,20 @@ def compute_backoff(attempt: int, config: RetryConfig, rand: float | None = None
     return max(0.0, min(config.maximum, base - spread + 2 * spread * r))
 
 
+def next_delay(
+    attempt: int, config: RetryConfig, retry_after: float | None = None, rand: float | None = None
+) -> float:
+    """The backoff for ``attempt``, but never shorter than the server's Retry-After wish.
+
+    A Retry-After longer than ``config.maximum`` is honoured (the server knows when it
+    will be back); the table caps it at ``failures.MAX_RETRY_AFTER`` when it is parsed.
+    """
+    delay = compute_backoff(attempt, config, rand)
+    if retry_after is not None and retry_after > delay:
+        return retry_after
+    return delay
+
+
 def may_retry(attempt: int, config: RetryConfig) -> bool:
     """Whether a further try is allowed after ``attempt`` tries have failed."""
     return config.max_attempts is None or attempt < config.max_attempts
@@ -66,15 +81,26 @@ async def call_with_retry(
     sleep: Callable[[float], Awaitable[None]],
     what: str,
 ) -> T:
-    """Run ``call`` until it succeeds, retrying TransientError with backoff; anything else propagates."""
+    """Run ``call`` until it succeeds, retrying TransientError with backoff; anything else propagates.
+
+    Every backoff is logged with its attempt number and delay, and a success after
+    failures says how many tries and how long it took.
+    """
     attempt = 0
+    started: float | None = None
     while True:
         attempt += 1
         try:
-            return await call()
+            result = await call()
         except TransientError as exc:
             if not may_retry(attempt, config):
                 raise
-            delay = compute_backoff(attempt, config)
-            log.warning("%s failed (%s); retry %d in %.1f s", what, exc, attempt, delay)
+            if started is None:
+                started = time.monotonic()
+            delay = next_delay(attempt, config, exc.retry_after)
+            log.warning("%s failed (%s); attempt %d, retrying in %.1f s", what, exc, attempt, delay)
             await sleep(delay)
+            continue
+        if started is not None:
+            log.info("%s succeeded after %d tries, %.0f s", what, attempt, time.monotonic() - started)
+        return result

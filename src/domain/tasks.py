@@ -7,6 +7,7 @@ refused token (AuthError) and cancellation (the client is stopping) get through.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -128,8 +129,8 @@ class TaskRunner:
             outcome = await self._report_failure(task, f"{type(exc).__name__}: {exc}")
         finally:
             self._state.finish()
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+            if scratch is not None:  # a big model's files: removed off the event loop
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
         self.outcomes.append(outcome)
         return outcome
 

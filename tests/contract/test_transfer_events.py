@@ -40,7 +40,7 @@ async def world(
     else:
         combiner = InMemoryCombiner()
         combiner.models["seed"] = seed.read_bytes()
-        link = await InMemoryConnector(combiner, observer).connect(CombinerAddress("h", 1), ME)
+        link = await InMemoryConnector(combiner, observer=observer).connect(CombinerAddress("h", 1), ME)
         yield link, observer, tmp_path
 
 

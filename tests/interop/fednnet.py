@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -39,6 +40,7 @@ LAUNCHER = HERE / "fedn_launch.py"
 DRIVER = HERE / "fedn_session.py"
 COMBINER_NAME = "interop-combiner"
 TLS_PORT = 443  # FEDn 0.33's client opens TLS (and sends its token) only on this port
+_COMBINER_READY = "ready for gRPC requests"
 _SECRET = "interop-secret-0123456789abcdef-0123456789"  # >= 32 bytes: HS256 without pyjwt warnings
 
 
@@ -107,17 +109,39 @@ class FednNetwork:
                 self.tls_files = make_ca_and_server_cert(self.workdir / "tls")
             self._write_config()
             bin_dir = venv_python(self.venv).parent
-            python = str(venv_python(self.venv))
             self.spawn("s3", [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)])
             self._wait(f"http://{HOST}:{self.s3_port}/", "s3", timeout)
-            self.spawn("controller", [python, str(LAUNCHER), "controller", "--port", str(self.api_port)])
-            self._wait(f"{self.api_url}/health", "controller", timeout)
-            init = self.workdir / "combiner.yaml"
-            self.spawn("combiner", [python, str(LAUNCHER), "combiner", "--init", str(init)])
-            self._wait_combiner(timeout)
+            self.start_controller(timeout)
+            self.start_combiner(timeout)
         except BaseException:
             self.stop()
             raise
+
+    def start_controller(self, timeout: float = 90.0) -> Proc:
+        """(Re)start the controller on its port and wait until it answers /health."""
+        python = str(venv_python(self.venv))
+        proc = self.spawn("controller", [python, str(LAUNCHER), "controller", "--port", str(self.api_port)])
+        self._wait(f"{self.api_url}/health", "controller", timeout)
+        return proc
+
+    def start_combiner(self, timeout: float = 90.0) -> Proc:
+        """(Re)start the combiner on its port and wait until it is registered and serving gRPC."""
+        python = str(venv_python(self.venv))
+        log = self.workdir / "combiner.log"
+        readies = log.read_text(errors="replace").count(_COMBINER_READY) if log.exists() else 0
+        init = self.workdir / "combiner.yaml"
+        proc = self.spawn("combiner", [python, str(LAUNCHER), "combiner", "--init", str(init)])
+        self._wait_combiner(timeout, readies + 1)
+        return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process group of the server ``name`` we started (a crash: no cleanup), and reap it."""
+        proc = next(p for p in self._procs if p.name == name)
+        self._procs.remove(proc)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)  # start_new_session: the group id is its pid
+        proc.popen.wait(timeout=30)
+        proc.handle.close()
 
     def stop(self) -> None:
         """TERM each group we started (newest first), wait, then KILL what is left."""
@@ -225,14 +249,16 @@ class FednNetwork:
             time.sleep(0.2)
         raise NetworkError(f"{name} did not become healthy at {url} in {timeout:.0f} s\n{self.log_tails()}")
 
-    def _wait_combiner(self, timeout: float) -> None:
+    def _wait_combiner(self, timeout: float, readies: int = 1) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
             with contextlib.suppress(OSError, ValueError):
-                if self.rest("/api/v1/combiners/").get("count", 0) >= 1 and "ready for gRPC requests" in (
-                    self.workdir / "combiner.log"
-                ).read_text(errors="replace"):
+                log = (self.workdir / "combiner.log").read_text(errors="replace")
+                if (
+                    self.rest("/api/v1/combiners/").get("count", 0) >= 1
+                    and log.count(_COMBINER_READY) >= readies
+                ):
                     return
             time.sleep(0.3)
         raise NetworkError(f"the combiner did not register in {timeout:.0f} s\n{self.log_tails()}")

@@ -106,6 +106,20 @@ def test_config_show_masks_secrets(
     assert [line.split()[1:3] for line in out.splitlines() if line.startswith("token ")] == [["***", "env"]]
 
 
+def test_refresh_and_shutdown_settings_are_generated_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "r-very-secret-refresh-0123456789"
+    argv = ["--refresh-token", secret, "--refresh-token-uri", "https://auth.example/refresh/"]
+    argv += ["--shutdown-grace", "7", "--heartbeat-miss-limit", "5"]
+    assert main(["config", "show", *argv]) == 0
+    out = capsys.readouterr().out
+    assert secret not in out
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:]}
+    assert rows["refresh_token"] == ["***", "flag"]
+    assert rows["refresh_token_uri"] == ["https://auth.example/refresh/", "flag"]
+    assert rows["shutdown_grace"] == ["7.0", "flag"]
+    assert rows["heartbeat_miss_limit"] == ["5", "flag"]
+
+
 def test_quiet_and_verbose_set_the_log_level(capsys: pytest.CaptureFixture[str]) -> None:
     assert show(capsys, "--quiet")["log_level"] == ("WARNING", "flag")
     assert show(capsys, "-v")["log_level"] == ("DEBUG", "flag")
@@ -156,6 +170,16 @@ def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.Captu
         ),
         (["--name", "a b"], {}, "--name: Value error, client names may hold"),
         (["--train-timeout", "0"], {}, "--train-timeout: Input should be greater than 0"),
+        (
+            ["--heartbeat-miss-limit", "0"],
+            {},
+            "--heartbeat-miss-limit: Input should be greater than or equal to 1",
+        ),
+        (
+            [],
+            {"FEDN_SHUTDOWN_GRACE": "-1"},
+            "FEDN_SHUTDOWN_GRACE: Input should be greater than or equal to 0",
+        ),
         (["-u", "h", "--combiner-port", "9"], {}, "--combiner-port without --combiner"),
         (
             ["--combiner", "c", "--combiner-port", "9", "-c", "other"],

@@ -16,7 +16,8 @@ from fedclient.adapters.combiner_grpc.channel import (
 )
 from fedclient.adapters.combiner_grpc.link import GrpcConnector
 from fedclient.adapters.combiner_grpc.rpc_errors import translate
-from fedclient.domain.errors import AuthError, ConfigError, TransientError
+from fedclient.domain.errors import AuthError, ConfigError, PermanentError, TransientError
+from fedclient.domain.failures import Failure, grpc_verdict
 from fedclient.domain.model import CombinerAddress, Identity
 
 ME = Identity("alice", "cid-1")
@@ -72,24 +73,26 @@ def error(code: grpc.StatusCode, details: str = "") -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, details=details)
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.UNIMPLEMENTED,
-        grpc.StatusCode.INVALID_ARGUMENT,
-    ],
-)
-def test_transient_codes(code: grpc.StatusCode) -> None:
-    mapped = translate(error(code, "boom"), "heartbeat", "h:1")
-    assert type(mapped) is TransientError
-    assert code.name in str(mapped) and "heartbeat" in str(mapped) and "h:1" in str(mapped)
+@pytest.mark.parametrize("code", list(grpc.StatusCode), ids=lambda c: c.name)
+def test_every_code_maps_as_the_domain_table_says(code: grpc.StatusCode) -> None:
+    """The adapter adds no rules of its own: its error class is the table's verdict, for every code."""
+    mapped = translate(error(code, "boom"), "heartbeat", "h:1", "a-long-token-123")
+    verdict = grpc_verdict(code.name, "boom")
+    expected = {
+        Failure.TRANSIENT: TransientError,
+        Failure.AUTH: AuthError,
+        Failure.PERMANENT: AuthError if verdict.credentials else PermanentError,
+    }[verdict.kind]
+    assert type(mapped) is expected
+    assert "h:1" in str(mapped)
+    if verdict.kind is not Failure.AUTH:
+        assert code.name in str(mapped) and "heartbeat" in str(mapped)
+
+
+def test_unimplemented_names_the_likely_cause() -> None:
+    mapped = translate(error(grpc.StatusCode.UNIMPLEMENTED, "Method not found!"), "task stream", "h:1")
+    assert isinstance(mapped, PermanentError)
+    assert "is this a FEDn 0.33 combiner? wrong host or port?" in str(mapped)
 
 
 def test_refused_token_is_one_line_and_never_shows_the_token() -> None:

@@ -19,6 +19,7 @@ from fedclient.adapters.memory import (
     InMemoryTrainerFactory,
     InMemoryUnpacker,
 )
+from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, ConfigError, PackageError, TransientError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import (
@@ -59,6 +60,7 @@ class World:
         *answers: Assignment,
         checksum: str | None = "auto",
         trainer: InMemoryTrainer | None = None,
+        credentials: Credentials | None = None,
         **plan_kw: object,
     ) -> None:
         self.combiner = InMemoryCombiner()
@@ -68,15 +70,17 @@ class World:
         self.source = InMemoryPackageSource(archive, digest)
         self.trainer = trainer or InMemoryTrainer(num_examples=42)
         self.clock = FakeClock()
+        self.credentials = credentials or Credentials(None)
         plan = ClientPlan(identity=Identity("alice", "cid-0"), work_dir=tmp_path / "work", **plan_kw)  # type: ignore[arg-type]
         self.life = Lifecycle(
             plan=plan,
             discovery=self.discovery,
             package_source=self.source,
             unpacker=InMemoryUnpacker(),
-            connector=InMemoryConnector(self.combiner),
+            connector=InMemoryConnector(self.combiner, self.credentials),
             trainer_factory=InMemoryTrainerFactory(self.trainer),
             clock=self.clock,
+            credentials=self.credentials,
         )
         self.stop = asyncio.Event()
 

@@ -140,3 +140,52 @@ def test_transfer_totals_and_summary_text() -> None:
     assert human_bytes(3) == "3 B"
     line = status_line(board)
     assert line.startswith("disconnected | IDLE | no session | no heartbeat yet | tasks 0 done, 0 failed")
+
+
+async def test_link_stays_up_for_the_shutdown_hooks_then_goes_down(tmp_path: Path, archive: Path) -> None:
+    recorder = Recorder()
+    w = World(tmp_path, archive)
+    w.life.observer = recorder
+    seen_by_hook: list[object] = []
+
+    async def hook() -> None:
+        links = [e for e in recorder.events if e[0] == "link"]
+        seen_by_hook.append(links[-1][1])
+
+    w.life.shutdown_hooks.append(hook)
+    await w.run_until(lambda: bool(w.combiner.heartbeats))
+    assert seen_by_hook == [Link.CONNECTED], "the hooks run while the link is still open"
+    links = [e[1] for e in recorder.events if e[0] == "link"]
+    assert links == [Link.CONNECTING, Link.CONNECTED, Link.DISCONNECTED], "one DISCONNECTED, at the end"
+
+
+async def test_heartbeat_misses_past_the_limit_show_as_a_reconnect(tmp_path: Path, archive: Path) -> None:
+    board = StatusBoard()
+    w = World(tmp_path, archive, heartbeat_miss_limit=2)
+    w.life.observer = board
+    w.combiner.fail_next["heartbeat"] = 2
+    await w.run_until(lambda: board.snapshot.connects >= 2 and board.snapshot.connected)
+    assert board.snapshot.heartbeats_missed == 2
+    assert board.snapshot.reconnects == 1
+
+
+async def test_a_reassignment_shows_the_new_combiner(tmp_path: Path, archive: Path) -> None:
+    from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress
+
+    from tests.unit.test_lifecycle import ASSIGNED
+
+    moved = Assignment(
+        AssignmentStatus.ASSIGNED, combiner=CombinerAddress("127.0.0.2", 12081), client_id="cid-1"
+    )
+    recorder = Recorder()
+    board = StatusBoard([recorder])
+    w = World(tmp_path, archive, ASSIGNED, moved, reassign_after=2)
+    w.life.observer = board
+    w.combiner.refuse_connects = 2
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: board.snapshot.done() == 1)
+    connected = [e[2] for e in recorder.events if e[:2] == ("link", Link.CONNECTED)]
+    assert connected == ["127.0.0.2:12081"]
+    assert board.snapshot.combiner == "127.0.0.2:12081"
+    refused = [e for e in recorder.events if e[:2] == ("link", Link.DISCONNECTED)]
+    assert [e[2] for e in refused[:2]] == ["127.0.0.1:12080"] * 2, "each refused connect is reported"

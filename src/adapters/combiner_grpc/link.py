@@ -13,13 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from ...domain.errors import ConfigError, FedClientError, StreamEnded, TransientError
+from ...domain.credentials import Credentials
+from ...domain.errors import ConfigError, FedClientError, PermanentError, StreamEnded, TransientError
+from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
 from ...domain.model import (
     CombinerAddress,
     Identity,
@@ -33,7 +36,7 @@ from ...domain.observe import NULL_OBSERVER, Observer
 from ...domain.redaction import register_secret
 from ..plaintext import warn_plaintext_token
 from . import conversions as conv
-from .channel import ChannelSettings, build_channel, call_metadata, presented_certificate, uses_tls
+from .channel import ChannelSettings, Metadata, build_channel, call_metadata, presented_certificate, uses_tls
 from .chunked_io import CHUNK_SIZE
 from .generated import fedn_pb2, fedn_pb2_grpc
 from .rpc_errors import translate
@@ -47,7 +50,7 @@ class GrpcConnector:
 
     def __init__(
         self,
-        token: str | None,
+        token: str | Credentials | None,
         auth_scheme: str = "Bearer",
         root_cert_path: Path | None = None,
         force_tls: bool | None = None,
@@ -63,10 +66,12 @@ class GrpcConnector:
         observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._observer = observer
-        register_secret(token)
+        # Shared with the controller's HTTP client: a refreshed token reaches every channel.
+        self.credentials = token if isinstance(token, Credentials) else Credentials(token)
+        register_secret(self.credentials.token)
         self._max_model_bytes = max_model_bytes
         self._settings = ChannelSettings(
-            token, auth_scheme, root_cert_path, force_tls, client_cert_path, client_key_path, insecure
+            None, auth_scheme, root_cert_path, force_tls, client_cert_path, client_key_path, insecure
         )
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size
@@ -75,7 +80,7 @@ class GrpcConnector:
         self._unknown_timeout = unknown_timeout
 
     def __repr__(self) -> str:
-        return f"GrpcConnector({self._settings!r}, rpc_timeout={self._rpc_timeout:g})"
+        return f"GrpcConnector({self._settings!r}, {self.credentials!r}, rpc_timeout={self._rpc_timeout:g})"
 
     async def connect(self, address: CombinerAddress, identity: Identity) -> GrpcCombinerLink:
         """Dial the combiner and wait until the channel is ready (TCP, and TLS if used).
@@ -88,7 +93,7 @@ class GrpcConnector:
         if tls and self._settings.insecure:  # a blocking handshake: off the event loop
             presented = await asyncio.to_thread(presented_certificate, address, self._connect_timeout)
             log.warning("--insecure: trusting whatever certificate combiner %s presents", address.target)
-        elif not tls and self._settings.token:
+        elif not tls and self.credentials.token:
             warn_plaintext_token(f"combiner {address.target}", address.host)
         channel = build_channel(address, self._settings, presented)
         mode = "TLS" if tls else "plaintext"
@@ -99,6 +104,11 @@ class GrpcConnector:
             raise
         if problem is not None:
             await channel.close()
+            if problem.startswith(_NOT_GRPC):
+                raise PermanentError(
+                    f"combiner {address.target} does not speak gRPC ({problem[len(_NOT_GRPC) :]}) — "
+                    f"{WRONG_COMBINER}"
+                ) from None
             if problem:
                 raise ConfigError(
                     f"TLS handshake with combiner {address.target} failed: {problem} — trust the CA that "
@@ -113,6 +123,7 @@ class GrpcConnector:
             address,
             identity,
             self._settings,
+            credentials=self.credentials,
             rpc_timeout=self._rpc_timeout,
             chunk_size=self._chunk_size,
             progress_timeout=self._progress_timeout,
@@ -150,6 +161,7 @@ class GrpcCombinerLink:
         address: CombinerAddress,
         identity: Identity,
         settings: ChannelSettings,
+        credentials: Credentials | None = None,
         rpc_timeout: float = 30.0,
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
@@ -160,8 +172,10 @@ class GrpcCombinerLink:
         self._channel = channel
         self._target = address.target
         self._identity = identity
-        self._token = settings.token
-        self._metadata = call_metadata(address, identity, settings)
+        self._address = address
+        self._settings = settings
+        self._credentials = credentials or Credentials(settings.token)
+        self._metadata_cache: tuple[int, Metadata] | None = None
         self._rpc_timeout = rpc_timeout
         self._combiner = fedn_pb2_grpc.CombinerStub(channel)
         self._connector = fedn_pb2_grpc.ConnectorStub(channel)
@@ -187,8 +201,21 @@ class GrpcCombinerLink:
     def target(self) -> str:
         return self._target
 
+    @property
+    def _token(self) -> str | None:
+        return self._credentials.token
+
+    def _metadata(self) -> Metadata:
+        """Per-call metadata with the CURRENT token (read on every call, so a refresh needs no reconnect)."""
+        version = self._credentials.version
+        if self._metadata_cache is None or self._metadata_cache[0] != version:
+            settings = replace(self._settings, token=self._credentials.token)
+            self._metadata_cache = (version, call_metadata(self._address, self._identity, settings))
+        return self._metadata_cache[1]
+
     def _fail(self, err: grpc.aio.AioRpcError, what: str) -> FedClientError:
-        return translate(err, what, self._target, self._token)
+        # Every token this process held is scrubbed: a server may echo an earlier one back.
+        return translate(err, what, self._target, self._token, self._credentials.secrets())
 
     def _check_open(self) -> None:
         if self._closed:
@@ -219,7 +246,7 @@ class GrpcCombinerLink:
         which fails the stream with UNAVAILABLE -> TransientError.
         """
         self._check_open()
-        call = self._combiner.TaskStream(conv.subscription_pb(self._identity), metadata=self._metadata)
+        call = self._combiner.TaskStream(conv.subscription_pb(self._identity), metadata=self._metadata())
         self._streams.add(call)
         try:
             async for request in call:
@@ -252,7 +279,7 @@ class GrpcCombinerLink:
         self._check_open()
         try:
             with self._closing_guard(what):
-                await method(request, timeout=self._rpc_timeout, metadata=self._metadata)
+                await method(request, timeout=self._rpc_timeout, metadata=self._metadata())
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
 
@@ -307,8 +334,17 @@ class GrpcCombinerLink:
         await self._channel.close()
 
 
+_NOT_GRPC = "not-grpc:"
+
+
+def _speaks_http1(details: str) -> bool:
+    text = details.lower()
+    return "failed parsing http/2" in text or "http1.x server" in text
+
+
 async def _tls_problem(channel: grpc.aio.Channel) -> str | None:
-    """Why the channel cannot connect, if it is a certificate problem (retrying will not fix that).
+    """Why the channel cannot connect, if retrying will not fix it: a certificate problem, or a
+    server that answers in HTTP/1 (the controller's port, a web server) - ``_NOT_GRPC`` + details.
 
     gRPC reports only the last address it tried, and a name like localhost has
     several (::1 may just refuse), so a few quick probes are made.
@@ -318,7 +354,9 @@ async def _tls_problem(channel: grpc.aio.Channel) -> str | None:
             await fedn_pb2_grpc.ConnectorStub(channel).SendHeartbeat(fedn_pb2.Heartbeat(), timeout=1.0)
             return None
         except grpc.aio.AioRpcError as err:
-            details = err.details() or ""
+            code, details = err.code().name, err.details() or ""
+        if grpc_verdict(code, details).kind is Failure.PERMANENT and _speaks_http1(details):
+            return _NOT_GRPC + details.rsplit(": ", 1)[-1]
         marker = details.find("CERTIFICATE_VERIFY_FAILED")
         if marker >= 0:
             reason = details[marker + len("CERTIFICATE_VERIFY_FAILED") :].strip(" :").removesuffix(": OK")

@@ -1,53 +1,53 @@
-"""One translation from gRPC status codes to the domain's errors.
+"""gRPC failures -> the domain's errors, through the one table in ``domain.failures``.
 
-The domain only distinguishes "fix your credentials" (AuthError, fatal) from
-"try again later" (TransientError). FEDn gave up on DEADLINE_EXCEEDED, INTERNAL
-and friends (PROTOCOL.md 7.3); we retry them, and log the codes nobody expects.
+This module only knows how to read a grpc.aio error (its code name and details);
+what the code *means* (retry, refresh the token, or stop) is the domain table's call,
+shared with the HTTP adapters.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterable
 
 import grpc
 import grpc.aio
 
-from ...domain.errors import AuthError, FedClientError, TransientError
+from ...domain.errors import FedClientError
+from ...domain.failures import Failure, error_for, grpc_verdict
 from ...domain.redaction import redact, register_secret
 
-log = logging.getLogger("fedclient.grpc")
 
-_AUTH_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-_TRANSIENT_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.ABORTED,
-    }
-)
-
-
-def _one_line(text: str, token: str | None) -> str:
-    register_secret(token)
+def _one_line(text: str, secrets: Iterable[str | None]) -> str:
+    """The server's text on one line, with every secret we know (and these) scrubbed."""
+    for secret in secrets:
+        register_secret(secret)
     return " ".join(redact(text).split())
 
 
-def translate(err: grpc.aio.AioRpcError, what: str, target: str, token: str | None = None) -> FedClientError:
+def verdict_of(err: grpc.aio.AioRpcError) -> Failure:
+    """Only the kind of failure (for callers that decide without building an error)."""
+    return grpc_verdict(err.code().name, err.details() or "").kind
+
+
+def translate(
+    err: grpc.aio.AioRpcError,
+    what: str,
+    target: str,
+    token: str | None = None,
+    also_scrub: Iterable[str] = (),
+) -> FedClientError:
     """Turn a failed call into the error the domain acts on.
 
     ``what`` names the call ("heartbeat", "download of model m1"); ``token`` is
-    only used to scrub it from the server's text, never to show it.
+    only used to scrub it (and ``also_scrub``) from the server's text, never to show it.
     """
     code = err.code()
-    details = _one_line(err.details() or "", token) or code.name
-    if code in _AUTH_CODES:
+    details = _one_line(err.details() or "", (token, *also_scrub)) or code.name
+    verdict = grpc_verdict(code.name, details)
+    if verdict.kind is Failure.AUTH:
         if token:
-            return AuthError(f"the combiner refused the token: {details} ({what} to {target})")
-        return AuthError(f"the combiner requires a token and none is set: {details} ({what} to {target})")
-    if code not in _TRANSIENT_CODES:
-        log.warning("unexpected gRPC status %s from %s during %s: %s", code.name, target, what, details)
-    return TransientError(f"{what} to {target} failed: {code.name}: {details}")
+            message = f"the combiner refused the token: {details} ({what} to {target})"
+        else:
+            message = f"the combiner requires a token and none is set: {details} ({what} to {target})"
+        return error_for(verdict, message, show_hint=False)
+    return error_for(verdict, f"{what} to {target} failed: {code.name}: {details}")

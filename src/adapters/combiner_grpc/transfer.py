@@ -60,7 +60,7 @@ class GrpcModelTransfer:
         self,
         channel: grpc.aio.Channel,
         identity: Identity,
-        metadata: Metadata,
+        metadata: Callable[[], Metadata],
         fail: ErrorTranslator,
         chunk_size: int = CHUNK_SIZE,
         progress_timeout: float = 60.0,
@@ -81,7 +81,7 @@ class GrpcModelTransfer:
     async def download(self, model_id: str, dest: Path) -> int:
         """Write model ``model_id`` to ``dest``; ``dest`` appears only when the combiner said OK."""
         what = f"download of model {model_id}"
-        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata)
+        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata())
         loop = asyncio.get_running_loop()
         unknown_since: float | None = None
         progress = self._observer.transfer(TransferKind.MODEL_DOWNLOAD, model_id, None)
@@ -145,7 +145,7 @@ class GrpcModelTransfer:
         the caller starts over from the file (it still has it).
         """
         what = f"upload of model {model_id}"
-        call = self._stub.Upload(metadata=self._metadata)
+        call = self._stub.Upload(metadata=self._metadata())
         sent = 0
         try:
             total: int | None = src.stat().st_size

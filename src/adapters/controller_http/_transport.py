@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ...domain.credentials import Credentials
 from ...domain.errors import ConfigError
+from ...domain.failures import Failure, transport_verdict
 from ...domain.redaction import redact, register_secret
 from ..plaintext import warn_plaintext_token
 from .endpoint import ControllerEndpoint
@@ -87,6 +89,9 @@ def classify_http_error(exc: Exception) -> tuple[bool, str]:
     if isinstance(exc, httpx.TimeoutException):
         return True, f"no answer in time ({type(exc).__name__})"
     reason = str(exc) or type(exc).__name__
+    verdict = transport_verdict(reason)
+    if verdict.kind is not Failure.TRANSIENT:
+        return False, f"{reason} ({verdict.hint})"
     return True, reason
 
 
@@ -96,7 +101,7 @@ class ControllerHttp:
     def __init__(
         self,
         endpoint: ControllerEndpoint,
-        token: str | None = None,
+        token: str | Credentials | None = None,
         auth_scheme: str = "Bearer",
         verify: Verify = True,
         timeout: float = 10.0,
@@ -104,10 +109,11 @@ class ControllerHttp:
         client_cert: ClientCert | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self._token = token or None
-        register_secret(self._token)
+        # One Credentials object may be shared with the gRPC links: a refresh reaches them all.
+        self.credentials = token if isinstance(token, Credentials) else Credentials(token)
+        register_secret(self.credentials.token)
         parts = urlsplit(endpoint.base)
-        if self._token and parts.scheme == "http":
+        if self.credentials.token and parts.scheme == "http":
             warn_plaintext_token(f"the controller at {endpoint.base}", parts.hostname or "")
         self._auth_scheme = auth_scheme
         self._timeout = httpx.Timeout(timeout)
@@ -116,6 +122,10 @@ class ControllerHttp:
         self._verify = tls_setting(verify, client_cert)
         self._client = client
         self._owns_client = client is None
+
+    @property
+    def _token(self) -> str | None:
+        return self.credentials.token
 
     @property
     def has_token(self) -> bool:
@@ -155,6 +165,8 @@ class ControllerHttp:
 
     def redact(self, text: str) -> str:
         """Remove secrets from text that came from elsewhere (a server may echo our token back)."""
+        for token in self.credentials.secrets():
+            register_secret(token)
         return redact(text)
 
 

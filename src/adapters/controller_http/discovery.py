@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from ...domain.failures import Failure, http_verdict, parse_retry_after
 from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
 from ._transport import (
     TRANSPORT_ERRORS,
@@ -26,7 +27,6 @@ from ._transport import (
 log = logging.getLogger(__name__)
 
 ADD_CLIENT_PATH = "api/v1/clients/add"
-_RETRYABLE = frozenset({408, 425, 429})
 _TRY_AGAIN = "the controller asked us to try again"
 
 
@@ -108,17 +108,22 @@ class HttpxDiscovery(ControllerHttp):
             return Assignment(AssignmentStatus.TRY_AGAIN, message or _TRY_AGAIN)
         if 200 <= code < 300:
             return self._interpret_ok(url, code, data, body, message, request)
+        if code == 400 and message.strip().rstrip(".").lower() == "no combiner available":
+            # FEDn says this while its combiners are (re)starting: worth waiting for.
+            return Assignment(AssignmentStatus.TRY_AGAIN, f"the controller has no combiner yet ({message})")
+        verdict = http_verdict(code)  # the one table shared with gRPC (domain.failures)
         if 300 <= code < 400:
             where = response.headers.get("location", "?")
             return Assignment(
                 AssignmentStatus.UNMATCHED_CONFIG,
                 f"the controller at {url} redirects to {where} (HTTP {code}); use that address as --api-url",
             )
-        if code in (401, 403):
+        if verdict.kind is Failure.AUTH or verdict.credentials:
             hint = "" if self.has_token else " (no token was given: pass one with --token)"
             return Assignment(
                 AssignmentStatus.UNAUTHORIZED,
                 f"the controller refused our credentials (HTTP {code}): {message or 'no reason given'}{hint}",
+                refreshable=verdict.kind is Failure.AUTH,
             )
         if code == 404:
             return Assignment(
@@ -130,17 +135,16 @@ class HttpxDiscovery(ControllerHttp):
                 AssignmentStatus.UNMATCHED_CONFIG,
                 f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url}): {message}",
             )
-        if code == 400 and message.strip().rstrip(".").lower() == "no combiner available":
-            # FEDn says this while its combiners are (re)starting: worth waiting for.
-            return Assignment(AssignmentStatus.TRY_AGAIN, f"the controller has no combiner yet ({message})")
-        if code >= 500 or code in _RETRYABLE:
+        if verdict.kind is Failure.TRANSIENT:
             return Assignment(
                 AssignmentStatus.UNREACHABLE,
                 f"the controller at {url} is unavailable (HTTP {code}): {message or 'no details'}",
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         return Assignment(
             AssignmentStatus.UNMATCHED_CONFIG,
-            f"the controller at {url} rejected the request (HTTP {code}): {message or 'no reason given'}",
+            f"the controller at {url} rejected the request (HTTP {code}): {message or 'no reason given'}"
+            f" — {verdict.hint}",
         )
 
     def _interpret_ok(

@@ -7,6 +7,7 @@ name is only a hint: it is reduced to a safe base name inside ``dest_dir``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -16,7 +17,16 @@ from pathlib import Path
 
 import httpx
 
-from ...domain.errors import AuthError, ConfigError, FedClientError, PackageError, TransientError
+from ...domain.credentials import Credentials
+from ...domain.errors import (
+    AuthError,
+    ConfigError,
+    FedClientError,
+    PackageError,
+    PermanentError,
+    TransientError,
+)
+from ...domain.failures import Failure, http_verdict, parse_retry_after
 from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from ...domain.package import safe_filename
 from ._transport import (
@@ -68,7 +78,7 @@ class HttpxPackageSource(ControllerHttp):
     def __init__(
         self,
         endpoint: ControllerEndpoint,
-        token: str | None = None,
+        token: str | Credentials | None = None,
         auth_scheme: str = "Bearer",
         verify: Verify = True,
         timeout: float = 10.0,
@@ -99,7 +109,13 @@ class HttpxPackageSource(ControllerHttp):
             ) as response:
                 if response.status_code != 200:
                     body = await read_capped(response)
-                    raise self._error(url, "package download", response.status_code, body)
+                    raise self._error(
+                        url,
+                        "package download",
+                        response.status_code,
+                        body,
+                        response.headers.get("retry-after"),
+                    )
                 target = dest_dir / local_name(response.headers.get("content-disposition"))
                 written = await self._save(response, target)
         except TRANSPORT_ERRORS as exc:
@@ -127,7 +143,7 @@ class HttpxPackageSource(ControllerHttp):
                     written += len(chunk)
                     if written > self._max_bytes:  # counted as it streams: no header is trusted
                         raise too_big
-                    out.write(chunk)
+                    await asyncio.to_thread(out.write, chunk)  # disk work off the event loop
                     progress.advance(len(chunk))
             # Content-Length counts bytes on the wire, which differ from ``written`` when a
             # proxy applied Content-Encoding; compare like with like.
@@ -137,7 +153,7 @@ class HttpxPackageSource(ControllerHttp):
                 raise TransientError(
                     f"the package download was cut short: got {received} of {expected} bytes"
                 )
-            os.replace(part, target)
+            await asyncio.to_thread(os.replace, part, target)
             ok = True
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -163,7 +179,7 @@ class HttpxPackageSource(ControllerHttp):
         if code == 404:
             return None  # FEDn: no package uploaded, or it could not find the file to hash
         if not 200 <= code < 300:
-            raise self._error(url, "package checksum", code, body)
+            raise self._error(url, "package checksum", code, body, response.headers.get("retry-after"))
         data = parse_json(body)
         if data is None:
             raise TransientError(not_json(url, code, body))
@@ -178,23 +194,32 @@ class HttpxPackageSource(ControllerHttp):
             raise PackageError(f"the controller sent a malformed package checksum: {str(value)[:80]!r}")
         return value.strip().lower()
 
-    def _error(self, url: str, what: str, code: int, body: bytes) -> FedClientError:
+    def _error(
+        self, url: str, what: str, code: int, body: bytes, retry_after: str | None = None
+    ) -> FedClientError:
         message = self.redact(body_message(body)) or "no details"
         if code == 404:
             return PackageError(
                 f"the controller has no active compute package (HTTP 404 from {url}: {message}) — "
                 "set an active package on the controller, or check --api-url/--api-port"
             )
-        if code in (401, 403):
+        verdict = http_verdict(code)  # the one table shared with gRPC (domain.failures)
+        if verdict.kind is Failure.AUTH or verdict.credentials:
             hint = "" if self.has_token else " (no token was given: pass one with --token)"
             return AuthError(
-                f"the controller refused our credentials for the {what} (HTTP {code}): {message}{hint}"
+                f"the controller refused our credentials for the {what} (HTTP {code}): {message}{hint}",
+                refreshable=verdict.kind is Failure.AUTH,
             )
-        if code >= 500 or code in (408, 425, 429):
-            return TransientError(f"the controller could not serve the {what} (HTTP {code}): {message}")
+        if verdict.kind is Failure.TRANSIENT:
+            return TransientError(
+                f"the controller could not serve the {what} (HTTP {code}): {message}",
+                retry_after=parse_retry_after(retry_after),
+            )
         if code == 410:
             return ConfigError(f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url})")
-        return ConfigError(f"the controller refused the {what} (HTTP {code} from {url}): {message}")
+        return PermanentError(
+            f"the controller refused the {what} (HTTP {code} from {url}): {message} — {verdict.hint}"
+        )
 
     def _transport_error(self, url: str, exc: Exception) -> FedClientError:
         retryable, reason = classify_http_error(exc)

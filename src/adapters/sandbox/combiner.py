@@ -42,6 +42,7 @@ from .combiner_records import (
     update_record,
     validation_record,
 )
+from .tokens import SandboxTokens
 
 ONLINE_WINDOW = 10.0  # FEDn: active = subscribed and last heartbeat < 10 s old
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")  # ids become file names
@@ -70,6 +71,7 @@ class SandboxCombiner:
         require_token: str | None = None,
         tls: tuple[bytes, bytes] | None = None,
         client_ca: bytes | None = None,
+        tokens: SandboxTokens | None = None,
     ) -> None:
         """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext;
         ``client_ca`` (PEM) then also requires clients to present a certificate it signed (mTLS)."""
@@ -77,6 +79,8 @@ class SandboxCombiner:
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.require_token = require_token
+        self.tokens = tokens  # expiring tokens (checked on every call, as FEDn's interceptor does)
+        self.calls: list[str] = []  # every RPC as it arrived, refused or not
         self._tls = tls
         self._client_ca = client_ca
         self.statuses: list[StatusRecord] = []
@@ -245,8 +249,16 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         """Record the call's metadata and enforce the token the way FEDn's JWT interceptor words it."""
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
         self._c.metadata_seen.append((method, metadata))
+        self._c.calls.append(method)
         expected = self._c.require_token
-        if expected is not None:
+        if self._c.tokens is not None:
+            scheme, _, token = str(metadata.get("authorization") or "").partition(" ")
+            if not token:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "Token is missing")
+            if self._c.tokens.check(token, f"combiner {method}") is not None:
+                # FEDn 0.33's interceptor says "Invalid token" for an expired one too.
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid token")
+        elif expected is not None:
             auth = str(metadata.get("authorization") or "")
             if not auth:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, "Token is missing")

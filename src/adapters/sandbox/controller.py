@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .tokens import REFRESH_PATH, SandboxTokens
+
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
@@ -73,6 +75,7 @@ class SandboxController:
         combiner_name: str = "combiner",
         url_prefix: str = "",
         auth_scheme: str = "Bearer",
+        tokens: SandboxTokens | None = None,
     ) -> None:
         self.combiner_host = combiner_host
         self.combiner_port = combiner_port
@@ -81,6 +84,7 @@ class SandboxController:
         self.url_prefix = "/" + url_prefix.strip("/") if url_prefix.strip("/") else ""
         self._token = token
         self._auth_scheme = auth_scheme
+        self.tokens = tokens  # expiring tokens, and the refresh endpoint at REFRESH_PATH
         self._lock = threading.Lock()
         self._package: _Package | None = None
         self.clients: dict[str, dict[str, Any]] = {}
@@ -205,16 +209,30 @@ class SandboxController:
 
     def _auth_error(self, auth: str | None) -> str | None:
         """FEDn's 401 messages (api/auth.py); a plain comparison stands in for the JWT check."""
-        if self._token is None:
+        if self._token is None and self.tokens is None:
             return None
         if not auth:
             return "Missing token"
         scheme, _, value = auth.partition(" ")
         if scheme != self._auth_scheme:
             return f"Invalid token scheme, expected {self._auth_scheme}"
+        if self.tokens is not None:
+            return self.tokens.check(value.strip(), "controller")
         if value.strip() != self._token:
             return "Invalid token"
         return None
+
+    def _refresh(self, body: bytes) -> tuple[int, Any]:
+        """The identity service's side of FEDn's refresh: ``{"refresh": ...}`` in, ``{"access": ...}`` out."""
+        assert self.tokens is not None
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return 400, {"message": "Invalid JSON body."}
+        token = self.tokens.refresh(data.get("refresh") if isinstance(data, dict) else None)
+        if token is None:
+            return 401, {"message": "Invalid refresh token"}
+        return 200, {"access": token}
 
     def _add_client(self, body: bytes, remote_ip: str) -> tuple[int, Any]:
         try:
@@ -314,6 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
         route = ctl._route(self.path)
         if route == "/health":
             self._json(200, {"status": "ok"})
+            return
+        if route == REFRESH_PATH and ctl.tokens is not None and method == "POST":
+            self._json(*ctl._refresh(body))
             return
         if route in _LEGACY:
             self._json(410, {"message": "This endpoint is deprecated. Use /api/v1/ instead."})

@@ -23,6 +23,7 @@ from ..package_archive import TarPackageUnpacker, build_package
 from .combiner import SandboxCombiner
 from .controller import SandboxController
 from .fedavg import fedavg
+from .tokens import REFRESH_PATH, SandboxTokens
 
 log = logging.getLogger("fedclient.sandbox")
 
@@ -58,6 +59,9 @@ class Federation:
     expected_clients: int
     token: str | None = None
     round_timeout: float = 180.0
+    # Expiring tokens (seconds each lives) and a refresh endpoint; ``token`` is then the first one minted.
+    token_ttl: float | None = None
+    tokens: SandboxTokens | None = None
     session_id: str = field(default_factory=lambda: f"sandbox-{uuid.uuid4().hex[:8]}")
     combiner: SandboxCombiner | None = None
     controller: SandboxController | None = None
@@ -72,9 +76,16 @@ class Federation:
         build_package(self.package_dir, archive)
         seed = self.work_dir / "seed.npz"
         await _build_seed(self.package_dir, manifest.argv("build"), seed)
-        self.combiner = SandboxCombiner(self.work_dir / "models", require_token=self.token)
+        if self.token_ttl is not None:
+            self.tokens = SandboxTokens(self.token_ttl)
+            self.token = self.tokens.mint()
+        self.combiner = SandboxCombiner(
+            self.work_dir / "models", require_token=self.token, tokens=self.tokens
+        )
         port = await self.combiner.start("127.0.0.1", 0)
-        self.controller = SandboxController("127.0.0.1", port, package=archive, token=self.token)
+        self.controller = SandboxController(
+            "127.0.0.1", port, package=archive, token=self.token, tokens=self.tokens
+        )
         self.controller.start("127.0.0.1", 0)
         self.seed_model_id = str(uuid.uuid4())
         self.combiner.put_model(self.seed_model_id, seed)
@@ -84,6 +95,11 @@ class Federation:
     def api_url(self) -> str:
         assert self.controller is not None
         return f"http://127.0.0.1:{self.controller.port}"
+
+    @property
+    def refresh_uri(self) -> str:
+        """The sandbox's token refresh endpoint (only with ``token_ttl``)."""
+        return f"{self.api_url}{REFRESH_PATH}"
 
     async def wait_for_clients(self, timeout: float = 60.0) -> None:
         assert self.combiner is not None

@@ -8,10 +8,13 @@ from pathlib import Path
 from ...domain.package import Manifest
 from ...domain.policy import ResourceLimits
 from ...domain.ports import TrainerFactory
+from .child_process import ChildRegistry
 from .package_env import PackageEnvs
 from .subprocess_trainer import SubprocessTrainer
 
-__all__ = ["PackageEnvs", "SubprocessTrainer", "subprocess_trainer_factory"]
+__all__ = ["PID_FILE", "ChildRegistry", "PackageEnvs", "SubprocessTrainer", "subprocess_trainer_factory"]
+
+PID_FILE = "children.json"
 
 
 def subprocess_trainer_factory(
@@ -20,18 +23,31 @@ def subprocess_trainer_factory(
     python: str | None = None,
     envs_dir: Path | None = None,
     limits: ResourceLimits | None = None,
+    pid_file: Path | None = None,
 ) -> TrainerFactory:
     """A ``TrainerFactory``: the lifecycle learns the package directory only after unpacking.
 
     ``python`` overrides the package's interpreter; ``envs_dir`` is where python_envs are
-    built and cached (None: python_env is not built, as with --no-managed-env).
+    built and cached (None: python_env is not built, as with --no-managed-env). With
+    ``pid_file``, leftovers recorded there by an earlier run are swept (killed if still
+    ours) when the trainer is built, before any entry point of this run starts.
     """
     env = dict(extra_env or {})
     envs = PackageEnvs(envs_dir) if envs_dir is not None else None
+    registry = ChildRegistry(pid_file) if pid_file is not None else None
 
     def build(package_dir: Path, manifest: Manifest) -> SubprocessTrainer:
+        if registry is not None:
+            registry.sweep()
         return SubprocessTrainer(
-            package_dir, manifest, timeout=timeout, extra_env=env, python=python, envs=envs, limits=limits
+            package_dir,
+            manifest,
+            timeout=timeout,
+            extra_env=env,
+            python=python,
+            envs=envs,
+            limits=limits,
+            registry=registry,
         )
 
     return build

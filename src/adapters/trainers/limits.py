@@ -1,16 +1,16 @@
 """The site policy's resource limits, applied to an entry point's child process.
 
 Memory, CPU time and open files are set with ``setrlimit`` in the child between fork
-and exec (the limits are computed in the parent, so the child only makes three system
-calls). Wall time and output volume are enforced by the trainer, which watches the
-child. When a run fails, ``limit_hit`` says which limit most likely stopped it, so the
-task's error names the limit rather than just an exit code.
+and exec, by ``tied_exec`` (computed here, in the parent). Wall time and output volume
+are enforced by the trainer, which watches the child. When a run fails, ``limit_hit``
+says which limit most likely stopped it, so the task's error names the limit rather
+than just an exit code.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...domain.policy import ResourceLimits
@@ -34,30 +34,26 @@ def _capped(kind: int, soft: int, hard: int | None = None) -> tuple[int, int, in
     return kind, soft, hard
 
 
-def preexec_for(limits: ResourceLimits) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that sets the rlimits in the child, or None when there are none to set."""
+def rlimits_for(limits: ResourceLimits) -> dict[str, tuple[int, int]] | None:
+    """The rlimits to set in the child, by ``resource`` name, or None when there are none.
+
+    They are applied by ``tied_exec`` in the child after fork, before it execs the entry
+    point: a Python ``preexec_fn`` is no option, gRPC's after-fork hooks crash there.
+    """
     if resource is None:
         return None
-    plan: list[tuple[int, int, int]] = []
+    plan: dict[str, tuple[int, int]] = {}
     if limits.memory_bytes is not None:
-        plan.append(_capped(resource.RLIMIT_AS, limits.memory_bytes))
+        _, soft, hard = _capped(resource.RLIMIT_AS, limits.memory_bytes)
+        plan["RLIMIT_AS"] = (soft, hard)
     if limits.cpu_seconds is not None:
         # The soft limit sends SIGXCPU, the hard one a second later SIGKILL (for code that ignores it).
-        plan.append(_capped(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1))
+        _, soft, hard = _capped(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1)
+        plan["RLIMIT_CPU"] = (soft, hard)
     if limits.open_files is not None:
-        plan.append(_capped(resource.RLIMIT_NOFILE, limits.open_files))
-    if not plan:
-        return None
-    # Built here, in the parent: between fork and exec (other threads' locks may be held in
-    # the child) the child only calls setrlimit with objects that already exist.
-    frozen = tuple((kind, (soft, hard)) for kind, soft, hard in plan)
-    setrlimit = resource.setrlimit
-
-    def apply() -> None:
-        for kind, pair in frozen:
-            setrlimit(kind, pair)
-
-    return apply
+        _, soft, hard = _capped(resource.RLIMIT_NOFILE, limits.open_files)
+        plan["RLIMIT_NOFILE"] = (soft, hard)
+    return plan or None
 
 
 @dataclass

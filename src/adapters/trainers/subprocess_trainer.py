@@ -29,7 +29,8 @@ from ...domain.errors import ConfigError, PackageError, TaskFailed
 from ...domain.package import Manifest
 from ...domain.package_env import PYTHON_NAMES, InterpreterChoice, choose_interpreter, python_commands
 from ...domain.policy import ResourceLimits
-from .limits import OutputBudget, limit_hit, preexec_for
+from .child_process import ChildRegistry, kill_group, reap, spawn_child
+from .limits import OutputBudget, limit_hit, rlimits_for
 from .package_env import BuiltEnv, PackageEnvs
 
 log = logging.getLogger("fedclient.trainer")
@@ -53,9 +54,11 @@ class SubprocessTrainer:
         envs: PackageEnvs | None = None,
         own_python: str = sys.executable,
         limits: ResourceLimits | None = None,
+        registry: ChildRegistry | None = None,
     ) -> None:
         """``python`` overrides the interpreter; ``envs`` (None: --no-managed-env) builds python_env."""
         self._dir = Path(package_dir)
+        self._registry = registry
         self._limits = limits or ResourceLimits()
         wall = self._limits.wall_seconds
         self._wall_limited = wall is not None and wall <= timeout
@@ -188,16 +191,9 @@ class SubprocessTrainer:
         argv = self.command(entry, *args)
         log.info("running %s: %s (in %s)", entry, argv, self._dir)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=self._dir,
-                env=self._env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # its own process group, so a kill reaches grandchildren
-                preexec_fn=preexec_for(self._limits),  # the site policy's rlimits, set in the child
-            )
+            # Its own session (a kill reaches grandchildren), tied to our life and limited by
+            # the site policy's rlimits (child_process, tied_exec).
+            proc = await spawn_child(argv, self._dir, self._env, self._registry, rlimits_for(self._limits))
         except OSError as exc:
             raise TaskFailed(f"cannot start {entry} ({argv[0]}): {exc}") from None
         output: deque[str] = deque(maxlen=TAIL_LINES)
@@ -211,11 +207,11 @@ class SubprocessTrainer:
         try:
             code = await asyncio.wait_for(proc.wait(), self._timeout)
         except asyncio.TimeoutError:
-            await _stop(proc, readers)
+            await _stop(proc, readers, self._registry)
             which = " (the wall-time limit, limits.wall_seconds)" if self._wall_limited else ""
             raise TaskFailed(f"{entry} timed out after {self._timeout:g} s{which}") from None
         except BaseException:  # cancelled: the client is shutting down or dropped the task
-            await _stop(proc, readers)
+            await _stop(proc, readers, self._registry)
             raise
         try:
             await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
@@ -223,7 +219,10 @@ class SubprocessTrainer:
             # It exited, but children it left behind still hold the pipes open. They are
             # still members of its process group, so the group id cannot have been reused.
             log.warning("%s exited but left processes holding its output open; killing them", entry)
-            await _stop(proc, readers)
+            await _stop(proc, readers, self._registry)
+        else:
+            if self._registry is not None:
+                self._registry.forget(proc.pid)
         if budget.exceeded:
             raise TaskFailed(
                 f"{entry} stopped: it printed more than the output limit of {budget.limit} bytes "
@@ -261,7 +260,7 @@ async def _pump(
     while True:
         chunk = await stream.read(65536)
         if budget is not None and budget.spend(len(chunk)) and proc is not None:
-            _kill_group(proc)
+            kill_group(proc.pid)
         if budget is not None and budget.exceeded:
             if not chunk:
                 return
@@ -283,22 +282,16 @@ async def _pump(
             return
 
 
-async def _stop(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
-    """Kill the entry point's whole process group, reap it, and stop reading its output."""
-    _kill_group(proc)
-    await proc.wait()
+async def _stop(
+    proc: asyncio.subprocess.Process, readers: asyncio.Future[Any], registry: ChildRegistry | None = None
+) -> None:
+    """Kill the entry point's whole process group, reap it (bounded), and stop reading its output."""
+    kill_group(proc.pid)
+    await reap(proc, registry)
     try:
         await asyncio.wait_for(readers, _DRAIN_SECONDS)
     except asyncio.TimeoutError:  # something escaped the group (setsid) and kept the pipes
         log.warning("output of pid %s still open after kill; no longer reading it", proc.pid)
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if hasattr(os, "killpg"):
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows has no process groups to kill
-            proc.kill()
 
 
 def _describe(code: int) -> str:

@@ -1,0 +1,195 @@
+"""The access token every channel uses, and renewing it when a server says it has expired.
+
+FEDn 0.33 defines the refresh as: POST the refresh token to a configured URI and take
+the ``access`` token from the reply (the adapter, ``controller_http.refresh``, does the
+HTTP part behind the ``TokenRefresher`` port). Here is the policy:
+
+* one ``Credentials`` object is shared by the controller's HTTP client and every gRPC
+  link, which read the token on each call - so after a refresh every channel continues
+  with the new token, and no connection has to be rebuilt for it;
+* a refresh happens once per refused token: callers that fail together with the same
+  token share a single refresh (single flight), and one that failed with an older token
+  just retries with the new one;
+* a token that was refreshed and is refused again within ``cooldown`` seconds ends the
+  client (the refresh evidently does not help), instead of refreshing in a loop.
+
+Tokens never appear in log lines or messages; ``on_new_token`` lets the app register
+each new one with its log scrubber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from .errors import AuthError, FedClientError, TransientError
+from .model import ModelUpdate, Prediction, StatusReport, Task, Validation
+from .ports import Clock, CombinerLink, TokenRefresher
+from .retry import RetryConfig, call_with_retry
+
+log = logging.getLogger("fedclient.auth")
+T = TypeVar("T")
+
+REFRESH_RETRY = RetryConfig(initial=1.0, maximum=10.0, max_attempts=5)
+NO_REFRESH_HINT = (
+    "no refresh token is configured (FEDN_AUTH_REFRESH_TOKEN and FEDN_AUTH_REFRESH_TOKEN_URI), "
+    "so the client cannot renew it: give it a valid token"
+)
+
+
+class Credentials:
+    def __init__(
+        self,
+        token: str | None,
+        refresher: TokenRefresher | None = None,
+        clock: Clock | None = None,
+        cooldown: float = 60.0,
+        on_new_token: Callable[[str], None] | None = None,
+        refresh_retry: RetryConfig = REFRESH_RETRY,
+    ) -> None:
+        self._token = token or None
+        self._refresher = refresher
+        self._clock = clock
+        self._cooldown = cooldown
+        self._on_new_token = on_new_token
+        self._retry = refresh_retry
+        self._version = 0
+        self._refreshed_at: float | None = None
+        self._lock: asyncio.Lock | None = None
+        self._seen: list[str] = [token] if token else []
+        self.refreshes = 0  # how many times a new token was obtained
+
+    def __repr__(self) -> str:
+        return f"Credentials(token={'set' if self._token else 'unset'}, refresh={self.can_refresh})"
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    @property
+    def version(self) -> int:
+        """Bumped by every refresh; a caller remembers it to tell 'my token' from 'a newer one'."""
+        return self._version
+
+    @property
+    def refresher(self) -> TokenRefresher | None:
+        return self._refresher
+
+    @property
+    def can_refresh(self) -> bool:
+        return self._refresher is not None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every token this process has held (to scrub from text a server echoes back)."""
+        return tuple(self._seen)
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock.monotonic()
+        return asyncio.get_running_loop().time()
+
+    async def _sleep(self, seconds: float) -> None:
+        if self._clock is not None:
+            await self._clock.sleep(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def renew(self, seen_version: int, refused: AuthError) -> bool:
+        """After ``refused`` (a call made with token ``seen_version``): True = retry with the current token.
+
+        False means a fresh token cannot help: the error is not about expiry (403), no
+        refresher is configured, or the token was refreshed moments ago and refused again.
+        Raises AuthError when the refresh itself is refused or keeps failing.
+        """
+        if not refused.refreshable:
+            return False
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._version != seen_version:
+                return True  # someone refreshed while our call was failing
+            if self._refresher is None:
+                return False
+            now = self._now()
+            if self._refreshed_at is not None and now - self._refreshed_at < self._cooldown:
+                log.error("the refreshed token was refused too (%s); not refreshing again", refused)
+                return False
+            log.warning("token refused (%s); refreshing it", refused)
+            refresher = self._refresher
+            try:
+                token = await call_with_retry(refresher.refresh, self._retry, self._sleep, "token refresh")
+            except TransientError as exc:
+                raise AuthError(f"the token was refused and could not be refreshed: {exc}") from None
+            except FedClientError as exc:
+                raise AuthError(f"the token was refused and its refresh failed: {exc}") from None
+            self._token = token
+            self._seen.append(token)
+            self._version += 1
+            self._refreshed_at = now
+            self.refreshes += 1
+            if self._on_new_token is not None:
+                self._on_new_token(token)
+            log.info("token refreshed (refresh %d); every channel continues with the new one", self.refreshes)
+            return True
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn``; if its token is refused, renew once and run it again (a second refusal propagates)."""
+        seen = self._version
+        try:
+            return await fn()
+        except AuthError as exc:
+            if not await self.renew(seen, exc):
+                raise self.final(exc) from None
+        return await fn()
+
+    def final(self, refused: AuthError) -> AuthError:
+        """The error that ends the client after ``refused``, saying why no refresh helped."""
+        if not refused.refreshable or self._token is None:
+            return refused
+        if self._refresher is None:
+            return AuthError(f"{refused} — {NO_REFRESH_HINT}", refreshable=False)
+        return AuthError(f"{refused} — the refreshed token was refused as well", refreshable=False)
+
+
+class RefreshingLink:
+    """A ``CombinerLink`` whose calls renew a refused token once and retry (``Credentials.call``).
+
+    The task stream is not retried here: an open stream keeps the token it was opened
+    with, and a stream refused at the start ends the session, whose owner renews and
+    reconnects. Everything else - heartbeats, status, model transfer, results - goes
+    on over the same connection with the new token.
+    """
+
+    def __init__(self, link: CombinerLink, credentials: Credentials) -> None:
+        self.inner = link
+        self._credentials = credentials
+
+    def tasks(self) -> AsyncIterator[Task]:
+        return self.inner.tasks()
+
+    async def heartbeat(self) -> None:
+        await self._credentials.call(self.inner.heartbeat)
+
+    async def send_status(self, report: StatusReport) -> None:
+        await self._credentials.call(lambda: self.inner.send_status(report))
+
+    async def send_update(self, update: ModelUpdate) -> None:
+        await self._credentials.call(lambda: self.inner.send_update(update))
+
+    async def send_validation(self, validation: Validation) -> None:
+        await self._credentials.call(lambda: self.inner.send_validation(validation))
+
+    async def send_prediction(self, prediction: Prediction) -> None:
+        await self._credentials.call(lambda: self.inner.send_prediction(prediction))
+
+    async def download(self, model_id: str, dest: Path) -> int:
+        return await self._credentials.call(lambda: self.inner.download(model_id, dest))
+
+    async def upload(self, model_id: str, src: Path) -> int:
+        return await self._credentials.call(lambda: self.inner.upload(model_id, src))
+
+    async def close(self) -> None:
+        await self.inner.close()
