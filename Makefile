@@ -52,6 +52,12 @@ e2e: venv
 interop: fedn-venv site-venv
 	$(PY) -m pytest -q -m interop tests/interop
 
+# The quick benchmarks (about 4 minutes on 2 vCPU); full runs and the method: docs/PERFORMANCE.md.
+bench: fedn-venv
+	$(PY) bench/transfer.py --quick
+	$(PY) bench/rounds.py --quick
+	$(PY) bench/scale.py --quick
+
 demo: venv
 	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits --plot sandbox-rounds.png
 

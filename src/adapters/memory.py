@@ -29,8 +29,10 @@ from ..domain.errors import (
 from ..domain.model import (
     Assignment,
     AssignmentRequest,
+    AttributeReport,
     CombinerAddress,
     Identity,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusReport,
@@ -118,6 +120,8 @@ class InMemoryCombiner:
     validations: list[Validation] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
+    metrics: list[MetricReport] = field(default_factory=list)
+    attributes: list[AttributeReport] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     connects: list[tuple[CombinerAddress, Identity]] = field(default_factory=list)
     # Scripted failures: number of upcoming calls of that name that raise.
@@ -198,6 +202,14 @@ class InMemoryLink:
     async def send_prediction(self, prediction: Prediction) -> None:
         self._check("send_prediction")
         self.combiner.predictions.append(prediction)
+
+    async def send_metric(self, report: MetricReport) -> None:
+        self.combiner.check("send_metric")
+        self.combiner.metrics.append(report)
+
+    async def send_attributes(self, report: AttributeReport) -> None:
+        self.combiner.check("send_attributes")
+        self.combiner.attributes.append(report)
 
     async def download(self, model_id: str, dest: Path) -> int:
         self._check("download")

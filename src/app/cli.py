@@ -83,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
     policy_cmd.add_parser(sub)
+    from .simulate import add_parser as simulate_parser
+
+    simulate_parser(sub)
     return top
 
 
@@ -147,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return package_cmd.run_package(args)
         elif args.command == "policy":
             return policy_cmd.run_policy(args)
+        elif args.command == "simulate":
+            from .simulate import run_simulate
+
+            configure_logging(args.log_level, [args.token] if args.token else [])
+            return run_simulate(args)
         else:
             require_extra("sandbox", "numpy")
             from .sandbox import run_sandbox

@@ -17,6 +17,7 @@ from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, Httpx
 from ..adapters.controller_http.refresh import HttpTokenRefresher
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
+from ..adapters.trainers.callback_trainer import Callbacks, callback_trainer_factory, load_entrypoint
 from ..domain.credentials import Credentials
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
@@ -176,11 +177,23 @@ async def close_adapters(lifecycle: Lifecycle) -> None:
 
 
 def build_container(
-    settings: Settings, trainer_env: Mapping[str, str] | None = None, observer: Observer | None = None
+    settings: Settings,
+    trainer_env: Mapping[str, str] | None = None,
+    callbacks: Callbacks | None = None,
+    observer: Observer | None = None,
 ) -> Container:
+    """``callbacks`` (or ``settings.entrypoint``): the in-process client, the user's code as the trainer.
+
+    ``observer``: where progress and status go (the operator views' StatusBoard).
+    """
     container = Container(settings=settings)
     if trainer_env:
         container.trainer_env.override(providers.Object(dict(trainer_env)))
     if observer is not None:
         container.observer.override(providers.Object(observer))
+    if callbacks is None and settings.entrypoint:
+        callbacks = load_entrypoint(settings.entrypoint)  # imported once, kept for every task
+    if callbacks is not None:
+        container.trainer_factory.override(providers.Object(callback_trainer_factory(callbacks)))
+        container.plan.override(providers.Singleton(build_plan, settings, in_process=True))
     return container

@@ -22,13 +22,19 @@ def resolve_local_package(path: Path) -> Path:
     raise ConfigError(f"--local-package: no {MANIFEST_NAME} in {where}")
 
 
-def build_plan(settings: Settings, policy: SitePolicy | None = None) -> ClientPlan:
+def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process: bool = False) -> ClientPlan:
+    """``in_process``: the trainer is the user's own callbacks (also with --entrypoint), no package."""
+    in_process = in_process or settings.entrypoint is not None
     if settings.combiner and not settings.combiner_port:
         raise ConfigError("--combiner needs --combiner-port")
     if not settings.combiner and not settings.api_url:
         raise ConfigError("say where to join: --api-url (the controller), or --combiner with --combiner-port")
+    if in_process and settings.local_package is not None:
+        raise ConfigError(
+            "--entrypoint runs your callbacks instead of a compute package: drop --local-package"
+        )
     local = resolve_local_package(settings.local_package) if settings.local_package is not None else None
-    if settings.combiner and local is None:
+    if settings.combiner and local is None and not in_process:
         raise ConfigError("attaching straight to a combiner (--combiner) needs --local-package")
     combiner = (
         CombinerAddress(settings.combiner, int(settings.combiner_port or 0)) if settings.combiner else None
@@ -36,8 +42,10 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None) -> ClientPl
     return ClientPlan(
         identity=Identity(settings.name, settings.client_id),
         work_dir=settings.work_dir.resolve(),
-        package_mode=PackageMode.LOCAL if local else PackageMode.REMOTE,
+        # FEDn's in-process client joins as a local-package client too.
+        package_mode=PackageMode.LOCAL if local or in_process else PackageMode.REMOTE,
         local_package_dir=local,
+        package_needed=not in_process,
         preferred_combiner=settings.preferred_combiner or None,
         combiner=combiner,
         package_checksum=settings.package_checksum,

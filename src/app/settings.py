@@ -22,6 +22,7 @@ import contextvars
 import os
 import re
 import uuid
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,11 +34,25 @@ from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSett
 from ..domain.errors import ConfigError
 
 ENV_PREFIX = "FEDN_"
-# Older names some client.yaml files still use.
-LEGACY_KEYS = {"discover_host": "api_url", "discover_port": "api_port"}
+# Older names some client.yaml files (and 0.9-era config dicts of the Python API) still use.
+LEGACY_KEYS = {
+    "discover_host": "api_url",
+    "discover_port": "api_port",
+    "secure": "grpc_tls",  # 0.9-era: TLS to the combiner
+    "verify": "connect_api_secure",  # 0.9-era: verify the controller's certificate
+}
 # Keys FEDn's tools write into a client.yaml that mean nothing to fedclient (yet): accepted,
 # and warned about like -va/-tr. A key that becomes a Settings field is simply read.
 FEDN_UNUSED_FILE_KEYS = {"network_id"}
+# 0.9-era keys that only ever configured the old client's own internals: skipped without a word.
+# (validator and trainer are Settings fields, accepted and warned about like -va/-tr.)
+IGNORED_KEYS = {
+    "init",
+    "logfile",
+    "reconnect_after_missed_heartbeat",
+    "preshared_cert",
+    "dry_run",
+}
 
 _init_file_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "init_file_data", default=None
@@ -302,6 +317,14 @@ class Settings(BaseSettings):
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
 
+    # --- the in-process client: the user's callbacks instead of a compute package
+    entrypoint: str | None = Field(
+        default=None,
+        description="run these Python callbacks (train, validate, predict, ...) in-process "
+        "instead of a compute package",
+        json_schema_extra=_meta(PACKAGE, metavar="MODULE:OBJECT"),
+    )
+
     # --- behaviour
     train_timeout: float = Field(
         default=3600.0,
@@ -486,6 +509,10 @@ def unused_fields() -> list[str]:
 # ---------------------------------------------------------------- the file --
 
 
+# Every setting may be a key of the --init file (and of the Python API's config dict), by its field name.
+INIT_FILE_KEYS = frozenset(Settings.model_fields)
+
+
 class InitFile:
     """A FEDn-style client.yaml: its settings, its FEDn keys unused here, and keys that are neither."""
 
@@ -513,23 +540,41 @@ def parse_init_file(path: Path) -> InitFile:
         return InitFile({}, [])
     if not isinstance(data, dict):
         raise ConfigError(f"--init file {path} must hold a mapping of settings")
+    values, unknown = config_values(data, INIT_FILE_KEYS)
+    unused = [key for key in unknown if key in FEDN_UNUSED_FILE_KEYS]
+    return InitFile(values, [key for key in unknown if key not in FEDN_UNUSED_FILE_KEYS], unused)
+
+
+def config_values(data: Mapping[str, Any], allowed: Collection[str]) -> tuple[dict[str, Any], list[str]]:
+    """Settings values from a client.yaml-style mapping, and the keys that mean nothing to us.
+
+    Takes FEDn 0.33's names and the 0.9-era ones (``discover_host``, ``force_ssl``,
+    ``remote_compute_context``, …). The first of two names for one setting wins.
+    """
     values: dict[str, Any] = {}
-    ignored: list[str] = []
-    unused: list[str] = []
-    for raw_key, value in data.items():
-        key = LEGACY_KEYS.get(str(raw_key), str(raw_key))
-        if key in Settings.model_fields:
-            if value is not None and key not in values:
-                values[key] = value
-        elif key in FEDN_UNUSED_FILE_KEYS:
-            unused.append(key)
+    unknown: list[str] = []
+    force_ssl: bool | None = None
+    for key, value in data.items():
+        name = LEGACY_KEYS.get(key, key)
+        if key in IGNORED_KEYS or value is None:
+            continue
+        if key == "force_ssl":
+            force_ssl = bool(value)
+        elif key == "remote_compute_context":
+            if not value:
+                values.setdefault("local_package", ".")
+        elif name in allowed:
+            values.setdefault(name, value)
         else:
-            ignored.append(str(raw_key))
+            unknown.append(str(key))
+    url = values.get("api_url")
+    if force_ssl is not None and isinstance(url, str) and "://" not in url:
+        values["api_url"] = f"{'https' if force_ssl else 'http'}://{url}"
     if values.get("local_package") is True:
         values["local_package"] = "."
     elif values.get("local_package") is False:
         values.pop("local_package")
-    return InitFile(values, ignored, unused)
+    return values, unknown
 
 
 # ------------------------------------------------------------------ loading --

@@ -89,14 +89,36 @@ def _two_tokens(loaded: Loaded) -> str | None:
     return None
 
 
+def _two_refresh_tokens(loaded: Loaded) -> str | None:
+    s = loaded.settings
+    if s.refresh_token is not None and s.refresh_token_file is not None:
+        return (
+            f"{loaded.origin('refresh_token')} and {loaded.origin('refresh_token_file')} both give "
+            "the refresh token: give one"
+        )
+    return None
+
+
+def _entrypoint_and_local_package(loaded: Loaded) -> str | None:
+    s = loaded.settings
+    if s.entrypoint is not None and s.local_package is not None:
+        return (
+            f"{loaded.origin('entrypoint')} runs your callbacks instead of a compute package: "
+            f"drop {loaded.origin('local_package')}"
+        )
+    return None
+
+
 RULES: list[Rule] = [
     _insecure_with_a_ca,
     _two_tokens,
+    _two_refresh_tokens,
     _port_without_combiner,
     _direct_and_preferred,
     _checksum_of_local_package,
     _ca_bundle_without_verification,
     _metrics_host_without_port,
+    _entrypoint_and_local_package,
 ]
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import AuthError, FedClientError, TransientError
-from .model import ModelUpdate, Prediction, StatusReport, Task, Validation
+from .model import AttributeReport, MetricReport, ModelUpdate, Prediction, StatusReport, Task, Validation
 from .ports import Clock, CombinerLink, TokenRefresher
 from .retry import RetryConfig, call_with_retry
 
@@ -184,6 +184,12 @@ class RefreshingLink:
 
     async def send_prediction(self, prediction: Prediction) -> None:
         await self._credentials.call(lambda: self.inner.send_prediction(prediction))
+
+    async def send_metric(self, report: MetricReport) -> None:
+        await self._credentials.call(lambda: self.inner.send_metric(report))
+
+    async def send_attributes(self, report: AttributeReport) -> None:
+        await self._credentials.call(lambda: self.inner.send_attributes(report))
 
     async def download(self, model_id: str, dest: Path) -> int:
         return await self._credentials.call(lambda: self.inner.download(model_id, dest))

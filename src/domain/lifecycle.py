@@ -62,6 +62,8 @@ class ClientPlan:
     work_dir: Path
     package_mode: PackageMode = PackageMode.REMOTE
     local_package_dir: Path | None = None
+    # False when the trainer is the user's own Python (callbacks): no compute package at all.
+    package_needed: bool = True
     preferred_combiner: str | None = None
     combiner: CombinerAddress | None = None  # set: attach directly, skip the controller
     package_checksum: str | None = None
@@ -248,6 +250,9 @@ class Lifecycle:
     # ------------------------------------------------------------ package --
 
     async def prepare_package(self) -> Manifest:
+        if not self.plan.package_needed:
+            self.package_dir = self.plan.work_dir
+            return Manifest()
         unpacker = self.unpacker
         if self.plan.package_mode is PackageMode.LOCAL:
             if self.plan.local_package_dir is None:
@@ -364,7 +369,7 @@ class Lifecycle:
         for hook in self.shutdown_hooks:
             try:
                 await asyncio.wait_for(hook(), self.plan.flush_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("shutdown hook %s did not finish in %.0f s", hook, self.plan.flush_timeout)
             except Exception:  # a failing hook must not keep the client from closing
                 log.exception("shutdown hook %s failed", hook)

@@ -42,6 +42,6 @@ class LinkHolder:
                 raise TransientError(f"no connection to the combiner for {self.wait_limit:.0f} s")
             try:
                 await asyncio.wait_for(self._ready.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
         return self._link

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import TaskFailed
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -190,6 +192,38 @@ class StatusLevel(enum.Enum):
     WARNING = "warning"
     ERROR = "error"
     AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """Numbers the user's code logs during a task (``log_metric``), with the task's context."""
+
+    metrics: Mapping[str, float]
+    step: int
+    model_id: str = ""
+    round_id: str = ""
+    session_id: str = ""
+
+
+@dataclass(frozen=True)
+class AttributeReport:
+    """Facts about the client the user's code reports (``log_attributes``): key -> text."""
+
+    attributes: Mapping[str, str]
+
+
+def check_training_metadata(metadata: object, where: str) -> dict[str, Any]:
+    """The training metadata a trainer returned, if it says how many examples it trained on.
+
+    The combiner weighs updates by ``num_examples`` and drops an update without it,
+    so a missing or non-numeric count fails the task here, with a message saying why.
+    """
+    if not isinstance(metadata, Mapping):
+        raise TaskFailed(f"{where}: the training metadata must be a mapping, got {type(metadata).__name__}")
+    examples = metadata.get("num_examples")
+    if isinstance(examples, bool) or not isinstance(examples, (int, float)) or not examples >= 0:
+        raise TaskFailed(f"{where} needs 'num_examples' as a number >= 0, got {examples!r}")
+    return dict(metadata)
 
 
 @dataclass(frozen=True)

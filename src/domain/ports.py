@@ -9,8 +9,10 @@ from typing import Any, Protocol, runtime_checkable
 from .model import (
     Assignment,
     AssignmentRequest,
+    AttributeReport,
     CombinerAddress,
     Identity,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusReport,
@@ -70,6 +72,14 @@ class TaskSource(Protocol):
     async def send_validation(self, validation: Validation) -> None: ...
 
     async def send_prediction(self, prediction: Prediction) -> None: ...
+
+    async def send_metric(self, report: MetricReport) -> None:
+        """What the user's code logged with ``log_metric`` during a task."""
+        ...
+
+    async def send_attributes(self, report: AttributeReport) -> None:
+        """What the user's code reported with ``log_attributes``."""
+        ...
 
 
 class ModelTransfer(Protocol):

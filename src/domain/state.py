@@ -13,6 +13,11 @@ class ClientState(enum.IntEnum):
     TRAINING = 2
     VALIDATING = 3
     PREDICTING = 4
+    # The lower-case names of FEDn's client API (``ClientState.idle`` …), as aliases of the same members.
+    idle = 1
+    training = 2
+    validating = 3
+    predicting = 4
 
 
 def client_state_to_string(state: object) -> str:

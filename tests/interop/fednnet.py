@@ -152,6 +152,25 @@ class FednNetwork:
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 
+    def restart_combiner(self, timeout: float = 90.0, *, wipe_models: bool = True) -> None:
+        """Stop the combiner we started and start it again: a fresh combiner state.
+
+        ``wipe_models`` also deletes the models it kept in its scratch directory.
+        Used by bench/transfer.py, which measures every upload on a fresh combiner.
+        """
+        combiner = next(p for p in self._procs if p.name == "combiner")
+        self.finish(combiner)
+        if wipe_models:
+            for path in (self.workdir / "combiner-models").glob("*"):
+                if path.is_file():
+                    path.unlink()
+        log = self.workdir / "combiner.log"
+        log.write_text("")  # _wait_combiner looks for this start's "ready" line
+        python = str(venv_python(self.venv))
+        init = self.workdir / "combiner.yaml"
+        self.spawn("combiner", [python, str(LAUNCHER), "combiner", "--init", str(init)])
+        self._wait_combiner(timeout)
+
     # -------------------------------------------------------------- helpers --
 
     def env(self) -> dict[str, str]:

@@ -168,7 +168,9 @@ def test_combiner_sigkilled_mid_round_and_restarted(
 
     driver = threading.Thread(target=session, daemon=True)
     driver.start()
-    wait_for(lambda: "received train task" in client.log_text(), 90, "a training task", client)
+    # Killed once the train entry point runs, so the model is on disk: a combiner restarted
+    # before the download finished no longer holds the round's model (it lives in its temp storage).
+    wait_for(lambda: "running train:" in client.log_text(), 90, "a training run", client)
     fedn_network.kill("combiner")  # mid-round: the client is training
     killed = time.monotonic()
     time.sleep(1)

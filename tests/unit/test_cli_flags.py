@@ -171,6 +171,16 @@ def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.Captu
         (["--name", "a b"], {}, "--name: Value error, client names may hold"),
         (["--train-timeout", "0"], {}, "--train-timeout: Input should be greater than 0"),
         (
+            ["-u", "h", "--entrypoint", "m:cb", "--local-package"],
+            {},
+            "--entrypoint runs your callbacks instead of a compute package: drop --local-package",
+        ),
+        (
+            ["-u", "h", "--refresh-token-file", "f"],
+            {"FEDN_AUTH_REFRESH_TOKEN": "r-0123456789"},
+            "FEDN_AUTH_REFRESH_TOKEN and --refresh-token-file both give the refresh token",
+        ),
+        (
             ["--heartbeat-miss-limit", "0"],
             {},
             "--heartbeat-miss-limit: Input should be greater than or equal to 1",

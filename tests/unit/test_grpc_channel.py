@@ -55,6 +55,12 @@ def test_keepalive_is_not_aggressive() -> None:
     assert options["grpc.max_receive_message_length"] >= 2 << 20
 
 
+def test_download_buffering_is_bounded_by_a_fixed_window() -> None:
+    options = dict(CHANNEL_OPTIONS)
+    assert options["grpc.http2.bdp_probe"] == 0  # probing grows the window without bound on loopback
+    assert 1 << 20 <= options["grpc.http2.lookahead_bytes"] <= 8 << 20
+
+
 def test_token_never_in_repr() -> None:
     assert "s3cret" not in repr(ChannelSettings(token="s3cret"))
     assert "s3cret" not in repr(GrpcConnector("s3cret"))

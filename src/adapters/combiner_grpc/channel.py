@@ -31,6 +31,13 @@ from ...domain.errors import ConfigError, TransientError
 from ...domain.model import CombinerAddress, Identity
 
 MAX_MESSAGE_BYTES = 16 << 20  # chunks are 1 MiB; headroom for a peer using bigger ones
+# A fixed HTTP/2 receive window instead of gRPC's bandwidth-delay probing. With probing,
+# a download whose consumer (Python, writing to disk) is slower than loopback grows the
+# window without bound: the client's peak RSS went 65-220 MiB for one 256 MiB model. A
+# fixed 4 MiB window kept it at 59-70 MiB at the same loopback speed (8 MiB: 68-95); over
+# a WAN it caps a download at window / round trip, 80 MiB/s at 50 ms (computed, not
+# measured; see docs/PERFORMANCE.md).
+RECEIVE_WINDOW_BYTES = 4 << 20
 
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_time_ms", 60_000),
@@ -38,6 +45,8 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", RECEIVE_WINDOW_BYTES),
 )
 
 Metadata = tuple[tuple[str, str], ...]

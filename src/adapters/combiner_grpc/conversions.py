@@ -10,12 +10,15 @@ one explicit client id is what the combiner keys on (PROTOCOL.md 7.13).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.wrappers_pb2 import UInt32Value
 
 from ...domain.model import (
+    AttributeReport,
     Identity,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusLevel,
@@ -126,7 +129,7 @@ def update_pb(update: ModelUpdate, identity: Identity) -> pb.ModelUpdate:
         model_id=update.model_id,
         model_update_id=update.model_update_id,
         correlation_id=update.correlation_id,
-        timestamp=str(datetime.now(timezone.utc)),
+        timestamp=str(datetime.now(UTC)),
         meta=update.meta_json(),
     )
 
@@ -152,6 +155,27 @@ def prediction_pb(prediction: Prediction, identity: Identity) -> pb.ModelPredict
         correlation_id=prediction.correlation_id,
         timestamp=now_timestamp(),
         prediction_id=prediction.prediction_id,
+    )
+
+
+def metric_pb(report: MetricReport, identity: Identity) -> pb.ModelMetric:
+    """A ModelMetric as FEDn's in-process client sends it: the step always set (also 0)."""
+    return pb.ModelMetric(
+        sender=client_pb(identity),
+        metrics=[pb.MetricElem(key=key, value=value) for key, value in report.metrics.items()],
+        timestamp=now_timestamp(),
+        step=UInt32Value(value=report.step),
+        model_id=report.model_id,
+        round_id=report.round_id,
+        session_id=report.session_id,
+    )
+
+
+def attributes_pb(report: AttributeReport, identity: Identity) -> pb.AttributeMessage:
+    return pb.AttributeMessage(
+        sender=client_pb(identity),
+        attributes=[pb.AttributeElem(key=key, value=value) for key, value in report.attributes.items()],
+        timestamp=now_timestamp(),
     )
 
 

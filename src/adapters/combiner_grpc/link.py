@@ -24,8 +24,10 @@ from ...domain.credentials import Credentials
 from ...domain.errors import ConfigError, FedClientError, PermanentError, StreamEnded, TransientError
 from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
 from ...domain.model import (
+    AttributeReport,
     CombinerAddress,
     Identity,
+    MetricReport,
     ModelUpdate,
     Prediction,
     StatusReport,
@@ -63,8 +65,17 @@ class GrpcConnector:
         client_cert_path: Path | None = None,
         client_key_path: Path | None = None,
         insecure: bool = False,
+        share_channels: bool = False,
         observer: Observer = NULL_OBSERVER,
     ) -> None:
+        """``share_channels``: links to the same combiner share one channel (one HTTP/2 connection).
+
+        For many clients in one process (``fedclient simulate``): every call still carries its
+        own client's metadata, so the combiner sees separate clients, at a fraction of the
+        memory and file descriptors of one channel each. A link then leaves the channel open
+        on ``close()``; the connector closes shared channels in ``aclose()``.
+        ``observer``: where the links report model transfers (progress, totals).
+        """
         self._observer = observer
         # Shared with the controller's HTTP client: a refreshed token reaches every channel.
         self.credentials = token if isinstance(token, Credentials) else Credentials(token)
@@ -73,6 +84,7 @@ class GrpcConnector:
         self._settings = ChannelSettings(
             None, auth_scheme, root_cert_path, force_tls, client_cert_path, client_key_path, insecure
         )
+        self._shared: dict[str, grpc.aio.Channel] | None = {} if share_channels else None
         self._rpc_timeout = rpc_timeout
         self._chunk_size = chunk_size
         self._connect_timeout = connect_timeout
@@ -89,21 +101,27 @@ class GrpcConnector:
         up as AuthError from ``tasks()`` or ``heartbeat()``, not here.
         """
         tls = uses_tls(address, self._settings)
-        presented = None
-        if tls and self._settings.insecure:  # a blocking handshake: off the event loop
-            presented = await asyncio.to_thread(presented_certificate, address, self._connect_timeout)
-            log.warning("--insecure: trusting whatever certificate combiner %s presents", address.target)
-        elif not tls and self.credentials.token:
-            warn_plaintext_token(f"combiner {address.target}", address.host)
-        channel = build_channel(address, self._settings, presented)
+        shared = self._shared is not None and address.target in self._shared
+        if self._shared is not None and shared:
+            channel = self._shared[address.target]
+        else:
+            presented = None
+            if tls and self._settings.insecure:  # a blocking handshake: off the event loop
+                presented = await asyncio.to_thread(presented_certificate, address, self._connect_timeout)
+                log.warning("--insecure: trusting whatever certificate combiner %s presents", address.target)
+            elif not tls and self.credentials.token:
+                warn_plaintext_token(f"combiner {address.target}", address.host)
+            channel = build_channel(address, self._settings, presented)
         mode = "TLS" if tls else "plaintext"
         try:
             problem = await self._wait_ready(channel)
         except BaseException:
-            await channel.close()
+            if not shared:
+                await channel.close()
             raise
         if problem is not None:
-            await channel.close()
+            if not shared:
+                await channel.close()
             if problem.startswith(_NOT_GRPC):
                 raise PermanentError(
                     f"combiner {address.target} does not speak gRPC ({problem[len(_NOT_GRPC) :]}) — "
@@ -118,6 +136,8 @@ class GrpcConnector:
                 f"cannot reach combiner {address.target} ({mode}) within {self._connect_timeout:g} s"
             ) from None
         log.info("connected to combiner %s (%s) as %s", address.target, mode, identity.client_id)
+        if self._shared is not None:
+            self._shared.setdefault(address.target, channel)
         return GrpcCombinerLink(
             channel,
             address,
@@ -129,8 +149,16 @@ class GrpcConnector:
             progress_timeout=self._progress_timeout,
             unknown_timeout=self._unknown_timeout,
             max_model_bytes=self._max_model_bytes,
+            owns_channel=self._shared is None,
             observer=self._observer,
         )
+
+    async def aclose(self) -> None:
+        """Close the shared channels (nothing to do without ``share_channels``)."""
+        if self._shared:
+            channels, self._shared = list(self._shared.values()), {}
+            for channel in channels:
+                await channel.close()
 
     async def _wait_ready(self, channel: grpc.aio.Channel) -> str | None:
         """Wait for the channel: None when ready, else why not ("" = no answer in time).
@@ -141,14 +169,14 @@ class GrpcConnector:
         try:
             await asyncio.wait_for(channel.channel_ready(), first)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             problem = await _tls_problem(channel)
             if problem or first >= self._connect_timeout:
                 return problem or ""
         try:
             await asyncio.wait_for(channel.channel_ready(), self._connect_timeout - first)
             return None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return await _tls_problem(channel) or ""
 
 
@@ -167,9 +195,11 @@ class GrpcCombinerLink:
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
         max_model_bytes: int = MAX_MODEL_BYTES,
+        owns_channel: bool = True,
         observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._channel = channel
+        self._owns_channel = owns_channel
         self._target = address.target
         self._identity = identity
         self._address = address
@@ -310,6 +340,16 @@ class GrpcCombinerLink:
             f"prediction of model {prediction.model_id}",
         )
 
+    async def send_metric(self, report: MetricReport) -> None:
+        await self._unary(
+            self._combiner.SendModelMetric, conv.metric_pb(report, self._identity), "model metric"
+        )
+
+    async def send_attributes(self, report: AttributeReport) -> None:
+        await self._unary(
+            self._combiner.SendAttributeMessage, conv.attributes_pb(report, self._identity), "attributes"
+        )
+
     # -------------------------------------------------------------- transfer --
 
     async def download(self, model_id: str, dest: Path) -> int:
@@ -331,7 +371,8 @@ class GrpcCombinerLink:
         self._closed = True
         for call in list(self._streams):
             call.cancel()
-        await self._channel.close()
+        if self._owns_channel:
+            await self._channel.close()
 
 
 _NOT_GRPC = "not-grpc:"

@@ -1,9 +1,11 @@
 """Model download and upload over FEDn's ModelService (PROTOCOL.md 3.7, 3.8).
 
-Kept apart from the rest of the link because it is the one hot path: per
-GRPC-CEILING.md, grpc.aio with protobuf messages reaches ~60-70 % of the sync
-API's bulk throughput, so this class may one day be swapped for a sync stub
-run in a thread without touching anything else.
+Kept apart from the rest of the link because it is the one hot path. The
+chunks do not go through generated protobuf objects: ``chunk_wire`` encodes
+upload chunks and decodes download chunks by hand (byte-identical wire), the
+gRPC calls pass bytes straight through, uploads ``readinto`` one reused buffer
+and downloads write a view of each received message to disk. Figures and the
+profile behind these choices: docs/PERFORMANCE.md.
 
 Waits are progress timeouts (no chunk for N seconds), never a total deadline:
 a 5 GiB model on a slow link is fine as long as bytes keep moving.
@@ -12,7 +14,6 @@ a 5 GiB model on a slow link is fine as long as bytes keep moving.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,11 +25,14 @@ import grpc.aio
 from ...domain.errors import FedClientError, ModelNotFound, TaskFailed, TransientError
 from ...domain.model import Identity
 from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
+from . import chunk_wire as wire
 from .channel import Metadata
-from .chunked_io import CHUNK_SIZE, ChunkFileWriter, read_chunks
-from .conversions import download_request_pb, upload_chunk_pb, upload_terminator_pb
+from .chunked_io import CHUNK_SIZE, BackgroundFileWriter, ReadAhead
+from .conversions import download_request_pb
 from .generated import fedn_pb2 as pb
-from .generated import fedn_pb2_grpc
+
+_UPLOAD = "/fedn.ModelService/Upload"
+_DOWNLOAD = "/fedn.ModelService/Download"
 
 T = TypeVar("T")
 ErrorTranslator = Callable[[grpc.aio.AioRpcError, str], FedClientError]
@@ -69,7 +73,14 @@ class GrpcModelTransfer:
         observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._observer = observer
-        self._stub = fedn_pb2_grpc.ModelServiceStub(channel)
+        # Raw-bytes multicallables: the request chunks arrive already encoded (identity
+        # serializer), download chunks are decoded by chunk_wire, not by protobuf.
+        self._upload = channel.stream_unary(_UPLOAD, response_deserializer=pb.ModelResponse.FromString)
+        self._download = channel.unary_stream(
+            _DOWNLOAD,
+            request_serializer=pb.ModelRequest.SerializeToString,
+            response_deserializer=wire.decode_response,
+        )
         self._max_model_bytes = max_model_bytes
         self._identity = identity
         self._metadata = metadata
@@ -81,7 +92,7 @@ class GrpcModelTransfer:
     async def download(self, model_id: str, dest: Path) -> int:
         """Write model ``model_id`` to ``dest``; ``dest`` appears only when the combiner said OK."""
         what = f"download of model {model_id}"
-        call = self._stub.Download(download_request_pb(model_id, self._identity), metadata=self._metadata())
+        call = self._download(download_request_pb(model_id, self._identity), metadata=self._metadata())
         loop = asyncio.get_running_loop()
         unknown_since: float | None = None
         progress = self._observer.transfer(TransferKind.MODEL_DOWNLOAD, model_id, None)
@@ -89,7 +100,7 @@ class GrpcModelTransfer:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             room = shutil.disk_usage(dest.parent).free - DISK_RESERVE_BYTES
-            with ChunkFileWriter(dest) as writer:
+            async with BackgroundFileWriter(dest) as writer:
                 while True:
                     if unknown_since is None:
                         limit = self._progress_timeout
@@ -102,35 +113,36 @@ class GrpcModelTransfer:
                             raise self._unknown(model_id) from None
                         raise TransientError(
                             f"{what} stalled: nothing received for {limit:g} s "
-                            f"after {writer.bytes_written} bytes"
+                            f"after {writer.bytes_queued} bytes"
                         ) from None
                     if response is grpc.aio.EOF:
                         raise TransientError(
-                            f"{what} ended before the combiner said OK "
-                            f"({writer.bytes_written} bytes received)"
+                            f"{what} ended before the combiner said OK ({writer.bytes_queued} bytes received)"
                         )
-                    assert isinstance(response, pb.ModelResponse)
+                    assert isinstance(response, wire.Response)
                     if response.id != model_id:
                         raise TaskFailed(
                             f"{what}: the combiner sent a chunk of model {response.id[:80]!r} instead"
                         )
-                    if response.status == pb.IN_PROGRESS:
+                    if response.status == wire.IN_PROGRESS:
                         if response.data:
-                            self._check_size(what, len(response.data), writer.bytes_written, room)
-                            writer.write(response.data)
+                            self._check_size(what, len(response.data), writer.bytes_queued, room)
+                            await writer.write(response.data)
                             progress.advance(len(response.data))
-                    elif response.status == pb.OK:
-                        writer.commit()
+                    elif response.status == wire.OK:
+                        await writer.commit()
                         ok = True
                         return writer.bytes_written
-                    elif response.status == pb.FAILED:
+                    elif response.status == wire.FAILED:
                         raise ModelNotFound(f"the combiner has no model {model_id} (it answered FAILED)")
-                    elif response.status == pb.UNKNOWN:
+                    elif response.status == wire.UNKNOWN:
                         unknown_since = loop.time() if unknown_since is None else unknown_since
                         if loop.time() - unknown_since >= self._unknown_timeout:
                             raise self._unknown(model_id)
                     # IN_PROGRESS_OK carries nothing we need; FEDn ignores it too.
         except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.INTERNAL and "deserializ" in (err.details() or "").lower():
+                raise TransientError(f"{what}: the combiner sent a malformed chunk") from None
             raise self._fail(err, what) from None
         except OSError as exc:
             raise TaskFailed(f"cannot write model {model_id} to {dest}: {exc}") from exc
@@ -145,7 +157,8 @@ class GrpcModelTransfer:
         the caller starts over from the file (it still has it).
         """
         what = f"upload of model {model_id}"
-        call = self._stub.Upload(metadata=self._metadata())
+        call = self._upload(metadata=self._metadata())
+        framing = wire.RequestFraming.for_model(model_id)
         sent = 0
         try:
             total: int | None = src.stat().st_size
@@ -154,12 +167,12 @@ class GrpcModelTransfer:
         progress = self._observer.transfer(TransferKind.MODEL_UPLOAD, model_id, total)
         ok = False
         try:
-            with contextlib.closing(read_chunks(src, self._chunk_size)) as chunks:
-                for chunk in chunks:
-                    await self._progress(call.write(upload_chunk_pb(model_id, chunk)), what, sent)
-                    sent += len(chunk)
-                    progress.advance(len(chunk))
-            await self._progress(call.write(upload_terminator_pb(model_id)), what, sent)
+            async with ReadAhead(src, framing.chunk, self._chunk_size) as chunks:
+                async for length, message in chunks:
+                    await self._progress(call.write(message), what, sent)
+                    sent += length
+                    progress.advance(length)
+            await self._progress(call.write(framing.terminator), what, sent)
             await self._progress(call.done_writing(), what, sent)
             response = await self._progress(_result(call), what, sent)
             ok = response.status == pb.OK
@@ -222,5 +235,5 @@ async def _result(call: grpc.aio.StreamUnaryCall) -> pb.ModelResponse:
 async def _bounded(step: Awaitable[T], seconds: float) -> T:
     try:
         return await asyncio.wait_for(step, seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise _Stalled from None

@@ -33,10 +33,14 @@ from ..combiner_grpc.conversions import task_type
 from ..combiner_grpc.generated import fedn_pb2 as pb
 from ..combiner_grpc.generated import fedn_pb2_grpc as rpc
 from .combiner_records import (
+    AttributeRecord,
+    MetricRecord,
     PredictionRecord,
     StatusRecord,
     UpdateRecord,
     ValidationRecord,
+    attribute_record,
+    metric_record,
     prediction_record,
     status_record,
     update_record,
@@ -56,7 +60,15 @@ SERVER_OPTIONS = (
 )
 
 
-__all__ = ["PredictionRecord", "SandboxCombiner", "StatusRecord", "UpdateRecord", "ValidationRecord"]
+__all__ = [
+    "AttributeRecord",
+    "MetricRecord",
+    "PredictionRecord",
+    "SandboxCombiner",
+    "StatusRecord",
+    "UpdateRecord",
+    "ValidationRecord",
+]
 
 R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord)
 
@@ -93,6 +105,10 @@ class SandboxCombiner:
         # "endless" (chunks until the client gives up).
         self.misbehave: dict[str, str] = {}
         self.downloads: list[str] = []  # every Download request, in order
+        # Every heartbeat as (client_id, monotonic time of arrival): the jitter benchmark reads it.
+        self.heartbeat_log: list[tuple[str, float]] = []
+        self.metrics: list[MetricRecord] = []
+        self.attributes: list[AttributeRecord] = []
         self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
         self._queues: dict[str, asyncio.Queue[pb.TaskRequest]] = {}
         self._subscribed: dict[str, int] = {}
@@ -227,7 +243,7 @@ class SandboxCombiner:
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
             return True
 
@@ -301,7 +317,9 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
 
     async def SendHeartbeat(self, request: pb.Heartbeat, context: grpc.aio.ServicerContext) -> pb.Response:
         await self._admit(context, "SendHeartbeat")
-        self._c.heartbeats[request.sender.client_id] = time.monotonic()
+        now = time.monotonic()
+        self._c.heartbeats[request.sender.client_id] = now
+        self._c.heartbeat_log.append((request.sender.client_id, now))
         await self._c._notify()
         return self._reply("Heartbeat received")
 
@@ -336,6 +354,26 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         self._c.predictions.append(prediction_record(request))
         await self._c._notify()
         return self._reply(f"RECEIVED ModelPrediction {request.model_id} from client {request.sender.name}")
+
+    async def SendModelMetric(
+        self, request: pb.ModelMetric, context: grpc.aio.ServicerContext
+    ) -> pb.Response:
+        await self._admit(context, "SendModelMetric")
+        if not request.metrics:  # FEDn's combiner fails on a message without values (gRPC UNKNOWN)
+            await context.abort(grpc.StatusCode.UNKNOWN, "Exception calling application: 'metrics'")
+        self._c.metrics.append(metric_record(request))
+        await self._c._notify()
+        return self._reply("Metrics received")
+
+    async def SendAttributeMessage(
+        self, request: pb.AttributeMessage, context: grpc.aio.ServicerContext
+    ) -> pb.Response:
+        await self._admit(context, "SendAttributeMessage")
+        if not request.attributes:
+            await context.abort(grpc.StatusCode.UNKNOWN, "Exception calling application: 'attributes'")
+        self._c.attributes.append(attribute_record(request))
+        await self._c._notify()
+        return self._reply("Attributes received")
 
     async def Download(
         self, request: pb.ModelRequest, context: grpc.aio.ServicerContext

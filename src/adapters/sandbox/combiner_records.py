@@ -61,6 +61,24 @@ class PredictionRecord:
     prediction_id: str
 
 
+@dataclass(frozen=True)
+class MetricRecord:
+    metrics: dict[str, float]
+    step: int | None  # None: the message carried no step wrapper
+    model_id: str
+    round_id: str
+    session_id: str
+    sender_name: str
+    sender_client_id: str
+
+
+@dataclass(frozen=True)
+class AttributeRecord:
+    attributes: dict[str, str]
+    sender_name: str
+    sender_client_id: str
+
+
 def json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text) if text else {}
@@ -123,4 +141,24 @@ def prediction_record(msg: pb.ModelPrediction) -> PredictionRecord:
         receiver_name=msg.receiver.name,
         correlation_id=msg.correlation_id,
         prediction_id=msg.prediction_id,
+    )
+
+
+def metric_record(msg: pb.ModelMetric) -> MetricRecord:
+    return MetricRecord(
+        metrics={elem.key: elem.value for elem in msg.metrics},
+        step=msg.step.value if msg.HasField("step") else None,
+        model_id=msg.model_id,
+        round_id=msg.round_id,
+        session_id=msg.session_id,
+        sender_name=msg.sender.name,
+        sender_client_id=msg.sender.client_id,
+    )
+
+
+def attribute_record(msg: pb.AttributeMessage) -> AttributeRecord:
+    return AttributeRecord(
+        attributes={elem.key: elem.value for elem in msg.attributes},
+        sender_name=msg.sender.name,
+        sender_client_id=msg.sender.client_id,
     )

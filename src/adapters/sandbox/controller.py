@@ -280,6 +280,9 @@ class _QuietServer(ThreadingHTTPServer):
     """Clients that hang up or reject our certificate are expected here, not tracebacks."""
 
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a thousand simulated clients joining at
+    # once overflowed it and timed out connecting (bench/scale.py).
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("sandbox controller: connection from %s failed", client_address, exc_info=True)

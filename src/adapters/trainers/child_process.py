@@ -99,7 +99,7 @@ async def reap(proc: asyncio.subprocess.Process, registry: ChildRegistry | None 
     """Wait (bounded) for a killed child; forget it in the registry once it is gone."""
     try:
         code = await asyncio.wait_for(proc.wait(), REAP_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("child %s was not reaped within %.0f s", proc.pid, REAP_SECONDS)
         return None
     if registry is not None:

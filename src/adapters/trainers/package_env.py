@@ -300,7 +300,7 @@ async def _run_step(argv: list[str], cwd: Path, env: Mapping[str, str], what: st
     tail: list[str] = []
     try:
         code = await asyncio.wait_for(_stream(proc, tail), _STEP_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         _kill(proc)
         await proc.wait()
         raise EnvBuildError(f"python_env build step timed out after {_STEP_TIMEOUT:g} s: {what}") from None
@@ -340,7 +340,7 @@ async def _version_of(python: str) -> str:
             stderr=asyncio.subprocess.DEVNULL,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise EnvBuildError(f"python_env: cannot run {python}: {exc}") from None
     if proc.returncode != 0 or not out.strip():
         raise EnvBuildError(f"python_env: {python} did not report its version")

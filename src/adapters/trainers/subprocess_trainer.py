@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ...domain.errors import ConfigError, PackageError, TaskFailed
+from ...domain.model import check_training_metadata
 from ...domain.package import Manifest
 from ...domain.package_env import PYTHON_NAMES, InterpreterChoice, choose_interpreter, python_commands
 from ...domain.policy import ResourceLimits
@@ -149,13 +150,7 @@ class SubprocessTrainer:
         if not out_model.is_file():
             raise TaskFailed(f"train finished but wrote no model to {out_model}")
         metadata = _read_json_object("train", _metadata_path(out_model), "the training metadata")
-        examples = metadata.get("num_examples")
-        if isinstance(examples, bool) or not isinstance(examples, (int, float)) or not examples >= 0:
-            raise TaskFailed(
-                f"train metadata {_metadata_path(out_model).name} needs 'num_examples' as a number >= 0, "
-                f"got {examples!r}"
-            )
-        return metadata
+        return check_training_metadata(metadata, f"train metadata {_metadata_path(out_model).name}")
 
     async def validate(self, in_model: Path, out_json: Path) -> dict[str, Any]:
         _clear(out_json)
@@ -206,7 +201,7 @@ class SubprocessTrainer:
         )
         try:
             code = await asyncio.wait_for(proc.wait(), self._timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await _stop(proc, readers, self._registry)
             which = " (the wall-time limit, limits.wall_seconds)" if self._wall_limited else ""
             raise TaskFailed(f"{entry} timed out after {self._timeout:g} s{which}") from None
@@ -215,7 +210,7 @@ class SubprocessTrainer:
             raise
         try:
             await asyncio.wait_for(asyncio.shield(readers), _DRAIN_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # It exited, but children it left behind still hold the pipes open. They are
             # still members of its process group, so the group id cannot have been reused.
             log.warning("%s exited but left processes holding its output open; killing them", entry)
@@ -290,7 +285,7 @@ async def _stop(
     await reap(proc, registry)
     try:
         await asyncio.wait_for(readers, _DRAIN_SECONDS)
-    except asyncio.TimeoutError:  # something escaped the group (setsid) and kept the pipes
+    except TimeoutError:  # something escaped the group (setsid) and kept the pipes
         log.warning("output of pid %s still open after kill; no longer reading it", proc.pid)
 
 

@@ -1,0 +1,181 @@
+"""Many clients in one process: RSS per idle client, task latency, and who runs out of CPU first.
+
+    python bench/scale.py                   # N = 10, 100, 300, 1000
+    python bench/scale.py --quick           # N = 10, 100 (what `make bench` runs)
+    python bench/scale.py --clients 2000 --rounds 3
+
+For each N two processes run side by side on this machine:
+  server  the sandbox federation (controller + combiner + FedAvg, bench/scale.py --serve),
+          which waits for N clients and then trains --rounds rounds of examples/tiny;
+  clients ``fedclient simulate --api-url <server> --clients N`` (in-process callbacks).
+The CPU each process burns during the rounds is read from /proc: the one near a full
+core (Python, one GIL) is the limit. Printed per N: join time, RSS idle and per client,
+round time, task latency p50/p99 (TaskRequest received -> result acknowledged, client side),
+overhead p50/p99 (latency minus the callbacks), and CPU% of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "examples" / "tiny"
+FEDCLIENT = Path(sys.executable).parent / "fedclient"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+async def _serve(clients: int, rounds: int, info: Path) -> None:
+    from fedclient.adapters.sandbox.federation import Federation
+
+    federation = Federation(PACKAGE, info.parent / "server", clients, round_timeout=1800)
+    await federation.start()
+    info.write_text(json.dumps({"api_url": federation.api_url}))
+    try:
+        await federation.wait_for_clients(timeout=1800)
+        (info.parent / "joined").write_text(str(time.time()))
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        results = await federation.run(rounds)
+        out = {
+            "rounds": [r.as_json() for r in results],
+            "cpu_rounds_s": time.process_time() - cpu0,
+            "wall_rounds_s": time.monotonic() - wall0,
+        }
+        (info.parent / "server.json").write_text(json.dumps(out))
+    finally:
+        await federation.stop()
+
+
+def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not happen (exit {proc.poll()})")
+        time.sleep(0.1)
+
+
+def measure(clients: int, rounds: int, work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True)
+    info = work / "server-info.json"
+    env = {**os.environ, "TINY_MODEL_KIB": "4"}
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(clients), str(rounds), str(info)], env=env
+    )
+    sim: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_file(info, server, 120, "the sandbox server start")
+        api_url = json.loads(info.read_text())["api_url"]
+        out = work / "simulate.json"
+        cmd = [str(FEDCLIENT), "simulate", "--api-url", api_url, "--clients", str(clients)]
+        cmd += ["--package", str(PACKAGE), "--duration", "100000", "--json", str(out)]
+        cmd += ["--work-dir", str(work / "clients"), "--log-level", "ERROR"]
+        sim = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+        _wait_file(work / "joined", server, 1800, "joining")
+        c0, t0, m0 = cpu_seconds(sim.pid), time.monotonic(), machine_busy()
+        while server.poll() is None:
+            c1, t1, m1 = cpu_seconds(sim.pid), time.monotonic(), machine_busy()
+            time.sleep(0.2)
+        sim.send_signal(signal.SIGINT)
+        sim.wait(timeout=300)
+        if server.returncode != 0 or not (work / "server.json").exists():
+            raise SystemExit(f"the sandbox server failed (exit {server.returncode})")
+        srv = json.loads((work / "server.json").read_text())
+        got = json.loads(out.read_text())
+        return {
+            "clients": clients,
+            "join_s": got["join_seconds"],
+            "rss_before_mib": got["rss_before_mib"],
+            "rss_idle_mib": got["rss_idle_mib"],
+            "rss_per_client_kib": got["rss_per_client_kib"],
+            "round_s": [r["seconds"] for r in srv["rounds"]],
+            "updates": [r["updates"] for r in srv["rounds"]],
+            "latency_s": got["train_latency_s"],
+            "overhead_s": got["overhead_s"],
+            "client_cpu_pct": 100 * (c1 - c0) / max(t1 - t0, 1e-9),
+            "server_cpu_pct": 100 * srv["cpu_rounds_s"] / max(srv["wall_rounds_s"], 1e-9),
+            # All CPUs of the machine (other work included), 100% = every core busy.
+            "machine_busy_pct": 100 * (m1[0] - m0[0]) / max(m1[1] - m0[1], 1),
+        }
+    finally:
+        for proc in (sim, server):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{'clients':>7s} {'join s':>7s} {'RSS idle':>9s} {'KiB/client':>10s} {'round s':>8s} "
+        f"{'train p50':>10s} {'p99':>8s} {'ovh p50':>8s} {'p99':>8s} {'CPU% cli':>8s} {'CPU% srv':>8s}  limit"
+    )
+    for r in rows:
+        lat, ovh = r["latency_s"], r["overhead_s"]
+        limit = "combiner" if r["server_cpu_pct"] > r["client_cpu_pct"] else "clients"
+        if max(r["server_cpu_pct"], r["client_cpu_pct"]) < 80:
+            busy = r.get("machine_busy_pct", 0)
+            limit = "the machine (shared CPUs all busy)" if busy > 90 else limit + " (neither saturated)"
+        print(
+            f"{r['clients']:7d} {r['join_s']:7.1f} {r['rss_idle_mib']:7.0f} M "
+            f"{r['rss_per_client_kib']:10.0f} {statistics.median(r['round_s']):8.2f} "
+            f"{lat.get('p50', 0) * 1000:8.0f}ms {lat.get('p99', 0) * 1000:6.0f}ms "
+            f"{ovh.get('p50', 0) * 1000:6.0f}ms {ovh.get('p99', 0) * 1000:6.0f}ms "
+            f"{r['client_cpu_pct']:8.0f} {r['server_cpu_pct']:8.0f} "
+            f"{r.get('machine_busy_pct', 0):7.0f}%  {limit}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clients", default="10,100,300,1000", help="comma-separated values of N")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="N = 10, 100")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(_serve(int(args.serve[0]), int(args.serve[1]), Path(args.serve[2])))
+        return
+    counts = [10, 100] if args.quick else [int(n) for n in args.clients.split(",") if n]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fedclient-scale-") as tmp:
+        for n in counts:
+            row = measure(n, args.rounds, Path(tmp) / f"n{n}")
+            rows.append(row)
+            print(
+                f"  N={n}: rounds {row['round_s']}, client CPU {row['client_cpu_pct']:.0f}%, "
+                f"server CPU {row['server_cpu_pct']:.0f}%",
+                flush=True,
+            )
+    print(
+        f"\nsandbox combiner and simulate in two processes, {os.cpu_count()} CPUs, "
+        "examples/tiny (4 KiB model)"
+    )
+    report(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

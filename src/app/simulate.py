@@ -1,0 +1,312 @@
+"""`fedclient simulate`: N clients in one process, with in-process callbacks, against one federation.
+
+Without ``--api-url`` a sandbox federation (controller + combiner + FedAvg) runs in this
+process and ``--rounds`` rounds are trained. With ``--api-url`` the clients join that
+controller (a sandbox in another process, or a real FEDn network whose rounds someone
+else starts) and serve until ``--duration`` seconds have passed or SIGINT/SIGTERM.
+
+Every client is a full production ``Lifecycle`` (assignment, TaskStream, heartbeats,
+model transfers, status reports). What they share, to stay small: the controller
+client, one gRPC channel per combiner (each call still carries its own client's
+metadata) and the trainer's thread pool. Each uses the package directory as its
+local package, so nothing is downloaded or unpacked N times.
+
+Printed at the end: RSS before and with the clients, per client, and the task
+latency (TaskRequest received -> result acknowledged) and overhead (latency minus
+the callbacks' own time) percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..adapters.clock import SystemClock
+from ..adapters.combiner_grpc.link import GrpcConnector
+from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.trainers.inprocess import inprocess_trainer_factory, load_callbacks
+from ..domain.errors import ConfigError
+from ..domain.lifecycle import Lifecycle
+from ..domain.model import Assignment, AssignmentRequest
+from ..domain.ports import Discovery
+from .container import build_container, close_adapters
+from .plan import build_plan
+from .settings import load_settings
+from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
+
+if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
+    from ..adapters.sandbox.federation import Federation, RoundResult
+
+log = logging.getLogger("fedclient.simulate")
+
+# Assignments in flight at once: a thousand clients asking the controller together overflow
+# its connection pool and accept queue (PoolTimeout / ConnectTimeout, then backoff).
+ASSIGN_CONCURRENCY = 16
+
+
+class _ThrottledDiscovery:
+    """The shared controller client, with at most ``limit`` assignment requests in flight."""
+
+    def __init__(self, discovery: Discovery, limit: int = ASSIGN_CONCURRENCY) -> None:
+        self._discovery = discovery
+        self._slots = asyncio.Semaphore(limit)
+
+    async def assign(self, request: AssignmentRequest) -> Assignment:
+        async with self._slots:
+            return await self._discovery.assign(request)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._discovery, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("simulate", help="run N clients in this process with in-process callbacks")
+    p.add_argument("--clients", type=int, default=10, help="number of clients (default 10)")
+    p.add_argument("--package", type=Path, required=True, help="package directory (fedn.yaml + callbacks.py)")
+    p.add_argument("--callbacks", default="callbacks", help="module in the package with train/validate")
+    p.add_argument("--rounds", type=int, default=3, help="rounds to train on the built-in sandbox")
+    p.add_argument("-u", "--api-url", help="join this controller instead of starting a sandbox")
+    p.add_argument("-p", "--api-port", type=int, help="controller port")
+    p.add_argument("--token", help="authentication token")
+    p.add_argument("--duration", type=float, help="with --api-url: stop after this many seconds")
+    p.add_argument("--round-timeout", type=float, default=600.0, help="sandbox: seconds per round")
+    p.add_argument("--join-timeout", type=float, default=600.0, help="seconds for all clients to connect")
+    p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
+    p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--log-level", default="WARNING", type=str.upper, help="log level")
+
+
+def rss_mib() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+@dataclass
+class SimulationReport:
+    clients: int
+    connected: int
+    rss_before_mib: float
+    rss_idle_mib: float
+    join_seconds: float
+    rounds: list[RoundResult] = field(default_factory=list)
+    times: TaskTimes = field(default_factory=TaskTimes)
+    cpu_seconds: float = 0.0
+
+    @property
+    def rss_per_client_kib(self) -> float:
+        return (self.rss_idle_mib - self.rss_before_mib) * 1024 / max(self.clients, 1)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "connected": self.connected,
+            "rss_before_mib": self.rss_before_mib,
+            "rss_idle_mib": self.rss_idle_mib,
+            "rss_per_client_kib": self.rss_per_client_kib,
+            "join_seconds": self.join_seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "tasks": len(self.times.done),
+            "latency_s": self.times.percentiles("latency"),
+            "overhead_s": self.times.percentiles("overhead"),
+            "train_latency_s": self.times.percentiles("latency", "train"),
+            "rounds": [r.as_json() for r in self.rounds],
+        }
+
+    def format(self) -> str:
+        def ms(values: dict[str, float]) -> str:
+            if not values:
+                return "no tasks"
+            return "  ".join(f"{k} {v * 1000:.1f} ms" for k, v in values.items())
+
+        lines = []
+        if self.rounds:
+            from .sandbox import format_table
+
+            lines += [format_table(self.rounds), ""]
+        lines += [
+            f"clients {self.clients} in one process, {self.connected} connected in {self.join_seconds:.1f} s",
+            f"RSS {self.rss_before_mib:.0f} MiB before the clients, "
+            f"{self.rss_idle_mib:.0f} MiB with them idle "
+            f"({self.rss_per_client_kib:.0f} KiB per client); CPU {self.cpu_seconds:.1f} s",
+            f"tasks {len(self.times.done)}: latency {ms(self.times.percentiles('latency'))}",
+            f"  overhead (latency minus callbacks) {ms(self.times.percentiles('overhead'))}",
+        ]
+        return "\n".join(lines)
+
+
+async def simulate(
+    package: Path,
+    clients: int,
+    work: Path,
+    *,
+    rounds: int = 3,
+    api_url: str | None = None,
+    api_port: int | None = None,
+    token: str | None = None,
+    duration: float | None = None,
+    round_timeout: float = 600.0,
+    join_timeout: float = 600.0,
+    callbacks: str = "callbacks",
+    log_level: str = "WARNING",
+    stop: asyncio.Event | None = None,
+) -> SimulationReport:
+    stop = stop or asyncio.Event()
+    load_callbacks(package, callbacks)  # a broken callbacks module is one error now, not N later
+    federation: Federation | None = None
+    if api_url is None:
+        from ..adapters.sandbox.federation import Federation
+
+        federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
+        await federation.start()
+        api_url = federation.api_url
+    cpu0 = time.process_time()
+    rss_before = rss_mib()
+    times = TaskTimes()
+    base = load_settings(
+        {"api_url": api_url, "api_port": api_port, "token": token, "log_level": log_level, "name": "sim"}
+    )
+    shared = build_container(base)
+    connector = GrpcConnector(
+        token=base.token_value,
+        auth_scheme=base.auth_scheme,
+        root_cert_path=base.grpc_root_cert_path,
+        force_tls=base.grpc_tls,
+        share_channels=True,
+    )
+    controller = shared.discovery()
+    discovery = _ThrottledDiscovery(controller) if controller is not None else None
+    unpacker, clock = TarPackageUnpacker(), SystemClock()
+    trainers = inprocess_trainer_factory(callbacks)
+    run_id = uuid.uuid4().hex[:6]
+    lifecycles: list[Lifecycle] = []
+    runners: list[asyncio.Task[None]] = []
+    report = SimulationReport(clients, 0, rss_before, rss_before, 0.0, times=times)
+    try:
+        t0 = time.monotonic()
+        for index in range(clients):
+            settings = base.model_copy(
+                update={
+                    "name": f"sim-{run_id}-{index}",
+                    "client_id": f"sim-{run_id}-{index}",
+                    "work_dir": work / f"client-{index}",
+                    "local_package": package,
+                }
+            )
+            task_clock = TaskClock(times)
+            lifecycle = Lifecycle(
+                plan=build_plan(settings),
+                discovery=discovery,
+                package_source=None,
+                unpacker=unpacker,
+                connector=TimedConnector(connector, task_clock, times),
+                trainer_factory=timed_factory(trainers, task_clock),
+                clock=clock,
+            )
+            lifecycles.append(lifecycle)
+            runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))
+            if index % 50 == 49:
+                await asyncio.sleep(0)  # let the first ones get going while the rest are built
+        if not await _wait_joined(times, clients, runners, join_timeout, federation, stop):
+            return report  # stopped (SIGINT/SIGTERM) before every client had joined
+        report.join_seconds = time.monotonic() - t0
+        report.connected = times.connected
+        await asyncio.sleep(min(3.0, 0.5 + clients / 500))  # settle: the first heartbeats are out
+        report.rss_idle_mib = rss_mib()
+        log.info("%d clients connected in %.1f s", times.connected, report.join_seconds)
+        if federation is not None:
+            report.rounds = await federation.run(rounds)
+        else:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration)
+        report.cpu_seconds = time.process_time() - cpu0
+        return report
+    finally:
+        stop.set()
+        await asyncio.gather(*(asyncio.wait_for(r, 20) for r in runners), return_exceptions=True)
+        await connector.aclose()
+        await close_adapters(lifecycles[0] if lifecycles else shared.lifecycle())
+        if federation is not None:
+            await federation.stop()
+
+
+async def _wait_joined(
+    times: TaskTimes,
+    clients: int,
+    runners: list[asyncio.Task[None]],
+    timeout: float,
+    federation: Federation | None,
+    stop: asyncio.Event,
+) -> bool:
+    """True once every client is connected (and, on the sandbox, online); False when stopped first."""
+    deadline = time.monotonic() + timeout
+    while times.connected < clients or (
+        federation is not None
+        and federation.combiner is not None
+        and len(federation.combiner.online_clients()) < clients
+    ):
+        failed = [r for r in runners if r.done()]
+        if failed:
+            failed[0].result()  # a client that died before joining: raise its error
+            raise ConfigError("a simulated client stopped before joining")
+        if time.monotonic() > deadline:
+            raise ConfigError(f"only {times.connected} of {clients} clients connected within {timeout:.0f} s")
+        if stop.is_set():
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    if args.clients < 1 or args.rounds < 1:
+        raise ConfigError("--clients and --rounds must be at least 1")
+    package = args.package.resolve()
+    if not (package / "fedn.yaml").is_file():
+        raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
+
+    async def main(work: Path) -> SimulationReport:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await simulate(
+            package,
+            args.clients,
+            work,
+            rounds=args.rounds,
+            api_url=args.api_url,
+            api_port=args.api_port,
+            token=args.token,
+            duration=args.duration,
+            round_timeout=args.round_timeout,
+            join_timeout=args.join_timeout,
+            callbacks=args.callbacks,
+            log_level=args.log_level,
+            stop=stop,
+        )
+
+    with contextlib.ExitStack() as stack:
+        work = args.work_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-simulate-"))
+        )
+        report = asyncio.run(main(work.resolve()))
+    print(report.format())
+    if args.json:
+        args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    return 0

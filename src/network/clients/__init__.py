@@ -1,0 +1,1 @@
+"""FEDn's client classes under fedclient: ``client``, ``connect``, ``package``, ``state``, ``inprocess``."""

@@ -1,0 +1,28 @@
+"""A FEDn client.yaml-style dict → fedclient Settings, warning about keys that mean nothing here."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ...app.settings import INIT_FILE_KEYS, Settings, config_values
+from ...domain.errors import ConfigError
+
+ACCEPTED_KEYS = frozenset(INIT_FILE_KEYS) | frozenset(Settings.model_fields)
+
+
+def settings_from_config(config: Mapping[str, Any] | None, stacklevel: int = 3) -> Settings:
+    """Settings from ``config`` (over FEDN_* environment variables); a bad value is a ConfigError."""
+    if config is not None and not isinstance(config, Mapping):
+        raise ConfigError(f"the client config must be a dict, got {type(config).__name__}")
+    values, unknown = config_values(config or {}, ACCEPTED_KEYS)
+    for key in unknown:
+        warnings.warn(f"client config key {key!r} is not a fedclient setting; ignored", stacklevel=stacklevel)
+    try:  # errors named by the dict's keys (the CLI's loader names flags, which the caller never gave)
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid client config: {problems}") from None

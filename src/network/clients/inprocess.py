@@ -1,0 +1,94 @@
+"""``InProcessClient``: your own Python functions as the client's trainer, FEDn 0.33's in-process way.
+
+The callbacks are called on one long-lived worker thread of this process (see
+``adapters.trainers.callback_trainer``) while the client's event loop keeps the
+task stream and heartbeats going. ``run()`` blocks; ``await run_async()`` runs in
+your own event loop. From inside a callback, ``log_metric`` / ``log_attributes``
+send ModelMetric / AttributeMessage tagged with the task's session, round and model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ...adapters.trainers.callback_trainer import Callbacks, log_attributes, log_metric
+from ...app.container import build_container, close_adapters
+from ...domain.errors import ConfigError
+from ...domain.lifecycle import Lifecycle
+from ._config import settings_from_config
+
+log = logging.getLogger("fedclient.api")
+
+
+class InProcessClient:
+    """Joins a FEDn network with callbacks instead of a compute package.
+
+    ``config`` takes the keys of client.yaml (``api_url``, ``api_port``, ``token``, ``name``, …).
+    ``models``: how a callback receives the model: ``"path"`` (a file), ``"numpy"`` (a list of
+    arrays, FEDn's numpyhelper layout) or ``"bytesio"`` (as FEDn's in-process client).
+    """
+
+    log_metric = staticmethod(log_metric)
+    log_attributes = staticmethod(log_attributes)
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        train: Callable[..., Any] | None = None,
+        validate: Callable[..., Any] | None = None,
+        predict: Callable[..., Any] | None = None,
+        forward: Callable[..., Any] | None = None,
+        backward: Callable[..., Any] | None = None,
+        models: str = "path",
+    ) -> None:
+        self.settings = settings_from_config(config)
+        self.callbacks = Callbacks(train, validate, predict, forward, backward, models)
+        self.lifecycle: Lifecycle | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # FEDn 0.33's setters, for code written against FednClient.
+    def set_train_callback(self, callback: Callable[..., Any]) -> None:
+        self.callbacks = dataclasses.replace(self.callbacks, train=callback)
+
+    def set_validate_callback(self, callback: Callable[..., Any]) -> None:
+        self.callbacks = dataclasses.replace(self.callbacks, validate=callback)
+
+    def set_predict_callback(self, callback: Callable[..., Any]) -> None:
+        self.callbacks = dataclasses.replace(self.callbacks, predict=callback)
+
+    def set_forward_callback(self, callback: Callable[..., Any]) -> None:
+        self.callbacks = dataclasses.replace(self.callbacks, forward=callback)
+
+    def set_backward_callback(self, callback: Callable[..., Any]) -> None:
+        self.callbacks = dataclasses.replace(self.callbacks, backward=callback)
+
+    def run(self) -> None:
+        """Serve tasks until ``stop()`` or Ctrl-C."""
+        try:
+            asyncio.run(self.run_async())
+        except KeyboardInterrupt:
+            log.info("stopped")
+
+    async def run_async(self) -> None:
+        """Serve tasks inside the running event loop until ``stop()`` is called."""
+        if not self.callbacks.names():
+            raise ConfigError("give at least one callback (train, validate, predict, forward, backward)")
+        lifecycle = build_container(self.settings, callbacks=self.callbacks).lifecycle()
+        self.lifecycle = lifecycle
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await lifecycle.run(self._stop)
+        finally:
+            await close_adapters(lifecycle)
+
+    def stop(self) -> None:
+        """Ask a running client to stop (from any thread, or from a callback)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
