@@ -30,17 +30,21 @@ from ..domain.model import (
     Assignment,
     AssignmentRequest,
     AttributeReport,
+    BackwardCompletion,
     CombinerAddress,
+    FetchedPackage,
     Identity,
     MetricReport,
     ModelUpdate,
     Prediction,
+    ResourceUsage,
     StatusReport,
     Task,
     Validation,
 )
 from ..domain.observe import NULL_OBSERVER, Link, Observer, TransferKind
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
+from ..domain.usage import UsageReading
 
 
 class InMemoryDiscovery:
@@ -58,7 +62,10 @@ class InMemoryDiscovery:
 
 
 class InMemoryPackageSource:
-    """Serves one package file (or none) and an optional checksum."""
+    """Serves one package file (or none), an optional checksum and a version tag (like an ETag).
+
+    ``fetches`` records the tag every fetch asked about (None: unconditional).
+    """
 
     def __init__(
         self, archive: Path | None, checksum: str | None = None, filename: str = "package.tgz"
@@ -67,14 +74,29 @@ class InMemoryPackageSource:
         self.server_checksum = checksum
         self.filename = filename
         self.downloads = 0
+        self.fetches: list[str | None] = []
+        self.tags = True  # False: a server that sends no version tag
+
+    def tag(self) -> str | None:
+        if self.archive is None or not self.tags:
+            return None
+        return '"' + hashlib.sha256(self.archive.read_bytes()).hexdigest()[:16] + '"'
 
     async def download(self, dest_dir: Path) -> Path:
+        fetched = await self.fetch(dest_dir)
+        assert fetched.path is not None
+        return fetched.path
+
+    async def fetch(self, dest_dir: Path, unchanged_tag: str | None = None) -> FetchedPackage:
+        self.fetches.append(unchanged_tag)
         if self.archive is None:
             raise PackageError("the controller has no active compute package")
+        if unchanged_tag is not None and unchanged_tag == self.tag():
+            return FetchedPackage(None, unchanged_tag)
         self.downloads += 1
         dest = dest_dir / self.filename
         shutil.copyfile(self.archive, dest)
-        return dest
+        return FetchedPackage(dest, self.tag())
 
     async def checksum(self) -> str | None:
         return self.server_checksum
@@ -122,6 +144,9 @@ class InMemoryCombiner:
     heartbeats: list[str] = field(default_factory=list)
     metrics: list[MetricReport] = field(default_factory=list)
     attributes: list[AttributeReport] = field(default_factory=list)
+    heartbeat_usage: list[ResourceUsage | None] = field(default_factory=list)
+    telemetry: list[tuple[str, ResourceUsage]] = field(default_factory=list)
+    backward_completions: list[BackwardCompletion] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     connects: list[tuple[CombinerAddress, Identity]] = field(default_factory=list)
     # Scripted failures: number of upcoming calls of that name that raise.
@@ -181,9 +206,18 @@ class InMemoryLink:
                 raise StreamEnded("the combiner closed the task stream")
             yield task
 
-    async def heartbeat(self) -> None:
+    async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
         self._check("heartbeat")
         self.combiner.heartbeats.append(self.identity.client_id)
+        self.combiner.heartbeat_usage.append(usage)
+
+    async def send_telemetry(self, usage: ResourceUsage) -> None:
+        self._check("send_telemetry")
+        self.combiner.telemetry.append((self.identity.client_id, usage))
+
+    async def send_backward_completion(self, completion: BackwardCompletion) -> None:
+        self._check("send_backward_completion")
+        self.combiner.backward_completions.append(completion)
 
     async def send_status(self, report: StatusReport) -> None:
         self._check("send_status")
@@ -289,6 +323,20 @@ class InMemoryTrainer:
         self.calls.append(("predict", in_model, {}))
         return {"prediction": len(in_model.read_bytes())}
 
+    async def forward(self, client_id: str, out_embeddings: Path, sl_inference: bool) -> dict[str, Any]:
+        self.calls.append(("forward", out_embeddings, {"client_id": client_id, "sl_inference": sl_inference}))
+        if self.fail == "forward":
+            raise TaskFailed("forward exited with code 1")
+        out_embeddings.write_bytes(f"embeddings of {client_id}".encode())
+        return {"num_examples": self.num_examples}
+
+    async def backward(self, in_gradients: Path, client_id: str) -> None:
+        self.calls.append(
+            ("backward", in_gradients, {"client_id": client_id, "gradients": in_gradients.read_bytes()})
+        )
+        if self.fail == "backward":
+            raise TaskFailed("backward exited with code 1")
+
     async def startup(self) -> None:
         self.calls.append(("startup", Path(), {}))
         if self.fail == "startup":
@@ -378,3 +426,18 @@ class RecordingTransfer:
 
     def finish(self, ok: bool) -> None:
         self._events.append(("finish", ok))
+
+
+class ScriptedUsageProbe:
+    """A UsageProbe that plays back readings (the last one repeats) and counts the reads."""
+
+    def __init__(self, *readings: UsageReading | OSError) -> None:
+        self.readings: deque[UsageReading | OSError] = deque(readings or (UsageReading(),))
+        self.reads = 0
+
+    def read(self) -> UsageReading:
+        self.reads += 1
+        reading = self.readings.popleft() if len(self.readings) > 1 else self.readings[0]
+        if isinstance(reading, OSError):
+            raise reading
+        return reading

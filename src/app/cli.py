@@ -31,6 +31,7 @@ from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
 from .operators import operator_views
 from .settings import Loaded, Settings, load
+from .workdir import resolve_identity, work_dir_lock
 
 log = logging.getLogger("fedclient")
 
@@ -113,7 +114,8 @@ async def _run(settings: Settings, observer: Observer | None = None) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    log.info("fedclient %s (%s) starting", settings.name, settings.client_id)
+    identity = lifecycle.plan.identity
+    log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
     try:
         await lifecycle.run(stop)
     finally:
@@ -139,8 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flag.replace("_", "-"),
                         "TOKEN" if flag == "token" else "REFRESH_TOKEN",
                     )
-            with operator_views(settings) as board:
-                asyncio.run(_run(settings, board))
+            work_dir = settings.work_dir.resolve()
+            with work_dir_lock(work_dir):
+                # The identity kept in the work dir, settled before the metrics endpoint labels it.
+                identity = resolve_identity(work_dir, settings.name, settings.client_id)
+                settings = settings.model_copy(
+                    update={"name": identity.name, "client_id": identity.client_id}
+                )
+                with operator_views(settings) as board:
+                    asyncio.run(_run(settings, board))
         elif args.command == "config":
             loaded = _loaded_from(args)
             configure_logging("WARNING", loaded.settings.secrets)

@@ -16,6 +16,7 @@ from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
 from ..adapters.controller_http.refresh import HttpTokenRefresher
 from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.system_usage import system_usage_probe
 from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
 from ..adapters.trainers.callback_trainer import Callbacks, callback_trainer_factory, load_entrypoint
 from ..domain.credentials import Credentials
@@ -154,6 +155,7 @@ class Container(containers.DeclarativeContainer):
         pid_file=providers.Callable(_pid_file, settings),
     )
     clock = providers.Singleton(SystemClock)
+    usage_probe = providers.Singleton(system_usage_probe)
     lifecycle = providers.Factory(
         Lifecycle,
         plan=plan,
@@ -165,6 +167,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         observer=observer,
         credentials=credentials,
+        usage_probe=usage_probe,
     )
 
 

@@ -54,7 +54,7 @@ def operator_views(settings: Settings, stream: TextIO | None = None) -> Iterator
                 settings.metrics_host,
                 settings.metrics_port,
                 stale_after(settings),
-                {"name": settings.name, "client_id": settings.client_id, "version": __version__},
+                {"name": settings.name or "", "client_id": settings.client_id or "", "version": __version__},
             ).start()
             stack.callback(server.stop)
             log.info("metrics on http://%s:%d/metrics, health on /healthz", server.host, server.port)

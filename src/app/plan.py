@@ -6,10 +6,11 @@ from pathlib import Path
 
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import ClientPlan
-from ..domain.model import CombinerAddress, Identity, PackageMode
+from ..domain.model import CombinerAddress, PackageMode
 from ..domain.package import MANIFEST_NAME
 from ..domain.policy import SitePolicy
 from .settings import Settings
+from .workdir import resolve_identity
 
 
 def resolve_local_package(path: Path) -> Path:
@@ -39,9 +40,10 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
     combiner = (
         CombinerAddress(settings.combiner, int(settings.combiner_port or 0)) if settings.combiner else None
     )
+    work_dir = settings.work_dir.resolve()
     return ClientPlan(
-        identity=Identity(settings.name, settings.client_id),
-        work_dir=settings.work_dir.resolve(),
+        identity=resolve_identity(work_dir, settings.name, settings.client_id),
+        work_dir=work_dir,
         # FEDn's in-process client joins as a local-package client too.
         package_mode=PackageMode.LOCAL if local or in_process else PackageMode.REMOTE,
         local_package_dir=local,
@@ -53,6 +55,7 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
         heartbeat_interval=settings.heartbeat_interval,
         heartbeat_miss_limit=settings.heartbeat_miss_limit,
         shutdown_grace=settings.shutdown_grace,
+        telemetry_interval=settings.telemetry_interval,
         helper_type=settings.helper_type or None,
         allowed_packages=policy.allowed_packages if policy else frozenset(),
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextvars
 import os
 import re
-import uuid
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -192,15 +191,16 @@ class Settings(BaseSettings):
         json_schema_extra=_meta(JOIN),
     )
 
-    # --- who we are
-    name: str = Field(
-        default_factory=lambda: f"client{uuid.uuid4().hex[:8]}",
-        description="client display name (default: client + 8 random hex digits)",
+    # --- who we are (not given: made once and kept in the work dir, see app/workdir.py)
+    name: str | None = Field(
+        default=None,
+        description="client display name (default: client + 8 random hex digits, made once and kept "
+        "in the work dir)",
         json_schema_extra=_meta(WHO, ("-n", "--name")),
     )
-    client_id: str = Field(
-        default_factory=lambda: str(uuid.uuid4()),
-        description="client id (default: a new UUID)",
+    client_id: str | None = Field(
+        default=None,
+        description="client id (default: a new UUID, made once and kept in the work dir)",
         json_schema_extra=_meta(WHO, ("-i", "--client-id")),
     )
 
@@ -350,6 +350,12 @@ class Settings(BaseSettings):
         description="on SIGINT/SIGTERM, seconds the running task may take to finish before it is cancelled",
         json_schema_extra=_meta(RUN, metavar="SECONDS"),
     )
+    telemetry_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds between CPU/memory telemetry messages to the combiner (0 = off)",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
 
     # --- what operators see
     log_level: str = Field(
@@ -394,7 +400,9 @@ class Settings(BaseSettings):
 
     @field_validator("name")
     @classmethod
-    def _name_is_printable(cls, value: str) -> str:
+    def _name_is_printable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value or not re.fullmatch(r"[\w.@:-]+", value):
             raise ValueError("client names may hold letters, digits and _ . @ : - only")
         return value

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import AuthError, FedClientError, TransientError
-from .model import AttributeReport, MetricReport, ModelUpdate, Prediction, StatusReport, Task, Validation
+from .model import (
+    AttributeReport,
+    BackwardCompletion,
+    MetricReport,
+    ModelUpdate,
+    Prediction,
+    ResourceUsage,
+    StatusReport,
+    Task,
+    Validation,
+)
 from .ports import Clock, CombinerLink, TokenRefresher
 from .retry import RetryConfig, call_with_retry
 
@@ -170,8 +180,14 @@ class RefreshingLink:
     def tasks(self) -> AsyncIterator[Task]:
         return self.inner.tasks()
 
-    async def heartbeat(self) -> None:
-        await self._credentials.call(self.inner.heartbeat)
+    async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
+        await self._credentials.call(lambda: self.inner.heartbeat(usage))
+
+    async def send_telemetry(self, usage: ResourceUsage) -> None:
+        await self._credentials.call(lambda: self.inner.send_telemetry(usage))
+
+    async def send_backward_completion(self, completion: BackwardCompletion) -> None:
+        await self._credentials.call(lambda: self.inner.send_backward_completion(completion))
 
     async def send_status(self, report: StatusReport) -> None:
         await self._credentials.call(lambda: self.inner.send_status(report))

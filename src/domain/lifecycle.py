@@ -28,7 +28,8 @@ from .model import (
 )
 from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
 from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
-from .package import ChecksumVerdict, Manifest, check_checksum
+from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
+from .package_cache import KeptPackage, PackageCache
 from .ports import (
     Clock,
     CombinerConnector,
@@ -43,6 +44,7 @@ from .ports import (
 from .retry import RetryConfig, call_with_retry, may_retry, next_delay
 from .state import StateMachine
 from .tasks import TaskRunner
+from .usage import UsageMeter, UsageProbe
 
 log = logging.getLogger("fedclient.lifecycle")
 
@@ -71,6 +73,8 @@ class ClientPlan:
     # Site policy: when non-empty, only packages with one of these SHA-256s are unpacked.
     allowed_packages: frozenset[str] = frozenset()
     heartbeat_interval: float = 2.0
+    # CPU/memory telemetry every this many seconds (FEDn's client: 5 s); 0 turns it off.
+    telemetry_interval: float = 5.0
     helper_type: str | None = None  # set: wins over the controller's (as `fedn client start -hp`)
     assign_retry: RetryConfig = field(default_factory=lambda: RetryConfig(initial=3.0, maximum=60.0))
     # An unreachable controller (or package download) is retried this often before the client gives up.
@@ -102,6 +106,7 @@ class Lifecycle:
     trainer_factory: TrainerFactory
     clock: Clock
     observer: Observer = NULL_OBSERVER
+    usage_probe: UsageProbe | None = None  # None: heartbeats carry no usage, no telemetry is sent
     state: StateMachine = field(default_factory=StateMachine)
     identity: Identity | None = None
     combiner: CombinerAddress | None = None
@@ -121,6 +126,9 @@ class Lifecycle:
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _drained: asyncio.Event = field(default_factory=asyncio.Event)
     _outage: tuple[int, float] | None = None  # (connect attempts, since) while the combiner is away
+    # One meter per loop, made at start, so the first CPU figure covers the time since then.
+    _beat_meter: UsageMeter | None = field(default=None, init=False)
+    _telemetry_meter: UsageMeter | None = field(default=None, init=False)
 
     # ---------------------------------------------------------------- run --
 
@@ -130,6 +138,11 @@ class Lifecycle:
         self.links.wait_limit = self.plan.link_wait
         self.identity = self.plan.identity
         bind_log_context(client_id=self.identity.client_id)
+        if self.usage_probe is not None:
+            self._beat_meter, self._telemetry_meter = (
+                UsageMeter(self.usage_probe),
+                UsageMeter(self.usage_probe),
+            )
         try:
             assignment = None
             if self.plan.combiner is None:
@@ -150,6 +163,7 @@ class Lifecycle:
                 self.state,
                 self.clock,
                 observer=self.observer,
+                client_id=lambda: (self.identity or self.plan.identity).client_id,
                 model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
             )
             await self.serve()
@@ -262,21 +276,34 @@ class Lifecycle:
         source = self.package_source
         if source is None:
             raise ConfigError("remote package mode needs a controller to download the package from")
+        cache = PackageCache(self.plan.work_dir / "package-cache")
+        server_sum = await call_with_retry(
+            lambda: self.credentials.call(source.checksum),
+            self.plan.unreachable_retry,
+            self._pause,
+            "asking for the package checksum",
+        )
+        expected = {n for n in map(normalize_checksum, (server_sum, self.plan.package_checksum)) if n}
+        kept = await asyncio.to_thread(cache.lookup, self.unpacker.sha256)
+        unchanged_tag = None
+        if kept is not None and expected == {kept.sha256}:
+            why = "its checksum is unchanged since the last start"
+            return await asyncio.to_thread(self._use_kept, kept, server_sum, why)
+        if kept is not None and not expected:
+            unchanged_tag = kept.tag  # no checksum to compare: ask the server if our copy is current
         download_dir = self.plan.work_dir / "download"
         download_dir.mkdir(parents=True, exist_ok=True)
-
-        async def fetch() -> tuple[Path, str | None]:
-            # The expected hash first: a package is judged against what the server said
-            # before the download, not against whatever it says after it.
-            expected = await source.checksum()
-            return await source.download(download_dir), expected
-
-        archive, server_sum = await call_with_retry(
-            lambda: self.credentials.call(fetch),
+        fetched = await call_with_retry(
+            lambda: self.credentials.call(lambda: source.fetch(download_dir, unchanged_tag)),
             self.plan.unreachable_retry,
             self._pause,
             "downloading the compute package",
         )
+        if fetched.path is None:
+            assert kept is not None
+            why = "the server says it is unchanged since the last start"
+            return await asyncio.to_thread(self._use_kept, kept, server_sum, why)
+        archive = fetched.path
         # Hashing and unpacking a big package take seconds: off the event loop, so
         # heartbeats and signals are not held up.
         try:
@@ -284,9 +311,17 @@ class Lifecycle:
             self.package_dir = await asyncio.to_thread(
                 self.unpacker.unpack, archive, self.plan.work_dir / "packages" / actual[:16]
             )
+            await asyncio.to_thread(cache.keep, archive, actual, fetched.tag)  # recognised next start
         finally:
-            archive.unlink(missing_ok=True)  # refused or unpacked, the download is not kept
+            archive.unlink(missing_ok=True)  # refused: the download is not kept
         return await asyncio.to_thread(self.unpacker.load_manifest, self.package_dir)
+
+    def _use_kept(self, kept: KeptPackage, server_sum: str | None, why: str) -> Manifest:
+        """Unpack the kept archive instead of downloading it, after the same checks as a download."""
+        actual = self.verify_package(kept.archive, server_sum)
+        log.info("package %s not downloaded again: %s (sha256 %s…)", kept.archive.name, why, actual[:12])
+        self.package_dir = self.unpacker.unpack(kept.archive, self.plan.work_dir / "packages" / actual[:16])
+        return self.unpacker.load_manifest(self.package_dir)
 
     def verify_package(self, archive: Path, server_sum: str | None) -> str:
         """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it."""
@@ -457,6 +492,8 @@ class Lifecycle:
         stopping = asyncio.create_task(self._stop.wait(), name="fedclient-stop")
         watched: set[asyncio.Future[object]] = {reader, beats, drained, stopping, worker}  # type: ignore[arg-type]
         outcome = "failed"
+        # Telemetry is informative: it never ends a session, so it is not waited on below.
+        telemetry = asyncio.create_task(self._telemetry(), name="fedclient-telemetry")
         try:
             while True:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -493,7 +530,7 @@ class Lifecycle:
                 healthy = self.tasks_received > received_before or lasted >= HEALTHY_SESSION_SECONDS
                 return "healthy" if healthy else "failed"
         finally:
-            for helper in (reader, beats, drained, stopping):
+            for helper in (reader, beats, drained, stopping, telemetry):
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
@@ -537,12 +574,13 @@ class Lifecycle:
         """Beat every interval; ``heartbeat_miss_limit`` misses in a row end the session (reconnect)."""
         misses = 0
         limit = self.plan.heartbeat_miss_limit
+        meter = self._beat_meter
         while True:
             link = self.links.current()
             try:
                 if link is None:
                     raise TransientError("not connected")
-                await link.heartbeat()
+                await link.heartbeat(meter.sample() if meter is not None else None)
                 self.observer.heartbeat(True)
                 if misses:
                     log.info("heartbeat back after %d misses", misses)
@@ -554,6 +592,26 @@ class Lifecycle:
                     raise TransientError(f"{misses} heartbeats in a row missed (last: {exc})") from None
                 log.warning("heartbeat %d/%d missed: %s", misses, limit, exc)
             await self.clock.sleep(self.plan.heartbeat_interval)
+
+    async def _telemetry(self) -> None:
+        """Send CPU and memory use now and then every telemetry_interval, while connected."""
+        meter, failures = self._telemetry_meter, 0
+        if meter is None or self.plan.telemetry_interval <= 0:
+            return
+        while True:
+            usage = meter.sample()
+            link = self.links.current()
+            if link is not None and not usage.empty:
+                try:
+                    await link.send_telemetry(usage)
+                    failures = 0
+                except AuthError:
+                    return  # the heartbeat sees the same refusal and ends the session
+                except FedClientError as exc:
+                    failures += 1
+                    if failures == 1:
+                        log.warning("telemetry not sent: %s", exc)
+            await self.clock.sleep(self.plan.telemetry_interval)
 
     async def _close_link(self) -> None:
         link = self.links.take()

@@ -6,6 +6,7 @@ import enum
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import TaskFailed
@@ -49,6 +50,15 @@ class CombinerAddress:
         return 443 if self.fqdn else self.port
 
 
+@dataclass(frozen=True)
+class FetchedPackage:
+    """The answer to a package download: the file written, or None when the server said the
+    version we already have (``unchanged_tag``) is still current; ``tag`` names this version."""
+
+    path: Path | None
+    tag: str | None = None
+
+
 class AssignmentStatus(enum.Enum):
     ASSIGNED = "assigned"
     TRY_AGAIN = "try_again"
@@ -81,6 +91,9 @@ class TaskKind(enum.Enum):
     TRAIN = "train"
     VALIDATE = "validate"
     PREDICT = "predict"
+    FORWARD = "forward"  # split learning: compute this client's embeddings
+    BACKWARD = "backward"  # split learning: apply the gradients for those embeddings
+    UNSUPPORTED = "unsupported"  # a request type this client cannot run: answered with an ERROR status
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,8 @@ class Task:
     data: str = ""
     sender_name: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
+    # For UNSUPPORTED: how the request's type was named on the wire, for the error message.
+    type_name: str = ""
 
     @property
     def problem(self) -> str | None:
@@ -108,6 +123,17 @@ class Task:
     @property
     def round_id(self) -> str:
         return str(self.config.get("round_id", ""))
+
+    @property
+    def sl_inference(self) -> bool:
+        """A FORWARD task for split-learning inference (validation), not for training.
+
+        The server sends the flag as a JSON bool or as the text "True"/"False".
+        """
+        value = self.config.get("is_sl_inference", False)
+        if isinstance(value, str):
+            return value.strip().lower() == "true"
+        return bool(value)
 
     @property
     def client_settings(self) -> Mapping[str, Any]:
@@ -166,6 +192,35 @@ class ModelUpdate:
 
     def meta_json(self) -> str:
         return json.dumps(dict(self.meta))
+
+
+@dataclass(frozen=True)
+class BackwardCompletion:
+    """A split-learning backward pass that finished: the gradients were applied locally."""
+
+    gradient_id: str
+    meta: Mapping[str, Any]
+    receiver_name: str
+    correlation_id: str = ""
+    session_id: str = ""
+
+    def meta_json(self) -> str:
+        return json.dumps(dict(self.meta))
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    """How busy the machine is, in percent (system-wide, as FEDn's client reports it).
+
+    None means the value could not be measured on this platform.
+    """
+
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.cpu_percent is None and self.memory_percent is None
 
 
 @dataclass(frozen=True)

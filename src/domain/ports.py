@@ -10,11 +10,14 @@ from .model import (
     Assignment,
     AssignmentRequest,
     AttributeReport,
+    BackwardCompletion,
     CombinerAddress,
+    FetchedPackage,
     Identity,
     MetricReport,
     ModelUpdate,
     Prediction,
+    ResourceUsage,
     StatusReport,
     Task,
     Validation,
@@ -33,6 +36,10 @@ class PackageSource(Protocol):
 
     async def download(self, dest_dir: Path) -> Path:
         """Download the active package into ``dest_dir``; return the file written."""
+        ...
+
+    async def fetch(self, dest_dir: Path, unchanged_tag: str | None = None) -> FetchedPackage:
+        """Like ``download``, but writes nothing when the server says ``unchanged_tag`` is current."""
         ...
 
     async def checksum(self) -> str | None:
@@ -63,7 +70,11 @@ class TaskSource(Protocol):
         """
         ...
 
-    async def heartbeat(self) -> None: ...
+    async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
+        """Tell the combiner we are alive (with the machine's CPU/memory use when known)."""
+        ...
+
+    async def send_telemetry(self, usage: ResourceUsage) -> None: ...
 
     async def send_status(self, report: StatusReport) -> None: ...
 
@@ -80,6 +91,8 @@ class TaskSource(Protocol):
     async def send_attributes(self, report: AttributeReport) -> None:
         """What the user's code reported with ``log_attributes``."""
         ...
+
+    async def send_backward_completion(self, completion: BackwardCompletion) -> None: ...
 
 
 class ModelTransfer(Protocol):
@@ -123,6 +136,14 @@ class Trainer(Protocol):
         ...
 
     async def predict(self, in_model: Path, out_json: Path) -> dict[str, Any]: ...
+
+    async def forward(self, client_id: str, out_embeddings: Path, sl_inference: bool) -> dict[str, Any]:
+        """Split learning: write this client's embeddings to ``out_embeddings``; return their metadata."""
+        ...
+
+    async def backward(self, in_gradients: Path, client_id: str) -> None:
+        """Split learning: apply the gradients in ``in_gradients`` to the local model."""
+        ...
 
 
 @runtime_checkable

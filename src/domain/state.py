@@ -36,6 +36,9 @@ STATE_FOR_TASK: dict[TaskKind, ClientState] = {
     TaskKind.TRAIN: ClientState.TRAINING,
     TaskKind.VALIDATE: ClientState.VALIDATING,
     TaskKind.PREDICT: ClientState.PREDICTING,
+    # Split-learning passes change the local model: FEDn counts them as training too.
+    TaskKind.FORWARD: ClientState.TRAINING,
+    TaskKind.BACKWARD: ClientState.TRAINING,
 }
 
 # One task at a time: busy states are entered only from IDLE and always return to it.
@@ -72,7 +75,10 @@ class StateMachine:
         self.history.append(wanted)
 
     def begin(self, kind: TaskKind) -> None:
-        self.move_to(STATE_FOR_TASK[kind])
+        """Enter the busy state for ``kind``; a task that will not be run (UNSUPPORTED) leaves it IDLE."""
+        state = STATE_FOR_TASK.get(kind)
+        if state is not None:
+            self.move_to(state)
 
     def finish(self) -> None:
         if self._state is not ClientState.IDLE:

@@ -117,7 +117,7 @@ class StatusBoard:
 
     def task_started(self, task: Task) -> None:
         snap = self.snapshot
-        snap.state = STATE_FOR_TASK[task.kind]
+        snap.state = STATE_FOR_TASK.get(task.kind, snap.state)  # an unsupported task changes nothing
         snap.session_id = task.session_id or snap.session_id
         snap.round_id = task.round_id or (snap.round_id if task.kind is not TaskKind.TRAIN else "")
         for display in self.displays:

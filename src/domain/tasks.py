@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthError, FedClientError
+from .errors import AuthError, FedClientError, TaskFailed
 from .links import LinkHolder
 from .model import (
     AttributeReport,
+    BackwardCompletion,
     MetricReport,
     ModelUpdate,
     Prediction,
@@ -49,6 +50,8 @@ RECEIVED = "Received request from combiner."
 UPDATE_DONE = "Model update completed."
 VALIDATION_DONE = "Model validation completed."
 PREDICTION_DONE = "Model prediction completed."
+FORWARD_DONE = "Forward pass completed."
+BACKWARD_DONE = "Backward pass completed. Status: finished_backward"
 
 
 @dataclass
@@ -72,6 +75,7 @@ class TaskRunner:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
         observer: Observer = NULL_OBSERVER,
+        client_id: Callable[[], str] = lambda: "",
     ) -> None:
         self._links = links
         self._trainer = trainer
@@ -82,8 +86,17 @@ class TaskRunner:
         self._new_id = new_id
         self._suffix = model_suffix
         self._observer = observer
+        self._client_id = client_id
         self.outcomes: list[TaskOutcome] = []
         self._statuses: list[asyncio.Task[None]] = []  # status reports in flight, oldest first
+        self._handlers: dict[TaskKind, Callable[[Task, Path], Any]] = {
+            TaskKind.TRAIN: self._train,
+            TaskKind.VALIDATE: self._validate,
+            TaskKind.PREDICT: self._predict,
+            TaskKind.FORWARD: self._forward,
+            TaskKind.BACKWARD: self._backward,
+            TaskKind.UNSUPPORTED: self._unsupported,
+        }
 
     async def handle(self, task: Task) -> TaskOutcome:
         with log_scope(session_id=task.session_id, round_id=task.round_id, model_id=task.model_id):
@@ -111,6 +124,7 @@ class TaskRunner:
             # Served as {} this would train on a config nobody sent; fail it where the combiner sees.
             outcome = await self._report_failure(task, f"refused the request: {task.problem}")
             self.outcomes.append(outcome)
+            await self._statuses_sent()
             return outcome
         self._state.begin(task.kind)
         scratch: Path | None = None
@@ -119,12 +133,7 @@ class TaskRunner:
         try:
             self._work_dir.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
-            if task.kind is TaskKind.TRAIN:
-                await self._train(task, scratch)
-            elif task.kind is TaskKind.VALIDATE:
-                await self._validate(task, scratch)
-            else:
-                await self._predict(task, scratch)
+            await self._handlers[task.kind](task, scratch)
             outcome = TaskOutcome(task, ok=True)
         except AuthError:
             raise
@@ -171,22 +180,7 @@ class TaskRunner:
             # The combiner reads round_id from this raw request string (JSON in JSON).
             "config": task.data,
         }
-
-        async def deliver() -> dict[str, Any]:
-            # Each try starts over from the file: a half-sent upload is never resumed.
-            link = await self._links.wait()
-            t2 = self._clock.monotonic()
-            await link.upload(update_id, out_model)
-            now = self._clock.monotonic()
-            full = {**meta, "upload_model": now - t2, "processing_time": now - t0}
-            await link.send_update(
-                ModelUpdate(
-                    task.model_id, update_id, full, task.sender_name, task.correlation_id, task.session_id
-                )
-            )
-            return full
-
-        full = await call_with_retry(deliver, self._retry, self._clock.sleep, f"sending update {update_id}")
+        full = await self._deliver_update(task, update_id, out_model, meta, t0)
         log.info(
             "model update %s for round %s sent (%s examples)",
             update_id,
@@ -203,6 +197,109 @@ class TaskRunner:
                 data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": full}),
             )
         )
+
+    async def _deliver_update(
+        self, task: Task, update_id: str, out_file: Path, meta: dict[str, Any], t0: float
+    ) -> dict[str, Any]:
+        """Upload ``out_file`` as ``update_id`` and report it as a ModelUpdate; return the full meta."""
+
+        async def deliver() -> dict[str, Any]:
+            # Each try starts over from the file: a half-sent upload is never resumed.
+            link = await self._links.wait()
+            t2 = self._clock.monotonic()
+            await link.upload(update_id, out_file)
+            now = self._clock.monotonic()
+            full = {**meta, "upload_model": now - t2, "processing_time": now - t0}
+            await link.send_update(
+                ModelUpdate(
+                    task.model_id, update_id, full, task.sender_name, task.correlation_id, task.session_id
+                )
+            )
+            return full
+
+        result: dict[str, Any] = await call_with_retry(
+            deliver, self._retry, self._clock.sleep, f"sending update {update_id}"
+        )
+        return result
+
+    # ---------------------------------------------------------- split learning --
+
+    async def _forward(self, task: Task, scratch: Path) -> None:
+        """Run ``forward``, upload the embeddings, report them as a ModelUpdate (no model download)."""
+        await self._status(
+            StatusReport(
+                f"\t Starting processing of forward request for model_id {task.model_id}",
+                StatusLevel.INFO,
+                TaskKind.FORWARD,
+                task.session_id,
+                task.correlation_id,
+            )
+        )
+        out = scratch / "embeddings"
+        t0 = self._clock.monotonic()
+        metadata = await self._trainer.forward(self._client_id(), out, task.sl_inference)
+        update_id = self._new_id()
+        meta: dict[str, Any] = {
+            "exec_training": self._clock.monotonic() - t0,
+            "training_metadata": metadata,
+            "config": task.data,
+        }
+        full = await self._deliver_update(task, update_id, out, meta, t0)
+        log.info("embeddings %s for model %s sent", update_id, task.model_id)
+        await self._status(
+            StatusReport(
+                FORWARD_DONE,
+                StatusLevel.AUDIT,
+                TaskKind.TRAIN,  # the combiner files it as a model update, as FEDn's client does
+                task.session_id,
+                task.correlation_id,
+                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": full}),
+            )
+        )
+
+    async def _backward(self, task: Task, scratch: Path) -> None:
+        """Download the gradients (``model_id`` is their id), run ``backward``, report completion."""
+        gradients = scratch / "gradients"
+        t0 = self._clock.monotonic()
+        await self._download(task.model_id, gradients)
+        fetch = self._clock.monotonic() - t0
+        await self._status(
+            StatusReport(
+                f"\t Starting processing of backward request for gradient_id {task.model_id}",
+                StatusLevel.INFO,
+                TaskKind.BACKWARD,
+                task.session_id,
+                task.correlation_id,
+            )
+        )
+        t1 = self._clock.monotonic()
+        await self._trainer.backward(gradients, self._client_id())
+        elapsed = self._clock.monotonic() - t1
+        # Only a backward pass that succeeded is reported complete; a failure is an ERROR status.
+        completion = BackwardCompletion(
+            task.model_id,
+            {
+                "exec_training": elapsed,
+                "processing_time": elapsed,
+                "fetch_model": fetch,
+                "config": task.data,
+                "status": "success",
+            },
+            task.sender_name,
+            task.correlation_id,
+            task.session_id,
+        )
+        await self._send(
+            lambda link: link.send_backward_completion(completion), "sending backward completion"
+        )
+        await self._status(
+            StatusReport(
+                BACKWARD_DONE, StatusLevel.AUDIT, TaskKind.BACKWARD, task.session_id, task.correlation_id
+            )
+        )
+
+    async def _unsupported(self, task: Task, scratch: Path) -> None:
+        raise TaskFailed(f"this client cannot run {task.type_name or 'this kind of'} requests")
 
     # --------------------------------------------------------------- validate --
 

@@ -122,6 +122,8 @@ async def test_off_a_terminal_plain_lines_and_metrics_during_a_round(tmp_path: P
             )
             assert 0 <= after["fedclient_last_heartbeat_age_seconds"] < 5
             assert any(k.startswith("fedclient_combiner{combiner=") for k in after)
+            [info] = [k for k in after if k.startswith("fedclient_info{")]
+            assert 'client_id=""' not in info and 'name=""' not in info, "labelled with the kept identity"
             # The combiner goes away: /healthz flips to 503 and connected drops to 0.
             await fed.stop()
             codes = []

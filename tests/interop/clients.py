@@ -100,6 +100,8 @@ def start_stock_client(
     token: str | None = None,
     env: dict[str, str] | None = None,
     package_bin: Path | None = OUR_BIN,
+    home: Path | None = None,
+    with_id: bool = True,
 ) -> Client:
     """FEDn 0.33's own client, from the FEDn venv.
 
@@ -107,15 +109,19 @@ def start_stock_client(
     PATH, so ``package_bin`` (default our venv's: numpy + scikit-learn) goes first; the
     client itself is the FEDn venv's ``fedn`` script and keeps its own interpreter.
     ``env`` adds variables (e.g. GRPC_DEFAULT_SSL_ROOTS_FILE_PATH for a test CA).
+    ``with_id=False`` gives neither --name nor --client-id (client_id is then ""); ``home``
+    reuses a directory.
     """
-    home = net.workdir / name
-    home.mkdir(parents=True)
-    client_id = str(uuid.uuid4())
+    if home is None:
+        home = net.workdir / name
+        home.mkdir(parents=True)
+    client_id = str(uuid.uuid4()) if with_id else ""
     env = _env(index, count, env, package_bin)
     env["FEDN_PACKAGE_EXTRACT_DIR"] = "package"
     fedn = venv_python(net.venv).parent / "fedn"
     cmd = [str(fedn), "client", "start", "--api-url", f"http://{HOST}", "--api-port", str(net.api_port)]
-    cmd += ["--name", name, "--client-id", client_id]
+    if with_id:
+        cmd += ["--name", name, "--client-id", client_id]
     if token is not None:
         cmd += ["--token", token]
     return Client("stock", name, client_id, home, net.spawn(name, cmd, cwd=home, env=env))

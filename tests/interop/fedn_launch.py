@@ -19,7 +19,20 @@ Why each piece exists (details in shared/fedn-server/NOTES.md):
 * In combiner mode every ModelUpdate the combiner receives, and every update its
   aggregator actually loads, is appended as one JSON line to ``$INTEROP_EVENTS``: the
   interop tests read it to prove *which* clients' updates were aggregated (the SQL
-  statestore keeps only the count). This only observes; the originals still run.
+  statestore keeps only the count). Every Heartbeat it receives is recorded there too,
+  with its utilisation fields, which FEDn itself reads but never stores. This only
+  observes; the originals still run.
+* Split learning (FORWARD/BACKWARD tasks) cannot be started on stock 0.33.0: the
+  ``start_splitlearning_session`` route calls ``_get_number_of_available_clients()``
+  without its required argument and always answers HTTP 500 (fixed after the tag).
+  The controller gets that argument a default of None (= count every client). FEDn's
+  ``splitlearningagg`` needs torch and a labels file; the combiner gets a numpy-only
+  stand-in of the same name instead, which checks the embeddings (an npz keyed by
+  client id), answers each with gradients of 0.5, and records what it received
+  (``sl_forward`` events). One more 0.33.0 bug kills the combiner's round thread after
+  the first backward pass on the SQL statestore: the backward round data has no
+  ``aggregation_time``, which the round store indexes; it gets an empty one. The client
+  side of the protocol is untouched.
 """
 
 from __future__ import annotations
@@ -160,6 +173,96 @@ def record_updates(path: str) -> None:
     UpdateHandler.load_model_update = load_model_update
 
 
+def record_heartbeats(path: str) -> None:
+    from fedn.network.combiner.combiner import Combiner
+
+    lock = threading.Lock()
+    original = Combiner.SendHeartbeat
+
+    def send_heartbeat(self: Any, heartbeat: Any, context: Any) -> Any:
+        event = {
+            "event": "heartbeat",
+            "sender_name": heartbeat.sender.name,
+            "sender_client_id": heartbeat.sender.client_id,
+            "memory_utilisation": heartbeat.memory_utilisation,
+            "cpu_utilisation": heartbeat.cpu_utilisation,
+        }
+        with lock, open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+        return original(self, heartbeat, context)
+
+    Combiner.SendHeartbeat = send_heartbeat
+
+
+def shim_splitlearning_start() -> None:
+    from fedn.network.api.v1 import session_routes
+
+    original = session_routes._get_number_of_available_clients
+
+    def available(client_ids: Any = None) -> Any:
+        return original(client_ids)
+
+    session_routes._get_number_of_available_clients = available
+
+
+def stub_splitlearning_aggregator(path: str | None) -> None:
+    import types
+
+    import numpy as np
+    from fedn.network.combiner.aggregators.aggregatorbase import AggregatorBase
+
+    lock = threading.Lock()
+
+    class Aggregator(AggregatorBase):
+        def __init__(self, update_handler: Any) -> None:
+            super().__init__(update_handler)
+            self.name = "splitlearningagg"
+
+        def combine_models(
+            self, helper: Any = None, delete_models: bool = True, is_sl_inference: Any = False
+        ) -> Any:
+            embeddings: dict[str, Any] = {}
+            while not self.update_handler.model_updates.empty():
+                update = self.update_handler.next_model_update()
+                embedding, _ = self.update_handler.load_model_update(update, helper)
+                embeddings.update(embedding)
+                if delete_models:
+                    self.update_handler.delete_model(update)
+            inference = str(is_sl_inference) == "True"
+            if path:
+                event = {
+                    "event": "sl_forward",
+                    "inference": inference,
+                    "clients": sorted(embeddings),
+                    "shapes": {k: list(np.asarray(v).shape) for k, v in embeddings.items()},
+                }
+                with lock, open(path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(event) + "\n")
+            data = {"time_model_load": 0.0, "time_model_aggregation": 0.0}
+            if inference:
+                return {"gradients": None, "validation_data": {"clients": sorted(embeddings)}, "data": data}
+            gradients = {k: np.full_like(np.asarray(v, dtype=float), 0.5) for k, v in embeddings.items()}
+            return {"gradients": gradients, "validation_data": None, "data": data}
+
+    from fedn.network.combiner.roundhandler import RoundHandler
+
+    original_backward = RoundHandler.execute_backward_pass
+
+    def execute_backward_pass(self: Any, config: Any) -> Any:
+        data = original_backward(self, config)
+        if isinstance(data.get("data"), dict):
+            empty = {"nr_aggregated_models": 0, "time_model_aggregation": 0.0, "time_model_load": 0.0}
+            data["data"].setdefault("aggregation_time", empty)
+        return data
+
+    RoundHandler.execute_backward_pass = execute_backward_pass
+
+    name = "fedn.network.combiner.aggregators.splitlearningagg"
+    module = types.ModuleType(name)
+    module.Aggregator = Aggregator  # type: ignore[attr-defined]
+    sys.modules[name] = module
+
+
 def run_controller(port: int) -> None:
     from fedn.common.config import get_modelstorage_config, get_network_config, get_statestore_config
     from fedn.network.api.server import app
@@ -167,6 +270,7 @@ def run_controller(port: int) -> None:
     from fedn.network.storage.dbconnection import DatabaseConnection
     from fedn.network.storage.s3.repository import Repository
 
+    shim_splitlearning_start()
     network_id = get_network_config()
     storage = get_modelstorage_config()
     db = DatabaseConnection(get_statestore_config(), network_id, connect=False)
@@ -183,6 +287,8 @@ def run_combiner(init_yaml: str) -> None:
     events = os.environ.get("INTEROP_EVENTS")
     if events:
         record_updates(events)
+        record_heartbeats(events)
+    stub_splitlearning_aggregator(events)
     from fedn.cli.main import main
 
     main(["combiner", "start", "--init", init_yaml], standalone_mode=True)

@@ -13,6 +13,9 @@ writes one JSON object to stdin and reads the last stdout line. Actions:
   so this does what the controller does in that step: ``CombinerInterface.submit`` with
   ``task: validation`` (the combiner's ``Control.Start``), for a session record created
   through ``POST /api/v1/sessions/`` and never started. Then it waits for the records.
+* ``splitlearning``: a split-learning session through ``APIClient.start_splitlearning_session``
+  (the harness shims FEDn 0.33.0's broken start route and its torch-only aggregator, see
+  ``fedn_launch.py``); report its rounds and every status of the session.
 * ``session``: wait until ``clients`` clients are online, start a session, poll until
   every round is finished and the validations of each round's model have arrived
   (they come *after* a round is marked Finished), and report per round.
@@ -253,10 +256,66 @@ def validate(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def splitlearning(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
+    """A split-learning session (FORWARD then BACKWARD per round, and a FORWARD inference pass)."""
+    n_clients, rounds = int(args["clients"]), int(args["rounds"])
+    wait_for_clients(api, n_clients, float(args.get("client_timeout", 120)))
+    reply = api.start_splitlearning_session(
+        name=args.get("name"),
+        model_id=args["model_id"],
+        round_timeout=int(args.get("round_timeout", 60)),
+        rounds=rounds,
+        validate=bool(args.get("validate", True)),
+        min_clients=n_clients,
+        requested_clients=n_clients,
+    )
+    session_id = reply.get("session_id")
+    if not session_id or "started" not in str(reply.get("message", "")).lower():
+        fail("split-learning session did not start", reply=reply)
+    deadline = time.monotonic() + float(args.get("timeout", 180))
+    while api.get_session_status(session_id) != "Finished":
+        if time.monotonic() > deadline:
+            fail("split-learning session did not finish", session=api.get_session(session_id))
+        time.sleep(0.5)
+    # The inference pass runs after the last round, so its statuses can come later still:
+    # wait (up to ``settle`` s) until ``expect`` = {status text: count} have arrived.
+    expect: dict[str, int] = args.get("expect", {})
+    deadline = time.monotonic() + float(args.get("settle", 30.0))
+    while True:
+        statuses = [s for s in records(api.get_statuses(n_max=5000)) if s.get("session_id") == session_id]
+        texts = [s.get("status") for s in statuses]
+        if all(texts.count(t) >= n for t, n in expect.items()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return {
+        "session_id": session_id,
+        "rounds": [
+            {"round_id": r.get("round_id"), "status": r.get("status")}
+            for r in records(api.get_rounds())
+            if r.get("round_config", {}).get("session_id") == session_id
+        ],
+        "statuses": [
+            {
+                "sender_name": (s.get("sender") or {}).get("name"),
+                "status": s.get("status"),
+                "type": s.get("type"),
+                "log_level": s.get("log_level"),
+            }
+            for s in statuses
+        ],
+    }
+
+
 def main() -> None:
     args = json.loads(sys.stdin.read())
     api = APIClient(args["host"], args["port"], token=args.get("token"))
-    actions = {"setup": setup, "session": session, "predict": predict, "validate": validate}
+    actions = {
+        "setup": setup,
+        "session": session,
+        "predict": predict,
+        "validate": validate,
+        "splitlearning": splitlearning,
+    }
     if args.get("action") not in actions:
         fail("unknown action", action=args.get("action"))
     print(json.dumps(actions[args["action"]](api, args), default=str))

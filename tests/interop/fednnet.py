@@ -304,11 +304,22 @@ class FednNetwork:
             parts.append(f"----- {log.name} (last {len(text)} lines) -----\n" + "\n".join(text))
         return "\n".join(parts)
 
-    def received_updates(self) -> list[dict[str, Any]]:
-        """The combiner's own record (fedn_launch.record_updates) of updates received/aggregated."""
+    def _events(self) -> list[dict[str, Any]]:
         if not self.events.exists():
             return []
         return [json.loads(line) for line in self.events.read_text().splitlines() if line.strip()]
+
+    def received_updates(self) -> list[dict[str, Any]]:
+        """The combiner's own record (fedn_launch.record_updates) of updates received/aggregated."""
+        return [e for e in self._events() if e["event"] in ("received", "aggregated")]
+
+    def split_learning_passes(self) -> list[dict[str, Any]]:
+        """What the combiner's split-learning stand-in received per forward pass (fedn_launch)."""
+        return [e for e in self._events() if e["event"] == "sl_forward"]
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        """Every Heartbeat the combiner received, with its utilisation fields (record_heartbeats)."""
+        return [e for e in self._events() if e["event"] == "heartbeat"]
 
     # -------------------------------------------------------------- driving --
 

@@ -39,7 +39,14 @@ def test_container_builds_the_real_adapters(tmp_path: Path) -> None:
 
 def test_direct_combiner_mode_builds_no_controller_adapters(tmp_path: Path) -> None:
     (tmp_path / "fedn.yaml").write_text("entry_points: {train: {command: python t.py}}\n")
-    settings = load_settings({"combiner": "127.0.0.1", "combiner_port": 12080, "local_package": tmp_path})
+    settings = load_settings(
+        {
+            "combiner": "127.0.0.1",
+            "combiner_port": 12080,
+            "local_package": tmp_path,
+            "work_dir": tmp_path / "w",
+        }
+    )
     life = build_container(settings).lifecycle()
     assert life.discovery is None and life.package_source is None
 

@@ -9,9 +9,11 @@ import pytest
 from fedclient.adapters.combiner_grpc import conversions as conv
 from fedclient.adapters.combiner_grpc.generated import fedn_pb2 as pb
 from fedclient.domain.model import (
+    BackwardCompletion,
     Identity,
     ModelUpdate,
     Prediction,
+    ResourceUsage,
     StatusLevel,
     StatusReport,
     TaskKind,
@@ -41,7 +43,14 @@ def request(type_: int, role: int = pb.COMBINER, data: str = "") -> pb.TaskReque
 
 
 @pytest.mark.parametrize(
-    ("type_", "kind"), [(2, TaskKind.TRAIN), (4, TaskKind.VALIDATE), (5, TaskKind.PREDICT)]
+    ("type_", "kind"),
+    [
+        (2, TaskKind.TRAIN),
+        (4, TaskKind.VALIDATE),
+        (5, TaskKind.PREDICT),
+        (8, TaskKind.FORWARD),
+        (10, TaskKind.BACKWARD),
+    ],
 )
 def test_task_types(type_: int, kind: TaskKind) -> None:
     data = json.dumps({"round_id": "7", "client_settings": {"epochs": 2}})
@@ -52,9 +61,42 @@ def test_task_types(type_: int, kind: TaskKind) -> None:
     assert task.data == data and task.round_id == "7" and task.client_settings == {"epochs": 2}
 
 
-@pytest.mark.parametrize("type_", [0, 1, 3, 6, 7, 8, 9, 10, 99])
-def test_other_task_types_are_ignored(type_: int) -> None:
-    assert conv.task_from_pb(request(type_)) is None
+@pytest.mark.parametrize(
+    ("type_", "name"),
+    [
+        (0, "LOG"),
+        (1, "MODEL_UPDATE_REQUEST"),
+        (3, "MODEL_VALIDATION_REQUEST"),
+        (6, "NETWORK"),
+        (99, "type 99"),
+    ],
+)
+def test_other_task_types_become_unsupported_tasks_not_drops(type_: int, name: str) -> None:
+    task = conv.task_from_pb(request(type_))
+    assert task is not None and task.kind is TaskKind.UNSUPPORTED and task.type_name == name
+    assert (task.model_id, task.correlation_id, task.session_id) == ("m0", "corr", "s1")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("", False),
+        ('{"is_sl_inference": "True"}', True),
+        ('{"is_sl_inference": "False"}', False),
+        ('{"is_sl_inference": true}', True),
+    ],
+)
+def test_forward_inference_flag(data: str, expected: bool) -> None:
+    task = conv.task_from_pb(request(pb.FORWARD, data=data))
+    assert task is not None and task.sl_inference is expected
+
+
+def test_statuses_about_split_learning_and_unsupported_tasks() -> None:
+    assert [conv.task_type(k) for k in (TaskKind.FORWARD, TaskKind.BACKWARD, TaskKind.UNSUPPORTED)] == [
+        pb.FORWARD,
+        pb.BACKWARD,
+        pb.LOG,
+    ]
 
 
 @pytest.mark.parametrize("role", [pb.OTHER, pb.CLIENT, pb.REDUCER])
@@ -137,7 +179,9 @@ def test_status_fields() -> None:
 
 def test_subscription_heartbeat_and_model_requests() -> None:
     assert conv.subscription_pb(ME).sender == pb.Client(name="alice", role=pb.CLIENT, client_id="cid-1")
-    assert conv.heartbeat_pb(ME).sender == pb.Client(name="alice", role=pb.CLIENT, client_id="cid-1")
+    beat = conv.heartbeat_pb(ME)
+    assert beat.sender == pb.Client(name="alice", role=pb.CLIENT, client_id="cid-1")
+    assert (beat.memory_utilisation, beat.cpu_utilisation) == (0.0, 0.0)
     download = conv.download_request_pb("m0", ME)
     assert (download.id, download.sender.client_id, download.sender.role, download.sender.name) == (
         "m0",
@@ -150,3 +194,28 @@ def test_subscription_heartbeat_and_model_requests() -> None:
     end = conv.upload_terminator_pb("u1")
     assert (end.id, end.data, end.status) == ("u1", b"", pb.OK)
     assert end.SerializeToString() == pb.ModelRequest(id="u1").SerializeToString()  # OK is the default
+
+
+def test_heartbeat_carries_usage_when_measured() -> None:
+    beat = conv.heartbeat_pb(ME, ResourceUsage(cpu_percent=12.5, memory_percent=40.25))
+    assert (beat.cpu_utilisation, beat.memory_utilisation) == (12.5, 40.25)
+    half = conv.heartbeat_pb(ME, ResourceUsage(cpu_percent=None, memory_percent=40.25))
+    assert (half.cpu_utilisation, half.memory_utilisation) == (0.0, 40.25)
+
+
+def test_telemetry_message_uses_fedn_keys_and_skips_unmeasured() -> None:
+    msg = conv.telemetry_pb(ResourceUsage(cpu_percent=7.5, memory_percent=55.5), ME)
+    sender_ok(msg)  # type: ignore[arg-type]
+    assert {t.key: t.value for t in msg.telemetries} == {"cpu_usage": 7.5, "memory_usage": 55.5}
+    assert msg.HasField("timestamp")
+    only_memory = conv.telemetry_pb(ResourceUsage(memory_percent=55.5), ME)
+    assert [t.key for t in only_memory.telemetries] == ["memory_usage"]
+
+
+def test_backward_completion() -> None:
+    done = BackwardCompletion("g1", {"status": "success", "config": "{}"}, "combiner-1", "corr", "s1")
+    msg = conv.backward_completion_pb(done, ME)
+    sender_ok(msg)  # type: ignore[arg-type]
+    assert (msg.receiver.name, msg.receiver.role, msg.gradient_id) == ("combiner-1", pb.COMBINER, "g1")
+    assert (msg.correlation_id, msg.session_id) == ("corr", "s1")
+    assert json.loads(msg.meta) == {"status": "success", "config": "{}"} and msg.HasField("timestamp")

@@ -189,3 +189,14 @@ async def test_a_reassignment_shows_the_new_combiner(tmp_path: Path, archive: Pa
     assert board.snapshot.combiner == "127.0.0.2:12081"
     refused = [e for e in recorder.events if e[:2] == ("link", Link.DISCONNECTED)]
     assert [e[2] for e in refused[:2]] == ["127.0.0.1:12080"] * 2, "each refused connect is reported"
+
+
+def test_a_task_of_a_kind_without_a_client_state_leaves_the_state_and_is_counted() -> None:
+    import dataclasses
+
+    board = StatusBoard()
+    task = dataclasses.replace(train_task(), kind=TaskKind.UNSUPPORTED)
+    board.task_started(task)
+    assert board.snapshot.state is ClientState.IDLE
+    board.task_finished(task, False)
+    assert board.snapshot.tasks[(TaskKind.UNSUPPORTED.value, "failed")] == 1

@@ -25,10 +25,9 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_generate_a_name_and_a_uuid() -> None:
-    a, b = load_settings({}), load_settings({})
-    assert a.name.startswith("client") and len(a.name) == len("client") + 8
-    assert a.client_id != b.client_id
+def test_defaults_leave_the_identity_to_the_work_dir() -> None:
+    a = load_settings({})
+    assert a.name is None and a.client_id is None  # made once and kept there: see test_workdir.py
     assert a.token is None and a.auth_scheme == "Bearer" and a.connect_api_secure
 
 
@@ -76,7 +75,9 @@ def test_plan_for_local_package_and_direct_combiner(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "fedn.yaml").write_text("entry_points: {}\n")
-    settings = load_settings({"combiner": "c.example.org", "combiner_port": 443, "local_package": pkg})
+    settings = load_settings(
+        {"combiner": "c.example.org", "combiner_port": 443, "local_package": pkg, "work_dir": tmp_path / "w"}
+    )
     plan = build_plan(settings)
     assert plan.package_mode is PackageMode.LOCAL and plan.local_package_dir == pkg.resolve()
     assert plan.combiner is not None and plan.combiner.target == "c.example.org:443"

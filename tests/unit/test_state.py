@@ -34,7 +34,10 @@ def test_transition_table_is_the_rule() -> None:
         TaskKind.TRAIN: TRAINING,
         TaskKind.VALIDATE: VALIDATING,
         TaskKind.PREDICT: PREDICTING,
+        TaskKind.FORWARD: TRAINING,  # split-learning passes change the local model
+        TaskKind.BACKWARD: TRAINING,
     }
+    assert TaskKind.UNSUPPORTED not in STATE_FOR_TASK  # such a task is never run
 
 
 def test_state_numbers_match_fedn() -> None:
@@ -72,7 +75,9 @@ class ClientStateMachine(RuleBasedStateMachine):
 
     @rule(kind=st.sampled_from(list(TaskKind)))
     def begin(self, kind: TaskKind) -> None:
-        if self.model is ClientState.IDLE:
+        if kind is TaskKind.UNSUPPORTED:
+            self.machine.begin(kind)  # answered with an error without running: the state stays
+        elif self.model is ClientState.IDLE:
             self.machine.begin(kind)
             self.model = STATE_FOR_TASK[kind]
         else:

@@ -17,10 +17,12 @@ from google.protobuf.wrappers_pb2 import UInt32Value
 
 from ...domain.model import (
     AttributeReport,
+    BackwardCompletion,
     Identity,
     MetricReport,
     ModelUpdate,
     Prediction,
+    ResourceUsage,
     StatusLevel,
     StatusReport,
     Task,
@@ -34,12 +36,19 @@ _KIND_BY_TYPE: dict[int, TaskKind] = {
     pb.MODEL_UPDATE: TaskKind.TRAIN,
     pb.MODEL_VALIDATION: TaskKind.VALIDATE,
     pb.MODEL_PREDICTION: TaskKind.PREDICT,
+    pb.FORWARD: TaskKind.FORWARD,
+    pb.BACKWARD: TaskKind.BACKWARD,
 }
 _TYPE_BY_KIND: dict[TaskKind, pb.StatusType.ValueType] = {
     TaskKind.TRAIN: pb.MODEL_UPDATE,
     TaskKind.VALIDATE: pb.MODEL_VALIDATION,
     TaskKind.PREDICT: pb.MODEL_PREDICTION,
+    TaskKind.FORWARD: pb.FORWARD,
+    TaskKind.BACKWARD: pb.BACKWARD,
+    TaskKind.UNSUPPORTED: pb.LOG,
 }
+# TelemetryMessage keys, as FEDn's client names them (system-wide percentages).
+TELEMETRY_CPU, TELEMETRY_MEMORY = "cpu_usage", "memory_usage"
 _LOG_LEVELS: dict[StatusLevel, pb.LogLevel.ValueType] = {
     StatusLevel.INFO: pb.INFO,
     StatusLevel.DEBUG: pb.DEBUG,
@@ -54,9 +63,16 @@ def task_type(kind: TaskKind | None) -> pb.StatusType.ValueType:
     return pb.LOG if kind is None else _TYPE_BY_KIND[kind]
 
 
-def task_kind(type_: int) -> TaskKind | None:
-    """The task kind for a StatusType integer, or None for types the client does not serve."""
-    return _KIND_BY_TYPE.get(type_)
+def task_kind(type_: int) -> TaskKind:
+    """The task kind for a StatusType integer; UNSUPPORTED for types the client cannot run."""
+    return _KIND_BY_TYPE.get(type_, TaskKind.UNSUPPORTED)
+
+
+def type_name(type_: int) -> str:
+    try:
+        return str(pb.StatusType.Name(type_))  # type: ignore[arg-type]
+    except ValueError:
+        return f"type {type_}"
 
 
 def log_level(level: StatusLevel) -> pb.LogLevel.ValueType:
@@ -64,16 +80,14 @@ def log_level(level: StatusLevel) -> pb.LogLevel.ValueType:
 
 
 def task_from_pb(request: pb.TaskRequest) -> Task | None:
-    """A TaskRequest as a domain Task, or None when the client must ignore it.
+    """A TaskRequest as a domain Task, or None when it was not sent by a combiner.
 
-    FEDn clients act only on requests sent by a combiner and only on the three
-    task types below; split-learning and unknown types are dropped silently.
+    Every type becomes a task: the ones the client cannot run become UNSUPPORTED
+    tasks, which are answered with an ERROR status instead of being dropped.
     """
     if request.sender.role != pb.COMBINER:
         return None
     kind = task_kind(request.type)
-    if kind is None:
-        return None
     return Task(
         kind=kind,
         model_id=request.model_id,
@@ -82,6 +96,7 @@ def task_from_pb(request: pb.TaskRequest) -> Task | None:
         data=request.data,
         sender_name=request.sender.name,
         config=parse_task_data(request.data),
+        type_name=type_name(request.type),
     )
 
 
@@ -104,8 +119,36 @@ def subscription_pb(identity: Identity) -> pb.ClientAvailableMessage:
     return pb.ClientAvailableMessage(sender=client_pb(identity))
 
 
-def heartbeat_pb(identity: Identity) -> pb.Heartbeat:
-    return pb.Heartbeat(sender=client_pb(identity))
+def heartbeat_pb(identity: Identity, usage: ResourceUsage | None = None) -> pb.Heartbeat:
+    """FEDn's client leaves the utilisation fields empty; we fill them (percent) when measured."""
+    beat = pb.Heartbeat(sender=client_pb(identity))
+    if usage is not None and usage.memory_percent is not None:
+        beat.memory_utilisation = usage.memory_percent
+    if usage is not None and usage.cpu_percent is not None:
+        beat.cpu_utilisation = usage.cpu_percent
+    return beat
+
+
+def telemetry_pb(usage: ResourceUsage, identity: Identity) -> pb.TelemetryMessage:
+    """memory_usage and cpu_usage in percent, the keys FEDn's client sends; unmeasured ones left out."""
+    message = pb.TelemetryMessage(sender=client_pb(identity), timestamp=now_timestamp())
+    if usage.memory_percent is not None:
+        message.telemetries.add(key=TELEMETRY_MEMORY, value=usage.memory_percent)
+    if usage.cpu_percent is not None:
+        message.telemetries.add(key=TELEMETRY_CPU, value=usage.cpu_percent)
+    return message
+
+
+def backward_completion_pb(completion: BackwardCompletion, identity: Identity) -> pb.BackwardCompletion:
+    return pb.BackwardCompletion(
+        sender=client_pb(identity),
+        receiver=combiner_pb(completion.receiver_name),
+        gradient_id=completion.gradient_id,
+        correlation_id=completion.correlation_id,
+        session_id=completion.session_id,
+        timestamp=now_timestamp(),
+        meta=completion.meta_json(),
+    )
 
 
 def status_pb(report: StatusReport, identity: Identity) -> pb.Status:

@@ -25,11 +25,13 @@ from ...domain.errors import ConfigError, FedClientError, PermanentError, Stream
 from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
 from ...domain.model import (
     AttributeReport,
+    BackwardCompletion,
     CombinerAddress,
     Identity,
     MetricReport,
     ModelUpdate,
     Prediction,
+    ResourceUsage,
     StatusReport,
     Task,
     Validation,
@@ -282,8 +284,8 @@ class GrpcCombinerLink:
             async for request in call:
                 task = conv.task_from_pb(request)
                 if task is None:
-                    log.debug(
-                        "ignoring task request type %d from %r (role %d)",
+                    log.warning(
+                        "ignoring a request of type %d from %r: its sender is not a combiner (role %d)",
                         request.type,
                         request.sender.name,
                         request.sender.role,
@@ -313,8 +315,22 @@ class GrpcCombinerLink:
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
 
-    async def heartbeat(self) -> None:
-        await self._unary(self._connector.SendHeartbeat, conv.heartbeat_pb(self._identity), "heartbeat")
+    async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
+        await self._unary(
+            self._connector.SendHeartbeat, conv.heartbeat_pb(self._identity, usage), "heartbeat"
+        )
+
+    async def send_telemetry(self, usage: ResourceUsage) -> None:
+        await self._unary(
+            self._combiner.SendTelemetryMessage, conv.telemetry_pb(usage, self._identity), "telemetry"
+        )
+
+    async def send_backward_completion(self, completion: BackwardCompletion) -> None:
+        await self._unary(
+            self._combiner.SendBackwardCompletion,
+            conv.backward_completion_pb(completion, self._identity),
+            f"backward completion of gradients {completion.gradient_id}",
+        )
 
     async def send_status(self, report: StatusReport) -> None:
         await self._unary(self._connector.SendStatus, conv.status_pb(report, self._identity), "status")

@@ -27,6 +27,7 @@ from ...domain.errors import (
     TransientError,
 )
 from ...domain.failures import Failure, http_verdict, parse_retry_after
+from ...domain.model import FetchedPackage
 from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from ...domain.package import safe_filename
 from ._transport import (
@@ -96,6 +97,16 @@ class HttpxPackageSource(ControllerHttp):
         self._chunk_bytes = chunk_bytes
 
     async def download(self, dest_dir: Path) -> Path:
+        fetched = await self.fetch(dest_dir)
+        assert fetched.path is not None  # nothing was asked conditionally
+        return fetched.path
+
+    async def fetch(self, dest_dir: Path, unchanged_tag: str | None = None) -> FetchedPackage:
+        """Download the package; with ``unchanged_tag`` (an ETag from before) a conditional GET.
+
+        FEDn's controller serves the file with an ETag and answers 304 Not Modified when
+        If-None-Match names the current one, so an unchanged package costs no download.
+        """
         url = self.endpoint.url(DOWNLOAD_PATH)
         try:
             dest_dir.mkdir(parents=True, exist_ok=True)
@@ -103,10 +114,13 @@ class HttpxPackageSource(ControllerHttp):
             raise PackageError(
                 f"cannot create the package directory {dest_dir}: {exc.strerror or exc}"
             ) from None
+        headers = self.headers()
+        if unchanged_tag:
+            headers["If-None-Match"] = unchanged_tag
         try:
-            async with self.client().stream(
-                "GET", url, headers=self.headers(), timeout=self.timeout
-            ) as response:
+            async with self.client().stream("GET", url, headers=headers, timeout=self.timeout) as response:
+                if response.status_code == 304 and unchanged_tag:
+                    return FetchedPackage(None, unchanged_tag)
                 if response.status_code != 200:
                     body = await read_capped(response)
                     raise self._error(
@@ -118,10 +132,11 @@ class HttpxPackageSource(ControllerHttp):
                     )
                 target = dest_dir / local_name(response.headers.get("content-disposition"))
                 written = await self._save(response, target)
+                tag = response.headers.get("etag") or None
         except TRANSPORT_ERRORS as exc:
             raise self._transport_error(url, exc) from None
         log.info("downloaded compute package %s (%d bytes)", target.name, written)
-        return target
+        return FetchedPackage(target, tag)
 
     async def _save(self, response: httpx.Response, target: Path) -> int:
         """Stream the body into ``target`` via a temporary file; remove it on any failure."""

@@ -34,15 +34,21 @@ from ..combiner_grpc.generated import fedn_pb2 as pb
 from ..combiner_grpc.generated import fedn_pb2_grpc as rpc
 from .combiner_records import (
     AttributeRecord,
+    BackwardRecord,
+    HeartbeatRecord,
     MetricRecord,
     PredictionRecord,
     StatusRecord,
+    TelemetryRecord,
     UpdateRecord,
     ValidationRecord,
     attribute_record,
+    backward_record,
+    heartbeat_record,
     metric_record,
     prediction_record,
     status_record,
+    telemetry_record,
     update_record,
     validation_record,
 )
@@ -62,15 +68,18 @@ SERVER_OPTIONS = (
 
 __all__ = [
     "AttributeRecord",
+    "BackwardRecord",
+    "HeartbeatRecord",
     "MetricRecord",
     "PredictionRecord",
     "SandboxCombiner",
     "StatusRecord",
+    "TelemetryRecord",
     "UpdateRecord",
     "ValidationRecord",
 ]
 
-R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord)
+R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord, BackwardRecord)
 
 
 class SandboxCombiner:
@@ -99,7 +108,10 @@ class SandboxCombiner:
         self.updates: list[UpdateRecord] = []
         self.validations: list[ValidationRecord] = []
         self.predictions: list[PredictionRecord] = []
-        self.heartbeats: dict[str, float] = {}
+        self.heartbeats: dict[str, float] = {}  # client_id -> when its last heartbeat came
+        self.heartbeat_records: list[HeartbeatRecord] = []  # every heartbeat, with its usage fields
+        self.telemetry: list[TelemetryRecord] = []
+        self.backward_completions: list[BackwardRecord] = []
         # Misbehaviour for tests, per model id: "wrong-id" (chunks name another model),
         # "oversized-chunk" (one 5 MiB chunk), "no-ok" (the stream ends without OK),
         # "endless" (chunks until the client gives up).
@@ -179,9 +191,18 @@ class SandboxCombiner:
         return self._queues.setdefault(client_id, asyncio.Queue())
 
     def submit_task(
-        self, client_id: str, kind: TaskKind, model_id: str, session_id: str = "", data: str = ""
+        self,
+        client_id: str,
+        kind: TaskKind,
+        model_id: str,
+        session_id: str = "",
+        data: str = "",
+        wire_type: int | None = None,
     ) -> str:
-        """Queue a task for ``client_id`` (now or at its next subscription); return the correlation id."""
+        """Queue a task for ``client_id`` (now or at its next subscription); return the correlation id.
+
+        ``wire_type`` sends that StatusType number instead of ``kind``'s (a type no client serves).
+        """
         correlation_id = str(uuid.uuid4())
         self._queue(client_id).put_nowait(
             pb.TaskRequest(
@@ -192,7 +213,7 @@ class SandboxCombiner:
                 correlation_id=correlation_id,
                 timestamp=str(datetime.now()),  # naive local time, as FEDn sends it
                 session_id=session_id,
-                type=task_type(kind),
+                type=task_type(kind) if wire_type is None else wire_type,  # type: ignore[arg-type]
             )
         )
         return correlation_id
@@ -230,6 +251,15 @@ class SandboxCombiner:
         self, correlation_ids: Iterable[str], timeout: float
     ) -> list[PredictionRecord]:
         return await self._wait_records(self.predictions, correlation_ids, timeout)
+
+    async def wait_for_backward_completions(
+        self, correlation_ids: Iterable[str], timeout: float
+    ) -> list[BackwardRecord]:
+        return await self._wait_records(self.backward_completions, correlation_ids, timeout)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds over the records (checked whenever one arrives)."""
+        return await self._wait(predicate, timeout)
 
     async def _wait_records(
         self, records: Sequence[R], correlation_ids: Iterable[str], timeout: float
@@ -320,6 +350,7 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         now = time.monotonic()
         self._c.heartbeats[request.sender.client_id] = now
         self._c.heartbeat_log.append((request.sender.client_id, now))
+        self._c.heartbeat_records.append(heartbeat_record(request))
         await self._c._notify()
         return self._reply("Heartbeat received")
 
@@ -374,6 +405,22 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         self._c.attributes.append(attribute_record(request))
         await self._c._notify()
         return self._reply("Attributes received")
+
+    async def SendBackwardCompletion(
+        self, request: pb.BackwardCompletion, context: grpc.aio.ServicerContext
+    ) -> pb.Response:
+        await self._admit(context, "SendBackwardCompletion")
+        self._c.backward_completions.append(backward_record(request))
+        await self._c._notify()
+        return self._reply(f"RECEIVED BackwardCompletion {request.gradient_id} from {request.sender.name}")
+
+    async def SendTelemetryMessage(
+        self, request: pb.TelemetryMessage, context: grpc.aio.ServicerContext
+    ) -> pb.Response:
+        await self._admit(context, "SendTelemetryMessage")
+        self._c.telemetry.append(telemetry_record(request))
+        await self._c._notify()
+        return self._reply("Telemetry received")
 
     async def Download(
         self, request: pb.ModelRequest, context: grpc.aio.ServicerContext

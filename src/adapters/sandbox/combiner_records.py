@@ -79,6 +79,33 @@ class AttributeRecord:
     sender_client_id: str
 
 
+@dataclass(frozen=True)
+class BackwardRecord:
+    gradient_id: str
+    meta: dict[str, Any]
+    sender_name: str
+    sender_client_id: str
+    receiver_name: str
+    correlation_id: str
+    session_id: str
+
+
+@dataclass(frozen=True)
+class HeartbeatRecord:
+    sender_name: str
+    sender_client_id: str
+    memory_utilisation: float
+    cpu_utilisation: float
+
+
+@dataclass(frozen=True)
+class TelemetryRecord:
+    sender_name: str
+    sender_client_id: str
+    values: dict[str, float]
+    has_timestamp: bool
+
+
 def json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text) if text else {}
@@ -161,4 +188,29 @@ def attribute_record(msg: pb.AttributeMessage) -> AttributeRecord:
         attributes={elem.key: elem.value for elem in msg.attributes},
         sender_name=msg.sender.name,
         sender_client_id=msg.sender.client_id,
+    )
+
+
+def backward_record(msg: pb.BackwardCompletion) -> BackwardRecord:
+    return BackwardRecord(
+        gradient_id=msg.gradient_id,
+        meta=json_object(msg.meta),
+        sender_name=msg.sender.name,
+        sender_client_id=msg.sender.client_id,
+        receiver_name=msg.receiver.name,
+        correlation_id=msg.correlation_id,
+        session_id=msg.session_id,
+    )
+
+
+def heartbeat_record(msg: pb.Heartbeat) -> HeartbeatRecord:
+    return HeartbeatRecord(msg.sender.name, msg.sender.client_id, msg.memory_utilisation, msg.cpu_utilisation)
+
+
+def telemetry_record(msg: pb.TelemetryMessage) -> TelemetryRecord:
+    return TelemetryRecord(
+        msg.sender.name,
+        msg.sender.client_id,
+        {t.key: t.value for t in msg.telemetries},
+        msg.HasField("timestamp"),
     )

@@ -399,9 +399,17 @@ class _Handler(BaseHTTPRequestHandler):
         if pkg is None:
             self._json(404, {"message": "No active package"})
             return
+        etag = f'"{pkg.sha256[:32]}"'  # FEDn's server (werkzeug) sends an ETag and honours If-None-Match
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         with pkg.path.open("rb") as f:
             size = pkg.path.stat().st_size
             self.send_response(200)
+            self.send_header("ETag", etag)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(size))
             self.send_header("Content-Disposition", f"attachment; filename={_header_value(pkg.filename)}")

@@ -162,6 +162,32 @@ class SubprocessTrainer:
         await self._run("predict", in_model, out_json)
         return _read_json_object("predict", out_json, "the prediction")
 
+    async def forward(self, client_id: str, out_embeddings: Path, sl_inference: bool) -> dict[str, Any]:
+        """Run ``forward <client_id> <out> <True|False>`` (FEDn's argv); return ``<out>-metadata``."""
+        _clear(out_embeddings, _metadata_path(out_embeddings), _npz_twin(out_embeddings))
+        await self._run("forward", client_id, out_embeddings, "True" if sl_inference else "False")
+        twin = _npz_twin(out_embeddings)
+        if not out_embeddings.is_file() and twin.is_file():
+            # np.savez(path) appends ".npz" to a path without it; FEDn's client would then send
+            # the empty file it created beforehand. We send what the script meant to write.
+            log.info("forward wrote %s; sending it as the embeddings", twin.name)
+            os.replace(twin, out_embeddings)
+        if not out_embeddings.is_file():
+            raise TaskFailed(f"forward finished but wrote no embeddings to {out_embeddings}")
+        metadata = _read_json_object("forward", _metadata_path(out_embeddings), "the embeddings' metadata")
+        examples = metadata.get("num_examples")
+        if isinstance(examples, bool) or not isinstance(examples, (int, float)) or not examples >= 0:
+            # The combiner silently drops embeddings without it; better to say so here.
+            raise TaskFailed(
+                f"forward metadata {_metadata_path(out_embeddings).name} needs 'num_examples' as a "
+                f"number >= 0, got {examples!r}"
+            )
+        return metadata
+
+    async def backward(self, in_gradients: Path, client_id: str) -> None:
+        """Run ``backward <gradients> <client_id>`` (FEDn's argv); only its exit status counts."""
+        await self._run("backward", in_gradients, client_id)
+
     async def startup(self) -> None:
         """FEDn's `startup` entry point: run once, no arguments, before the first task."""
         await self._run("startup")
@@ -302,6 +328,10 @@ def _clear(*paths: Path) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
+
+
+def _npz_twin(path: Path) -> Path:
+    return path.with_name(path.name + ".npz")
 
 
 def _metadata_path(path: Path) -> Path:

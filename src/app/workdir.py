@@ -1,0 +1,106 @@
+"""The client's private work dir: one client at a time (a lock), and a stable identity kept in it.
+
+FEDn's client makes a new random id (and name) at every start unless one is given,
+so each restart looks like a new client to the server. Here an id made once is kept
+in ``<work dir>/identity.json`` and reused, so a restarted client is the same client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..domain.errors import ConfigError
+from ..domain.model import Identity
+
+log = logging.getLogger("fedclient.workdir")
+
+IDENTITY_FILE = "identity.json"
+LOCK_FILE = "fedclient.lock"
+
+
+def resolve_identity(work_dir: Path, name: str | None, client_id: str | None) -> Identity:
+    """The identity to join as: given values win; missing ones come from (or go into) the work dir."""
+    if name and client_id:
+        return Identity(name, client_id)
+    path = work_dir / IDENTITY_FILE
+    kept = _read_identity(path)
+    if kept is not None and not client_id:
+        log.info("using the client id %s kept in %s", kept.client_id, path)
+    identity = Identity(
+        name or (kept.name if kept else f"client{uuid.uuid4().hex[:8]}"),
+        client_id or (kept.client_id if kept else str(uuid.uuid4())),
+    )
+    if identity != kept:
+        _write_identity(path, identity)
+    return identity
+
+
+def _read_identity(path: Path) -> Identity | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"{path} cannot be read ({exc}); fix or delete it, or give --client-id and --name"
+        ) from None
+    name, client_id = (data.get(k) if isinstance(data, dict) else None for k in ("name", "client_id"))
+    if not (isinstance(name, str) and name and isinstance(client_id, str) and client_id):
+        raise ConfigError(f"{path} must hold a 'name' and a 'client_id'; fix or delete it")
+    return Identity(name, client_id)
+
+
+def _write_identity(path: Path, identity: Identity) -> None:
+    """Write atomically, so a crash never leaves half a file that would stop the next start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"name": identity.name, "client_id": identity.client_id}, indent=1) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the work dir for as long as the client runs.
+
+    The operating system drops a flock when the process ends, however it ends,
+    so a crashed client never leaves a stale lock behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no flock; run one client per work dir by hand
+        log.warning("cannot lock the work dir on this platform; run one client per work dir")
+        yield
+        return
+    work_dir.mkdir(parents=True, exist_ok=True)
+    path = work_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            raise ConfigError(
+                f"another fedclient (pid {holder}) is already using the work dir {work_dir}; "
+                "stop it or give this one its own --work-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock

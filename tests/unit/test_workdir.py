@@ -1,0 +1,88 @@
+"""A stable identity kept in the work dir, and one client per work dir (a lock)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fedclient.app.plan import build_plan
+from fedclient.app.settings import load_settings
+from fedclient.app.workdir import IDENTITY_FILE, resolve_identity, work_dir_lock
+from fedclient.domain.errors import ConfigError
+from fedclient.domain.model import Identity
+
+
+def test_an_identity_is_made_once_and_kept(tmp_path: Path) -> None:
+    first = resolve_identity(tmp_path, None, None)
+    assert first.name.startswith("client") and len(first.client_id) == 36
+    assert json.loads((tmp_path / IDENTITY_FILE).read_text()) == {
+        "name": first.name,
+        "client_id": first.client_id,
+    }
+    assert resolve_identity(tmp_path, None, None) == first  # a restart is the same client
+    assert resolve_identity(tmp_path / "other", None, None) != first  # another work dir, another client
+
+
+def test_given_values_win_and_missing_ones_are_kept(tmp_path: Path) -> None:
+    kept = resolve_identity(tmp_path, None, None)
+    assert resolve_identity(tmp_path, "site-a", None) == Identity("site-a", kept.client_id)
+    assert resolve_identity(tmp_path, None, None) == Identity("site-a", kept.client_id)  # the new name stays
+    assert resolve_identity(tmp_path, "n", "given-id") == Identity("n", "given-id")
+    # Both given: nothing is read or written.
+    assert resolve_identity(tmp_path / "fresh", "n", "i") == Identity("n", "i")
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_the_plan_uses_the_kept_identity(tmp_path: Path) -> None:
+    settings = load_settings({"api_url": "localhost", "work_dir": tmp_path / "w"})
+    assert build_plan(settings).identity == build_plan(settings).identity
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"name": "a"}', '{"name": "", "client_id": "x"}'])
+def test_a_broken_identity_file_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    (tmp_path / IDENTITY_FILE).write_text(text)
+    with pytest.raises(ConfigError, match=r"identity\.json"):
+        resolve_identity(tmp_path, None, None)
+
+
+def test_a_second_holder_of_the_work_dir_is_refused(tmp_path: Path) -> None:
+    refused = pytest.raises(ConfigError, match=rf"another fedclient \(pid {os.getpid()}\).*{tmp_path}")
+    with work_dir_lock(tmp_path), refused, work_dir_lock(tmp_path):
+        pass
+    with work_dir_lock(tmp_path):  # released on exit
+        pass
+
+
+def test_the_lock_dies_with_a_killed_process(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from fedclient.app.workdir import work_dir_lock\n"
+            "with work_dir_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=f"pid {holder.pid}"), work_dir_lock(tmp_path):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with work_dir_lock(tmp_path):
+                break
+        except ConfigError:
+            assert time.monotonic() < deadline, "the lock outlived its process"
+            time.sleep(0.05)
