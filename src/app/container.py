@@ -122,6 +122,11 @@ def _envs_dir(settings: Settings) -> Path | None:
     return settings.work_dir.resolve() / "envs" if settings.managed_env else None
 
 
+def _read_only_view(settings: Settings, policy: SitePolicy) -> bool:
+    """Entry points see a downloaded package read-only; a --local-package dir is left as it is."""
+    return policy.read_only_package and settings.local_package is None
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     trainer_env = providers.Object({})
@@ -158,6 +163,7 @@ class Container(containers.DeclarativeContainer):
         envs_dir=providers.Callable(_envs_dir, settings),
         limits=policy.provided.limits,
         pid_file=providers.Callable(_pid_file, settings),
+        read_only_package=providers.Callable(_read_only_view, settings, policy),
     )
     clock = providers.Singleton(SystemClock)
     usage_probe = providers.Singleton(system_usage_probe)

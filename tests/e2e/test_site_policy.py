@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,8 +41,17 @@ ASSIGNED = Assignment(
     AssignmentStatus.ASSIGNED, combiner=CombinerAddress("127.0.0.1", 12080), client_id="cid"
 )
 TRAIN = """\
-import json, sys
+import errno, json, sys
 mode = open(sys.argv[1]).read()
+if mode == "write":  # into its own package directory (its cwd); the model says how it went
+    try:
+        open("new.txt", "w").write("x")
+        result = "written"
+    except OSError as exc:
+        result = errno.errorcode[exc.errno]
+    open(sys.argv[2], "w").write(result)
+    json.dump({"num_examples": 3}, open(sys.argv[2] + "-metadata", "w"))
+    sys.exit(0)
 if mode == "hog":
     hog = bytearray(3 * 1024**3)
 elif mode == "spin":
@@ -63,7 +73,9 @@ def _package(tmp_path: Path) -> Path:
     return archive
 
 
-def _life(tmp_path: Path, combiner: InMemoryCombiner, **plan: object) -> tuple[Lifecycle, InMemoryUnpacker]:
+def _life(
+    tmp_path: Path, combiner: InMemoryCombiner, read_only: bool = False, **plan: object
+) -> tuple[Lifecycle, InMemoryUnpacker]:
     archive = _package(tmp_path)
     unpacker = InMemoryUnpacker()
     life = Lifecycle(
@@ -72,7 +84,7 @@ def _life(tmp_path: Path, combiner: InMemoryCombiner, **plan: object) -> tuple[L
         package_source=InMemoryPackageSource(archive, hashlib.sha256(archive.read_bytes()).hexdigest()),
         unpacker=unpacker,
         connector=InMemoryConnector(combiner),
-        trainer_factory=subprocess_trainer_factory(timeout=60, limits=LIMITS),
+        trainer_factory=subprocess_trainer_factory(timeout=60, limits=LIMITS, read_only_package=read_only),
         clock=FakeClock(),
     )
     return life, unpacker
@@ -110,6 +122,36 @@ async def test_limit_breakers_fail_their_tasks_and_the_client_serves_the_next(tm
     errors = [s.text for s in combiner.statuses if s.level is StatusLevel.ERROR]
     assert len(errors) == 3 and all("limit" in text for text in errors)  # the combiner is told why
     assert _processes_mentioning(str(tmp_path)) == []  # no child left spinning or flooding
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0,
+    reason="the read-only mount needs root on Linux; for other users chmod protects (test_hostile_archives)",
+)
+@pytest.mark.parametrize(("read_only", "result"), [(True, b"EROFS"), (False, b"written")])
+async def test_a_read_only_package_cannot_be_written_even_by_root(
+    tmp_path: Path, read_only: bool, result: bytes
+) -> None:
+    combiner = InMemoryCombiner()
+    combiner.models["write"] = b"write"
+    combiner.submit("cid", _task("write"))
+    life, unpacker = _life(tmp_path, combiner, read_only=read_only)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(life.run(stop))
+    try:
+        async with asyncio.timeout(60):
+            while life.runner is None or not life.runner.outcomes:
+                assert not runner.done(), runner.exception() if runner.done() else None
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    [outcome] = life.runner.outcomes
+    assert outcome.ok, outcome.error  # the task succeeds either way: only the write is refused
+    [update] = combiner.updates
+    assert combiner.models[update.model_update_id] == result  # the entry point wrote its model all the same
+    package = unpacker.unpacked[0] / "client"
+    assert (package / "new.txt").exists() is not read_only
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -24,6 +24,7 @@ def subprocess_trainer_factory(
     envs_dir: Path | None = None,
     limits: ResourceLimits | None = None,
     pid_file: Path | None = None,
+    read_only_package: bool = False,
 ) -> TrainerFactory:
     """A ``TrainerFactory``: the lifecycle learns the package directory only after unpacking.
 
@@ -31,6 +32,7 @@ def subprocess_trainer_factory(
     built and cached (None: python_env is not built, as with --no-managed-env). With
     ``pid_file``, leftovers recorded there by an earlier run are swept (killed if still
     ours) when the trainer is built, before any entry point of this run starts.
+    ``read_only_package``: entry points see their package directory as a read-only mount.
     """
     env = dict(extra_env or {})
     envs = PackageEnvs(envs_dir) if envs_dir is not None else None
@@ -48,6 +50,7 @@ def subprocess_trainer_factory(
             envs=envs,
             limits=limits,
             registry=registry,
+            read_only=read_only_package,
         )
 
     return build

@@ -18,7 +18,8 @@ surviving a client that dies without cleaning up (SIGKILL, OOM killer, a crash):
   system has reused for someone else is never signalled.
 
 ``spawn_child`` takes resource limits (``rlimits``, by ``resource.RLIMIT_*`` name) that
-the same step applies just before ``exec``.
+the same step applies just before ``exec``, and optionally a directory (``read_only``) the
+child sees as a read-only mount - the package directory under the read_only_package policy.
 """
 
 from __future__ import annotations
@@ -43,13 +44,20 @@ REAP_SECONDS = 10.0  # a SIGKILLed group leader is reaped well within this
 
 
 def tied_argv(
-    argv: Sequence[str], parent_pid: int, rlimits: Mapping[str, tuple[int, int]] | None = None
+    argv: Sequence[str],
+    parent_pid: int,
+    rlimits: Mapping[str, tuple[int, int]] | None = None,
+    read_only: Path | None = None,
 ) -> list[str]:
-    """``argv`` run through ``tied_exec.py`` (parent-death signal, limits, then exec in place)."""
+    """``argv`` run through ``tied_exec.py`` (parent-death signal, limits, then exec in place).
+
+    ``read_only``: a directory the child sees as a read-only mount (when it may mount).
+    """
     limits = [
         arg for name, (soft, hard) in (rlimits or {}).items() for arg in ("--rlimit", f"{name}={soft},{hard}")
     ]
-    return [sys.executable, "-I", "-S", str(_TIED_EXEC), str(parent_pid), *limits, "--", *argv]
+    view = ["--read-only", os.path.abspath(read_only)] if read_only is not None else []
+    return [sys.executable, "-I", "-S", str(_TIED_EXEC), str(parent_pid), *limits, *view, "--", *argv]
 
 
 async def spawn_child(
@@ -58,8 +66,11 @@ async def spawn_child(
     env: Mapping[str, str],
     registry: ChildRegistry | None = None,
     rlimits: Mapping[str, tuple[int, int]] | None = None,
+    read_only: Path | None = None,
 ) -> asyncio.subprocess.Process:
     """Start ``argv`` (no shell) in its own session with piped output; record it in ``registry``.
+
+    ``read_only`` (Linux): a directory mounted read-only in the child's own mount namespace.
 
     Raises FileNotFoundError when the command cannot be found on the child's PATH,
     before anything is started.
@@ -71,7 +82,9 @@ async def spawn_child(
             raise FileNotFoundError(2, "command not found on PATH", command)
     elif not os.access(os.path.join(cwd, command), os.X_OK):
         raise FileNotFoundError(2, "no such executable", command)
-    full = tied_argv(argv, os.getpid(), rlimits) if sys.platform.startswith("linux") else list(argv)
+    full = (
+        tied_argv(argv, os.getpid(), rlimits, read_only) if sys.platform.startswith("linux") else list(argv)
+    )
     proc = await asyncio.create_subprocess_exec(
         *full,
         cwd=cwd,

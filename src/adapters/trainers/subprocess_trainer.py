@@ -56,9 +56,15 @@ class SubprocessTrainer:
         own_python: str = sys.executable,
         limits: ResourceLimits | None = None,
         registry: ChildRegistry | None = None,
+        read_only: bool = False,
     ) -> None:
-        """``python`` overrides the interpreter; ``envs`` (None: --no-managed-env) builds python_env."""
+        """``python`` overrides the interpreter; ``envs`` (None: --no-managed-env) builds python_env.
+
+        ``read_only`` (the read_only_package policy): the entry point sees the package
+        directory as a read-only mount, which holds for root too (Linux, when permitted).
+        """
         self._dir = Path(package_dir)
+        self._read_only = read_only
         self._registry = registry
         self._limits = limits or ResourceLimits()
         wall = self._limits.wall_seconds
@@ -214,7 +220,14 @@ class SubprocessTrainer:
         try:
             # Its own session (a kill reaches grandchildren), tied to our life and limited by
             # the site policy's rlimits (child_process, tied_exec).
-            proc = await spawn_child(argv, self._dir, self._env, self._registry, rlimits_for(self._limits))
+            proc = await spawn_child(
+                argv,
+                self._dir,
+                self._env,
+                self._registry,
+                rlimits_for(self._limits),
+                read_only=self._dir if self._read_only else None,
+            )
         except OSError as exc:
             raise TaskFailed(f"cannot start {entry} ({argv[0]}): {exc}") from None
         output: deque[str] = deque(maxlen=TAIL_LINES)
