@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv fedn-venv site-venv protos lint test unit contract e2e interop demo bench clean
+.PHONY: venv fedn-venv site-venv protos docs lint test unit contract e2e interop demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ site-venv: venv
 
 protos: venv
 	$(PY) scripts/gen_protos.py
+
+# docs/CONFIG.md is generated from the Settings model; a test fails when it is stale.
+docs: venv
+	$(PY) scripts/gen_config_docs.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests examples scripts bench
@@ -55,7 +59,7 @@ bench: fedn-venv
 	$(PY) bench/scale.py --quick
 
 demo: venv
-	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits
+	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits --plot sandbox-rounds.png
 
 # Figures, not tests: the soak run (quick mode, a few minutes) prints rounds, losses, RSS, fds, tasks.
 bench: venv

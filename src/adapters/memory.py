@@ -43,6 +43,7 @@ from ..domain.model import (
     Task,
     Validation,
 )
+from ..domain.observe import NULL_OBSERVER, Link, Observer, TransferKind
 from ..domain.outbox import OutboxEntry
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
 from ..domain.usage import UsageReading
@@ -196,10 +197,15 @@ class InMemoryCombiner:
 
 class InMemoryLink:
     def __init__(
-        self, combiner: InMemoryCombiner, identity: Identity, credentials: Credentials | None = None
+        self,
+        combiner: InMemoryCombiner,
+        identity: Identity,
+        credentials: Credentials | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self.combiner = combiner
         self.identity = identity
+        self.observer = observer
         self.closed = False
         self._credentials = credentials or Credentials(None)
 
@@ -263,17 +269,23 @@ class InMemoryLink:
         if model_id not in self.combiner.models:
             raise ModelNotFound(f"the combiner has no model {model_id}")
         data = self.combiner.models[model_id]
+        progress = self.observer.transfer(TransferKind.MODEL_DOWNLOAD, model_id, None)
         with dest.open("wb") as out:
             for start in range(0, len(data), self.combiner.chunk_size):
                 out.write(data[start : start + self.combiner.chunk_size])
+                progress.advance(len(data[start : start + self.combiner.chunk_size]))
+        progress.finish(True)
         return len(data)
 
     async def upload(self, model_id: str, src: Path) -> int:
         self._check("upload", model_id)
         data = src.read_bytes()
+        progress = self.observer.transfer(TransferKind.MODEL_UPLOAD, model_id, len(data))
         self.combiner.uploads.append(model_id)
         self.combiner.models[model_id] = data
         self.combiner.reply("upload")
+        progress.advance(len(data))
+        progress.finish(True)
         return len(data)
 
     async def has_model(self, model_id: str) -> bool:
@@ -285,8 +297,14 @@ class InMemoryLink:
 
 
 class InMemoryConnector:
-    def __init__(self, combiner: InMemoryCombiner, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        combiner: InMemoryCombiner,
+        credentials: Credentials | None = None,
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
         self.combiner = combiner
+        self.observer = observer
         self.credentials = credentials
         self.links: list[InMemoryLink] = []
 
@@ -297,7 +315,7 @@ class InMemoryConnector:
             raise TransientError(f"connection to {address.target} refused")
         if "connect" in self.combiner.fail_with:
             raise self.combiner.fail_with["connect"]
-        link = InMemoryLink(self.combiner, identity, self.credentials)
+        link = InMemoryLink(self.combiner, identity, self.credentials, self.observer)
         self.links.append(link)
         return link
 
@@ -425,6 +443,40 @@ class FakeClock:
         self.now += seconds
         # A real (tiny) pause, so loops that sleep do not starve the rest of the event loop.
         await asyncio.sleep(0.001)
+
+
+class RecordingObserver:
+    """The observer port's fake: records every event, transfers included, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+
+    def transfer(self, kind: TransferKind, name: str, total: int | None) -> RecordingTransfer:
+        self.events.append(("transfer", kind, name, total))
+        return RecordingTransfer(self.events)
+
+    def link(self, state: Link, combiner: str | None) -> None:
+        self.events.append(("link", state, combiner))
+
+    def heartbeat(self, ok: bool) -> None:
+        self.events.append(("heartbeat", ok))
+
+    def task_started(self, task: Task) -> None:
+        self.events.append(("started", task.kind))
+
+    def task_finished(self, task: Task, ok: bool) -> None:
+        self.events.append(("finished", task.kind, ok))
+
+
+class RecordingTransfer:
+    def __init__(self, events: list[tuple[object, ...]]) -> None:
+        self._events = events
+
+    def advance(self, nbytes: int) -> None:
+        self._events.append(("advance", nbytes))
+
+    def finish(self, ok: bool) -> None:
+        self._events.append(("finish", ok))
 
 
 class ScriptedUsageProbe:

@@ -22,11 +22,16 @@ from pydantic import ValidationError
 # gRPC's C core logs every failed TLS handshake to stderr; our one-line errors say it better.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
+from .. import __version__
 from ..domain.errors import AuthError, ConfigError, FedClientError
-from . import package_cmd, policy_cmd
+from ..domain.observe import Observer
+from . import config_show, package_cmd, policy_cmd, settings_rules
+from .cli_flags import OneLineParser, add_settings_flags, cli_values
+from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
-from .settings import Settings, load_settings
-from .workdir import work_dir_lock
+from .operators import operator_views
+from .settings import Loaded, Settings, load
+from .workdir import resolve_identity, work_dir_lock
 
 log = logging.getLogger("fedclient")
 
@@ -35,100 +40,21 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _run_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="join a FEDn network and serve its tasks (like `fedn client start`)")
-    p.add_argument("-u", "--api-url", help="controller URL (scheme optional)")
-    p.add_argument("-p", "--api-port", type=int, help="controller port")
-    p.add_argument("--token", help="authentication token (or FEDN_AUTH_TOKEN); visible in `ps`")
-    p.add_argument("--token-file", type=Path, help="read the token from this file (or FEDN_AUTH_TOKEN_FILE)")
-    p.add_argument(
-        "--refresh-token-file",
-        type=Path,
-        help="read the refresh token from this file (or FEDN_AUTH_REFRESH_TOKEN_FILE)",
+    p = sub.add_parser(
+        "run",
+        help="join a FEDn network and serve its tasks (like `fedn client start`)",
+        description="Join a FEDn network and serve its tasks. Precedence: flags > FEDN_* env > --init file.",
     )
-    p.add_argument("-n", "--name", help="client display name")
-    p.add_argument("-i", "--client-id", help="client id (default: made once, then kept in the work dir)")
-    p.add_argument(
-        "--local-package",
-        nargs="?",
-        const=".",
-        metavar="DIR",
-        help="use a local compute package (default ./client or .) instead of the controller's",
+    add_settings_flags(p)
+
+
+def _config_parser(sub: Any) -> None:
+    p = sub.add_parser("config", help="look at the effective configuration")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+    show = actions.add_parser(
+        "show", help="print every setting, its value (secrets masked) and where it came from"
     )
-    p.add_argument("-c", "--preferred-combiner", help="ask the controller for this combiner")
-    p.add_argument("--combiner", help="attach straight to this combiner host (needs --combiner-port)")
-    p.add_argument("--combiner-port", type=int, help="port of --combiner")
-    p.add_argument("-in", "--init", type=Path, help="FEDn-style client.yaml with settings")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
-    p.add_argument(
-        "-hp", "--helper_type", "--helper-type", dest="helper_type", help="model helper (numpyhelper)"
-    )
-    p.add_argument("--package-checksum", help="expected SHA-256 of the compute package")
-    p.add_argument(
-        "--require-checksum",
-        action="store_true",
-        default=None,
-        help="refuse a package whose checksum cannot be verified",
-    )
-    p.add_argument("--work-dir", type=Path, help="where packages and models are kept (default .fedclient)")
-    p.add_argument(
-        "--grpc-tls",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="force TLS to the combiner on or off (default: on for port 443 or with a root cert)",
-    )
-    p.add_argument(
-        "--grpc-root-cert",
-        dest="grpc_root_cert_path",
-        type=Path,
-        help="CA certificate (PEM) to trust for the combiner and an https controller "
-        "(or FEDN_GRPC_ROOT_CERT_PATH)",
-    )
-    p.add_argument("--client-cert", dest="client_cert_path", type=Path, help="mTLS client certificate (PEM)")
-    p.add_argument("--client-key", dest="client_key_path", type=Path, help="mTLS client private key (PEM)")
-    p.add_argument(
-        "--insecure",
-        action="store_true",
-        default=None,
-        help="use TLS without verifying the servers' certificates (not for production)",
-    )
-    p.add_argument("--train-timeout", type=float, help="seconds a train/validate/predict run may take")
-    policy_cmd.add_policy_flags(p)
-    p.add_argument(
-        "--refresh-token", help="refresh token (or FEDN_AUTH_REFRESH_TOKEN; the environment keeps it off ps)"
-    )
-    p.add_argument(
-        "--refresh-token-uri", help="where to refresh an expired token (or FEDN_AUTH_REFRESH_TOKEN_URI)"
-    )
-    p.add_argument(
-        "--shutdown-grace",
-        type=float,
-        help="on SIGINT/SIGTERM, seconds the running task may take to finish (default 120)",
-    )
-    p.add_argument(
-        "--heartbeat-miss-limit", type=int, help="heartbeats missed in a row before reconnecting (default 3)"
-    )
-    p.add_argument(
-        "--entrypoint",
-        metavar="MODULE:OBJECT",
-        help="run these Python callbacks (train, validate, predict, ...) in-process instead of a package",
-    )
-    p.add_argument(
-        "--telemetry-interval", type=float, help="seconds between CPU/memory telemetry messages (0 = off)"
-    )
-    p.add_argument(
-        "--python",
-        help="interpreter for the package's `python` commands (default: its python_env, else PATH's)",
-    )
-    p.add_argument(
-        "--no-managed-env",
-        dest="managed_env",
-        action="store_false",
-        default=None,
-        help="do not build the package's python_env; run it with PATH's python",
-    )
-    # Accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too.
-    p.add_argument("-va", "--validator", help=argparse.SUPPRESS)
-    p.add_argument("-tr", "--trainer", help=argparse.SUPPRESS)
+    add_settings_flags(show)
 
 
 def _sandbox_parser(sub: Any) -> None:
@@ -146,12 +72,15 @@ def _sandbox_parser(sub: Any) -> None:
         help="log level of the servers and clients",
     )
     p.add_argument("--round-timeout", type=float, default=180.0, help="seconds to wait for a round's updates")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of the per-round metrics to FILE")
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="fedclient", description=__doc__.splitlines()[0] if __doc__ else None)
-    sub = top.add_subparsers(dest="command", required=True)
+    top = OneLineParser(prog="fedclient", description=__doc__.splitlines()[0] if __doc__ else None)
+    top.add_argument("--version", action="version", version=f"fedclient {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     _run_parser(sub)
+    _config_parser(sub)
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
     policy_cmd.add_parser(sub)
@@ -161,50 +90,19 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _loaded_from(args: argparse.Namespace) -> Loaded:
+    return load(cli_values(args), Path(args.init) if args.init else None)
+
+
 def _settings_from(args: argparse.Namespace) -> Settings:
-    cli = {
-        key: getattr(args, key)
-        for key in (
-            "api_url",
-            "api_port",
-            "token",
-            "token_file",
-            "refresh_token_file",
-            "name",
-            "client_id",
-            "local_package",
-            "preferred_combiner",
-            "combiner",
-            "combiner_port",
-            "log_level",
-            "helper_type",
-            "package_checksum",
-            "require_checksum",
-            "work_dir",
-            "train_timeout",
-            "telemetry_interval",
-            "grpc_tls",
-            "grpc_root_cert_path",
-            "client_cert_path",
-            "client_key_path",
-            "insecure",
-            "refresh_token",
-            "refresh_token_uri",
-            "shutdown_grace",
-            "heartbeat_miss_limit",
-            "entrypoint",
-            "python",
-            "managed_env",
-        )
-    }
-    cli.update(policy_cmd.policy_values(args))
-    return load_settings(cli, args.init)
+    """The settings alone (tests and older callers)."""
+    return _loaded_from(args).settings
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings, observer: Observer | None = None) -> None:
     from .container import build_container, close_adapters
 
-    lifecycle = build_container(settings).lifecycle()
+    lifecycle = build_container(settings, observer=observer).lifecycle()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -229,8 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "run":
-            settings = _settings_from(args)
-            configure_logging(settings.log_level, settings.secrets)
+            loaded = _loaded_from(args)
+            settings = loaded.settings
+            configure_logging(settings.log_level, settings.secrets, settings.log_format)
+            settings_rules.check(loaded)
             for flag in ("token", "refresh_token"):
                 if getattr(args, flag, None) is not None:
                     log.warning(
@@ -241,8 +141,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flag.replace("_", "-"),
                         "TOKEN" if flag == "token" else "REFRESH_TOKEN",
                     )
-            with work_dir_lock(settings.work_dir.resolve()):
-                asyncio.run(_run(settings))
+            work_dir = settings.work_dir.resolve()
+            with work_dir_lock(work_dir):
+                # The identity kept in the work dir, settled before the metrics endpoint labels it.
+                identity = resolve_identity(work_dir, settings.name, settings.client_id)
+                settings = settings.model_copy(
+                    update={"name": identity.name, "client_id": identity.client_id}
+                )
+                with operator_views(settings) as board:
+                    asyncio.run(_run(settings, board))
+        elif args.command == "config":
+            loaded = _loaded_from(args)
+            configure_logging("WARNING", loaded.settings.secrets)
+            print(config_show.render(loaded))
+            settings_rules.check(loaded)
         elif args.command == "package":
             return package_cmd.run_package(args)
         elif args.command == "policy":
@@ -253,11 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(args.log_level, [args.token] if args.token else [])
             return run_simulate(args)
         else:
+            require_extra("sandbox", "numpy")
             from .sandbox import run_sandbox
 
             configure_logging(args.log_level)
             return run_sandbox(args)
     except ValidationError as exc:
+        # app.settings.load names each problem by its flag; this is the fallback for any other model.
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
@@ -271,6 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_OK
+    except ModuleNotFoundError as exc:
+        missing = extra_for_missing(exc)
+        if missing is None:
+            log.debug("unexpected error", exc_info=True)
+            return _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
+        return _fail(str(missing), EXIT_USAGE)
     except Exception as exc:  # a bug: one line for the user, the traceback for DEBUG logs
         log.debug("unexpected error", exc_info=True)
         return _fail(

@@ -23,6 +23,7 @@ from ..adapters.trainers.callback_trainer import Callbacks, callback_trainer_fac
 from ..domain.credentials import Credentials
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
+from ..domain.observe import NULL_OBSERVER, Observer
 from ..domain.policy import SitePolicy
 from ..domain.redaction import register_secrets
 from .plan import build_plan
@@ -88,7 +89,11 @@ def _discovery(
 
 
 def _package_source(
-    settings: Settings, endpoint: ControllerEndpoint | None, credentials: Credentials, policy: SitePolicy
+    settings: Settings,
+    endpoint: ControllerEndpoint | None,
+    credentials: Credentials,
+    policy: SitePolicy,
+    observer: Observer,
 ) -> HttpxPackageSource | None:
     if endpoint is None:
         return None
@@ -99,6 +104,7 @@ def _package_source(
         _verify(settings),
         max_bytes=policy.archive.max_download_bytes,
         client_cert=_client_cert(settings),
+        observer=observer,
     )
 
 
@@ -119,6 +125,8 @@ def _envs_dir(settings: Settings) -> Path | None:
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     trainer_env = providers.Object({})
+    # Where progress and status go (app.operators overrides it with a StatusBoard).
+    observer = providers.Object(NULL_OBSERVER)
 
     policy = providers.Singleton(site_policy, settings)
     plan = providers.Singleton(build_plan, settings, policy)
@@ -126,7 +134,7 @@ class Container(containers.DeclarativeContainer):
     refresher = providers.Singleton(_refresher, settings)
     credentials = providers.Singleton(_credentials, settings, refresher)
     discovery = providers.Singleton(_discovery, settings, endpoint, credentials)
-    package_source = providers.Singleton(_package_source, settings, endpoint, credentials, policy)
+    package_source = providers.Singleton(_package_source, settings, endpoint, credentials, policy, observer)
     unpacker = providers.Singleton(
         TarPackageUnpacker, policy.provided.archive, read_only=policy.provided.read_only_package
     )
@@ -140,6 +148,7 @@ class Container(containers.DeclarativeContainer):
         client_cert_path=settings.provided.client_cert_path,
         client_key_path=settings.provided.client_key_path,
         insecure=settings.provided.insecure,
+        observer=observer,
     )
     trainer_factory = providers.Singleton(
         subprocess_trainer_factory,
@@ -162,6 +171,7 @@ class Container(containers.DeclarativeContainer):
         connector=connector,
         trainer_factory=trainer_factory,
         clock=clock,
+        observer=observer,
         credentials=credentials,
         usage_probe=usage_probe,
         outbox_store=outbox_store,
@@ -177,12 +187,20 @@ async def close_adapters(lifecycle: Lifecycle) -> None:
 
 
 def build_container(
-    settings: Settings, trainer_env: Mapping[str, str] | None = None, callbacks: Callbacks | None = None
+    settings: Settings,
+    trainer_env: Mapping[str, str] | None = None,
+    callbacks: Callbacks | None = None,
+    observer: Observer | None = None,
 ) -> Container:
-    """``callbacks`` (or ``settings.entrypoint``): the in-process client, the user's code as the trainer."""
+    """``callbacks`` (or ``settings.entrypoint``): the in-process client, the user's code as the trainer.
+
+    ``observer``: where progress and status go (the operator views' StatusBoard).
+    """
     container = Container(settings=settings)
     if trainer_env:
         container.trainer_env.override(providers.Object(dict(trainer_env)))
+    if observer is not None:
+        container.observer.override(providers.Object(observer))
     if callbacks is None and settings.entrypoint:
         callbacks = load_entrypoint(settings.entrypoint)  # imported once, kept for every task
     if callbacks is not None:

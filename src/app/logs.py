@@ -1,22 +1,97 @@
-"""Logging set-up: one line per event; secrets are scrubbed from every record by domain.redaction."""
+"""Logging set-up: one line per event (text or JSON), task context on each, secrets scrubbed.
+
+Composable on purpose: one handler on the root, with filters (the secrets
+redactor, the context stamper) and a formatter chosen by --log-format; the
+JSON formatter formats the record after the filters ran, so it never sees a
+secret the redactor removed.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
+from ..domain.observe import log_context
 from ..domain.redaction import install_log_redaction, register_secrets
 from ..domain.redaction import redact as scrub
 
 __all__ = ["configure_logging", "register_secrets", "scrub"]
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# The keys of the task log context, in the order text lines show them.
+CONTEXT_KEYS = ("client_id", "session_id", "round_id", "model_id")
+_SHORT = {"client_id": "client", "session_id": "session", "round_id": "round", "model_id": "model"}
 
-def configure_logging(level: str, secrets: Iterable[str | None] = ()) -> None:
+
+class StampContext(logging.Filter):
+    """Copies the task's log context (contextvars) onto the record as ``record.context``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "context"):
+            record.context = dict(log_context())
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``12:00:01 INFO    fedclient.tasks [client=… session=… round=3 model=…]: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s%(where)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        context: dict[str, str] = getattr(record, "context", {})
+        parts = [f"{_SHORT[k]}={_short_id(context[k])}" for k in CONTEXT_KEYS if context.get(k)]
+        record.where = f" [{' '.join(parts)}]" if parts else ""
+        return super().format(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the context keys, and exc if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "context", {}))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(entry, ensure_ascii=False))
+
+
+def _short_id(value: str) -> str:
+    """UUIDs are cut to their first 8 hex digits (enough to grep); other ids stay whole."""
+    return value[:8] if _UUID.fullmatch(value) else value
+
+
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is now (rich's live display swaps it to print above the bars)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(
+    level: str,
+    secrets: Iterable[str | None] = (),
+    log_format: str = "text",
+    stream: TextIO | None = None,
+) -> None:
     register_secrets(secrets)
+    handler = logging.StreamHandler(stream or _CurrentStderr())  # type: ignore[arg-type]
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     install_log_redaction()  # once, at the logging root: every record, every handler and formatter
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(StampContext())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

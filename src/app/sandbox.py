@@ -13,11 +13,15 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+from ..adapters.observers.transfer_log import TransferLog
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.sandbox.federation import Federation, RoundResult
 from ..domain.errors import ConfigError
+from ..domain.observe import TransferKind
+from ..domain.status import StatusBoard, human_bytes
 from .container import build_container, close_adapters
 from .settings import load_settings
 
@@ -30,22 +34,43 @@ def run_sandbox(args: argparse.Namespace) -> int:
     package = args.package.resolve()
     if not (package / "fedn.yaml").is_file():
         raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
+    if args.plot:
+        from .sandbox_plot import check_plotting
+
+        check_plotting()
+    boards: list[StatusBoard] = []
+    started = time.monotonic()
     with contextlib.ExitStack() as stack:
         work = args.work_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-sandbox-"))
         )
         results = asyncio.run(
-            sandbox(package, work.resolve(), args.rounds, args.clients, args.round_timeout, args.log_level)
+            sandbox(
+                package, work.resolve(), args.rounds, args.clients, args.round_timeout, args.log_level, boards
+            )
         )
     print(format_table(results))
+    print(format_summary(results, boards, time.monotonic() - started))
     if args.json:
         args.json.write_text(json.dumps({"rounds": [r.as_json() for r in results]}, indent=2) + "\n")
+    if args.plot:
+        from .sandbox_plot import plot_rounds
+
+        plot_rounds(results, args.plot)
+        print(f"plot of the per-round metrics written to {args.plot}")
     return 0
 
 
 async def sandbox(
-    package: Path, work: Path, rounds: int, clients: int, round_timeout: float, log_level: str = "WARNING"
+    package: Path,
+    work: Path,
+    rounds: int,
+    clients: int,
+    round_timeout: float,
+    log_level: str = "WARNING",
+    boards: list[StatusBoard] | None = None,
 ) -> list[RoundResult]:
+    """Run the federation; ``boards`` (if given) receives each client's StatusBoard."""
     federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
     # The sandbox is a try-out run from fedclient's own venv: a package without a
     # python_env runs with that interpreter (one with a python_env gets it built).
@@ -67,11 +92,16 @@ async def sandbox(
             )
             # Each client trains on its own shard of the example's data.
             env = {"FEDN_CLIENT_INDEX": str(index), "FEDN_NUM_CLIENTS": str(clients)}
-            lifecycle = build_container(settings, trainer_env=env).lifecycle()
+            board = StatusBoard([TransferLog()])
+            if boards is not None:
+                boards.append(board)
+            lifecycle = build_container(settings, trainer_env=env, observer=board).lifecycle()
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"client-{index}"))
         await _wait_online(federation, runners)
-        return await federation.run(rounds)
+        results = await federation.run(rounds)
+        await _settle(boards or [])
+        return results
     finally:
         stop.set()
         for runner in runners:
@@ -80,6 +110,14 @@ async def sandbox(
         for lifecycle in lifecycles:
             await close_adapters(lifecycle)
         await federation.stop()
+
+
+async def _settle(boards: list[StatusBoard], limit: float = 5.0) -> None:
+    """Let each client finish the task it is reporting on, so the summary counts it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while any(b.snapshot.state.name != "IDLE" for b in boards) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
 
 
 async def _wait_online(federation: Federation, runners: list[asyncio.Task[None]]) -> None:
@@ -109,4 +147,28 @@ def format_table(results: list[RoundResult]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def format_summary(results: list[RoundResult], boards: list[StatusBoard], seconds: float) -> str:
+    """The final report: what the federation achieved and what each client did."""
+    lines = [f"summary: {len(results)} rounds with {len(boards)} clients in {seconds:.1f} s"]
+    key = next((k for k in ("accuracy", "test_accuracy") if results and k in results[-1].metrics), None)
+    if key is not None and key in results[0].metrics:
+        first, last = results[0].metrics[key], results[-1].metrics[key]
+        lines.append(f"  {key}: {first:.4f} after round 1, {last:.4f} after round {results[-1].round}")
+    lines.append(
+        f"  updates aggregated: {sum(r.updates for r in results)}, "
+        f"validations: {sum(r.validations for r in results)}"
+    )
+    for index, board in enumerate(boards):
+        snap = board.snapshot
+        received = sum(
+            snap.transfers[k].nbytes for k in (TransferKind.PACKAGE_DOWNLOAD, TransferKind.MODEL_DOWNLOAD)
+        )
+        sent = snap.transfers[TransferKind.MODEL_UPLOAD].nbytes
+        lines.append(
+            f"  sandbox-client-{index}: {snap.done()} tasks done, {snap.failed()} failed; "
+            f"received {human_bytes(received)}, sent {human_bytes(sent)}; reconnects {snap.reconnects}"
+        )
     return "\n".join(lines)

@@ -1,54 +1,51 @@
 """Client settings: command-line flags > FEDN_* environment > the --init YAML file > defaults.
 
-The names follow `fedn client start` and FEDn's client.yaml so that an existing
-deployment's flags, environment and files keep working unchanged.
+This model is the one source of truth for every setting: the `fedclient run`
+flags (app.cli_flags), `fedclient config show` and docs/CONFIG.md are all
+generated from the fields below. A field's ``description`` is its help text;
+``json_schema_extra`` may add:
+
+- ``flags``: the command-line spellings (default ``--field-name``); FEDn's own
+  spellings (``-u``, ``--helper_type``, ``-in``…) are kept so scripts work unchanged;
+- ``group``: the heading it is listed under;
+- ``secret``: masked by `config show`;
+- ``unused``: accepted for compatibility with `fedn client start`, warned about when set;
+- ``nargs``/``const``/``metavar``: passed on to argparse.
+
+The environment name is ``FEDN_`` + the field name in capitals, or the field's
+``validation_alias`` choices. Every field may also be a key of the --init file.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..domain.errors import ConfigError
 
-# Keys of FEDn's client.yaml, and the older names some files still use.
-INIT_FILE_KEYS = {
-    "api_url",
-    "api_port",
-    "token",
-    "name",
-    "client_id",
-    "preferred_combiner",
-    "combiner",
-    "combiner_port",
-    "package_checksum",
-    "helper_type",
-    "refresh_token",
-    "local_package",
-    "log_level",
-    "python",
-    "managed_env",
-    # what the 0.9-era names below map to
-    "grpc_tls",
-    "connect_api_secure",
-}
+ENV_PREFIX = "FEDN_"
+# Older names some client.yaml files (and 0.9-era config dicts of the Python API) still use.
 LEGACY_KEYS = {
     "discover_host": "api_url",
     "discover_port": "api_port",
     "secure": "grpc_tls",  # 0.9-era: TLS to the combiner
     "verify": "connect_api_secure",  # 0.9-era: verify the controller's certificate
 }
-# 0.9-era keys that only ever configured the old client's own internals.
+# Keys FEDn's tools write into a client.yaml that mean nothing to fedclient (yet): accepted,
+# and warned about like -va/-tr. A key that becomes a Settings field is simply read.
+FEDN_UNUSED_FILE_KEYS = {"network_id"}
+# 0.9-era keys that only ever configured the old client's own internals: skipped without a word.
+# (validator and trainer are Settings fields, accepted and warned about like -va/-tr.)
 IGNORED_KEYS = {
-    "validator",
-    "trainer",
     "init",
     "logfile",
     "reconnect_after_missed_heartbeat",
@@ -61,86 +58,365 @@ _init_file_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Con
 )
 
 
+def _meta(
+    group: str,
+    flags: tuple[str, ...] = (),
+    *,
+    secret: bool = False,
+    unused: bool = False,
+    **argparse_extra: Any,
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {"group": group, **argparse_extra}
+    if flags:
+        extra["flags"] = list(flags)
+    if secret:
+        extra["secret"] = True
+    if unused:
+        extra["unused"] = True
+    return extra
+
+
+POLICY = "site policy (flags override the policy file)"
+JOIN, WHO, PACKAGE, RUN, OBSERVE, COMPAT = (
+    "where to join",
+    "who we are",
+    "the compute package",
+    "behaviour",
+    "what operators see",
+    "accepted for compatibility with fedn client start",
+)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FEDN_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True)
 
     # --- where to join
-    api_url: str | None = None
-    api_port: int | None = Field(default=None, ge=1, le=65535)
-    custom_url_prefix: str = ""
+    api_url: str | None = Field(
+        default=None,
+        description="controller URL (scheme optional: http for localhost, else https)",
+        json_schema_extra=_meta(JOIN, ("-u", "--api-url")),
+    )
+    api_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="controller port",
+        json_schema_extra=_meta(JOIN, ("-p", "--api-port")),
+    )
+    custom_url_prefix: str = Field(
+        default="",
+        description="path prefix in front of the controller's /api/v1/",
+        json_schema_extra=_meta(JOIN),
+    )
     token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN")
+        default=None,
+        validation_alias=AliasChoices("FEDN_TOKEN", "FEDN_AUTH_TOKEN"),
+        description="authentication token sent to the controller and the combiner",
+        json_schema_extra=_meta(JOIN, secret=True),
     )
     token_file: Path | None = Field(
-        default=None, validation_alias=AliasChoices("token_file", "FEDN_AUTH_TOKEN_FILE")
+        default=None,
+        validation_alias=AliasChoices("token_file", "FEDN_AUTH_TOKEN_FILE"),
+        description="read the token from this file (its first line), so it is not in `ps` or the environment",
+        json_schema_extra=_meta(JOIN, metavar="FILE"),
     )
     refresh_token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("refresh_token", "FEDN_AUTH_REFRESH_TOKEN")
+        default=None,
+        validation_alias=AliasChoices("refresh_token", "FEDN_AUTH_REFRESH_TOKEN"),
+        description="refresh token, to get a new access token when the old one expires",
+        json_schema_extra=_meta(JOIN, secret=True),
     )
     refresh_token_file: Path | None = Field(
-        default=None, validation_alias=AliasChoices("refresh_token_file", "FEDN_AUTH_REFRESH_TOKEN_FILE")
+        default=None,
+        validation_alias=AliasChoices("refresh_token_file", "FEDN_AUTH_REFRESH_TOKEN_FILE"),
+        description="read the refresh token from this file",
+        json_schema_extra=_meta(JOIN, metavar="FILE"),
     )
-    auth_scheme: str = "Bearer"
     # FEDn's token refresh: POST {"refresh": <refresh token>} to this URI, take "access" from the reply.
     refresh_token_uri: str | None = Field(
-        default=None, validation_alias=AliasChoices("refresh_token_uri", "FEDN_AUTH_REFRESH_TOKEN_URI")
+        default=None,
+        validation_alias=AliasChoices("refresh_token_uri", "FEDN_AUTH_REFRESH_TOKEN_URI"),
+        description="where to refresh an expired token with the refresh token",
+        json_schema_extra=_meta(JOIN, metavar="URI"),
     )
-    connect_api_secure: bool = True  # verify the controller's TLS certificate
-    api_ca_bundle: Path | None = None
-    preferred_combiner: str | None = None
-    combiner: str | None = None
-    combiner_port: int | None = Field(default=None, ge=1, le=65535)
-    grpc_root_cert_path: Path | None = None
-    # gRPC TLS: True/False force it on/off; unset, FEDn's rule (port 443, or a root cert given).
-    grpc_tls: bool | None = None
-    client_cert_path: Path | None = None  # mTLS (controller and combiner): our certificate chain
-    client_key_path: Path | None = None  # ... and its private key
-    insecure: bool = False  # TLS without verifying the server: an explicit, logged opt-out
+    auth_scheme: str = Field(
+        default="Bearer", description="scheme word in the Authorization header", json_schema_extra=_meta(JOIN)
+    )
+    connect_api_secure: bool = Field(
+        default=True,
+        description="verify the controller's TLS certificate",
+        json_schema_extra=_meta(JOIN),
+    )
+    api_ca_bundle: Path | None = Field(
+        default=None,
+        description="CA bundle to verify the controller's certificate with",
+        json_schema_extra=_meta(JOIN, metavar="FILE"),
+    )
+    preferred_combiner: str | None = Field(
+        default=None,
+        description="ask the controller for this combiner",
+        json_schema_extra=_meta(JOIN, ("-c", "--preferred-combiner")),
+    )
+    combiner: str | None = Field(
+        default=None,
+        description="attach straight to this combiner host, skipping the controller (needs --combiner-port)",
+        json_schema_extra=_meta(JOIN),
+    )
+    combiner_port: int | None = Field(
+        default=None, ge=1, le=65535, description="port of --combiner", json_schema_extra=_meta(JOIN)
+    )
+    grpc_root_cert_path: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) to trust for the combiner and an https controller (turns TLS on)",
+        json_schema_extra=_meta(JOIN, ("--grpc-root-cert", "--grpc-root-cert-path"), metavar="FILE"),
+    )
+    grpc_tls: bool | None = Field(
+        default=None,
+        description="force TLS to the combiner on or off (unset: on for port 443 or with a root certificate)",
+        json_schema_extra=_meta(JOIN),
+    )
+    client_cert_path: Path | None = Field(
+        default=None,
+        description="mTLS client certificate chain (PEM), for the controller and the combiner",
+        json_schema_extra=_meta(JOIN, ("--client-cert", "--client-cert-path"), metavar="FILE"),
+    )
+    client_key_path: Path | None = Field(
+        default=None,
+        description="mTLS client private key (PEM)",
+        json_schema_extra=_meta(JOIN, ("--client-key", "--client-key-path"), metavar="FILE"),
+    )
+    insecure: bool = Field(
+        default=False,
+        description="use TLS without verifying the servers' certificates (not for production; logged)",
+        json_schema_extra=_meta(JOIN),
+    )
 
     # --- who we are (not given: made once and kept in the work dir, see app/workdir.py)
-    name: str | None = None
-    client_id: str | None = None
+    name: str | None = Field(
+        default=None,
+        description="client display name (default: client + 8 random hex digits, made once and kept "
+        "in the work dir)",
+        json_schema_extra=_meta(WHO, ("-n", "--name")),
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="client id (default: a new UUID, made once and kept in the work dir)",
+        json_schema_extra=_meta(WHO, ("-i", "--client-id")),
+    )
 
     # --- the compute package
-    local_package: Path | None = None
-    package_checksum: str | None = None
-    require_checksum: bool = False
-    helper_type: str | None = None
-    work_dir: Path = Path(".fedclient")
-    # The package's interpreter (a path or a name on PATH); unset: python_env, else PATH.
-    python: str | None = None
-    managed_env: bool = True  # build the package's python_env (off: run it as if it had none)
+    local_package: Path | None = Field(
+        default=None,
+        description="use a local compute package (alone: ./client or .) instead of the controller's",
+        json_schema_extra=_meta(PACKAGE, nargs="?", const=".", metavar="DIR"),
+    )
+    package_checksum: str | None = Field(
+        default=None, description="expected SHA-256 of the compute package", json_schema_extra=_meta(PACKAGE)
+    )
+    require_checksum: bool = Field(
+        default=False,
+        description="refuse a package whose checksum cannot be verified",
+        json_schema_extra=_meta(PACKAGE),
+    )
+    helper_type: str | None = Field(
+        default=None,
+        description="model helper (numpyhelper)",
+        json_schema_extra=_meta(PACKAGE, ("-hp", "--helper_type", "--helper-type")),
+    )
+    work_dir: Path = Field(
+        default=Path(".fedclient"),
+        description="where packages and models are kept",
+        json_schema_extra=_meta(PACKAGE, metavar="DIR"),
+    )
+    python: str | None = Field(
+        default=None,
+        description="interpreter for the package's `python` commands, a path or a name on PATH "
+        "(default: its python_env, else PATH's)",
+        json_schema_extra=_meta(PACKAGE, metavar="PYTHON"),
+    )
+    managed_env: bool = Field(
+        default=True,
+        description="build the package's python_env (--no-managed-env: run it with PATH's python)",
+        json_schema_extra=_meta(PACKAGE),
+    )
 
-    # --- site policy (docs/SECURITY.md): a policy file, and flags that override it
-    policy_file: Path | None = None
-    allow_package: list[str] | None = None  # SHA-256s; only these packages may be unpacked
-    limit_memory: str | None = None  # e.g. 2GiB
-    limit_cpu_seconds: int | None = Field(default=None, gt=0)
-    limit_wall_seconds: float | None = Field(default=None, gt=0)
-    limit_output: str | None = None  # e.g. 10MiB
-    limit_open_files: int | None = Field(default=None, gt=0)
-    read_only_package: bool | None = None
-    max_package_bytes: str | None = None  # download cap, e.g. 512MiB
-    max_unpacked_bytes: str | None = None
-    max_member_bytes: str | None = None
-    max_package_members: int | None = Field(default=None, gt=0)
-    max_compression_ratio: float | None = Field(default=None, gt=0)
-    max_model_bytes: str | None = None  # cap on a model downloaded from the combiner
+    # --- site policy (docs/SECURITY.md): a policy file, and settings that override it
+    policy_file: Path | None = Field(
+        default=None,
+        description="the data owner's site policy (YAML)",
+        json_schema_extra=_meta(POLICY, metavar="FILE"),
+    )
+    allow_package: list[str] | None = Field(
+        default=None,
+        description="only unpack packages with this SHA-256 (repeatable)",
+        json_schema_extra=_meta(POLICY, metavar="SHA256", action="append"),
+    )
+    limit_memory: str | None = Field(
+        default=None,
+        description="address-space limit per entry point, e.g. 4GiB",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    limit_cpu_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        description="CPU-time limit per entry point",
+        json_schema_extra=_meta(POLICY, metavar="S"),
+    )
+    limit_wall_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="wall-time limit per entry point",
+        json_schema_extra=_meta(POLICY, metavar="S"),
+    )
+    limit_output: str | None = Field(
+        default=None,
+        description="stdout+stderr limit per entry point, e.g. 50MiB",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    limit_open_files: int | None = Field(
+        default=None,
+        gt=0,
+        description="open-files limit per entry point",
+        json_schema_extra=_meta(POLICY, metavar="N"),
+    )
+    read_only_package: bool | None = Field(
+        default=None,
+        description="make the unpacked package directory read-only to its own code",
+        json_schema_extra=_meta(POLICY),
+    )
+    max_package_bytes: str | None = Field(
+        default=None,
+        description="package download cap (default 512MiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    max_unpacked_bytes: str | None = Field(
+        default=None,
+        description="total unpacked cap (default 2GiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    max_member_bytes: str | None = Field(
+        default=None,
+        description="per-member cap (default 1GiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
+    max_package_members: int | None = Field(
+        default=None,
+        gt=0,
+        description="member-count cap (default 10000)",
+        json_schema_extra=_meta(POLICY, metavar="N"),
+    )
+    max_compression_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        description="unpacked/packed cap (default 200)",
+        json_schema_extra=_meta(POLICY, metavar="X"),
+    )
+    max_model_bytes: str | None = Field(
+        default=None,
+        description="cap on a model from the combiner (default 8GiB)",
+        json_schema_extra=_meta(POLICY, metavar="SIZE"),
+    )
 
     # --- the in-process client: the user's callbacks instead of a compute package
-    entrypoint: str | None = None
+    entrypoint: str | None = Field(
+        default=None,
+        description="run these Python callbacks (train, validate, predict, ...) in-process "
+        "instead of a compute package",
+        json_schema_extra=_meta(PACKAGE, metavar="MODULE:OBJECT"),
+    )
 
     # --- behaviour
-    train_timeout: float = Field(default=3600.0, gt=0)
-    heartbeat_interval: float = Field(default=2.0, gt=0)
-    heartbeat_miss_limit: int = Field(default=3, ge=1)  # missed in a row -> reconnect
-    shutdown_grace: float = Field(default=120.0, ge=0)  # SIGTERM: seconds the running task may finish
-    telemetry_interval: float = Field(default=5.0, ge=0)  # FEDn's client: every 5 s; 0 = off
-    # Reliability: tasks waiting to start, the outbox's retry cap, and how long stop waits for it.
-    task_queue_limit: int = Field(default=8, ge=1, le=1024)
-    delivery_retry_max: float = Field(default=30.0, gt=0)
-    shutdown_flush: float = Field(default=10.0, ge=0)
-    log_level: str = "INFO"
+    train_timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds a train/validate/predict run may take",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+    heartbeat_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="seconds between heartbeats",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+    heartbeat_miss_limit: int = Field(
+        default=3,
+        ge=1,
+        description="heartbeats missed in a row before the client reconnects",
+        json_schema_extra=_meta(RUN, metavar="N"),
+    )
+    shutdown_grace: float = Field(
+        default=120.0,
+        ge=0,
+        description="on SIGINT/SIGTERM, seconds the running task may take to finish before it is cancelled",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+    telemetry_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds between CPU/memory telemetry messages to the combiner (0 = off)",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+    task_queue_limit: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="tasks that may wait to start; past it the oldest is dropped with a log line",
+        json_schema_extra=_meta(RUN, metavar="N"),
+    )
+    delivery_retry_max: float = Field(
+        default=30.0,
+        gt=0,
+        description="longest wait, in seconds, between two tries to deliver a finished result",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+    shutdown_flush: float = Field(
+        default=10.0,
+        ge=0,
+        description="on stop, seconds the outbox may take to deliver what it holds (the rest waits "
+        "for the next start)",
+        json_schema_extra=_meta(RUN, metavar="SECONDS"),
+    )
+
+    # --- what operators see
+    log_level: str = Field(
+        default="INFO",
+        description="DEBUG, INFO, WARNING, ERROR or CRITICAL (--verbose is DEBUG, --quiet is WARNING)",
+        json_schema_extra=_meta(OBSERVE),
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text lines, or one JSON object per line",
+        json_schema_extra=_meta(OBSERVE),
+    )
+    progress: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="progress bars and a live status line: auto means only on a terminal",
+        json_schema_extra=_meta(OBSERVE),
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="serve Prometheus /metrics and /healthz on this port (0: any free port)",
+        json_schema_extra=_meta(OBSERVE, metavar="PORT"),
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the metrics endpoint binds (0.0.0.0 to reach it from elsewhere)",
+        json_schema_extra=_meta(OBSERVE, metavar="HOST"),
+    )
+
+    # --- accepted for compatibility with `fedn client start`; FEDn 0.33 ignores them too
+    validator: str | None = Field(
+        default=None,
+        description="ignored: every client validates when asked",
+        json_schema_extra=_meta(COMPAT, ("-va", "--validator"), unused=True),
+    )
+    trainer: str | None = Field(
+        default=None,
+        description="ignored: every client trains when asked",
+        json_schema_extra=_meta(COMPAT, ("-tr", "--trainer"), unused=True),
+    )
 
     @field_validator("name")
     @classmethod
@@ -158,6 +434,11 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("log level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
+
+    @field_validator("validator", "trainer", mode="before")
+    @classmethod
+    def _any_text(cls, value: object) -> object:
+        return None if value is None else str(value)
 
     @property
     def token_value(self) -> str | None:
@@ -216,8 +497,65 @@ def read_secret_file(path: Path, what: str) -> str:
     return value
 
 
+# ----------------------------------------------------------- field metadata --
+
+
+def extra(info: FieldInfo) -> dict[str, Any]:
+    value = info.json_schema_extra
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def flags_of(name: str, info: FieldInfo | None = None) -> list[str]:
+    info = info or Settings.model_fields[name]
+    given = extra(info).get("flags")
+    return list(given) if given else [f"--{name.replace('_', '-')}"]
+
+
+def long_flag(name: str) -> str:
+    flags = flags_of(name)
+    return next((f for f in flags if f.startswith("--")), flags[0])
+
+
+def env_names(name: str, info: FieldInfo | None = None) -> list[str]:
+    info = info or Settings.model_fields[name]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [c for c in alias.choices if isinstance(c, str) and c.startswith(ENV_PREFIX)]
+        if names:
+            return names
+    return [f"{ENV_PREFIX}{name.upper()}"]
+
+
+def is_secret(name: str) -> bool:
+    return bool(extra(Settings.model_fields[name]).get("secret"))
+
+
+def unused_fields() -> list[str]:
+    return [n for n, info in Settings.model_fields.items() if extra(info).get("unused")]
+
+
+# ---------------------------------------------------------------- the file --
+
+
+# Every setting may be a key of the --init file (and of the Python API's config dict), by its field name.
+INIT_FILE_KEYS = frozenset(Settings.model_fields)
+
+
+class InitFile:
+    """A FEDn-style client.yaml: its settings, its FEDn keys unused here, and keys that are neither."""
+
+    def __init__(self, values: dict[str, Any], ignored: list[str], unused: list[str] | None = None) -> None:
+        self.values = values
+        self.ignored = ignored
+        self.unused = unused or []
+
+
 def read_init_file(path: Path) -> dict[str, Any]:
-    """Read a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
+    """The settings in a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
+    return parse_init_file(path).values
+
+
+def parse_init_file(path: Path) -> InitFile:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -227,10 +565,12 @@ def read_init_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"--init file {path} is not valid YAML: {exc}") from None
     if data is None:
-        return {}
+        return InitFile({}, [])
     if not isinstance(data, dict):
         raise ConfigError(f"--init file {path} must hold a mapping of settings")
-    return config_values(data, INIT_FILE_KEYS)[0]
+    values, unknown = config_values(data, INIT_FILE_KEYS)
+    unused = [key for key in unknown if key in FEDN_UNUSED_FILE_KEYS]
+    return InitFile(values, [key for key in unknown if key not in FEDN_UNUSED_FILE_KEYS], unused)
 
 
 def config_values(data: Mapping[str, Any], allowed: Collection[str]) -> tuple[dict[str, Any], list[str]]:
@@ -260,14 +600,94 @@ def config_values(data: Mapping[str, Any], allowed: Collection[str]) -> tuple[di
         values["api_url"] = f"{'https' if force_ssl else 'http'}://{url}"
     if values.get("local_package") is True:
         values["local_package"] = "."
+    elif values.get("local_package") is False:
+        values.pop("local_package")
     return values, unknown
 
 
-def load_settings(cli: dict[str, Any], init_file: Path | None = None) -> Settings:
-    """Build Settings from parsed flags (None = not given) and an optional --init file."""
-    from_file = read_init_file(init_file) if init_file else {}
-    token = _init_file_data.set(from_file)
+# ------------------------------------------------------------------ loading --
+
+
+class Loaded:
+    """Settings plus where each value came from: 'flag', 'env', 'file' or 'default'."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources: dict[str, str],
+        ignored_file_keys: list[str],
+        unused_file_keys: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sources = sources
+        self.ignored_file_keys = ignored_file_keys
+        self.unused_file_keys = unused_file_keys or []
+
+    def origin(self, name: str) -> str:
+        """How the user set ``name``, for error messages: ``--flag``, ``FEDN_X`` or ``key in FILE``."""
+        source = self.sources.get(name, "default")
+        if source == "flag":
+            return long_flag(name)
+        if source == "env":
+            return next((e for e in env_names(name) if _env_has(e)), env_names(name)[0])
+        if source == "file":
+            return f"{name} in the --init file"
+        return long_flag(name)
+
+
+def _env_has(name: str) -> bool:
+    return any(key.upper() == name.upper() for key in os.environ)
+
+
+def sources_for(cli: dict[str, Any], from_file: dict[str, Any]) -> dict[str, str]:
+    sources: dict[str, str] = {}
+    for name in Settings.model_fields:
+        if cli.get(name) is not None:
+            sources[name] = "flag"
+        elif any(_env_has(e) for e in env_names(name)):
+            sources[name] = "env"
+        elif name in from_file:
+            sources[name] = "file"
+        else:
+            sources[name] = "default"
+    return sources
+
+
+def load(cli: dict[str, Any], init_file: Path | None = None) -> Loaded:
+    """Build Settings from parsed flags (None = not given) and an optional --init file.
+
+    A value pydantic refuses is a ConfigError naming where the user put it
+    (``--api-port``, ``FEDN_API_PORT`` or the file key), never a traceback.
+    """
+    parsed = parse_init_file(init_file) if init_file else InitFile({}, [])
+    sources = sources_for(cli, parsed.values)
+    token = _init_file_data.set(parsed.values)
     try:
-        return Settings(**{k: v for k, v in cli.items() if v is not None})
+        settings = Settings(**{k: v for k, v in cli.items() if v is not None})
+    except ValidationError as exc:
+        where = Loaded(Settings.model_construct(), sources, parsed.ignored)
+        raise ConfigError(f"invalid settings: {describe_validation(exc, where)}") from None
     finally:
         _init_file_data.reset(token)
+    return Loaded(settings, sources, parsed.ignored, parsed.unused)
+
+
+def describe_validation(exc: ValidationError, where: Loaded) -> str:
+    """Pydantic's errors, each named by where the value came from; secret values never shown."""
+    problems = []
+    for error in exc.errors():
+        loc = error["loc"]
+        field = str(loc[0]) if loc else ""
+        if field not in Settings.model_fields:  # an alias (FEDN_TOKEN) names its field indirectly
+            field = next((n for n in Settings.model_fields if field in env_names(n)), field)
+        if field in Settings.model_fields:
+            origin = where.origin(field)
+            shown = "" if is_secret(field) else f" (got {str(error.get('input'))[:60]!r})"
+        else:
+            origin, shown = field or "settings", ""
+        problems.append(f"{origin}: {error['msg']}{shown}")
+    return "; ".join(problems)
+
+
+def load_settings(cli: dict[str, Any], init_file: Path | None = None) -> Settings:
+    return load(cli, init_file).settings

@@ -27,6 +27,7 @@ from .model import (
     PackageMode,
 )
 from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
+from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
 from .outbox import DELIVERY_RETRY, Outbox, OutboxStore, ProcessOutboxStore
 from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
 from .package_cache import KeptPackage, PackageCache
@@ -113,6 +114,7 @@ class Lifecycle:
     connector: CombinerConnector
     trainer_factory: TrainerFactory
     clock: Clock
+    observer: Observer = NULL_OBSERVER
     usage_probe: UsageProbe | None = None  # None: heartbeats carry no usage, no telemetry is sent
     state: StateMachine = field(default_factory=StateMachine)
     identity: Identity | None = None
@@ -147,6 +149,7 @@ class Lifecycle:
         self._stop = stop or asyncio.Event()
         self.links.wait_limit = self.plan.link_wait
         self.identity = self.plan.identity
+        bind_log_context(client_id=self.identity.client_id)
         if self.usage_probe is not None:
             self._beat_meter, self._telemetry_meter = (
                 UsageMeter(self.usage_probe),
@@ -177,6 +180,7 @@ class Lifecycle:
                 self.plan.work_dir / "tasks",
                 self.state,
                 self.clock,
+                observer=self.observer,
                 client_id=lambda: (self.identity or self.plan.identity).client_id,
                 model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
                 outbox=self.outbox,
@@ -233,6 +237,7 @@ class Lifecycle:
                 self.combiner = answer.combiner
                 if answer.client_id and answer.client_id != self.plan.identity.client_id:
                     self.identity = Identity(self.plan.identity.name, answer.client_id)
+                    bind_log_context(client_id=answer.client_id)
                 if asks > 1:
                     log.info(
                         "controller answered after %d tries, %.0f s",
@@ -485,14 +490,21 @@ class Lifecycle:
     async def _session(self, queue: TaskInbox, worker: asyncio.Task[None]) -> str:
         """One connection: returns 'stopped', 'healthy' (got tasks or lasted) or 'failed'."""
         assert self.combiner is not None and self.identity is not None
+        target = self.combiner.target
+        self.observer.link(Link.CONNECTING, target)
         if self._outage is not None:
             self._outage = (self._outage[0] + 1, self._outage[1])
         try:
             link = await self.connector.connect(self.combiner, self.identity)
         except TransientError as exc:
-            log.warning("cannot connect to combiner %s: %s", self.combiner.target, exc)
+            log.warning("cannot connect to combiner %s: %s", target, exc)
+            self.observer.link(Link.DISCONNECTED, target)
             return "failed"
+        except BaseException:
+            self.observer.link(Link.DISCONNECTED, target)
+            raise
         self.links.set(RefreshingLink(link, self.credentials))
+        self.observer.link(Link.CONNECTED, target)
         self.connects += 1
         if self._outage is not None:
             tries, since = self._outage
@@ -558,7 +570,7 @@ class Lifecycle:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
             if outcome != "stopped":  # on stop, the shutdown hooks still get the open link
-                await self._close_link()
+                await self._close_link()  # (reports the link down to the observer)
 
     async def _read(self, queue: TaskInbox) -> None:
         link = self.links.current()
@@ -604,11 +616,13 @@ class Lifecycle:
                 if link is None:
                     raise TransientError("not connected")
                 await link.heartbeat(meter.sample() if meter is not None else None)
+                self.observer.heartbeat(True)
                 if misses:
                     log.info("heartbeat back after %d misses", misses)
                 misses = 0
             except TransientError as exc:
                 misses += 1
+                self.observer.heartbeat(False)
                 if misses >= limit:
                     raise TransientError(f"{misses} heartbeats in a row missed (last: {exc})") from None
                 log.warning("heartbeat %d/%d missed: %s", misses, limit, exc)
@@ -639,6 +653,7 @@ class Lifecycle:
         if link is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.close(), 10.0)
+            self.observer.link(Link.DISCONNECTED, self.combiner.target if self.combiner else None)
 
 
 async def _wait(stop: asyncio.Event, sleeper: Awaitable[None]) -> bool:

@@ -34,6 +34,7 @@ from .model import (
     Task,
     TaskKind,
 )
+from .observe import NULL_OBSERVER, Observer, log_scope
 from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ProcessOutboxStore, ResultKind
 from .ports import Clock, Trainer
 from .redaction import redact
@@ -79,6 +80,7 @@ class TaskRunner:
         delivery_retry: RetryConfig = DELIVERY_RETRY,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
+        observer: Observer = NULL_OBSERVER,
         client_id: Callable[[], str] = lambda: "",
         outbox: Outbox | None = None,
         wall: Callable[[], float] = time.time,
@@ -92,6 +94,7 @@ class TaskRunner:
         self._clock = clock
         self._new_id = new_id
         self._suffix = model_suffix
+        self._observer = observer
         self._client_id = client_id
         self._wall = wall
         self._max_age = result_max_age
@@ -111,6 +114,17 @@ class TaskRunner:
         }
 
     async def handle(self, task: Task) -> TaskOutcome:
+        with log_scope(session_id=task.session_id, round_id=task.round_id, model_id=task.model_id):
+            self._observer.task_started(task)
+            ok = False
+            try:
+                outcome = await self._handle(task)
+                ok = outcome.ok
+                return outcome
+            finally:  # also when the task is cut short (a refused token, the client stopping)
+                self._observer.task_finished(task, ok)
+
+    async def _handle(self, task: Task) -> TaskOutcome:
         await self._status(
             StatusReport(
                 RECEIVED,

@@ -43,6 +43,7 @@ from ...domain.model import (
     Task,
     Validation,
 )
+from ...domain.observe import NULL_OBSERVER, Observer
 from ...domain.redaction import register_secret
 from ..plaintext import warn_plaintext_token
 from . import conversions as conv
@@ -75,6 +76,7 @@ class GrpcConnector:
         client_key_path: Path | None = None,
         insecure: bool = False,
         share_channels: bool = False,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         """``share_channels``: links to the same combiner share one channel (one HTTP/2 connection).
 
@@ -82,7 +84,9 @@ class GrpcConnector:
         own client's metadata, so the combiner sees separate clients, at a fraction of the
         memory and file descriptors of one channel each. A link then leaves the channel open
         on ``close()``; the connector closes shared channels in ``aclose()``.
+        ``observer``: where the links report model transfers (progress, totals).
         """
+        self._observer = observer
         # Shared with the controller's HTTP client: a refreshed token reaches every channel.
         self.credentials = token if isinstance(token, Credentials) else Credentials(token)
         register_secret(self.credentials.token)
@@ -156,6 +160,7 @@ class GrpcConnector:
             unknown_timeout=self._unknown_timeout,
             max_model_bytes=self._max_model_bytes,
             owns_channel=self._shared is None,
+            observer=self._observer,
         )
 
     async def aclose(self) -> None:
@@ -201,6 +206,7 @@ class GrpcCombinerLink:
         unknown_timeout: float = 20.0,
         max_model_bytes: int = MAX_MODEL_BYTES,
         owns_channel: bool = True,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._channel = channel
         self._owns_channel = owns_channel
@@ -222,6 +228,7 @@ class GrpcCombinerLink:
             progress_timeout,
             unknown_timeout,
             max_model_bytes,
+            observer=observer,
         )
         self._streams: set[grpc.aio.UnaryStreamCall] = set()
         self._closed = False

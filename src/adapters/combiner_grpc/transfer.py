@@ -24,6 +24,7 @@ import grpc.aio
 
 from ...domain.errors import FedClientError, ModelNotFound, TaskFailed, TransientError
 from ...domain.model import Identity
+from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from . import chunk_wire as wire
 from .channel import Metadata
 from .chunked_io import CHUNK_SIZE, BackgroundFileWriter, ReadAhead
@@ -69,7 +70,9 @@ class GrpcModelTransfer:
         progress_timeout: float = 60.0,
         unknown_timeout: float = 20.0,
         max_model_bytes: int = MAX_MODEL_BYTES,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         # Raw-bytes multicallables: the request chunks arrive already encoded (identity
         # serializer), download chunks are decoded by chunk_wire, not by protobuf.
         self._upload = channel.stream_unary(_UPLOAD, response_deserializer=pb.ModelResponse.FromString)
@@ -92,6 +95,8 @@ class GrpcModelTransfer:
         call = self._download(download_request_pb(model_id, self._identity), metadata=self._metadata())
         loop = asyncio.get_running_loop()
         unknown_since: float | None = None
+        progress = self._observer.transfer(TransferKind.MODEL_DOWNLOAD, model_id, None)
+        ok = False
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             room = shutil.disk_usage(dest.parent).free - DISK_RESERVE_BYTES
@@ -123,8 +128,10 @@ class GrpcModelTransfer:
                         if response.data:
                             self._check_size(what, len(response.data), writer.bytes_queued, room)
                             await writer.write(response.data)
+                            progress.advance(len(response.data))
                     elif response.status == wire.OK:
                         await writer.commit()
+                        ok = True
                         return writer.bytes_written
                     elif response.status == wire.FAILED:
                         raise ModelNotFound(f"the combiner has no model {model_id} (it answered FAILED)")
@@ -141,6 +148,7 @@ class GrpcModelTransfer:
             raise TaskFailed(f"cannot write model {model_id} to {dest}: {exc}") from exc
         finally:
             call.cancel()
+            progress.finish(ok)
 
     async def has_model(self, model_id: str) -> bool:
         """Ask for ``model_id`` and read only the first answer: data (or an empty model) means stored."""
@@ -172,13 +180,21 @@ class GrpcModelTransfer:
         framing = wire.RequestFraming.for_model(model_id)
         sent = 0
         try:
+            total: int | None = src.stat().st_size
+        except OSError:
+            total = None
+        progress = self._observer.transfer(TransferKind.MODEL_UPLOAD, model_id, total)
+        ok = False
+        try:
             async with ReadAhead(src, framing.chunk, self._chunk_size) as chunks:
                 async for length, message in chunks:
                     await self._progress(call.write(message), what, sent)
                     sent += length
+                    progress.advance(length)
             await self._progress(call.write(framing.terminator), what, sent)
             await self._progress(call.done_writing(), what, sent)
             response = await self._progress(_result(call), what, sent)
+            ok = response.status == pb.OK
         except grpc.aio.AioRpcError as err:
             raise self._fail(err, what) from None
         except asyncio.InvalidStateError:
@@ -191,6 +207,7 @@ class GrpcModelTransfer:
             raise TaskFailed(f"cannot read model file {src} for upload: {exc}") from exc
         finally:
             call.cancel()
+            progress.finish(ok)
         if response.status != pb.OK:
             raise TransientError(
                 f"the combiner did not accept model {model_id}: "

@@ -28,6 +28,7 @@ from ...domain.errors import (
 )
 from ...domain.failures import Failure, http_verdict, parse_retry_after
 from ...domain.model import FetchedPackage
+from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from ...domain.package import safe_filename
 from ._transport import (
     TRANSPORT_ERRORS,
@@ -86,7 +87,9 @@ class HttpxPackageSource(ControllerHttp):
         chunk_bytes: int = CHUNK_BYTES,
         max_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
         client_cert: ClientCert | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         super().__init__(endpoint, token, auth_scheme, verify, timeout, client, client_cert)
         self._max_bytes = max_bytes
         if not 64 * 1024 <= chunk_bytes <= 1024 * 1024:
@@ -146,6 +149,9 @@ class HttpxPackageSource(ControllerHttp):
         if expected is not None and expected.isdigit() and int(expected) > self._max_bytes:
             raise too_big
         written = 0
+        total = int(expected) if expected is not None and expected.isdigit() else None
+        progress = self._observer.transfer(TransferKind.PACKAGE_DOWNLOAD, target.name, total)
+        ok = False
         try:
             with part.open("wb") as out:
                 async for chunk in response.aiter_bytes(self._chunk_bytes):
@@ -153,6 +159,7 @@ class HttpxPackageSource(ControllerHttp):
                     if written > self._max_bytes:  # counted as it streams: no header is trusted
                         raise too_big
                     await asyncio.to_thread(out.write, chunk)  # disk work off the event loop
+                    progress.advance(len(chunk))
             # Content-Length counts bytes on the wire, which differ from ``written`` when a
             # proxy applied Content-Encoding; compare like with like.
             encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
@@ -162,6 +169,7 @@ class HttpxPackageSource(ControllerHttp):
                     f"the package download was cut short: got {received} of {expected} bytes"
                 )
             await asyncio.to_thread(os.replace, part, target)
+            ok = True
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 part.unlink()
@@ -169,6 +177,8 @@ class HttpxPackageSource(ControllerHttp):
                 reason = exc.strerror or exc
                 raise PackageError(f"cannot write the compute package to {target}: {reason}") from None
             raise
+        finally:
+            progress.finish(ok)
         return written
 
     async def checksum(self) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ...app.settings import INIT_FILE_KEYS, Settings, config_values, load_settings
+from ...app.settings import INIT_FILE_KEYS, Settings, config_values
 from ...domain.errors import ConfigError
 
 ACCEPTED_KEYS = frozenset(INIT_FILE_KEYS) | frozenset(Settings.model_fields)
@@ -21,8 +21,8 @@ def settings_from_config(config: Mapping[str, Any] | None, stacklevel: int = 3) 
     values, unknown = config_values(config or {}, ACCEPTED_KEYS)
     for key in unknown:
         warnings.warn(f"client config key {key!r} is not a fedclient setting; ignored", stacklevel=stacklevel)
-    try:
-        return load_settings(values)
+    try:  # errors named by the dict's keys (the CLI's loader names flags, which the caller never gave)
+        return Settings(**values)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid client config: {problems}") from None

@@ -1,0 +1,329 @@
+"""`fedclient run` flags come from the Settings model: FEDn's spellings, precedence, sources, rejections."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fedclient import __version__
+from fedclient.app.cli import main, parser
+from fedclient.app.settings import Settings, env_names, flags_of, parse_init_file
+
+# Every option of FEDn 0.33's `fedn client start`.
+FEDN_START_FLAGS = [
+    "-u", "--api-url", "-p", "--api-port", "--token", "-n", "--name", "-i", "--client-id",
+    "--local-package", "--log-level", "-c", "--preferred-combiner", "--combiner", "--combiner-port",
+    "-va", "--validator", "-tr", "--trainer", "-hp", "--helper_type", "-in", "--init",
+]  # fmt: skip
+# Every key FEDn 0.33 reads from a client.yaml (and `fedn client create` writes).
+FEDN_YAML_KEYS = [
+    "api_url", "api_port", "token", "name", "client_id", "preferred_combiner", "combiner",
+    "combiner_port", "validator", "trainer", "package_checksum", "helper_type",
+    "discover_host", "discover_port", "refresh_token",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("FEDN_"):
+            monkeypatch.delenv(key)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def run_options() -> set[str]:
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    return {s for action in sub.choices["run"]._actions for s in action.option_strings}  # type: ignore[attr-defined]
+
+
+def test_every_fedn_client_start_flag_is_accepted() -> None:
+    assert set(FEDN_START_FLAGS) <= run_options()
+
+
+def test_every_settings_field_is_a_flag_and_an_env_name() -> None:
+    options = run_options()
+    for name in Settings.model_fields:
+        assert set(flags_of(name)) <= options, name
+        assert env_names(name)[0].startswith("FEDN_")
+
+
+def test_every_fedn_client_yaml_key_is_read(tmp_path: Path) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("".join(f"{key}: '1'\n" for key in FEDN_YAML_KEYS))
+    parsed = parse_init_file(init)
+    assert parsed.ignored == []
+    assert {"api_url", "api_port", "validator", "trainer"} <= set(parsed.values)
+    for key in set(FEDN_YAML_KEYS) - set(Settings.model_fields) - {"discover_host", "discover_port"}:
+        assert key in parsed.unused, f"{key} is neither read nor warned about"
+
+
+def test_fedn_file_keys_unused_here_are_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: h\nnetwork_id: fedn-network\n")
+    assert main(["config", "show", "--init", str(init)]) == 0
+    assert "the --init file's key 'network_id' is FEDn's and does nothing here" in capsys.readouterr().err
+
+
+def show(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, tuple[str, str]]:
+    assert main(["config", "show", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    return {line.split()[0]: (line.split()[1], line.split()[2]) for line in lines}
+
+
+def test_precedence_flag_over_env_over_file_over_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: file-host\nname: file-name\napi_port: 1111\ncombiner_port: 9\ncombiner: c\n")
+    monkeypatch.setenv("FEDN_API_URL", "env-host")
+    monkeypatch.setenv("FEDN_API_PORT", "2222")
+    rows = show(capsys, "-in", str(init), "--api-port", "3333", "--log-format", "json")
+    assert rows["api_port"] == ("3333", "flag")
+    assert rows["api_url"] == ("env-host", "env")
+    assert rows["name"] == ("file-name", "file")
+    assert rows["combiner"] == ("c", "file")
+    assert rows["log_format"] == ("json", "flag")
+    assert rows["heartbeat_interval"] == ("2.0", "default")
+
+
+def test_config_show_masks_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEDN_AUTH_TOKEN", "a-very-secret-token-123")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "a-very-secret-token-123" not in out
+    assert [line.split()[1:3] for line in out.splitlines() if line.startswith("token ")] == [["***", "env"]]
+
+
+def test_refresh_and_shutdown_settings_are_generated_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "r-very-secret-refresh-0123456789"
+    argv = ["--refresh-token", secret, "--refresh-token-uri", "https://auth.example/refresh/"]
+    argv += ["--shutdown-grace", "7", "--heartbeat-miss-limit", "5"]
+    assert main(["config", "show", *argv]) == 0
+    out = capsys.readouterr().out
+    assert secret not in out
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:]}
+    assert rows["refresh_token"] == ["***", "flag"]
+    assert rows["refresh_token_uri"] == ["https://auth.example/refresh/", "flag"]
+    assert rows["shutdown_grace"] == ["7.0", "flag"]
+    assert rows["heartbeat_miss_limit"] == ["5", "flag"]
+
+
+def test_quiet_and_verbose_set_the_log_level(capsys: pytest.CaptureFixture[str]) -> None:
+    assert show(capsys, "--quiet")["log_level"] == ("WARNING", "flag")
+    assert show(capsys, "-v")["log_level"] == ("DEBUG", "flag")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fedclient {__version__}"
+
+
+def test_unused_fedn_flags_are_accepted_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    assert show(capsys, "-va", "True", "--trainer", "False")["validator"] == ("True", "flag")
+    assert main(["config", "show", "-va", "True"]) == 0
+    err = capsys.readouterr().err
+    assert "--validator is accepted for compatibility with fedn client start and does nothing here" in err
+
+
+def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: h\nnot_a_setting: 1\n")
+    assert main(["config", "show", "--init", str(init)]) == 0
+    assert (
+        "the --init file's key 'not_a_setting' is not a fedclient setting; ignored" in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--bogus"], {}, "unrecognized arguments: --bogus"),
+        (["--metrics-po", "1"], {}, "unrecognized arguments: --metrics-po"),
+        (["--log-format", "xml"], {}, "argument --log-format: invalid choice: 'xml'"),
+        (["-q", "-v"], {}, "argument -v/--verbose: not allowed with argument -q/--quiet"),
+        (["-q", "--log-level", "DEBUG"], {}, "--quiet/--verbose and --log-level contradict each other"),
+        (
+            ["--api-port", "70000"],
+            {},
+            "invalid settings: --api-port: Input should be less than or equal to 65535",
+        ),
+        ([], {"FEDN_API_PORT": "x"}, "invalid settings: FEDN_API_PORT: Input should be a valid integer"),
+        (["--log-level", "LOUD"], {}, "--log-level: Value error, log level must be DEBUG"),
+        (
+            ["--api-port", "x8"],
+            {},
+            "--api-port: Input should be a valid integer, unable to parse string as an",
+        ),
+        (["--name", "a b"], {}, "--name: Value error, client names may hold"),
+        (["--train-timeout", "0"], {}, "--train-timeout: Input should be greater than 0"),
+        (
+            ["-u", "h", "--entrypoint", "m:cb", "--local-package"],
+            {},
+            "--entrypoint runs your callbacks instead of a compute package: drop --local-package",
+        ),
+        (
+            ["-u", "h", "--refresh-token-file", "f"],
+            {"FEDN_AUTH_REFRESH_TOKEN": "r-0123456789"},
+            "FEDN_AUTH_REFRESH_TOKEN and --refresh-token-file both give the refresh token",
+        ),
+        (
+            ["--heartbeat-miss-limit", "0"],
+            {},
+            "--heartbeat-miss-limit: Input should be greater than or equal to 1",
+        ),
+        (
+            [],
+            {"FEDN_SHUTDOWN_GRACE": "-1"},
+            "FEDN_SHUTDOWN_GRACE: Input should be greater than or equal to 0",
+        ),
+        (["-u", "h", "--combiner-port", "9"], {}, "--combiner-port without --combiner"),
+        (
+            ["--combiner", "c", "--combiner-port", "9", "-c", "other"],
+            {},
+            "--combiner attaches straight to a combiner, so --preferred-combiner cannot apply",
+        ),
+        (
+            ["-u", "h", "--local-package", "--package-checksum", "ab"],
+            {},
+            "--package-checksum checks the controller's package, but --local-package uses a local one",
+        ),
+        (
+            ["-u", "h", "--local-package"],
+            {"FEDN_REQUIRE_CHECKSUM": "true"},
+            "FEDN_REQUIRE_CHECKSUM checks the controller's package",
+        ),
+        (
+            ["-u", "h", "--api-ca-bundle", "ca.pem"],
+            {"FEDN_CONNECT_API_SECURE": "false"},
+            "--api-ca-bundle names a CA to verify the controller with, but FEDN_CONNECT_API_SECURE turns",
+        ),
+        (["-u", "h", "--metrics-host", "0.0.0.0"], {}, "--metrics-host has no effect without --metrics-port"),
+        (
+            ["-u", "h", "--insecure", "--grpc-root-cert", "ca.pem"],
+            {},
+            "--insecure turns certificate checks off, but --grpc-root-cert names a CA",
+        ),
+        (["-u", "h", "--insecure"], {"FEDN_API_CA_BUNDLE": "ca.pem"}, "but FEDN_API_CA_BUNDLE names a CA"),
+        (["-u", "h", "--insecure", "--no-grpc-tls"], {}, "but --grpc-tls turns TLS off"),
+        (
+            ["-u", "h", "--token", "t0k3n-value", "--token-file", "f"],
+            {},
+            "--token and --token-file both give",
+        ),
+        ([], {}, "say where to join: --api-url"),
+        (["--combiner", "h", "--combiner-port", "1"], {}, "needs --local-package"),
+    ],
+)
+def test_rejections_are_one_line_and_exit_2(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        code = main(["run", *argv])
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fedclient: error:")
+    assert message in lines[0]
+
+
+def test_a_bad_value_in_the_file_is_named_by_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init = tmp_path / "client.yaml"
+    init.write_text("api_url: h\napi_port: nope\n")
+    assert main(["run", "--init", str(init)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("fedclient: error: invalid settings: api_port in the --init file: Input should be")
+    assert "(got 'nope')" in line
+
+
+def _three_values(name: str) -> tuple[object, object, object] | None:
+    """A flag value, an env value and a file value for ``name`` that all pass validation."""
+    from typing import Literal, get_args, get_origin
+
+    from fedclient.app.cli_flags import inner_type
+    from pydantic import SecretStr
+
+    overrides: dict[str, tuple[object, object, object]] = {
+        "log_level": ("DEBUG", "ERROR", "CRITICAL"),
+        "name": ("flag-name", "env-name", "file-name"),
+        "validator": ("a", "b", "c"),
+        "trainer": ("a", "b", "c"),
+    }
+    if name in overrides:
+        return overrides[name]
+    validated = {
+        f for dec in Settings.__pydantic_decorators__.field_validators.values() for f in dec.info.fields
+    }
+    if name in validated:
+        return None  # a new field with its own validator: add it to the overrides above
+    kind = inner_type(Settings.model_fields[name].annotation)
+    if get_origin(kind) is Literal:
+        choices = get_args(kind)
+        return (choices[0], choices[1], choices[0]) if len(choices) >= 2 else None
+    by_type: dict[object, tuple[object, object, object]] = {
+        bool: (True, False, True),
+        int: (101, 102, 103),
+        float: (1.5, 2.5, 3.5),
+        str: ("from-flag", "from-env", "from-file"),
+        SecretStr: ("from-flag", "from-env", "from-file"),
+        Path: ("/flag/p", "/env/p", "/file/p"),
+    }
+    return by_type.get(kind)
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_each_setting_flag_beats_env_beats_file(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generated for every field, so a setting added later gets its precedence checked too."""
+    from typing import get_origin
+
+    import yaml
+    from fedclient.app.cli_flags import cli_values, inner_type
+    from fedclient.app.settings import load, long_flag
+
+    if get_origin(inner_type(Settings.model_fields[name].annotation)) is list:
+        pytest.skip("a list setting: its env value is JSON and its flag repeats")
+    values = _three_values(name)
+    assert values is not None, f"{name}: give it test values in _three_values"
+    flag_value, env_value, file_value = values
+    init = tmp_path / "client.yaml"
+    init.write_text(yaml.safe_dump({name: file_value}))
+
+    def effective(*argv: str) -> tuple[str, str]:
+        loaded = load(cli_values(parser().parse_args(["run", *argv])), init)
+        value = getattr(loaded.settings, name)
+        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        return str(value), loaded.sources[name]
+
+    assert effective() == (str(file_value), "file")
+    monkeypatch.setenv(env_names(name)[0], str(env_value).lower())
+    assert effective() == (str(env_value), "env")
+    flag_argv = [long_flag(name)] if flag_value is True else [long_flag(name), str(flag_value)]
+    assert effective(*flag_argv) == (str(flag_value), "flag")
