@@ -7,7 +7,8 @@ so a new setting brings its own rule by adding one function to RULES.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 
 from ..domain.errors import ConfigError
 from .settings import Loaded, unused_fields
@@ -122,6 +123,28 @@ RULES: list[Rule] = [
 ]
 
 
+# FEDn client environment variables with no counterpart here, and what to do instead.
+FEDN_UNUSED_ENV = {
+    "FEDN_PACKAGE_EXTRACT_DIR": "packages unpack into <work dir>/packages/<sha256>, a fresh directory "
+    "per version (--work-dir)",
+    "FEDN_REMOTE_LOG_SERVER": "ship the client's log lines instead (--log-format json)",
+    "FEDN_REMOTE_LOG_PATH": "ship the client's log lines instead (--log-format json)",
+    "FEDN_REMOTE_LOG_LEVEL": "ship the client's log lines instead (--log-format json)",
+    "FEDN_REMOTE_LOG_TOKEN": "ship the client's log lines instead (--log-format json)",
+    "FEDN_REMOTE_LOG_TOKEN_PROTOCOL": "ship the client's log lines instead (--log-format json)",
+}
+
+
+def unused_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per FEDn client variable that is set but does nothing in fedclient."""
+    env = os.environ if environ is None else environ
+    return [
+        f"{name} is set but does nothing in fedclient: {instead}"
+        for name, instead in FEDN_UNUSED_ENV.items()
+        if env.get(name)
+    ]
+
+
 def check(loaded: Loaded) -> None:
     """Raise ConfigError for the first contradiction; warn about settings that do nothing here."""
     for rule in RULES:
@@ -138,3 +161,5 @@ def check(loaded: Loaded) -> None:
         log.warning("the --init file's key %r is FEDn's and does nothing here", key)
     for key in loaded.ignored_file_keys:
         log.warning("the --init file's key %r is not a fedclient setting; ignored", key)
+    for warning in unused_environment():
+        log.warning("%s", warning)

@@ -22,8 +22,7 @@ from rich.progress import (
 from rich.progress import Task as Row
 from rich.text import Text
 
-from ...domain.model import Task
-from ...domain.observe import Link, Transfer, TransferKind
+from ...domain.observe import Link, NullObserver, Transfer, TransferKind
 from ...domain.status import StatusBoard, human_bytes, status_line
 
 
@@ -66,7 +65,7 @@ class _StatusLine:
         return Text(status_line(self._board), style=style)
 
 
-class TerminalDisplay:
+class TerminalDisplay(NullObserver):  # only transfers are shown here; the rest is a no-op
     """An Observer drawing bars; the status line reads the board on every refresh."""
 
     def __init__(self, board: StatusBoard, stream: IO[str]) -> None:
@@ -106,15 +105,3 @@ class TerminalDisplay:
         label = name[:24] if kind is TransferKind.PACKAGE_DOWNLOAD else name[:8]
         task = self.progress.add_task(f"{kind.value} {label}", total=total)
         return _Bar(self.progress, task, self._live)
-
-    def link(self, state: Link, combiner: str | None) -> None:
-        return None
-
-    def heartbeat(self, ok: bool) -> None:
-        return None
-
-    def task_started(self, task: Task) -> None:
-        return None
-
-    def task_finished(self, task: Task, ok: bool) -> None:
-        return None

@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ...domain.model import Task
-from ...domain.observe import Link, Transfer, TransferKind
+from ...domain.observe import NullObserver, Transfer, TransferKind
 from ...domain.status import human_bytes, transfer_summary
 
 log = logging.getLogger("fedclient.transfer")
@@ -34,20 +33,8 @@ class _Timed:
             log.info("%s %s stopped after %s", self._kind.value, self._name, human_bytes(self._bytes))
 
 
-class TransferLog:
+class TransferLog(NullObserver):  # only transfers are shown here; the rest is a no-op
     """An Observer that only speaks about transfers (the lifecycle logs the rest itself)."""
 
     def transfer(self, kind: TransferKind, name: str, total: int | None) -> Transfer:
         return _Timed(kind, name)
-
-    def link(self, state: Link, combiner: str | None) -> None:
-        return None
-
-    def heartbeat(self, ok: bool) -> None:
-        return None
-
-    def task_started(self, task: Task) -> None:
-        return None
-
-    def task_finished(self, task: Task, ok: bool) -> None:
-        return None
