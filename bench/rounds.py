@@ -40,7 +40,7 @@ TINY = ROOT / "examples" / "tiny"
 
 def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any]:
     """One fedclient lifecycle in a thread of this process, while the driver runs a session."""
-    from fedclient.adapters.trainers.inprocess import inprocess_trainer_factory
+    from fedclient.adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
     from fedclient.app.container import build_container, close_adapters
     from fedclient.app.settings import load_settings
     from fedclient.app.task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
@@ -53,7 +53,11 @@ def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any
     clock = TaskClock(times)
     lifecycle = container.lifecycle()
     lifecycle.connector = TimedConnector(lifecycle.connector, clock, times)
-    factory = inprocess_trainer_factory() if kind == "inprocess" else lifecycle.trainer_factory
+    factory = (
+        callback_trainer_factory(load_package_callbacks(TINY))
+        if kind == "inprocess"
+        else lifecycle.trainer_factory
+    )
     lifecycle.trainer_factory = timed_factory(factory, clock)
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

@@ -7,7 +7,8 @@
 For each N two processes run side by side on this machine:
   server  the sandbox federation (controller + combiner + FedAvg, bench/scale.py --serve),
           which waits for N clients and then trains --rounds rounds of examples/tiny;
-  clients ``fedclient simulate --api-url <server> --clients N`` (in-process callbacks).
+  clients ``fedclient simulate --api-url <server> --clients N`` (the callback trainer, the
+          package's callbacks.py on one thread pool all the clients share).
 The CPU each process burns during the rounds is read from /proc: the one near a full
 core (Python, one GIL) is the limit. Printed per N: join time, RSS idle and per client,
 round time, task latency p50/p99 (TaskRequest received -> result acknowledged, client side),

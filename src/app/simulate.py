@@ -8,7 +8,9 @@ else starts) and serve until ``--duration`` seconds have passed or SIGINT/SIGTER
 Every client is a full production ``Lifecycle`` (assignment, TaskStream, heartbeats,
 model transfers, status reports). What they share, to stay small: the controller
 client, one gRPC channel per combiner (each call still carries its own client's
-metadata) and the trainer's thread pool. Each uses the package directory as its
+metadata) and one callback trainer (``adapters/trainers/callback_trainer.py``, the
+in-process client's) whose callbacks, ``<package>/callbacks.py`` loaded once, run on a
+thread pool of ``CALLBACK_THREADS``. Each uses the package directory as its
 local package, so nothing is downloaded or unpacked N times.
 
 Printed at the end: RSS before and with the clients, per client, and the task
@@ -23,10 +25,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.package_archive import TarPackageUnpacker
-from ..adapters.trainers.inprocess import inprocess_trainer_factory, load_callbacks
+from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
 from ..domain.model import Assignment, AssignmentRequest
@@ -52,6 +56,8 @@ log = logging.getLogger("fedclient.simulate")
 # Assignments in flight at once: a thousand clients asking the controller together overflow
 # its connection pool and accept queue (PoolTimeout / ConnectTimeout, then backoff).
 ASSIGN_CONCURRENCY = 16
+# Threads the clients' callbacks share (a thousand clients must not mean a thousand threads).
+CALLBACK_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 
 class _ThrottledDiscovery:
@@ -168,7 +174,7 @@ async def simulate(
     stop: asyncio.Event | None = None,
 ) -> SimulationReport:
     stop = stop or asyncio.Event()
-    load_callbacks(package, callbacks)  # a broken callbacks module is one error now, not N later
+    loaded = load_package_callbacks(package, callbacks)  # a broken module is one error now, not N later
     federation: Federation | None = None
     if api_url is None:
         from ..adapters.sandbox.federation import Federation
@@ -193,7 +199,8 @@ async def simulate(
     controller = shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
     unpacker, clock = TarPackageUnpacker(), SystemClock()
-    trainers = inprocess_trainer_factory(callbacks)
+    pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
+    trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
     lifecycles: list[Lifecycle] = []
     runners: list[asyncio.Task[None]] = []
@@ -244,6 +251,7 @@ async def simulate(
         await close_adapters(lifecycles[0] if lifecycles else shared.lifecycle())
         if federation is not None:
             await federation.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _wait_joined(

@@ -1,7 +1,8 @@
 """The ``Trainer`` port over the user's own Python functions (the in-process client).
 
 The callbacks are loaded once and stay loaded: each task is a call on one
-long-lived worker thread, not an interpreter start. The event loop (task stream,
+long-lived worker thread (or, for many clients in one process such as
+``fedclient simulate``, on a thread pool they share), not an interpreter start. The event loop (task stream,
 heartbeats, uploads) keeps running beside it; ``bench/heartbeat_jitter.py``
 measured this against a persistent worker process (README, "In-process client"):
 alike for numpy code, ~20 ms later heartbeats for GIL-bound Python, against a 2 s
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import io
 import logging
 import os
@@ -29,6 +31,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,18 +129,55 @@ def load_entrypoint(spec: str) -> Callbacks:
     return Callbacks.from_object(obj, f"--entrypoint {spec}")
 
 
+_from_files: dict[Path, Callbacks] = {}
+
+
+def load_package_callbacks(package_dir: Path, module: str = "callbacks") -> Callbacks:
+    """``<package_dir>/<module>.py`` → its Callbacks, imported once per process; it must have ``train``.
+
+    Its own directory is on ``sys.path`` while it is imported, so it finds its helper
+    modules as a script run from there would.
+    """
+    path = (package_dir / f"{module}.py").resolve()
+    if path in _from_files:
+        return _from_files[path]
+    if not path.is_file():
+        raise ConfigError(
+            f"no {module}.py in {package_dir}: in-process clients need train/validate callbacks"
+        )
+    spec = importlib.util.spec_from_file_location(f"fedclient_callbacks_{len(_from_files)}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{path} cannot be imported as a Python module")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(loaded)
+    except Exception as exc:  # the user's module failed while being imported
+        raise ConfigError(f"importing {path} raised {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.path.remove(str(path.parent))
+    callbacks = Callbacks.from_object(loaded, str(path))
+    if callbacks.train is None:
+        raise ConfigError(f"{path} has no train(model, settings) function")
+    _from_files[path] = callbacks
+    return callbacks
+
+
 # --------------------------------------------------------------- worker --
 
 
 class _Worker:
-    """One daemon thread that runs every callback, in the caller's context (ContextVars included).
+    """Runs every callback in the caller's context (ContextVars included).
 
-    Daemon, so a stopping client never waits for a training run that nobody will use.
+    By default on one daemon thread of its own (daemon, so a stopping client never waits
+    for a training run that nobody will use); with ``executor``, on that executor's
+    threads, so many clients in one process share a handful of threads.
     """
 
     _local = threading.local()
 
-    def __init__(self) -> None:
+    def __init__(self, executor: Executor | None = None) -> None:
+        self._executor = executor
         self._jobs: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -145,7 +185,11 @@ class _Worker:
     def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put((loop, future, contextvars.copy_context(), fn, args))
+        job = (loop, future, contextvars.copy_context(), fn, args)
+        if self._executor is not None:
+            self._executor.submit(_run, *job)
+            return future
+        self._jobs.put(job)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._serve, name="fedclient-callbacks", daemon=True)
@@ -154,20 +198,29 @@ class _Worker:
 
     def _serve(self) -> None:
         while True:
-            loop, future, context, fn, args = self._jobs.get()
-            _Worker._local.loop = loop
-            try:
-                outcome: tuple[bool, Any] = (True, context.run(fn, *args))
-            except BaseException as exc:  # handed to the awaiting task, never lost in this thread
-                outcome = (False, exc)
-            finally:
-                _Worker._local.loop = None
-            with contextlib.suppress(RuntimeError):  # a closed loop: the client is gone
-                loop.call_soon_threadsafe(_settle, future, outcome)
+            _run(*self._jobs.get())
 
     @classmethod
     def loop(cls) -> asyncio.AbstractEventLoop | None:
         return getattr(cls._local, "loop", None)
+
+
+def _run(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    context: contextvars.Context,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> None:
+    _Worker._local.loop = loop
+    try:
+        outcome: tuple[bool, Any] = (True, context.run(fn, *args))
+    except BaseException as exc:  # handed to the awaiting task, never lost in this thread
+        outcome = (False, exc)
+    finally:
+        _Worker._local.loop = None
+    with contextlib.suppress(RuntimeError):  # a closed loop: the client is gone
+        loop.call_soon_threadsafe(_settle, future, outcome)
 
 
 def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
@@ -239,12 +292,12 @@ def _deliver(coroutine: Any, what: str) -> bool:
 
 
 class CallbackTrainer:
-    """The ``Trainer`` port: each task is one callback call on the worker thread."""
+    """The ``Trainer`` port: each task is one callback call on the worker thread (or ``executor``)."""
 
-    def __init__(self, callbacks: Callbacks) -> None:
+    def __init__(self, callbacks: Callbacks, executor: Executor | None = None) -> None:
         self._callbacks = callbacks
         self._models = callbacks.models
-        self._worker = _Worker()
+        self._worker = _Worker(executor)
 
     @property
     def callbacks(self) -> Callbacks:
@@ -348,9 +401,13 @@ def _write_model(name: str, model: Any, dest: Path) -> None:
             ) from None
 
 
-def callback_trainer_factory(callbacks: Callbacks) -> TrainerFactory:
-    """A ``TrainerFactory`` that ignores the package: the trainer is the user's own code."""
-    trainer = CallbackTrainer(callbacks)
+def callback_trainer_factory(callbacks: Callbacks, executor: Executor | None = None) -> TrainerFactory:
+    """A ``TrainerFactory`` that ignores the package: the trainer is the user's own code.
+
+    Every client built from it shares the one trainer; give ``executor`` when many clients
+    should run callbacks side by side on its threads instead of one after another.
+    """
+    trainer = CallbackTrainer(callbacks, executor)
 
     def build(package_dir: Path, manifest: Manifest) -> CallbackTrainer:
         return trainer
