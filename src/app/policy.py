@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,32 +40,38 @@ def site_policy(settings: Settings) -> SitePolicy:
         shas = frozenset(parse_sha256(v, "--allow-package") for v in settings.allow_package)
         policy = replace(policy, allowed_packages=policy.allowed_packages | shas)
         flags.append("--allow-package")
-    limits = {}
-    for setting, attr, kind in (
-        ("limit_memory", "memory_bytes", "size"),
-        ("limit_cpu_seconds", "cpu_seconds", "int"),
-        ("limit_wall_seconds", "wall_seconds", "float"),
-        ("limit_output", "output_bytes", "size"),
-        ("limit_open_files", "open_files", "int"),
-    ):
-        value = getattr(settings, setting)
-        if value is not None:
-            limits[attr] = convert(value, kind, "--" + setting.replace("_", "-"))
-            flags.append("--" + setting.replace("_", "-"))
+
+    def overrides(table: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+        """The fields of ``table`` given as settings, converted; each flag is noted as in force."""
+        values: dict[str, Any] = {}
+        for setting, attr, kind in table:
+            value = getattr(settings, setting)
+            if value is not None:
+                flag = "--" + setting.replace("_", "-")
+                values[attr] = convert(value, kind, flag)
+                flags.append(flag)
+        return values
+
+    limits = overrides(
+        (
+            ("limit_memory", "memory_bytes", "size"),
+            ("limit_cpu_seconds", "cpu_seconds", "int"),
+            ("limit_wall_seconds", "wall_seconds", "float"),
+            ("limit_output", "output_bytes", "size"),
+            ("limit_open_files", "open_files", "int"),
+        )
+    )
     if limits:
         policy = replace(policy, limits=replace(policy.limits, **limits))
-    archive = {}
-    for setting, attr, kind in (
-        ("max_package_bytes", "max_download_bytes", "size"),
-        ("max_unpacked_bytes", "max_total_bytes", "size"),
-        ("max_member_bytes", "max_member_bytes", "size"),
-        ("max_package_members", "max_members", "int"),
-        ("max_compression_ratio", "max_ratio", "float"),
-    ):
-        value = getattr(settings, setting)
-        if value is not None:
-            archive[attr] = convert(value, kind, "--" + setting.replace("_", "-"))
-            flags.append("--" + setting.replace("_", "-"))
+    archive = overrides(
+        (
+            ("max_package_bytes", "max_download_bytes", "size"),
+            ("max_unpacked_bytes", "max_total_bytes", "size"),
+            ("max_member_bytes", "max_member_bytes", "size"),
+            ("max_package_members", "max_members", "int"),
+            ("max_compression_ratio", "max_ratio", "float"),
+        )
+    )
     if archive:
         policy = replace(policy, archive=replace(policy.archive, **archive))
     if settings.read_only_package is not None:
