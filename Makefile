@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv fedn-venv site-venv protos docs lint test unit contract e2e interop demo bench clean
+.PHONY: venv fedn-venv fedn-torch-venv site-venv protos docs lint test unit contract e2e interop demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ venv: $(STAMP)
 # grpcio/protobuf). Cached by a stamp inside it: a no-op unless the requirements changed.
 fedn-venv: venv
 	$(PY) tests/interop/fedn_venv.py
+
+# The same server plus the libraries of FEDn's splitlearning_diabetes example (torch CPU,
+# pandas, scikit-learn): its combiner runs FEDn's torch aggregator, its python the example.
+fedn-torch-venv: venv
+	$(PY) tests/interop/fedn_venv.py .fedn-torch-venv
 
 # fedclient alone (no extras: no numpy, no fedn), as a site installs it; tests/interop
 # runs fedclient from here. Cached by a stamp: a no-op unless pyproject.toml changed.
@@ -37,7 +42,7 @@ lint: venv
 	$(VENV)/bin/mypy src/domain
 	$(VENV)/bin/lint-imports
 
-test: lint fedn-venv site-venv
+test: lint fedn-venv fedn-torch-venv site-venv
 	$(PY) -m pytest -q
 
 unit: venv
@@ -49,21 +54,19 @@ contract: venv
 e2e: venv
 	$(PY) -m pytest -q tests/e2e
 
-interop: fedn-venv site-venv
+interop: fedn-venv fedn-torch-venv site-venv
 	$(PY) -m pytest -q -m interop tests/interop
 
-# The quick benchmarks (about 4 minutes on 2 vCPU); full runs and the method: docs/PERFORMANCE.md.
+# Figures, not tests, in quick mode: transfer, rounds and scale (about 4 minutes on 2 vCPU),
+# then the soak (rounds, losses, RSS, fds, tasks; a few minutes). Full runs: docs/PERFORMANCE.md.
 bench: fedn-venv
 	$(PY) bench/transfer.py --quick
 	$(PY) bench/rounds.py --quick
 	$(PY) bench/scale.py --quick
+	$(PY) bench/soak.py --quick
 
 demo: venv
 	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits --plot sandbox-rounds.png
 
-# Figures, not tests: the soak run (quick mode, a few minutes) prints rounds, losses, RSS, fds, tasks.
-bench: venv
-	$(PY) bench/soak.py --quick
-
 clean:
-	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .site-venv .site-venv.lock .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .fedn-torch-venv .fedn-torch-venv.lock .site-venv .site-venv.lock .pytest_cache .mypy_cache .ruff_cache

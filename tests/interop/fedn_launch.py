@@ -26,13 +26,15 @@ Why each piece exists (details in docs/PROTOCOL.md §5):
   ``start_splitlearning_session`` route calls ``_get_number_of_available_clients()``
   without its required argument and always answers HTTP 500 (fixed after the tag).
   The controller gets that argument a default of None (= count every client). FEDn's
-  ``splitlearningagg`` needs torch and a labels file; the combiner gets a numpy-only
-  stand-in of the same name instead, which checks the embeddings (an npz keyed by
-  client id), answers each with gradients of 0.5, and records what it received
-  (``sl_forward`` events). One more 0.33.0 bug kills the combiner's round thread after
-  the first backward pass on the SQL statestore: the backward round data has no
-  ``aggregation_time``, which the round store indexes; it gets an empty one. The client
-  side of the protocol is untouched.
+  ``splitlearningagg`` needs torch and a labels file (``FEDN_LABELS_PATH``). When that
+  variable is set (the combiner runs from ``.fedn-torch-venv``), FEDn's own aggregator
+  runs; otherwise the combiner gets a numpy-only stand-in of the same name, which checks
+  the embeddings (an npz keyed by client id), answers each with gradients of 0.5, and
+  records what it received (``sl_forward`` events). One more 0.33.0 bug kills the
+  combiner's round thread after the first backward pass on the SQL statestore: the
+  backward round data has no ``aggregation_time``, which the round store indexes; it
+  gets an empty one, whichever aggregator runs. The client side of the protocol is
+  untouched.
 """
 
 from __future__ import annotations
@@ -244,6 +246,13 @@ def stub_splitlearning_aggregator(path: str | None) -> None:
             gradients = {k: np.full_like(np.asarray(v, dtype=float), 0.5) for k, v in embeddings.items()}
             return {"gradients": gradients, "validation_data": None, "data": data}
 
+    name = "fedn.network.combiner.aggregators.splitlearningagg"
+    module = types.ModuleType(name)
+    module.Aggregator = Aggregator  # type: ignore[attr-defined]
+    sys.modules[name] = module
+
+
+def shim_backward_round_data() -> None:
     from fedn.network.combiner.roundhandler import RoundHandler
 
     original_backward = RoundHandler.execute_backward_pass
@@ -256,11 +265,6 @@ def stub_splitlearning_aggregator(path: str | None) -> None:
         return data
 
     RoundHandler.execute_backward_pass = execute_backward_pass
-
-    name = "fedn.network.combiner.aggregators.splitlearningagg"
-    module = types.ModuleType(name)
-    module.Aggregator = Aggregator  # type: ignore[attr-defined]
-    sys.modules[name] = module
 
 
 def run_controller(port: int) -> None:
@@ -288,7 +292,9 @@ def run_combiner(init_yaml: str) -> None:
     if events:
         record_updates(events)
         record_heartbeats(events)
-    stub_splitlearning_aggregator(events)
+    shim_backward_round_data()
+    if not os.environ.get("FEDN_LABELS_PATH"):
+        stub_splitlearning_aggregator(events)
     from fedn.cli.main import main
 
     main(["combiner", "start", "--init", init_yaml], standalone_mode=True)

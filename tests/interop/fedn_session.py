@@ -4,7 +4,7 @@ Runs INSIDE the FEDn venv (standard library + fedn only, never our src): the har
 writes one JSON object to stdin and reads the last stdout line. Actions:
 
 * ``setup``: upload the compute package (.tgz) and make it active with its helper,
-  then upload the seed model (npz). Done before clients start, so a client asking
+  then upload the seed model (npz), if one is given. Done before clients start, so a client asking
   for the package never gets FEDn's 203 "retry" and sleeps.
 * ``predict``: run a prediction round and collect the clients' prediction records.
 * ``validate``: a validation-only pass over an existing model. FEDn 0.33's REST API and
@@ -56,6 +56,8 @@ def setup(api: APIClient, args: dict[str, Any]) -> dict[str, Any]:
     package = api.get_active_package()
     if package.get("name") != args["package_name"]:
         fail("package upload failed", upload_reply=uploaded, active_package=package)
+    if not args.get("seed"):  # split learning needs no seed model (FEDn's example uploads none)
+        return {"package": package, "seed_model": None}
     seed = api.set_active_model(args["seed"])
     model = api.get_active_model()
     if not seed.get("success") or not model.get("model_id"):

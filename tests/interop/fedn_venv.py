@@ -1,10 +1,17 @@
-"""The separate virtualenv that holds a real FEDn 0.33.0 server (and moto's S3).
+"""The separate virtualenvs that hold a real FEDn 0.33.0 server (and moto's S3).
 
 fedn pins grpcio<=1.70 and protobuf<6.31 and needs Python < 3.13, while fedclient
 needs grpcio>=1.85 and protobuf>=7, so the server can never share our venv. The venv
 is cached: a stamp file records the requirement list and the interpreter, and the
 install only runs again when either changed. A file lock keeps two concurrent
 bootstraps (``make interop`` and a pytest run, two terminals) from racing.
+
+``.fedn-torch-venv`` is the same server plus the libraries of FEDn's
+``splitlearning_diabetes`` example (torch, pandas, scikit-learn). Its combiner runs FEDn's
+own torch split-learning aggregator, and both clients run the example's scripts with
+its ``python`` first on PATH. torch is the CPU build: pip takes this machine's
+local wheel, where the example's pinned torch 2.4.1 would be a CUDA build of about
+2.5 GB from PyPI.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO / ".fedn-venv"
 # pyjwt, flask, grpcio... come with fedn; psutil is what our harness uses for cleanup checks.
 REQUIREMENTS = ("fedn==0.33.0", "moto[server]==5.2.5", "psutil")
+TORCH_VENV = REPO / ".fedn-torch-venv"
+# The example's python_env pins, except torch (2.4.1 there) and torchvision (never imported).
+TORCH_REQUIREMENTS = (*REQUIREMENTS, "torch==2.13.0", "numpy==2.0.2", "pandas==2.2.3", "scikit-learn==1.6.0")
 _STAMP = ".interop-stamp"
 
 
@@ -49,14 +59,19 @@ def venv_python(path: Path = DEFAULT_VENV) -> Path:
     return path / "bin" / "python"
 
 
-def _stamp_text(base: str) -> str:
+def requirements(path: Path) -> tuple[str, ...]:
+    """What the venv at ``path`` holds: the torch venv has the example's libraries too."""
+    return TORCH_REQUIREMENTS if Path(path).resolve() == TORCH_VENV.resolve() else REQUIREMENTS
+
+
+def _stamp_text(base: str, wanted: tuple[str, ...]) -> str:
     version = subprocess.run(
         [base, "-c", "import sys; print(sys.version.split()[0])"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    return "\n".join([f"python {version}", *REQUIREMENTS]) + "\n"
+    return "\n".join([f"python {version}", *wanted]) + "\n"
 
 
 def ensure_fedn_venv(path: Path = DEFAULT_VENV) -> Path:
@@ -68,7 +83,8 @@ def ensure_fedn_venv(path: Path = DEFAULT_VENV) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     base = _base_python()
-    wanted = _stamp_text(base)
+    packages = requirements(path)
+    wanted = _stamp_text(base, packages)
     with open(path.parent / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = path / _STAMP
@@ -78,7 +94,7 @@ def ensure_fedn_venv(path: Path = DEFAULT_VENV) -> Path:
         shutil.rmtree(path, ignore_errors=True)
         _run([base, "-m", "venv", str(path)], "create the venv")
         pip = [str(venv_python(path)), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
-        _run([*pip, *REQUIREMENTS], "install " + " ".join(REQUIREMENTS))
+        _run([*pip, *packages], "install " + " ".join(packages))
         stamp.write_text(wanted)
         print(f"[interop] FEDn venv built in {time.monotonic() - started:.0f} s at {path}", file=sys.stderr)
     return path

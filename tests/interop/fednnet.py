@@ -58,12 +58,14 @@ class FednNetwork:
         auth: bool = False,
         tls: bool = False,
         venv: Path = DEFAULT_VENV,
+        server_env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fednnet-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.auth = auth
         self.tls = tls
         self.venv = venv
+        self.server_env = dict(server_env or {})  # e.g. FEDN_LABELS_PATH for the combiner
         self.s3_port, self.api_port, self.combiner_port, self.hook_port = free_ports(4)
         if tls:
             self.combiner_port = TLS_PORT
@@ -193,6 +195,7 @@ class FednNetwork:
             no_proxy="127.0.0.1,localhost",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.server_env)
         if self.auth:
             env.update(FEDN_JWT_SECRET_KEY=_SECRET, FEDN_JWT_ALGORITHM="HS256")
         if self.tls_files is not None:
