@@ -69,16 +69,18 @@ def start_fedclient(
     env: dict[str, str] | None = None,
     package_bin: Path | None = OUR_BIN,
     args: tuple[str, ...] = (),
+    home: Path | None = None,
 ) -> Client:
     """``fedclient run`` from the site venv against ``net``.
 
     ``package_bin`` goes first on PATH for the package (None: nothing extra, so only a
     built python_env or the system's Python can run it); ``env`` adds variables (e.g.
-    FEDN_GRPC_ROOT_CERT_PATH); ``args`` adds flags.
+    FEDN_GRPC_ROOT_CERT_PATH); ``args`` adds flags; ``home`` (the cwd) may be made first.
     """
     assert FEDCLIENT.exists(), f"no site venv at {FEDCLIENT.parent}: run `make site-venv`"
-    home = net.workdir / name
-    home.mkdir(parents=True)
+    if home is None:
+        home = net.workdir / name
+        home.mkdir(parents=True)
     client_id = str(uuid.uuid4())
     cmd = [str(FEDCLIENT), "run", "--api-url", net.api_url, "--name", name, "--client-id", client_id]
     cmd += ["--work-dir", str(home / "work"), "--log-level", "INFO"]

@@ -30,7 +30,7 @@ DIGITS = REPO / "examples" / "digits"
 @dataclass(frozen=True)
 class Package:
     archive: Path  # the .tgz uploaded to the controller
-    seed: Path  # numpyhelper npz seed model
+    seed: Path | None  # numpyhelper npz seed model (None: split learning has none)
     source: Path  # the unpacked directory (for --local-package)
     name: str
 
@@ -74,20 +74,26 @@ def digits_package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     return Package(build_package(DIGITS, out / "digits.tgz"), seed, DIGITS, "digits")
 
 
-def setup_package(network: FednNetwork, package: Package, seed: Path | None = None) -> str:
-    """Upload the package (active, numpyhelper) and a seed model before any client starts.
+def setup_package(
+    network: FednNetwork, package: Package, seed: Path | None = None, helper: str = "numpyhelper"
+) -> str | None:
+    """Upload the package (active, with ``helper``) and a seed model before any client starts.
 
-    ``seed`` replaces the package's zero seed model; returns the seed model's id.
+    ``seed`` replaces the package's zero seed model; returns the seed model's id (None
+    for a package without one).
     """
+    seed = seed or package.seed
     result = network.drive(
         {
             "action": "setup",
             "package": str(package.archive),
             "package_name": package.name,
-            "helper": "numpyhelper",
-            "seed": str(seed or package.seed),
+            "helper": helper,
+            "seed": str(seed) if seed else None,
         }
     )
+    if result["seed_model"] is None:
+        return None
     model_id: str = result["seed_model"]["model_id"]
     return model_id
 
