@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnector
 from fedclient.adapters.memory import InMemoryCombiner, InMemoryLink
@@ -86,6 +87,31 @@ async def test_a_reply_that_never_comes_is_uncertain(
     with pytest.raises(DeliveryUncertain):
         await link.send_update(update("u1"))
     assert [u.model_update_id for u in server.updates] == ["u1"], "it did arrive"
+
+
+async def test_a_call_cut_short_after_the_connection_dropped_is_uncertain(
+    served: tuple[SandboxCombiner, GrpcCombinerLink],
+) -> None:
+    """The combiner took the request and died; the channel left READY before close() ran.
+
+    The order the fault e2e test sometimes hit: the task stream ends, the lifecycle closes
+    the link, the SendModelUpdate is still pending. It may have arrived: not sent again.
+    """
+    server, link = served
+    arrived = asyncio.Event()
+
+    async def hold(update_id: str) -> None:
+        arrived.set()
+        await asyncio.sleep(5)
+
+    server.hooks["update"] = hold
+    send = asyncio.ensure_future(link.send_update(update("u1")))
+    await asyncio.wait_for(arrived.wait(), 5)
+    link._channel.get_state = lambda try_to_connect=False: grpc.ChannelConnectivity.TRANSIENT_FAILURE  # type: ignore[method-assign]
+    await link.close()
+    with pytest.raises(DeliveryUncertain):
+        await send
+    assert server.attempts.count(("SendModelUpdate", "u1")) == 1
 
 
 async def test_the_fake_loses_replies_the_same_way() -> None:

@@ -327,6 +327,10 @@ class GrpcCombinerLink:
     async def _deliver(self, method: Any, request: Any, what: str) -> None:
         """A result-carrying call: a failure after the request may have left is DeliveryUncertain."""
         self._check_open()  # raises TransientError: provably never sent
+        # Connected when the call starts: the request goes out at once, so a call cut short
+        # later may have arrived, even if the connection dropped before close() ran (the
+        # combiner died with the request in hand: the channel leaves READY first).
+        started_ready = self._channel.get_state() is grpc.ChannelConnectivity.READY
         try:
             with self._closing_guard(what):
                 await method(request, timeout=self._rpc_timeout, metadata=self._metadata())
@@ -336,9 +340,9 @@ class GrpcCombinerLink:
                 raise DeliveryUncertain(str(error)) from None
             raise error from None
         except TransientError as exc:  # close() cut the call short
-            if self._ready_at_close:  # it may have left on a live connection
+            if started_ready or self._ready_at_close:  # it may have left on a live connection
                 raise DeliveryUncertain(str(exc)) from None
-            raise  # the channel had no connection: the call was still waiting to be sent
+            raise  # no connection all along: the call was still waiting to be sent
 
     async def heartbeat(self, usage: ResourceUsage | None = None) -> None:
         await self._unary(
