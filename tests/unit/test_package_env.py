@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import stat
@@ -321,3 +322,33 @@ async def test_a_failed_uv_build_is_tried_again_with_venv_and_pip(
     )
     assert built.tool == "venv+pip" and not built.reused
     assert any("build with uv failed" in m and "index not reachable" in m for m in caplog.messages)
+
+
+# A stand-in for uv: `uv venv ... <target>` makes the env, `uv pip install ...` is recorded.
+FAKE_UV = f"""#!{sys.executable}
+import json, os, sys
+if sys.argv[1] == "venv":
+    target = sys.argv[-1]
+    os.makedirs(os.path.join(target, "bin"))
+    os.symlink(sys.executable, os.path.join(target, "bin", "python"))
+else:
+    with open(os.environ["FAKE_UV_LOG"], "a") as log:
+        log.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+async def test_uv_installs_compile_bytecode_as_pip_does(
+    tmp_path: Path, package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (package / "python_env.yaml").write_text("name: .demo\nbuild_dependencies: [pip]\ndependencies: [six]\n")
+    record = tmp_path / "uv.log"
+    monkeypatch.setenv("FAKE_UV_LOG", str(record))
+    uv = _exe(tmp_path / "uv", FAKE_UV)
+    base = _exe(tmp_path / "fake-python", FAKE_BASE)
+    built = await PackageEnvs(tmp_path / "envs", uv=str(uv), base_python=str(base)).ensure(
+        package, "python_env.yaml"
+    )
+    assert built.tool == "uv" and not built.reused
+    installs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(installs) == 2, installs  # build dependencies, then dependencies
+    assert all(argv[:3] == ["pip", "install", "--compile-bytecode"] for argv in installs), installs

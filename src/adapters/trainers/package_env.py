@@ -183,7 +183,10 @@ class PackageEnvs:
                     [uv, "venv", "--seed", "--python", base, str(target)],
                 )
             )
-            install = [uv, "pip", "install", "--python", str(python)]
+            # pip compiles bytecode as it installs, uv does not by default. Without it every
+            # entry point run compiles its imports again wherever no .pyc can be written (the
+            # diabetes example's torch imports: 7 s instead of 3 s, docs/PACKAGE-ENV.md).
+            install = [uv, "pip", "install", "--compile-bytecode", "--python", str(python)]
         else:
             steps.append(
                 (f"creating the env with venv (Python {version})", [base, "-m", "venv", str(target)])
