@@ -185,6 +185,28 @@ async def test_checksum_matches_the_file(packages: HttpxPackageSource, package: 
     assert await packages.checksum() == hashlib.sha256(package.read_bytes()).hexdigest()
 
 
+async def test_a_package_asked_for_by_name(
+    controller: SandboxController, package: Path, tmp_path: Path
+) -> None:
+    """FEDn's ``?name=`` on both routes: the stored file of that name, else 404."""
+    async with HttpxPackageSource(_endpoint(controller), TOKEN, timeout=5.0, name="mnist.tgz") as named:
+        path = await named.download(tmp_path / "named")
+        assert path.read_bytes() == package.read_bytes()
+        assert await named.checksum() == hashlib.sha256(package.read_bytes()).hexdigest()
+    async with HttpxPackageSource(_endpoint(controller), TOKEN, timeout=5.0, name="other.tgz") as other:
+        with pytest.raises(PackageError):
+            await other.download(tmp_path / "other")
+        assert await other.checksum() is None
+    paths = [r.path for r in controller.requests if "/packages/" in r.path]
+    assert paths == [
+        "/api/v1/packages/download?name=mnist.tgz",
+        "/api/v1/packages/checksum?name=mnist.tgz",
+        "/api/v1/packages/download?name=other.tgz",
+        "/api/v1/packages/checksum?name=other.tgz",
+    ], paths
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
+
+
 async def test_no_package(
     packages: HttpxPackageSource, controller: SandboxController, tmp_path: Path
 ) -> None:

@@ -125,6 +125,13 @@ def test_specified_classes_assign_connect_download_the_seed_and_upload(
     assert runtime.validate("0" * 64) is False
     assert runtime.validate(hashlib.sha256(digits_package.archive.read_bytes()).hexdigest()) is True
     assert runtime.unpack() is True and runtime.run_path is not None
+    # By name, as FEDn's ``?name=``: the stored file name the controller gave the upload.
+    stored = fedn_network.rest("/api/v1/packages/active")["storage_file_name"]
+    by_name = PackageRuntime(tmp_path / "pkg-by-name")
+    assert by_name.download(HOST, fedn_network.api_port, None, name=stored) is True
+    assert by_name.archive is not None and by_name.archive.read_bytes() == digits_package.archive.read_bytes()
+    unknown = PackageRuntime(tmp_path / "pkg-unknown")
+    assert unknown.download(HOST, fedn_network.api_port, None, name="no-such.tgz") is None
     metrics = runtime.dispatcher(runtime.run_path).run_cmd(f"validate {copy} {tmp_path / 'metrics.json'}")
     assert metrics is not None and 0.0 < metrics["accuracy"] < 1.0
     check_clean_exit(fedn_network, helper)

@@ -88,8 +88,11 @@ class HttpxPackageSource(ControllerHttp):
         max_bytes: int = DEFAULT_MAX_PACKAGE_BYTES,
         client_cert: ClientCert | None = None,
         observer: Observer = NULL_OBSERVER,
+        name: str | None = None,
     ) -> None:
         self._observer = observer
+        # FEDn's ``?name=``: a stored package by its file name instead of the active one.
+        self._params = {"name": name} if name else None
         super().__init__(endpoint, token, auth_scheme, verify, timeout, client, client_cert)
         self._max_bytes = max_bytes
         if not 64 * 1024 <= chunk_bytes <= 1024 * 1024:
@@ -118,7 +121,9 @@ class HttpxPackageSource(ControllerHttp):
         if unchanged_tag:
             headers["If-None-Match"] = unchanged_tag
         try:
-            async with self.client().stream("GET", url, headers=headers, timeout=self.timeout) as response:
+            async with self.client().stream(
+                "GET", url, headers=headers, params=self._params, timeout=self.timeout
+            ) as response:
                 if response.status_code == 304 and unchanged_tag:
                     return FetchedPackage(None, unchanged_tag)
                 if response.status_code != 200:
@@ -185,7 +190,7 @@ class HttpxPackageSource(ControllerHttp):
         url = self.endpoint.url(CHECKSUM_PATH)
         try:
             async with self.client().stream(
-                "GET", url, headers=self.headers(), timeout=self.timeout
+                "GET", url, headers=self.headers(), params=self._params, timeout=self.timeout
             ) as response:
                 body = await read_capped(response)
         except TRANSPORT_ERRORS as exc:

@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -269,10 +270,12 @@ class SandboxController:
             "client_id": client_id,
         }
 
-    def _checksum(self) -> tuple[int, Any]:
+    def _checksum(self, name: str | None = None) -> tuple[int, Any]:
         pkg = self._package
         if pkg is None:
             return 404, {"message": "No compute package uploaded", "checksum": None}
+        if name is not None and name != pkg.filename:
+            return 404, {"message": f"No package named {name}", "checksum": None}
         return 200, {"message": "Checksum created.", "checksum": pkg.sha256}
 
 
@@ -367,9 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
         if route == "/api/v1/clients/add":
             self._json(*ctl._add_client(body, self.client_address[0]))
         elif route == "/api/v1/packages/checksum":
-            self._json(*ctl._checksum())
+            self._json(*ctl._checksum(_query_name(self.path)))
         else:
-            self._send_package()
+            self._send_package(_query_name(self.path))
 
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
@@ -394,10 +397,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_package(self) -> None:
+    def _send_package(self, name: str | None) -> None:
+        """The active package, or (``?name=``, as FEDn) the package stored under that file name."""
         pkg = self.owner._package
         if pkg is None:
             self._json(404, {"message": "No active package"})
+            return
+        if name is not None and name != pkg.filename:
+            self._json(404, {"message": f"No package named {name}"})
             return
         etag = f'"{pkg.sha256[:32]}"'  # FEDn's server (werkzeug) sends an ETag and honours If-None-Match
         if self.headers.get("If-None-Match") == etag:
@@ -416,3 +423,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
                 self.wfile.write(chunk)
+
+
+def _query_name(path: str) -> str | None:
+    """The ``name`` query parameter of a request path, if any."""
+    query = path.split("?", 1)[1].split("#", 1)[0] if "?" in path else ""
+    names = urllib.parse.parse_qs(query).get("name")
+    return names[0] if names else None

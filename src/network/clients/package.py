@@ -47,22 +47,23 @@ class PackageRuntime:
         secure: bool = False,
         name: str | None = None,
     ) -> bool | None:
-        """Fetch the controller's active package and its checksum: True, or None on failure."""
-        if name:
-            log.warning("package name %r ignored: the controller's active package is downloaded", name)
+        """Fetch the controller's active package (or, with ``name``, the one stored under that
+        file name) and its checksum: True, or None on failure."""
         try:
             endpoint = ControllerEndpoint.build(base_url(host, force_ssl or secure), port)
-            self.archive, self.checksum = asyncio.run(self._download(endpoint, token))
+            self.archive, self.checksum = asyncio.run(self._download(endpoint, token, name))
         except FedClientError as exc:
             log.error("package download failed: %s", exc)
             return None
         self.pkg_name = self.archive.name
         return True
 
-    async def _download(self, endpoint: ControllerEndpoint, token: str | None) -> tuple[Path, str | None]:
+    async def _download(
+        self, endpoint: ControllerEndpoint, token: str | None, name: str | None
+    ) -> tuple[Path, str | None]:
         dest = self.pkg_path / "download"
         dest.mkdir(parents=True, exist_ok=True)
-        async with HttpxPackageSource(endpoint, token) as source:
+        async with HttpxPackageSource(endpoint, token, name=name) as source:
             return await source.download(dest), await source.checksum()
 
     def validate(self, expected_checksum: str | None) -> bool:
