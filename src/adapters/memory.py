@@ -27,6 +27,7 @@ from ..domain.errors import (
     TaskFailed,
     TransientError,
 )
+from ..domain.extract_dir import MergeReport
 from ..domain.model import (
     Assignment,
     AssignmentRequest,
@@ -47,6 +48,7 @@ from ..domain.observe import NULL_OBSERVER, Link, Observer, TransferKind
 from ..domain.outbox import OutboxEntry
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
 from ..domain.usage import UsageReading
+from .package_merge import merge_into
 
 
 class InMemoryDiscovery:
@@ -122,7 +124,20 @@ class InMemoryUnpacker:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
         self.unpacked.append(dest_dir)
-        for candidate in sorted(dest_dir.rglob(MANIFEST_NAME)):
+        return self._root(dest_dir)
+
+    def unpack_over(self, archive: Path, target: Path, record: Path) -> MergeReport:
+        """Written to a staging directory beside ``target``, then merged in by the real merge."""
+        staging = target.parent / f".{target.name}.memory-staging"
+        try:
+            root = self.unpack(archive, staging)
+            return merge_into(staging, root, target, record)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _root(directory: Path) -> Path:
+        for candidate in sorted(directory.rglob(MANIFEST_NAME)):
             return candidate.parent
         raise PackageError("the compute package has no fedn.yaml")
 

@@ -5,7 +5,8 @@ from the file suffix (docs/PROTOCOL.md §1.5, §2.1). Here the format is sniffed
 bytes, every member is checked by the domain rules *before* anything is written, and
 we write regular files and directories ourselves instead of trusting ``extract``
 (so tarfile's ``filter="data"`` of Python 3.12+ has nothing to add: no extract call
-is ever made, on any Python version).
+is ever made, on any Python version). With FEDN_PACKAGE_EXTRACT_DIR the checked tree is
+then merged over the site's directory by ``package_merge`` (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import yaml
 
 from ..domain.archive_rules import MemberChecker, shown
 from ..domain.errors import PackageError
+from ..domain.extract_dir import MergeReport
 from ..domain.package import (
     MANIFEST_NAME,
     ArchiveLimits,
@@ -40,6 +42,7 @@ from ..domain.package import (
     MemberType,
     parse_manifest,
 )
+from .package_merge import merge_into
 
 log = logging.getLogger("fedclient.package")
 
@@ -106,6 +109,24 @@ class TarPackageUnpacker:
             with contextlib.suppress(OSError):
                 _remove(staging)
         return find_package_root(dest_dir)
+
+    def unpack_over(self, archive: Path, target: Path, record: Path) -> MergeReport:
+        """FEDN_PACKAGE_EXTRACT_DIR: check every member into a staging directory, then merge it
+        over ``target`` (``package_merge``), keeping the package's run-time files there.
+
+        The staging directory is a sibling of ``target`` (one file system, so files are
+        renamed into place); a refused archive never reaches ``target``.
+        """
+        target = Path(target)
+        staging = make_staging(target, Path(record).parent)
+        try:
+            self._extract(Path(archive), staging)
+            return merge_into(
+                staging, find_package_root(staging), target, Path(record), read_only=self._read_only
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                _remove(staging)
 
     def _extract(self, archive: Path, staging: Path) -> None:
         try:
@@ -271,6 +292,27 @@ def _damage(archive: Path, kind: str, exc: BaseException) -> str:
     if truncated:
         return f"compute package '{archive.name}' is truncated ({kind} data ends early): {reason}"
     return f"compute package '{archive.name}' is a corrupt {kind} archive: {reason}"
+
+
+def make_staging(target: Path, fallback_dir: Path) -> Path:
+    """An empty private directory beside ``target`` (what a killed client left there is removed first).
+
+    When the directory that holds ``target`` cannot be written to (a volume mounted as
+    the extract dir), the staging directory goes to ``fallback_dir`` (the work dir).
+    """
+    name = f".{target.name}.fedclient-staging"
+    try:
+        return _fresh_dir(target.parent / name)
+    except PermissionError:
+        log.debug("cannot stage beside %s; staging in %s", target, fallback_dir)
+        return _fresh_dir(fallback_dir / name)
+
+
+def _fresh_dir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove(path)
+    path.mkdir(mode=0o700)
+    return path
 
 
 def find_package_root(root: Path) -> Path:

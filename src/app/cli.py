@@ -30,8 +30,9 @@ from .cli_flags import OneLineParser, add_settings_flags, cli_values
 from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
 from .operators import operator_views
+from .plan import package_extract_dir
 from .settings import Loaded, Settings, load
-from .workdir import resolve_identity, work_dir_lock
+from .workdir import extract_dir_lock, resolve_identity, work_dir_lock
 
 log = logging.getLogger("fedclient")
 
@@ -142,7 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "TOKEN" if flag == "token" else "REFRESH_TOKEN",
                     )
             work_dir = settings.work_dir.resolve()
-            with work_dir_lock(work_dir):
+            extract_dir = package_extract_dir(settings)
+            with (
+                work_dir_lock(work_dir),
+                extract_dir_lock(extract_dir, loaded.origin("package_extract_dir")),
+            ):
                 # The identity kept in the work dir, settled before the metrics endpoint labels it.
                 identity = resolve_identity(work_dir, settings.name, settings.client_id)
                 settings = settings.model_copy(

@@ -26,7 +26,7 @@ from ..domain.lifecycle import Lifecycle
 from ..domain.observe import NULL_OBSERVER, Observer
 from ..domain.policy import SitePolicy
 from ..domain.redaction import register_secrets
-from .plan import build_plan
+from .plan import build_plan, package_extract_dir
 from .policy import max_model_bytes, site_policy
 from .settings import Settings
 
@@ -164,6 +164,7 @@ class Container(containers.DeclarativeContainer):
         limits=policy.provided.limits,
         pid_file=providers.Callable(_pid_file, settings),
         read_only_package=providers.Callable(_read_only_view, settings, policy),
+        read_only_root=providers.Callable(package_extract_dir, settings),
     )
     clock = providers.Singleton(SystemClock)
     usage_probe = providers.Singleton(system_usage_probe)

@@ -24,6 +24,16 @@ def resolve_local_package(path: Path) -> Path:
     raise ConfigError(f"--local-package: no {MANIFEST_NAME} in {where}")
 
 
+def package_extract_dir(settings: Settings) -> Path | None:
+    """FEDN_PACKAGE_EXTRACT_DIR, absolute (a relative one is under the start directory, as in FEDn).
+
+    None when nothing is unpacked: no extract dir set, a --local-package, or --entrypoint.
+    """
+    if settings.package_extract_dir is None or settings.local_package is not None or settings.entrypoint:
+        return None
+    return settings.package_extract_dir.resolve()
+
+
 def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process: bool = False) -> ClientPlan:
     """``in_process``: the trainer is the user's own callbacks (also with --entrypoint), no package."""
     in_process = in_process or settings.entrypoint is not None
@@ -48,6 +58,7 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
         # FEDn's in-process client joins as a local-package client too.
         package_mode=PackageMode.LOCAL if local or in_process else PackageMode.REMOTE,
         local_package_dir=local,
+        package_extract_dir=None if in_process else package_extract_dir(settings),
         package_needed=not in_process,
         preferred_combiner=settings.preferred_combiner or None,
         combiner=combiner,

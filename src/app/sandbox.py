@@ -89,7 +89,7 @@ async def sandbox(
                     "log_level": log_level,
                     "python": own,
                 }
-            )
+            ).model_copy(update={"package_extract_dir": None})  # N clients: each its own private dir
             # Each client trains on its own shard of the example's data.
             env = {"FEDN_CLIENT_INDEX": str(index), "FEDN_NUM_CLIENTS": str(clients)}
             board = StatusBoard([TransferLog()])

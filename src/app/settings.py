@@ -223,6 +223,13 @@ class Settings(BaseSettings):
         description="model helper (numpyhelper)",
         json_schema_extra=_meta(PACKAGE, ("-hp", "--helper_type", "--helper-type")),
     )
+    package_extract_dir: Path | None = Field(
+        default=None,
+        description="unpack the package over this directory, as FEDn's client does (relative: to the "
+        "directory the client starts in); the package runs there and files it writes there are kept "
+        "across restarts (unset: a fresh private directory per version in the work dir)",
+        json_schema_extra=_meta(PACKAGE, metavar="DIR"),
+    )
     work_dir: Path = Field(
         default=Path(".fedclient"),
         description="where packages and models are kept",
@@ -426,6 +433,12 @@ class Settings(BaseSettings):
         if not value or not re.fullmatch(r"[\w.@:-]+", value):
             raise ValueError("client names may hold letters, digits and _ . @ : - only")
         return value
+
+    @field_validator("package_extract_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # FEDN_PACKAGE_EXTRACT_DIR= (empty) is not the start directory itself.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level")
     @classmethod

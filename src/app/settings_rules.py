@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Mapping
 
 from ..domain.errors import ConfigError
+from ..domain.extract_dir import overlap
+from .plan import package_extract_dir
 from .settings import Loaded, unused_fields
 
 log = logging.getLogger("fedclient.settings")
@@ -110,6 +112,18 @@ def _entrypoint_and_local_package(loaded: Loaded) -> str | None:
     return None
 
 
+def _extract_dir_and_work_dir(loaded: Loaded) -> str | None:
+    """The package may overwrite anything in its extract dir: the client's own files must not be there."""
+    target = package_extract_dir(loaded.settings)
+    work_dir = loaded.settings.work_dir.resolve()
+    if target is not None and overlap(target, work_dir):
+        return (
+            f"{loaded.origin('package_extract_dir')} ({target}) and the work dir ({work_dir}) must not "
+            "contain one another: the package would be unpacked over the client's own files"
+        )
+    return None
+
+
 RULES: list[Rule] = [
     _insecure_with_a_ca,
     _two_tokens,
@@ -120,13 +134,12 @@ RULES: list[Rule] = [
     _ca_bundle_without_verification,
     _metrics_host_without_port,
     _entrypoint_and_local_package,
+    _extract_dir_and_work_dir,
 ]
 
 
 # FEDn client environment variables with no counterpart here, and what to do instead.
 FEDN_UNUSED_ENV = {
-    "FEDN_PACKAGE_EXTRACT_DIR": "packages unpack into <work dir>/packages/<sha256>, a fresh directory "
-    "per version (--work-dir)",
     "FEDN_REMOTE_LOG_SERVER": "ship the client's log lines instead (--log-format json)",
     "FEDN_REMOTE_LOG_PATH": "ship the client's log lines instead (--log-format json)",
     "FEDN_REMOTE_LOG_LEVEL": "ship the client's log lines instead (--log-format json)",
@@ -163,3 +176,9 @@ def check(loaded: Loaded) -> None:
         log.warning("the --init file's key %r is not a fedclient setting; ignored", key)
     for warning in unused_environment():
         log.warning("%s", warning)
+    s = loaded.settings
+    if s.package_extract_dir is not None and (s.local_package is not None or s.entrypoint):
+        instead = loaded.origin("local_package" if s.local_package is not None else "entrypoint")
+        log.warning(
+            "%s does nothing with %s: no package is unpacked", loaded.origin("package_extract_dir"), instead
+        )

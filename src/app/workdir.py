@@ -1,5 +1,8 @@
 """The client's private work dir: one client at a time (a lock), and a stable identity kept in it.
 
+The package extract dir (FEDN_PACKAGE_EXTRACT_DIR) is locked the same way: one client
+unpacks and runs its package there at a time.
+
 FEDn's client makes a new random id (and name) at every start unless one is given,
 so each restart looks like a new client to the server. Here an id made once is kept
 in ``<work dir>/identity.json`` and reused, so a restarted client is the same client.
@@ -104,3 +107,51 @@ def work_dir_lock(work_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the lock
+
+
+@contextlib.contextmanager
+def extract_dir_lock(target: Path | None, origin: str = "--package-extract-dir") -> Iterator[None]:
+    """Hold an exclusive lock on the package extract dir for as long as the client runs.
+
+    The lock is a flock on the directory itself (created if missing, as FEDn's client
+    does): no lock file the package's code could delete, and the operating system drops
+    it when the process ends. ``target`` None: no extract dir, nothing to lock.
+    """
+    if target is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no flock
+        log.warning("cannot lock the package extract dir on this platform; run one client per extract dir")
+        yield
+        return
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(target, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _flock_holder(fd)
+            raise ConfigError(
+                f"another fedclient{f' (pid {holder})' if holder else ''} is already unpacking its package "
+                f"into {target} ({origin}); stop it or give this one its own extract dir"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
+def _flock_holder(fd: int) -> str | None:
+    """The pid holding a flock on ``fd``'s inode, from /proc/locks (Linux), for the error message."""
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode and fields[4].isdigit():
+                    return fields[4]
+    except OSError:
+        return None
+    return None

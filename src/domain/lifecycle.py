@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .credentials import Credentials, RefreshingLink
 from .errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
+from .extract_dir import RECORD_NAME
 from .inbox import DEFAULT_LIMIT, TaskInbox
 from .links import LinkHolder
 from .model import (
@@ -65,6 +66,9 @@ class ClientPlan:
     work_dir: Path
     package_mode: PackageMode = PackageMode.REMOTE
     local_package_dir: Path | None = None
+    # FEDN_PACKAGE_EXTRACT_DIR (absolute): unpack over this directory, as FEDn's client does,
+    # instead of a fresh <work dir>/packages/<sha256> per version (domain.extract_dir).
+    package_extract_dir: Path | None = None
     # False when the trainer is the user's own Python (callbacks): no compute package at all.
     package_needed: bool = True
     preferred_combiner: str | None = None
@@ -327,9 +331,7 @@ class Lifecycle:
         # heartbeats and signals are not held up.
         try:
             actual = await asyncio.to_thread(self.verify_package, archive, server_sum)
-            self.package_dir = await asyncio.to_thread(
-                self.unpacker.unpack, archive, self.plan.work_dir / "packages" / actual[:16]
-            )
+            self.package_dir = await asyncio.to_thread(self._unpack, archive, actual)
             await asyncio.to_thread(cache.keep, archive, actual, fetched.tag)  # recognised next start
         finally:
             archive.unlink(missing_ok=True)  # refused: the download is not kept
@@ -339,8 +341,17 @@ class Lifecycle:
         """Unpack the kept archive instead of downloading it, after the same checks as a download."""
         actual = self.verify_package(kept.archive, server_sum)
         log.info("package %s not downloaded again: %s (sha256 %s…)", kept.archive.name, why, actual[:12])
-        self.package_dir = self.unpacker.unpack(kept.archive, self.plan.work_dir / "packages" / actual[:16])
+        self.package_dir = self._unpack(kept.archive, actual)
         return self.unpacker.load_manifest(self.package_dir)
+
+    def _unpack(self, archive: Path, sha256: str) -> Path:
+        """A verified archive into its directory; return the directory holding fedn.yaml."""
+        target = self.plan.package_extract_dir
+        if target is None:  # a fresh private directory per version
+            return self.unpacker.unpack(archive, self.plan.work_dir / "packages" / sha256[:16])
+        report = self.unpacker.unpack_over(archive, target, self.plan.work_dir / RECORD_NAME)
+        log.info("package unpacked into %s (FEDN_PACKAGE_EXTRACT_DIR): %s", report.target, report.describe())
+        return report.package_dir
 
     def verify_package(self, archive: Path, server_sum: str | None) -> str:
         """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it."""

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .extract_dir import MergeReport
 from .model import (
     Assignment,
     AssignmentRequest,
@@ -54,6 +55,14 @@ class PackageUnpacker(Protocol):
 
     def unpack(self, archive: Path, dest_dir: Path) -> Path:
         """Extract ``archive`` into ``dest_dir``; return the directory containing fedn.yaml."""
+        ...
+
+    def unpack_over(self, archive: Path, target: Path, record: Path) -> MergeReport:
+        """Extract ``archive`` over ``target`` (FEDN_PACKAGE_EXTRACT_DIR), keeping run-time files.
+
+        Every member is checked before ``target`` is touched; files the previous version
+        shipped (as ``record`` says) and this one does not are removed (domain.extract_dir).
+        """
         ...
 
     def load_manifest(self, package_dir: Path) -> Manifest: ...

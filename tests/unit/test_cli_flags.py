@@ -274,6 +274,7 @@ def _three_values(name: str) -> tuple[object, object, object] | None:
         "name": ("flag-name", "env-name", "file-name"),
         "validator": ("a", "b", "c"),
         "trainer": ("a", "b", "c"),
+        "package_extract_dir": ("/flag/p", "/env/p", "/file/p"),
     }
     if name in overrides:
         return overrides[name]

@@ -124,3 +124,54 @@ def test_without_the_privilege_to_mount_the_child_runs_on_unprotected_by_the_mou
     done = subprocess.run(drop + argv, capture_output=True, text=True, timeout=30, check=False)
     assert (done.returncode, done.stderr) == (0, "")
     assert (tmp_path / "new.txt").read_text() == "x"  # here only file modes would have protected it
+
+
+# Writes beside fedn.yaml's directory, into the extract dir that holds it, and into its own cwd.
+EXTRACT_WRITER = """
+    import errno, json, sys
+
+    def attempt(path):
+        try:
+            with open(path, "w") as f:
+                f.write("written by the entry point")
+        except OSError as exc:
+            return errno.errorcode[exc.errno]
+        return "ok"
+
+    result = {"cwd": attempt("new.txt"), "extract dir": attempt("../beside.txt")}
+    json.dump(result, open(sys.argv[2], "w"))
+    json.dump({"num_examples": 1}, open(sys.argv[2] + "-metadata", "w"))
+"""
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+async def test_with_an_extract_dir_the_mount_covers_all_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_only: bool
+) -> None:
+    """FEDN_PACKAGE_EXTRACT_DIR with fedn.yaml one level down: the whole extract dir is read-only."""
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        {
+            "api_url": "localhost",
+            "work_dir": tmp_path / "work",
+            "token": "t",
+            "read_only_package": read_only,
+            "package_extract_dir": Path("extract"),
+        }
+    )
+    package = tmp_path / "extract" / "client"
+    package.mkdir(parents=True)
+    (package / "train.py").write_text(textwrap.dedent(EXTRACT_WRITER))
+    manifest = Manifest(entry_points={"train": ("python", "train.py")})
+    trainer = build_container(settings).trainer_factory()(package, manifest)
+    scratch = tmp_path / "tasks"
+    scratch.mkdir()
+    (scratch / "in.npz").write_bytes(b"seed")
+    await trainer.train(scratch / "in.npz", scratch / "out.npz", {})
+    result = json.loads((scratch / "out.npz").read_text())
+    if read_only:
+        assert result == {"cwd": "EROFS", "extract dir": "EROFS"}
+        assert not (tmp_path / "extract" / "beside.txt").exists()
+    else:
+        assert result == {"cwd": "ok", "extract dir": "ok"}
+        assert (tmp_path / "extract" / "beside.txt").is_file()

@@ -25,6 +25,7 @@ def subprocess_trainer_factory(
     limits: ResourceLimits | None = None,
     pid_file: Path | None = None,
     read_only_package: bool = False,
+    read_only_root: Path | None = None,
 ) -> TrainerFactory:
     """A ``TrainerFactory``: the lifecycle learns the package directory only after unpacking.
 
@@ -32,7 +33,8 @@ def subprocess_trainer_factory(
     built and cached (None: python_env is not built, as with --no-managed-env). With
     ``pid_file``, leftovers recorded there by an earlier run are swept (killed if still
     ours) when the trainer is built, before any entry point of this run starts.
-    ``read_only_package``: entry points see their package directory as a read-only mount.
+    ``read_only_package``: entry points see their package directory as a read-only mount
+    (the whole of ``read_only_root``, the package extract dir, when it holds that directory).
     """
     env = dict(extra_env or {})
     envs = PackageEnvs(envs_dir) if envs_dir is not None else None
@@ -51,6 +53,7 @@ def subprocess_trainer_factory(
             limits=limits,
             registry=registry,
             read_only=read_only_package,
+            read_only_root=read_only_root,
         )
 
     return build

@@ -57,14 +57,20 @@ class SubprocessTrainer:
         limits: ResourceLimits | None = None,
         registry: ChildRegistry | None = None,
         read_only: bool = False,
+        read_only_root: Path | None = None,
     ) -> None:
         """``python`` overrides the interpreter; ``envs`` (None: --no-managed-env) builds python_env.
 
         ``read_only`` (the read_only_package policy): the entry point sees the package
-        directory as a read-only mount, which holds for root too (Linux, when permitted).
+        directory as a read-only mount, which holds for root too (Linux, when permitted);
+        with ``read_only_root`` (the FEDN_PACKAGE_EXTRACT_DIR holding the package
+        directory) the whole of that directory.
         """
         self._dir = Path(package_dir)
         self._read_only = read_only
+        self._view = self._dir
+        if read_only_root is not None and self._dir.resolve().is_relative_to(Path(read_only_root).resolve()):
+            self._view = Path(read_only_root)
         self._registry = registry
         self._limits = limits or ResourceLimits()
         wall = self._limits.wall_seconds
@@ -226,7 +232,7 @@ class SubprocessTrainer:
                 self._env,
                 self._registry,
                 rlimits_for(self._limits),
-                read_only=self._dir if self._read_only else None,
+                read_only=self._view if self._read_only else None,
             )
         except OSError as exc:
             raise TaskFailed(f"cannot start {entry} ({argv[0]}): {exc}") from None

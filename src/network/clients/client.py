@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ...app.container import build_container, close_adapters
+from ...app.plan import package_extract_dir
+from ...app.workdir import extract_dir_lock
 from ...domain.errors import ConfigError, ModelNotFound
 from ...domain.model import CombinerAddress, Identity
 from ...domain.ports import CombinerLink
@@ -122,7 +124,8 @@ class Client:
                 await close_adapters(lifecycle)
 
         try:
-            asyncio.run(serve())
+            with extract_dir_lock(package_extract_dir(self.settings)):  # one client per extract dir
+                asyncio.run(serve())
         except KeyboardInterrupt:
             log.info("stopped")
 
