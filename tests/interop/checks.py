@@ -12,7 +12,8 @@ Two sources, both written by the real FEDn 0.33 processes:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tests.interop.clients import Client
@@ -88,3 +89,12 @@ def check_clean_exit(net: FednNetwork, client: Client) -> None:
     log = client.log_text()
     assert code == 0, f"{client.name} exited with {code}:\n{log[-3000:]}"
     assert "Traceback" not in log, log[-3000:]
+
+
+def wait_for(what: str, check: Callable[[], bool], net: FednNetwork, timeout: float = 60) -> None:
+    """Poll ``check`` until true; fail with every log tail if a process died or time ran out."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        net.check_alive()
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{net.log_tails()}"
+        time.sleep(0.5)

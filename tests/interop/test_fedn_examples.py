@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.checks import check_aggregated, check_clean_exit, check_rounds
+from tests.interop.checks import check_aggregated, check_clean_exit, check_rounds, wait_for
 from tests.interop.clients import start_fedclient, start_stock_client
 from tests.interop.conftest import Package, run_session, setup_package
 from tests.interop.fedn_venv import venv_python
@@ -68,12 +68,31 @@ def test_fedn_load_test_example_builds_its_python_env_and_trains_on_both_clients
     assert f"package interpreter: python -> {built.group(3)}/bin/python (the package's python_env)" in log
     # The stock client built its env the FEDn way, inside the unpacked package.
     assert list(stock.home.rglob(".load-test/bin/python")), "the stock client built no python_env"
+    check_clean_exit(fedn_network, ours)
+    fedn_network.finish(stock.proc)
+
+    # Started again in the same directories, each client reuses the env it built.
+    ours_again = start_fedclient(
+        fedn_network, "fedclient-1-again", index=1, count=2, package_bin=None, home=ours.home
+    )
+    stock_again = start_stock_client(
+        fedn_network, "stock-0-again", index=0, count=2, package_bin=None, home=stock.home
+    )
+    reuse = r"python_env '\.load-test' reused from \S+ \(Python [\d.]+, ([\d.]+) s\)"
+    net = fedn_network
+    wait_for("fedclient to reuse its env", lambda: re.search(reuse, ours_again.log_text()) is not None, net)
+    wait_for("the stock client to listen", lambda: "Listening to task stream" in stock_again.log_text(), net)
+    reused = re.search(reuse, ours_again.log_text())
+    assert reused and "building python_env" not in ours_again.log_text()
+    stock_log = stock_again.log_text()
+    assert "already exists" in stock_log and "Creating a new environment" not in stock_log, stock_log[-3000:]
     print(
         f"\n[fedn example load-test] 2 rounds: stock client and fedclient both aggregated each round; "
-        f"fedclient built the python_env with {built.group(1)} in {built.group(2)} s, "
-        f"the stock client (virtualenv + pip) in {_stock_env_seconds(stock.log_text())}"
+        f"fedclient built the python_env with {built.group(1)} in {built.group(2)} s and reused it in "
+        f"{reused.group(1)} s on a restart; the stock client (virtualenv + pip) built it in "
+        f"{_stock_env_seconds(stock.log_text())} and reused it on a restart"
     )
-    check_clean_exit(fedn_network, ours)
+    check_clean_exit(fedn_network, ours_again)
 
 
 def _stock_env_seconds(log: str) -> str:

@@ -6,14 +6,12 @@ The stock client and fedclient run side by side, so the report compares what eac
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.interop.checks import check_clean_exit
+from tests.interop.checks import check_clean_exit, wait_for
 from tests.interop.clients import FEDCLIENT, Client, _env, start_fedclient, start_stock_client
 from tests.interop.conftest import Package, setup_package
 from tests.interop.fednnet import FednNetwork
@@ -25,14 +23,6 @@ KEYS = {"cpu_usage", "memory_usage"}
 def telemetry(net: FednNetwork, client_id: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = net.rest(f"/api/v1/telemetry/?sender.client_id={client_id}")["result"]
     return rows
-
-
-def wait_for(what: str, check: Callable[[], bool], net: FednNetwork, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        net.check_alive()
-        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{net.log_tails()}"
-        time.sleep(0.5)
 
 
 def test_telemetry_and_heartbeat_usage_beside_the_stock_client(
