@@ -98,8 +98,27 @@ def _shipped(staging: Path, read_only: bool) -> Shipped:
 
 
 def _refuse_conflicts(root: int, shipped: Shipped, previous: Shipped, target: Path) -> None:
-    """A directory where the package has a file: fine if only the previous version's files are in it
-    (they are removed as stale first), refused before any change if it holds anything else."""
+    """Refused before any change: what the package would have to delete that is not its own.
+
+    A directory where the package has a file is fine if only the previous version's files
+    are in it (they are removed as stale first); a file or link where the package has a
+    directory is fine if the previous version shipped it as a file. Anything else there is
+    the site's or a run-time file, and the stock client's unpack fails there too.
+    """
+    for rel in sorted(shipped.dirs):
+        *parents, leaf = rel.split("/")
+        fd = _open_existing(root, parents)
+        if fd is None:  # a step is missing (created) or not a directory (checked at that step)
+            continue
+        try:
+            st = _lstat(fd, leaf)
+        finally:
+            os.close(fd)
+        if st is not None and not stat.S_ISDIR(st.st_mode) and rel not in previous.files:
+            raise PackageError(
+                f"cannot unpack the package into {target}: {rel} is a file or link there and a directory "
+                "in the package; move it away"
+            )
     for rel in sorted(shipped.files):
         fd = _open_existing(root, rel.split("/"))
         if fd is None:  # nothing there, or a file or link: the package's file replaces it
@@ -201,7 +220,11 @@ def _place_tree(src: int, dst: int) -> int:
 
 
 def _ensure_dir(parent: int, name: str) -> int:
-    """The real directory ``name`` in ``parent``: a file or link in its way is removed (the package wins)."""
+    """The real directory ``name`` in ``parent``: a file or link in its way is removed.
+
+    Only one the previous version shipped as a file can be there: ``_refuse_conflicts``
+    refused the merge for anything else.
+    """
     st = _lstat(parent, name)
     if st is not None and not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=parent)

@@ -172,11 +172,14 @@ def test_planted_symlinks_are_replaced_or_removed_never_followed(tmp_path: Path)
     (outside / "old.py").write_bytes(b"not the package's")
     (outside / "lib").mkdir()
     site = Site(tmp_path)
-    site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v1", "stale.py": b"s", "sub/old.py": b"o"})
+    site.unpack(
+        {"fedn.yaml": FEDN_YAML, "train.py": b"v1", "stale.py": b"s", "sub/old.py": b"o", "lib": b"l"}
+    )
     # The package's code (same user) plants links where the next version writes and removes.
     (site.target / "train.py").unlink()
     (site.target / "train.py").symlink_to(outside / "secret.txt")  # a shipped file's name
-    (site.target / "lib").symlink_to(outside / "lib")  # a shipped directory's name
+    (site.target / "lib").unlink()
+    (site.target / "lib").symlink_to(outside / "lib")  # a shipped file's name, a directory in v2
     (site.target / "stale.py").unlink()
     (site.target / "stale.py").symlink_to(outside / "secret.txt")  # a stale file's name
     (site.target / "sub" / "old.py").unlink()
@@ -329,3 +332,37 @@ def test_staging_falls_back_to_the_work_dir_when_the_parent_is_not_writable(
     report = site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"x"})
     assert (report.package_dir / "train.py").read_bytes() == b"x"
     assert used == [site.record.parent / ".package.fedclient-staging"] and not used[0].exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_runtime_file_or_link_where_the_package_has_a_directory_is_refused_before_any_change(
+    tmp_path: Path, kind: str
+) -> None:
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    (datasets / "x.csv").write_text("site data")
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v1"})
+    if kind == "file":  # the package's code wrote it at run time
+        (site.target / "results").write_text("round 1")
+    else:  # the site points its data into the package directory
+        (site.target / "results").symlink_to(datasets)
+    before, outside = snapshot(site.root / "site"), snapshot(datasets)
+    with pytest.raises(PackageError) as refused:
+        site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v2", "results/deep/readme": b"new"})
+    assert str(refused.value) == (
+        f"cannot unpack the package into {site.target}: results is a file or link there and a directory "
+        "in the package; move it away"
+    )
+    assert snapshot(site.root / "site") == before and snapshot(datasets) == outside
+
+
+def test_a_shipped_file_that_becomes_a_directory_is_replaced(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils": b"a file", "lib": b"another"})
+    (site.target / "lib").unlink()
+    (site.target / "lib").symlink_to(tmp_path)  # the package's code replaced its own file with a link
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a", "lib/b.py": b"b"})
+    assert (site.target / "utils" / "a.py").read_bytes() == b"a"
+    assert not (site.target / "lib").is_symlink() and (site.target / "lib" / "b.py").read_bytes() == b"b"
+    assert not (tmp_path / "b.py").exists()
