@@ -42,6 +42,7 @@ log = logging.getLogger("fedclient.package")
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 _NOT_A_DIR = (errno.ENOTDIR, errno.ELOOP, errno.ENOENT)
 _CHUNK = 1024 * 1024
+_PYCACHE = "__pycache__"
 
 
 def merge_into(
@@ -135,8 +136,11 @@ def _refuse_conflicts(root: int, shipped: Shipped, previous: Shipped, target: Pa
 
 
 def _only_shipped(fd: int, prefix: str, previous: Shipped) -> bool:
+    """Nothing under ``fd`` but the previous version's files and directories (and bytecode caches)."""
     for name, is_dir, _ in _entries(fd):
         rel = f"{prefix}{name}"
+        if is_dir and _bytecode_cache(fd, name):
+            continue
         if not is_dir:
             if rel not in previous.files:
                 return False
@@ -150,6 +154,39 @@ def _only_shipped(fd: int, prefix: str, previous: Shipped) -> bool:
         finally:
             os.close(sub)
     return True
+
+
+def _bytecode_cache(parent: int, name: str) -> bool:
+    """``name`` is Python's cache of the modules beside it: a real ``__pycache__`` directory
+    holding only ``.pyc`` files (and leftovers of an interrupted write of one). Disposable:
+    the next import writes it again."""
+    if name != _PYCACHE:
+        return False
+    fd = _open_existing(parent, [name])
+    if fd is None:
+        return False
+    try:
+        return all(not is_dir and not is_link and _is_pyc(n) for n, is_dir, is_link in _entries(fd))
+    finally:
+        os.close(fd)
+
+
+def _is_pyc(name: str) -> bool:
+    return name.endswith(".pyc") or ".pyc." in name
+
+
+def _remove_bytecode_cache(parent: int) -> None:
+    """Unlink the ``.pyc`` files of ``parent``'s ``__pycache__`` (checked by ``_bytecode_cache``), then it."""
+    fd = _open_existing(parent, [_PYCACHE], writable=True)
+    if fd is None:
+        return
+    try:
+        for name, is_dir, _ in _entries(fd):
+            if not is_dir:
+                os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(_PYCACHE, dir_fd=parent)
 
 
 # ------------------------------------------------------------- walking --
@@ -295,6 +332,7 @@ def _remove_stale(root: int, removing: Stale) -> int:
         if fd is None:
             continue
         try:
+            _drop_lone_bytecode_cache(fd, leaf)
             st = _lstat(fd, leaf)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 with contextlib.suppress(OSError):
@@ -302,6 +340,19 @@ def _remove_stale(root: int, removing: Stale) -> int:
         finally:
             os.close(fd)
     return removed
+
+
+def _drop_lone_bytecode_cache(parent: int, name: str) -> None:
+    """A stale directory holding nothing but its ``__pycache__``: the cache goes, so the directory can."""
+    fd = _open_existing(parent, [name])
+    if fd is None:
+        return
+    try:
+        if [e[0] for e in _entries(fd)] == [_PYCACHE] and _bytecode_cache(fd, _PYCACHE):
+            _owner_writable(fd)
+            _remove_bytecode_cache(fd)
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------ counting --

@@ -366,3 +366,34 @@ def test_a_shipped_file_that_becomes_a_directory_is_replaced(tmp_path: Path) -> 
     assert (site.target / "utils" / "a.py").read_bytes() == b"a"
     assert not (site.target / "lib").is_symlink() and (site.target / "lib" / "b.py").read_bytes() == b"b"
     assert not (tmp_path / "b.py").exists()
+
+
+def pycache(directory: Path, *modules: str) -> None:
+    """What importing the package's modules leaves beside them."""
+    (directory / "__pycache__").mkdir()
+    for module in modules:
+        (directory / "__pycache__" / f"{module}.cpython-311.pyc").write_bytes(b"\x00pyc")
+
+
+def test_pycache_in_a_shipped_directory_does_not_keep_it_from_going(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a", "utils/deep/b.py": b"b", "old/c.py": b"c"})
+    pycache(site.target / "utils", "a")  # the code ran: Python cached what it imported
+    pycache(site.target / "utils" / "deep", "b")
+    pycache(site.target / "old", "c")
+    report = site.unpack({"fedn.yaml": FEDN_YAML, "utils": b"now a file"})
+    assert (site.target / "utils").read_bytes() == b"now a file"
+    assert not (site.target / "old").exists()  # the stale directory held only its cache
+    assert (report.removed, report.kept) == (3, 0)
+
+
+def test_a_pycache_holding_anything_else_is_not_disposable(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a", "old/c.py": b"c"})
+    for name in ("utils", "old"):
+        pycache(site.target / name, "a")
+        (site.target / name / "__pycache__" / "notes.txt").write_text("mine")
+    with pytest.raises(PackageError, match="utils is a directory there and a file in the package"):
+        site.unpack({"fedn.yaml": FEDN_YAML, "utils": b"now a file"})
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a"})
+    assert (site.target / "old" / "__pycache__" / "notes.txt").read_text() == "mine"
