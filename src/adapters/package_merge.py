@@ -24,16 +24,19 @@ import os
 import stat
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from ..domain.errors import PackageError
 from ..domain.extract_dir import (
+    FileStat,
     MergeReport,
     Shipped,
     Stale,
     read_record,
     shipped_from,
     stale,
+    unchanged,
     with_record,
 )
 
@@ -66,23 +69,24 @@ def merge_into(
         # Recorded as both versions first: a merge cut short is cleaned up by the next one.
         _save(record, with_record(data, key, previous.union(shipped)))
         _owner_writable(root)
-        removed = _remove_stale(root, stale(previous, shipped))
+        removed, changed = _remove_stale(root, stale(previous, shipped), previous)
+        placed: dict[str, FileStat] = {}
         src = os.open(staging, _DIR_FLAGS)
         try:
-            written = _place_tree(src, root)
+            written = _place_tree(src, root, "", placed)
         finally:
             os.close(src)
         if previous.read_only and not read_only:  # the policy was turned off: writable again
             _apply_modes(root, read_only=False)
             _owner_writable(root)
-        kept = _count_others(root, "", shipped.files)
+        kept = _count_others(root, "", shipped.files) - changed
         if read_only:
             _apply_modes(root, read_only=True)
             os.fchmod(root, 0o500)
-        _save(record, with_record(data, key, shipped))
+        _save(record, with_record(data, key, replace(shipped, stats=placed)))
     finally:
         os.close(root)
-    return MergeReport(target, target / package_root.relative_to(staging), written, removed, kept)
+    return MergeReport(target, target / package_root.relative_to(staging), written, removed, kept, changed)
 
 
 # ------------------------------------------------------------- shipped --
@@ -115,7 +119,7 @@ def _refuse_conflicts(root: int, shipped: Shipped, previous: Shipped, target: Pa
             st = _lstat(fd, leaf)
         finally:
             os.close(fd)
-        if st is not None and not stat.S_ISDIR(st.st_mode) and rel not in previous.files:
+        if st is not None and not stat.S_ISDIR(st.st_mode) and not _replaceable_file(st, rel, previous):
             raise PackageError(
                 f"cannot unpack the package into {target}: {rel} is a file or link there and a directory "
                 "in the package; move it away"
@@ -142,7 +146,8 @@ def _only_shipped(fd: int, prefix: str, previous: Shipped) -> bool:
         if is_dir and _bytecode_cache(fd, name):
             continue
         if not is_dir:
-            if rel not in previous.files:
+            st = _lstat(fd, name)
+            if st is not None and not _replaceable_file(st, rel, previous):
                 return False
             continue
         sub = _open_existing(fd, [name]) if rel in previous.dirs else None
@@ -154,6 +159,16 @@ def _only_shipped(fd: int, prefix: str, previous: Shipped) -> bool:
         finally:
             os.close(sub)
     return True
+
+
+def _replaceable_file(st: os.stat_result, rel: str, previous: Shipped) -> bool:
+    """A file or link the previous version shipped at ``rel``, not changed since (links hold no data)."""
+    return rel in previous.files and not _changed(st, previous.stats.get(rel))
+
+
+def _changed(st: os.stat_result, recorded: FileStat | None) -> bool:
+    """A regular file that is not as the merge placed it: the package wrote to it."""
+    return stat.S_ISREG(st.st_mode) and not unchanged(recorded, st.st_size, st.st_mtime_ns)
 
 
 def _bytecode_cache(parent: int, name: str) -> bool:
@@ -237,7 +252,8 @@ def _entries(fd: int) -> list[tuple[str, bool, bool]]:
 # ------------------------------------------------------------- placing --
 
 
-def _place_tree(src: int, dst: int) -> int:
+def _place_tree(src: int, dst: int, prefix: str, placed: dict[str, FileStat]) -> int:
+    """Move the staged tree ``src`` into ``dst``; ``placed`` gets each file's stat as it lies there."""
     written = 0
     for name, is_dir, _ in _entries(src):
         if is_dir:
@@ -245,13 +261,15 @@ def _place_tree(src: int, dst: int) -> int:
             try:
                 sub_dst = _ensure_dir(dst, name)
                 try:
-                    written += _place_tree(sub_src, sub_dst)
+                    written += _place_tree(sub_src, sub_dst, f"{prefix}{name}/", placed)
                 finally:
                     os.close(sub_dst)
             finally:
                 os.close(sub_src)
         else:
             _place_file(src, dst, name)
+            st = os.stat(name, dir_fd=dst, follow_symlinks=False)
+            placed[f"{prefix}{name}"] = (st.st_size, st.st_mtime_ns)
             written += 1
     return written
 
@@ -311,19 +329,28 @@ def _copy_across(src: int, dst: int, name: str) -> None:
 # ------------------------------------------------------------ removing --
 
 
-def _remove_stale(root: int, removing: Stale) -> int:
-    """Unlink what only the previous version shipped; a directory there now is the package's own."""
-    removed = 0
+def _remove_stale(root: int, removing: Stale, previous: Shipped) -> tuple[int, int]:
+    """Unlink what only the previous version shipped: (removed, kept because the package changed it).
+
+    A directory there now is the package's own, and so is a file it wrote to since it was
+    placed (``domain.extract_dir.unchanged``).
+    """
+    removed = changed = 0
     for rel in removing.files:
         *parents, leaf = rel.split("/")
-        fd = _open_existing(root, parents, writable=True)
+        fd = _open_existing(root, parents)
         if fd is None:
             continue
         try:
             st = _lstat(fd, leaf)
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                os.unlink(leaf, dir_fd=fd)
-                removed += 1
+            if st is None or stat.S_ISDIR(st.st_mode):
+                continue
+            if _changed(st, previous.stats.get(rel)):
+                changed += 1
+                continue
+            _owner_writable(fd)
+            os.unlink(leaf, dir_fd=fd)
+            removed += 1
         finally:
             os.close(fd)
     for rel in removing.dirs:  # deepest first; one that holds run-time files stays
@@ -339,7 +366,7 @@ def _remove_stale(root: int, removing: Stale) -> int:
                     os.rmdir(leaf, dir_fd=fd)
         finally:
             os.close(fd)
-    return removed
+    return removed, changed
 
 
 def _drop_lone_bytecode_cache(parent: int, name: str) -> None:

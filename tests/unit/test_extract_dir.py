@@ -30,6 +30,7 @@ from fedclient.domain.extract_dir import (
     read_record,
     shipped_from,
     stale,
+    unchanged,
     with_record,
 )
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -89,6 +90,19 @@ def test_the_record_round_trips_and_keeps_other_extract_dirs() -> None:
         assert read_record(broken, "/site") == Shipped()
     hostile = {"version": 1, "targets": {"/site": {"files": ["../up", "ok.py", 3], "dirs": "lib"}}}
     assert read_record(hostile, "/site") == Shipped(frozenset({"ok.py"}))
+
+
+def test_stats_are_recorded_checked_and_dropped_for_files_a_new_version_replaces() -> None:
+    shipped = Shipped(frozenset({"a.py", "seed.npz"}), stats={"a.py": (1, 2), "seed.npz": (3, -4)})
+    data = json.loads(json.dumps(with_record(None, "/site", shipped)))
+    assert data["targets"]["/site"]["stats"] == {"a.py": [1, 2], "seed.npz": [3, -4]}
+    assert read_record(data, "/site") == shipped
+    data["targets"]["/site"]["stats"] = {"a.py": [1, True], "seed.npz": [-1, 0], "other": [1, 1], "x": 3}
+    assert read_record(data, "/site").stats == {}  # malformed, negative sizes, paths not recorded
+    # While a merge runs the record lists both versions: stats only where the old file stays.
+    both = shipped.union(Shipped(frozenset({"a.py", "b.py"})))
+    assert both.files == {"a.py", "b.py", "seed.npz"} and both.stats == {"seed.npz": (3, -4)}
+    assert unchanged(None, 1, 2) and unchanged((1, 2), 1, 2) and not unchanged((1, 2), 1, 3)
 
 
 def test_overlap_is_either_way_round() -> None:

@@ -397,3 +397,55 @@ def test_a_pycache_holding_anything_else_is_not_disposable(tmp_path: Path) -> No
         site.unpack({"fedn.yaml": FEDN_YAML, "utils": b"now a file"})
     site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a"})
     assert (site.target / "old" / "__pycache__" / "notes.txt").read_text() == "mine"
+
+
+def test_a_stale_shipped_file_the_package_changed_is_kept(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "seed.npz": b"seed", "old.py": b"o", "models/m.bin": b"m"})
+    key = str(site.target.resolve())
+    stats = json.loads(site.record.read_text())["targets"][key]["stats"]
+    seed = (site.target / "seed.npz").stat()
+    assert stats["seed.npz"] == [seed.st_size, seed.st_mtime_ns] and sorted(stats) == [
+        "fedn.yaml", "models/m.bin", "old.py", "seed.npz"
+    ]  # fmt: skip
+    (site.target / "seed.npz").write_bytes(b"trained in place")  # the code trains the seed model
+    (site.target / "models" / "m.bin").write_bytes(b"mmmm")  # same size, a new mtime
+    os.utime(site.target / "models" / "m.bin", ns=(0, seed.st_mtime_ns + 1))
+
+    report = site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v2"})
+
+    assert not (site.target / "old.py").exists()  # unchanged: removed as before
+    assert (site.target / "seed.npz").read_bytes() == b"trained in place"
+    assert (site.target / "models" / "m.bin").read_bytes() == b"mmmm"
+    assert (report.removed, report.changed, report.kept) == (1, 2, 0)
+    assert report.describe().endswith(
+        "0 run-time files kept; kept 2 files the package changed since they were shipped"
+    )
+    # From now on they are the package's run-time files, as with the stock client.
+    assert site.unpack({"fedn.yaml": FEDN_YAML}).kept == 2
+
+
+def test_a_record_without_stats_removes_stale_files_as_before(tmp_path: Path) -> None:
+    """A record written before stats were kept cannot tell a changed file: it is removed."""
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "seed.npz": b"seed"})
+    (site.target / "seed.npz").write_bytes(b"trained")
+    data = json.loads(site.record.read_text())
+    for entry in data["targets"].values():
+        del entry["stats"]
+    site.record.write_text(json.dumps(data))
+    report = site.unpack({"fedn.yaml": FEDN_YAML})
+    assert not (site.target / "seed.npz").exists() and (report.removed, report.changed) == (1, 0)
+
+
+def test_a_changed_shipped_file_in_the_way_of_the_new_version_is_refused(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "results": b"seed", "utils/a.py": b"a"})
+    (site.target / "results").write_bytes(b"trained")
+    (site.target / "utils" / "a.py").write_bytes(b"edited")
+    before = snapshot(site.root / "site")
+    with pytest.raises(PackageError, match="results is a file or link there and a directory in the package"):
+        site.unpack({"fedn.yaml": FEDN_YAML, "results/readme": b"r", "utils/a.py": b"a"})
+    with pytest.raises(PackageError, match="utils is a directory there and a file in the package"):
+        site.unpack({"fedn.yaml": FEDN_YAML, "results": b"seed", "utils": b"a file"})
+    assert snapshot(site.root / "site") == before
