@@ -77,11 +77,11 @@ def merge_into(
         finally:
             os.close(src)
         if previous.read_only and not read_only:  # the policy was turned off: writable again
-            _apply_modes(root, read_only=False)
+            _apply_modes(root, previous, read_only=False)
             _owner_writable(root)
         kept = _count_others(root, "", shipped.files) - changed
         if read_only:
-            _apply_modes(root, read_only=True)
+            _apply_modes(root, shipped, read_only=True)
             os.fchmod(root, 0o500)
         _save(record, with_record(data, key, replace(shipped, stats=placed)))
     finally:
@@ -405,29 +405,36 @@ def _count_others(fd: int, prefix: str, shipped: frozenset[str]) -> int:
 # --------------------------------------------------------------- modes --
 
 
-def _apply_modes(fd: int, read_only: bool) -> None:
-    """read_only: files r-- (r-x if executable), directories r-x; else give the owner write back.
+def _apply_modes(root: int, paths: Shipped, read_only: bool) -> None:
+    """read_only: the shipped files r-- (r-x if executable), the shipped directories r-x; else
+    give the owner write back on them. The caller sets the root's own mode.
 
-    Links are skipped, and so are files with more than one hard link (they are not the
-    package's: the same inode is somewhere else too). The caller sets the root's own mode.
+    Only what ``paths`` names is changed (the package's files and the directories holding
+    them): whatever else is in the target - the package's run-time files, the site's own
+    files when the extract dir is the start dir - keeps its modes. Links are skipped (never
+    followed), and so are files with more than one hard link (the same inode is somewhere
+    else too, so it is not only the package's).
     """
-    for name, is_dir, is_link in _entries(fd):
-        if is_link:
+    for rel in sorted(paths.files):
+        *parents, leaf = rel.split("/")
+        fd = _open_existing(root, parents)
+        if fd is None:
             continue
-        if is_dir:
-            sub = _open_existing(fd, [name])
-            if sub is None:
-                continue
-            try:
-                if not read_only:
-                    _owner_writable(sub)
-                _apply_modes(sub, read_only)
-                if read_only:
-                    os.fchmod(sub, 0o500)
-            finally:
-                os.close(sub)
-        else:
-            _chmod_file(fd, name, read_only)
+        try:
+            _chmod_file(fd, leaf, read_only)
+        finally:
+            os.close(fd)
+    for rel in sorted(paths.dirs):
+        fd = _open_existing(root, rel.split("/"))
+        if fd is None:  # gone, or a file or link there now
+            continue
+        try:
+            if read_only:
+                os.fchmod(fd, 0o500)
+            else:
+                _owner_writable(fd)
+        finally:
+            os.close(fd)
 
 
 def _file_mode(st: os.stat_result, read_only: bool) -> int | None:

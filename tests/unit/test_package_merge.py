@@ -218,8 +218,9 @@ def test_read_only_policy_in_extract_mode(tmp_path: Path) -> None:
 
     # Files from before the policy (a model the package kept), a link out and a hard link.
     target.chmod(0o700)
-    (target / "local_models").mkdir()
+    (target / "local_models").mkdir(0o755)
     (target / "local_models" / "m.pth").write_bytes(b"w")
+    (target / "local_models" / "m.pth").chmod(0o644)
     (target / "link").symlink_to(outside)
     os.link(outside, target / "hardlink")
     target.chmod(0o500)
@@ -228,8 +229,8 @@ def test_read_only_policy_in_extract_mode(tmp_path: Path) -> None:
 
     assert report.removed == 2 and report.kept == 3  # run.sh and lib/a.py; the model and both links
     assert (target / "train.py").read_bytes() == b"v2" and not (target / "lib").exists()
-    assert stat.S_IMODE((target / "local_models" / "m.pth").stat().st_mode) == 0o400  # run-time files too
-    assert stat.S_IMODE((target / "local_models").stat().st_mode) == 0o500
+    assert stat.S_IMODE((target / "local_models" / "m.pth").stat().st_mode) == 0o644  # run-time: as it was
+    assert stat.S_IMODE((target / "local_models").stat().st_mode) == 0o755
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644  # neither the link nor the hard link was chmodded
 
     # The site turns the policy off: the package can write its directory again.
@@ -449,3 +450,28 @@ def test_a_changed_shipped_file_in_the_way_of_the_new_version_is_refused(tmp_pat
     with pytest.raises(PackageError, match="utils is a directory there and a file in the package"):
         site.unpack({"fedn.yaml": FEDN_YAML, "results": b"seed", "utils": b"a file"})
     assert snapshot(site.root / "site") == before
+
+
+def test_read_only_modes_touch_only_what_the_package_shipped(tmp_path: Path) -> None:
+    """With an extract dir of ``.`` the site's own files are in it: their modes are the site's."""
+    site = Site(tmp_path, read_only=True)
+    site.target.mkdir(parents=True)
+    data = site.target / "data"
+    data.mkdir(0o750)
+    (data / "x.csv").write_text("site data")
+    (data / "x.csv").chmod(0o444)  # kept read-only by the site on purpose
+    (site.target / "notes.txt").write_text("mine")
+    (site.target / "notes.txt").chmod(0o664)
+    data.chmod(0o750)
+    site.unpack({"fedn.yaml": FEDN_YAML, "lib/a.py": b"a"})
+    assert stat.S_IMODE((site.target / "lib" / "a.py").stat().st_mode) == 0o400
+    assert stat.S_IMODE((site.target / "lib").stat().st_mode) == 0o500
+    assert stat.S_IMODE(site.target.stat().st_mode) == 0o500
+    site_modes = {"data": 0o750, "data/x.csv": 0o444, "notes.txt": 0o664}
+    assert {rel: stat.S_IMODE((site.target / rel).stat().st_mode) for rel in site_modes} == site_modes
+
+    writable = Site(tmp_path)  # the site turns the policy off
+    writable.unpack({"fedn.yaml": FEDN_YAML, "lib/a.py": b"a2", "lib/b.py": b"b"})
+    assert stat.S_IMODE(site.target.stat().st_mode) & 0o700 == 0o700
+    assert stat.S_IMODE((site.target / "lib").stat().st_mode) & 0o700 == 0o700
+    assert {rel: stat.S_IMODE((site.target / rel).stat().st_mode) for rel in site_modes} == site_modes
