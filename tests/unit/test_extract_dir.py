@@ -281,3 +281,22 @@ async def test_every_start_unpacks_over_the_extract_dir_and_keeps_runtime_files(
     assert not (target / "one.py").exists() and (target / "two.py").read_text() == "two"
     assert (target / "state.txt").read_text() == "round 1\n"
     assert any("1 removed from the previous version, 1 run-time file kept" in m for m in caplog.messages)
+
+
+def test_the_python_api_refuses_an_extract_dir_over_its_work_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fedclient.network.clients.client import Client
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEDN_PACKAGE_EXTRACT_DIR", ".")  # the default work dir .fedclient is inside
+    with pytest.raises(ConfigError) as refused:
+        Client({"api_url": "localhost", "name": "a", "client_id": "b"})
+    assert str(refused.value) == (
+        f"package_extract_dir (FEDN_PACKAGE_EXTRACT_DIR) ({tmp_path}) and the work dir "
+        f"({tmp_path / '.fedclient'}) must not contain one another: the package would be unpacked "
+        "over the client's own files"
+    )
+    assert "\n" not in str(refused.value) and not (tmp_path / ".fedclient").exists()
+    with pytest.raises(ConfigError, match="must not contain one another"):  # every plan gets the check
+        build_plan(load_settings({"api_url": "x", "work_dir": Path("w"), "package_extract_dir": "w/p"}))
