@@ -24,6 +24,7 @@ from fedclient.app.workdir import extract_dir_lock
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.extract_dir import (
     RECORD_NAME,
+    MergeReport,
     Shipped,
     is_safe_relative,
     overlap,
@@ -300,3 +301,37 @@ def test_the_python_api_refuses_an_extract_dir_over_its_work_dir(
     assert "\n" not in str(refused.value) and not (tmp_path / ".fedclient").exists()
     with pytest.raises(ConfigError, match="must not contain one another"):  # every plan gets the check
         build_plan(load_settings({"api_url": "x", "work_dir": Path("w"), "package_extract_dir": "w/p"}))
+
+
+async def test_children_a_killed_client_left_are_swept_before_the_package_is_unpacked(tmp_path: Path) -> None:
+    """After a SIGKILL, the old entry points may still run in the extract dir: gone before the merge."""
+    from fedclient.adapters.trainers import PID_FILE, ChildRegistry, subprocess_trainer_factory
+
+    from tests.unit.test_lifecycle import World
+
+    pid_file = tmp_path / "work" / PID_FILE
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        ChildRegistry(pid_file).record(leftover.pid)  # what the killed client had written
+        alive_at_unpack: list[bool] = []
+
+        class Watching(InMemoryUnpacker):
+            def unpack_over(self, archive: Path, target: Path, record: Path) -> MergeReport:
+                try:
+                    leftover.wait(2)
+                except subprocess.TimeoutExpired:
+                    alive_at_unpack.append(True)
+                else:
+                    alive_at_unpack.append(False)
+                return super().unpack_over(archive, target, record)
+
+        w = World(tmp_path, package(tmp_path / "v1.json", "one"), package_extract_dir=tmp_path / "package")
+        w.life.unpacker = Watching()
+        w.life.trainer_factory = subprocess_trainer_factory(pid_file=pid_file)
+        await w.run_until(lambda: w.life.runner is not None)
+        assert alive_at_unpack == [False]
+        assert json.loads(pid_file.read_text()) == []
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait(10)
