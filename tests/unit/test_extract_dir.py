@@ -335,3 +335,25 @@ async def test_children_a_killed_client_left_are_swept_before_the_package_is_unp
         if leftover.poll() is None:
             leftover.kill()
             leftover.wait(10)
+
+
+def test_an_extract_dir_that_cannot_be_locked_is_used_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """flock on a directory opened read-only fails on some NFS mounts (EBADF): not a reason to stop."""
+    import errno
+    import fcntl
+
+    def nfs(fd: int, operation: int) -> None:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", nfs)
+    ran = False
+    with caplog.at_level(logging.WARNING, logger="fedclient.workdir"), extract_dir_lock(tmp_path / "pkg"):
+        ran = True
+    assert ran
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and record.getMessage() == (
+        f"cannot lock the package extract dir {tmp_path / 'pkg'} ({os.strerror(errno.EBADF)}): "
+        "a second fedclient using it would not be stopped"
+    )
