@@ -55,8 +55,8 @@ def merge_into(
 
     ``package_root`` is the directory of ``staging`` holding fedn.yaml, found by the caller
     in what was shipped (never among run-time files). Before anything in ``target``
-    changes, the package is known to fit: no directory of ``target`` that holds anything
-    but the previous version's files sits where the package has a file.
+    changes, the package is known to fit (``_refuse_conflicts``): nothing the merge would
+    have to delete to put it in place is anything but the previous version's, unchanged.
     """
     shipped = _shipped(staging, read_only)
     key = str(target.resolve())
