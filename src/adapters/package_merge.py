@@ -24,16 +24,19 @@ import os
 import stat
 import tempfile
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from ..domain.errors import PackageError
 from ..domain.extract_dir import (
+    FileStat,
     MergeReport,
     Shipped,
     Stale,
     read_record,
     shipped_from,
     stale,
+    unchanged,
     with_record,
 )
 
@@ -42,6 +45,7 @@ log = logging.getLogger("fedclient.package")
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 _NOT_A_DIR = (errno.ENOTDIR, errno.ELOOP, errno.ENOENT)
 _CHUNK = 1024 * 1024
+_PYCACHE = "__pycache__"
 
 
 def merge_into(
@@ -51,8 +55,8 @@ def merge_into(
 
     ``package_root`` is the directory of ``staging`` holding fedn.yaml, found by the caller
     in what was shipped (never among run-time files). Before anything in ``target``
-    changes, the package is known to fit: no directory of ``target`` that holds anything
-    but the previous version's files sits where the package has a file.
+    changes, the package is known to fit (``_refuse_conflicts``): nothing the merge would
+    have to delete to put it in place is anything but the previous version's, unchanged.
     """
     shipped = _shipped(staging, read_only)
     key = str(target.resolve())
@@ -65,23 +69,24 @@ def merge_into(
         # Recorded as both versions first: a merge cut short is cleaned up by the next one.
         _save(record, with_record(data, key, previous.union(shipped)))
         _owner_writable(root)
-        removed = _remove_stale(root, stale(previous, shipped))
+        removed, changed = _remove_stale(root, stale(previous, shipped), previous)
+        placed: dict[str, FileStat] = {}
         src = os.open(staging, _DIR_FLAGS)
         try:
-            written = _place_tree(src, root)
+            written = _place_tree(src, root, "", placed)
         finally:
             os.close(src)
         if previous.read_only and not read_only:  # the policy was turned off: writable again
-            _apply_modes(root, read_only=False)
+            _apply_modes(root, previous, read_only=False)
             _owner_writable(root)
-        kept = _count_others(root, "", shipped.files)
+        kept = _count_others(root, "", shipped.files) - changed
         if read_only:
-            _apply_modes(root, read_only=True)
+            _apply_modes(root, shipped, read_only=True)
             os.fchmod(root, 0o500)
-        _save(record, with_record(data, key, shipped))
+        _save(record, with_record(data, key, replace(shipped, stats=placed)))
     finally:
         os.close(root)
-    return MergeReport(target, target / package_root.relative_to(staging), written, removed, kept)
+    return MergeReport(target, target / package_root.relative_to(staging), written, removed, kept, changed)
 
 
 # ------------------------------------------------------------- shipped --
@@ -98,8 +103,27 @@ def _shipped(staging: Path, read_only: bool) -> Shipped:
 
 
 def _refuse_conflicts(root: int, shipped: Shipped, previous: Shipped, target: Path) -> None:
-    """A directory where the package has a file: fine if only the previous version's files are in it
-    (they are removed as stale first), refused before any change if it holds anything else."""
+    """Refused before any change: what the package would have to delete that is not its own.
+
+    A directory where the package has a file is fine if only the previous version's files
+    are in it (they are removed as stale first); a file or link where the package has a
+    directory is fine if the previous version shipped it as a file. Anything else there is
+    the site's or a run-time file, and the stock client's unpack fails there too.
+    """
+    for rel in sorted(shipped.dirs):
+        *parents, leaf = rel.split("/")
+        fd = _open_existing(root, parents)
+        if fd is None:  # a step is missing (created) or not a directory (checked at that step)
+            continue
+        try:
+            st = _lstat(fd, leaf)
+        finally:
+            os.close(fd)
+        if st is not None and not stat.S_ISDIR(st.st_mode) and not _replaceable_file(st, rel, previous):
+            raise PackageError(
+                f"cannot unpack the package into {target}: {rel} is a file or link there and a directory "
+                "in the package; move it away"
+            )
     for rel in sorted(shipped.files):
         fd = _open_existing(root, rel.split("/"))
         if fd is None:  # nothing there, or a file or link: the package's file replaces it
@@ -116,10 +140,14 @@ def _refuse_conflicts(root: int, shipped: Shipped, previous: Shipped, target: Pa
 
 
 def _only_shipped(fd: int, prefix: str, previous: Shipped) -> bool:
+    """Nothing under ``fd`` but the previous version's files and directories (and bytecode caches)."""
     for name, is_dir, _ in _entries(fd):
         rel = f"{prefix}{name}"
+        if is_dir and _bytecode_cache(fd, name):
+            continue
         if not is_dir:
-            if rel not in previous.files:
+            st = _lstat(fd, name)
+            if st is not None and not _replaceable_file(st, rel, previous):
                 return False
             continue
         sub = _open_existing(fd, [name]) if rel in previous.dirs else None
@@ -131,6 +159,49 @@ def _only_shipped(fd: int, prefix: str, previous: Shipped) -> bool:
         finally:
             os.close(sub)
     return True
+
+
+def _replaceable_file(st: os.stat_result, rel: str, previous: Shipped) -> bool:
+    """A file or link the previous version shipped at ``rel``, not changed since (links hold no data)."""
+    return rel in previous.files and not _changed(st, previous.stats.get(rel))
+
+
+def _changed(st: os.stat_result, recorded: FileStat | None) -> bool:
+    """A regular file that is not as the merge placed it: the package wrote to it."""
+    return stat.S_ISREG(st.st_mode) and not unchanged(recorded, st.st_size, st.st_mtime_ns)
+
+
+def _bytecode_cache(parent: int, name: str) -> bool:
+    """``name`` is Python's cache of the modules beside it: a real ``__pycache__`` directory
+    holding only ``.pyc`` files (and leftovers of an interrupted write of one). Disposable:
+    the next import writes it again."""
+    if name != _PYCACHE:
+        return False
+    fd = _open_existing(parent, [name])
+    if fd is None:
+        return False
+    try:
+        return all(not is_dir and not is_link and _is_pyc(n) for n, is_dir, is_link in _entries(fd))
+    finally:
+        os.close(fd)
+
+
+def _is_pyc(name: str) -> bool:
+    return name.endswith(".pyc") or ".pyc." in name
+
+
+def _remove_bytecode_cache(parent: int) -> None:
+    """Unlink the ``.pyc`` files of ``parent``'s ``__pycache__`` (checked by ``_bytecode_cache``), then it."""
+    fd = _open_existing(parent, [_PYCACHE], writable=True)
+    if fd is None:
+        return
+    try:
+        for name, is_dir, _ in _entries(fd):
+            if not is_dir:
+                os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(_PYCACHE, dir_fd=parent)
 
 
 # ------------------------------------------------------------- walking --
@@ -181,7 +252,8 @@ def _entries(fd: int) -> list[tuple[str, bool, bool]]:
 # ------------------------------------------------------------- placing --
 
 
-def _place_tree(src: int, dst: int) -> int:
+def _place_tree(src: int, dst: int, prefix: str, placed: dict[str, FileStat]) -> int:
+    """Move the staged tree ``src`` into ``dst``; ``placed`` gets each file's stat as it lies there."""
     written = 0
     for name, is_dir, _ in _entries(src):
         if is_dir:
@@ -189,19 +261,25 @@ def _place_tree(src: int, dst: int) -> int:
             try:
                 sub_dst = _ensure_dir(dst, name)
                 try:
-                    written += _place_tree(sub_src, sub_dst)
+                    written += _place_tree(sub_src, sub_dst, f"{prefix}{name}/", placed)
                 finally:
                     os.close(sub_dst)
             finally:
                 os.close(sub_src)
         else:
             _place_file(src, dst, name)
+            st = os.stat(name, dir_fd=dst, follow_symlinks=False)
+            placed[f"{prefix}{name}"] = (st.st_size, st.st_mtime_ns)
             written += 1
     return written
 
 
 def _ensure_dir(parent: int, name: str) -> int:
-    """The real directory ``name`` in ``parent``: a file or link in its way is removed (the package wins)."""
+    """The real directory ``name`` in ``parent``: a file or link in its way is removed.
+
+    Only one the previous version shipped as a file can be there: ``_refuse_conflicts``
+    refused the merge for anything else.
+    """
     st = _lstat(parent, name)
     if st is not None and not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=parent)
@@ -251,19 +329,28 @@ def _copy_across(src: int, dst: int, name: str) -> None:
 # ------------------------------------------------------------ removing --
 
 
-def _remove_stale(root: int, removing: Stale) -> int:
-    """Unlink what only the previous version shipped; a directory there now is the package's own."""
-    removed = 0
+def _remove_stale(root: int, removing: Stale, previous: Shipped) -> tuple[int, int]:
+    """Unlink what only the previous version shipped: (removed, kept because the package changed it).
+
+    A directory there now is the package's own, and so is a file it wrote to since it was
+    placed (``domain.extract_dir.unchanged``).
+    """
+    removed = changed = 0
     for rel in removing.files:
         *parents, leaf = rel.split("/")
-        fd = _open_existing(root, parents, writable=True)
+        fd = _open_existing(root, parents)
         if fd is None:
             continue
         try:
             st = _lstat(fd, leaf)
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                os.unlink(leaf, dir_fd=fd)
-                removed += 1
+            if st is None or stat.S_ISDIR(st.st_mode):
+                continue
+            if _changed(st, previous.stats.get(rel)):
+                changed += 1
+                continue
+            _owner_writable(fd)
+            os.unlink(leaf, dir_fd=fd)
+            removed += 1
         finally:
             os.close(fd)
     for rel in removing.dirs:  # deepest first; one that holds run-time files stays
@@ -272,13 +359,27 @@ def _remove_stale(root: int, removing: Stale) -> int:
         if fd is None:
             continue
         try:
+            _drop_lone_bytecode_cache(fd, leaf)
             st = _lstat(fd, leaf)
             if st is not None and stat.S_ISDIR(st.st_mode):
                 with contextlib.suppress(OSError):
                     os.rmdir(leaf, dir_fd=fd)
         finally:
             os.close(fd)
-    return removed
+    return removed, changed
+
+
+def _drop_lone_bytecode_cache(parent: int, name: str) -> None:
+    """A stale directory holding nothing but its ``__pycache__``: the cache goes, so the directory can."""
+    fd = _open_existing(parent, [name])
+    if fd is None:
+        return
+    try:
+        if [e[0] for e in _entries(fd)] == [_PYCACHE] and _bytecode_cache(fd, _PYCACHE):
+            _owner_writable(fd)
+            _remove_bytecode_cache(fd)
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------ counting --
@@ -304,29 +405,36 @@ def _count_others(fd: int, prefix: str, shipped: frozenset[str]) -> int:
 # --------------------------------------------------------------- modes --
 
 
-def _apply_modes(fd: int, read_only: bool) -> None:
-    """read_only: files r-- (r-x if executable), directories r-x; else give the owner write back.
+def _apply_modes(root: int, paths: Shipped, read_only: bool) -> None:
+    """read_only: the shipped files r-- (r-x if executable), the shipped directories r-x; else
+    give the owner write back on them. The caller sets the root's own mode.
 
-    Links are skipped, and so are files with more than one hard link (they are not the
-    package's: the same inode is somewhere else too). The caller sets the root's own mode.
+    Only what ``paths`` names is changed (the package's files and the directories holding
+    them): whatever else is in the target - the package's run-time files, the site's own
+    files when the extract dir is the start dir - keeps its modes. Links are skipped (never
+    followed), and so are files with more than one hard link (the same inode is somewhere
+    else too, so it is not only the package's).
     """
-    for name, is_dir, is_link in _entries(fd):
-        if is_link:
+    for rel in sorted(paths.files):
+        *parents, leaf = rel.split("/")
+        fd = _open_existing(root, parents)
+        if fd is None:
             continue
-        if is_dir:
-            sub = _open_existing(fd, [name])
-            if sub is None:
-                continue
-            try:
-                if not read_only:
-                    _owner_writable(sub)
-                _apply_modes(sub, read_only)
-                if read_only:
-                    os.fchmod(sub, 0o500)
-            finally:
-                os.close(sub)
-        else:
-            _chmod_file(fd, name, read_only)
+        try:
+            _chmod_file(fd, leaf, read_only)
+        finally:
+            os.close(fd)
+    for rel in sorted(paths.dirs):
+        fd = _open_existing(root, rel.split("/"))
+        if fd is None:  # gone, or a file or link there now
+            continue
+        try:
+            if read_only:
+                os.fchmod(fd, 0o500)
+            else:
+                _owner_writable(fd)
+        finally:
+            os.close(fd)
 
 
 def _file_mode(st: os.stat_result, read_only: bool) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..domain.errors import ConfigError
+from ..domain.extract_dir import overlap
 from ..domain.lifecycle import ClientPlan
 from ..domain.model import CombinerAddress, PackageMode
 from ..domain.package import MANIFEST_NAME
@@ -34,6 +35,20 @@ def package_extract_dir(settings: Settings) -> Path | None:
     return settings.package_extract_dir.resolve()
 
 
+def extract_dir_overlap(
+    settings: Settings, origin: str = "package_extract_dir (FEDN_PACKAGE_EXTRACT_DIR)"
+) -> str | None:
+    """The package may overwrite anything in its extract dir: the client's own files must not be there."""
+    target = package_extract_dir(settings)
+    work_dir = settings.work_dir.resolve()
+    if target is not None and overlap(target, work_dir):
+        return (
+            f"{origin} ({target}) and the work dir ({work_dir}) must not contain one another: "
+            "the package would be unpacked over the client's own files"
+        )
+    return None
+
+
 def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process: bool = False) -> ClientPlan:
     """``in_process``: the trainer is the user's own callbacks (also with --entrypoint), no package."""
     in_process = in_process or settings.entrypoint is not None
@@ -48,6 +63,10 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
     local = resolve_local_package(settings.local_package) if settings.local_package is not None else None
     if settings.combiner and local is None and not in_process:
         raise ConfigError("attaching straight to a combiner (--combiner) needs --local-package")
+    # Here, not only in the CLI's settings rules: every way in (the Python API too) builds a plan.
+    problem = None if in_process else extract_dir_overlap(settings)
+    if problem:
+        raise ConfigError(problem)
     combiner = (
         CombinerAddress(settings.combiner, int(settings.combiner_port or 0)) if settings.combiner else None
     )

@@ -11,8 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from ..domain.errors import ConfigError
-from ..domain.extract_dir import overlap
-from .plan import package_extract_dir
+from .plan import extract_dir_overlap
 from .settings import Loaded, unused_fields
 
 log = logging.getLogger("fedclient.settings")
@@ -113,15 +112,8 @@ def _entrypoint_and_local_package(loaded: Loaded) -> str | None:
 
 
 def _extract_dir_and_work_dir(loaded: Loaded) -> str | None:
-    """The package may overwrite anything in its extract dir: the client's own files must not be there."""
-    target = package_extract_dir(loaded.settings)
-    work_dir = loaded.settings.work_dir.resolve()
-    if target is not None and overlap(target, work_dir):
-        return (
-            f"{loaded.origin('package_extract_dir')} ({target}) and the work dir ({work_dir}) must not "
-            "contain one another: the package would be unpacked over the client's own files"
-        )
-    return None
+    """The same check as the plan's, naming where the setting came from."""
+    return extract_dir_overlap(loaded.settings, loaded.origin("package_extract_dir"))
 
 
 RULES: list[Rule] = [

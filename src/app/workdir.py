@@ -137,6 +137,13 @@ def extract_dir_lock(target: Path | None, origin: str = "--package-extract-dir")
                 f"another fedclient{f' (pid {holder})' if holder else ''} is already unpacking its package "
                 f"into {target} ({origin}); stop it or give this one its own extract dir"
             ) from None
+        except OSError as exc:  # e.g. EBADF: some NFS mounts do not lock a directory opened read-only
+            log.warning(
+                "cannot lock the package extract dir %s (%s): "
+                "a second fedclient using it would not be stopped",
+                target,
+                exc.strerror or exc,
+            )
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the lock

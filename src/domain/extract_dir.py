@@ -11,7 +11,7 @@ work is ``adapters.package_merge``; the guarantees are in docs/SECURITY.md.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,6 +21,10 @@ RECORD_VERSION = 1
 _MAX_PATH_CHARS = 4096
 
 
+# (size, mtime in ns) of a shipped file as it was put in place.
+FileStat = tuple[int, int]
+
+
 @dataclass(frozen=True)
 class Shipped:
     """The relative paths (POSIX, no ``.``/``..``) a package version put into the extract dir."""
@@ -28,9 +32,17 @@ class Shipped:
     files: frozenset[str] = frozenset()
     dirs: frozenset[str] = frozenset()
     read_only: bool = False  # the read_only_package modes were applied to the extract dir
+    # Each file's FileStat when it was placed, so a merge can tell the ones the package changed.
+    stats: Mapping[str, FileStat] = field(default_factory=dict, hash=False)
 
     def union(self, other: Shipped) -> Shipped:
-        return Shipped(self.files | other.files, self.dirs | other.dirs, self.read_only or other.read_only)
+        """Both versions, as recorded while a merge runs. ``other`` replaces the files it ships,
+        so ``self``'s stats of those no longer describe what will be there."""
+        stats = {p: s for p, s in self.stats.items() if p not in other.files}
+        stats.update(other.stats)
+        return Shipped(
+            self.files | other.files, self.dirs | other.dirs, self.read_only or other.read_only, stats
+        )
 
 
 @dataclass(frozen=True)
@@ -50,12 +62,21 @@ class MergeReport:
     written: int  # files of the package put in place
     removed: int  # files of the previous version that the new one no longer ships
     kept: int  # files in the extract dir that no version shipped: the package's run-time files
+    # Files of the previous version the new one no longer ships, kept: the package changed them.
+    changed: int = 0
 
     def describe(self) -> str:
-        return (
+        text = (
             f"{_count(self.written, 'file')} written, {self.removed} removed from the previous version, "
             f"{_count(self.kept, 'run-time file')} kept"
         )
+        if self.changed:
+            one = self.changed == 1
+            text += (
+                f"; kept {_count(self.changed, 'file')} the package changed since "
+                f"{'it was' if one else 'they were'} shipped"
+            )
+        return text
 
 
 def _count(n: int, what: str) -> str:
@@ -84,6 +105,17 @@ def shipped_from(files: Iterable[str], dirs: Iterable[str] = (), read_only: bool
     return Shipped(file_set, frozenset(dir_set), read_only)
 
 
+def unchanged(recorded: FileStat | None, size: int, mtime_ns: int) -> bool:
+    """A stale shipped file is removed only if it is as it was placed: one the package changed
+    (a seed model it trains in place) is its data now, and is kept, as the stock client keeps it.
+
+    No stat recorded (a record from before stats were kept, or a merge cut short): counted
+    as unchanged, so the file is removed as it always was - the record cannot tell, and the
+    promise that no stale code of an old version stays behind wins.
+    """
+    return recorded is None or recorded == (size, mtime_ns)
+
+
 def stale(previous: Shipped, new: Shipped) -> Stale:
     """What the previous version shipped and the new one does not: removed, so no old code lingers.
 
@@ -110,17 +142,28 @@ def read_record(data: object, key: str) -> Shipped:
     entry = targets.get(key) if isinstance(targets, Mapping) else None
     if not isinstance(entry, Mapping):
         return Shipped()
-    return Shipped(
-        _paths(entry.get("files")),
-        _paths(entry.get("dirs")),
-        entry.get("read_only") is True,
-    )
+    files = _paths(entry.get("files"))
+    return Shipped(files, _paths(entry.get("dirs")), entry.get("read_only") is True, _stats(entry, files))
 
 
 def _paths(value: object) -> frozenset[str]:
     if not isinstance(value, list):
         return frozenset()
     return frozenset(p for p in value if isinstance(p, str) and is_safe_relative(p))
+
+
+def _stats(entry: Mapping[str, object], files: frozenset[str]) -> dict[str, FileStat]:
+    """The recorded stats of ``files`` (absent in records written before they were kept)."""
+    value = entry.get("stats")
+    if not isinstance(value, Mapping):
+        return {}
+    stats: dict[str, FileStat] = {}
+    for path, pair in value.items():
+        if path in files and isinstance(pair, list) and len(pair) == 2:
+            size, mtime = pair
+            if all(isinstance(n, int) and not isinstance(n, bool) for n in pair) and size >= 0:
+                stats[path] = (size, mtime)
+    return stats
 
 
 def with_record(data: object, key: str, shipped: Shipped) -> dict[str, Any]:
@@ -134,6 +177,9 @@ def with_record(data: object, key: str, shipped: Shipped) -> dict[str, Any]:
         "files": sorted(shipped.files),
         "dirs": sorted(shipped.dirs),
         "read_only": shipped.read_only,
+        # Added later under the same version: older readers ignore it, and read_record
+        # tolerates its absence.
+        "stats": {p: list(shipped.stats[p]) for p in sorted(shipped.stats)},
     }
     return {"version": RECORD_VERSION, "targets": targets}
 

@@ -36,6 +36,7 @@ from .ports import (
     Clock,
     CombinerConnector,
     Discovery,
+    LeftoverSweeper,
     PackageSource,
     PackageUnpacker,
     PreparedTrainer,
@@ -160,6 +161,10 @@ class Lifecycle:
                 UsageMeter(self.usage_probe),
             )
         try:
+            if isinstance(self.trainer_factory, LeftoverSweeper):
+                # First of all, so before the package is unpacked over a directory where
+                # entry points of a killed client may still run (docs/SECURITY.md).
+                await asyncio.to_thread(self.trainer_factory.sweep)
             assignment = None
             if self.plan.combiner is None:
                 assignment = await self.assign()

@@ -175,6 +175,18 @@ class TrainerFactory(Protocol):
     def __call__(self, package_dir: Path, manifest: Manifest) -> Trainer: ...
 
 
+@runtime_checkable
+class LeftoverSweeper(Protocol):
+    """A TrainerFactory that can end what an earlier run of the client left running.
+
+    Entry points of a client that was killed (SIGKILL, the OOM killer) may outlive it. The
+    lifecycle calls ``sweep()`` once at start, before the package is unpacked, so no old
+    entry point still runs in the directory the new package is put into (docs/SECURITY.md).
+    """
+
+    def sweep(self) -> None: ...
+
+
 class TokenRefresher(Protocol):
     """Exchanges the configured refresh token for a new access token."""
 

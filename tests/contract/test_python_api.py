@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import time
 import uuid
 import warnings
@@ -30,6 +31,9 @@ from fedclient import (
     log_metric,
 )
 from fedclient.adapters.sandbox.federation import Federation
+from fedclient.app.workdir import extract_dir_lock
+from fedclient.domain.errors import ConfigError
+from fedclient.domain.lifecycle import Lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "api-test-token"
@@ -91,6 +95,45 @@ async def test_client_assigns_connects_downloads_and_uploads(fed: Federation, tm
         assert fed.controller is not None and fed.controller.clients["api-1"]["name"] == "api-client"
     finally:
         await asyncio.to_thread(client.close)
+
+
+async def test_client_run_holds_the_extract_dir_lock_while_it_serves(
+    fed: Federation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "site" / "package"
+    client = Client(
+        {
+            "discover_host": "127.0.0.1",
+            "discover_port": _port(fed),
+            "token": TOKEN,
+            "name": "runner",
+            "client_id": "run-1",
+            "work_dir": str(tmp_path / "work"),
+            "package_extract_dir": str(target),
+        }
+    )
+    # run() serves until Ctrl-C; the test takes the lifecycle's stop event instead.
+    real_run, serving = Lifecycle.run, {}
+
+    async def run(self: Lifecycle, stop: asyncio.Event | None = None) -> None:
+        serving["loop"], serving["stop"] = asyncio.get_running_loop(), asyncio.Event()
+        await real_run(self, serving["stop"])
+
+    monkeypatch.setattr(Lifecycle, "run", run)
+    runner = asyncio.create_task(asyncio.to_thread(client.run))
+    try:
+        await fed.wait_for_clients(timeout=30)
+        assert (target / "fedn.yaml").is_file()  # unpacked over the extract dir
+        refused = pytest.raises(ConfigError, match=rf"another fedclient \(pid {os.getpid()}\) is already")
+        with refused, extract_dir_lock(target):
+            pass
+    finally:
+        if "loop" in serving:
+            serving["loop"].call_soon_threadsafe(serving["stop"].set)
+        await asyncio.wait_for(runner, 30)
+        await asyncio.to_thread(client.close)
+    with extract_dir_lock(target):  # released when run() returns
+        pass
 
 
 async def test_connector_client_answers_with_fedn_statuses(fed: Federation) -> None:

@@ -24,12 +24,14 @@ from fedclient.app.workdir import extract_dir_lock
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.extract_dir import (
     RECORD_NAME,
+    MergeReport,
     Shipped,
     is_safe_relative,
     overlap,
     read_record,
     shipped_from,
     stale,
+    unchanged,
     with_record,
 )
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -89,6 +91,19 @@ def test_the_record_round_trips_and_keeps_other_extract_dirs() -> None:
         assert read_record(broken, "/site") == Shipped()
     hostile = {"version": 1, "targets": {"/site": {"files": ["../up", "ok.py", 3], "dirs": "lib"}}}
     assert read_record(hostile, "/site") == Shipped(frozenset({"ok.py"}))
+
+
+def test_stats_are_recorded_checked_and_dropped_for_files_a_new_version_replaces() -> None:
+    shipped = Shipped(frozenset({"a.py", "seed.npz"}), stats={"a.py": (1, 2), "seed.npz": (3, -4)})
+    data = json.loads(json.dumps(with_record(None, "/site", shipped)))
+    assert data["targets"]["/site"]["stats"] == {"a.py": [1, 2], "seed.npz": [3, -4]}
+    assert read_record(data, "/site") == shipped
+    data["targets"]["/site"]["stats"] = {"a.py": [1, True], "seed.npz": [-1, 0], "other": [1, 1], "x": 3}
+    assert read_record(data, "/site").stats == {}  # malformed, negative sizes, paths not recorded
+    # While a merge runs the record lists both versions: stats only where the old file stays.
+    both = shipped.union(Shipped(frozenset({"a.py", "b.py"})))
+    assert both.files == {"a.py", "b.py", "seed.npz"} and both.stats == {"seed.npz": (3, -4)}
+    assert unchanged(None, 1, 2) and unchanged((1, 2), 1, 2) and not unchanged((1, 2), 1, 3)
 
 
 def test_overlap_is_either_way_round() -> None:
@@ -267,3 +282,78 @@ async def test_every_start_unpacks_over_the_extract_dir_and_keeps_runtime_files(
     assert not (target / "one.py").exists() and (target / "two.py").read_text() == "two"
     assert (target / "state.txt").read_text() == "round 1\n"
     assert any("1 removed from the previous version, 1 run-time file kept" in m for m in caplog.messages)
+
+
+def test_the_python_api_refuses_an_extract_dir_over_its_work_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fedclient.network.clients.client import Client
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FEDN_PACKAGE_EXTRACT_DIR", ".")  # the default work dir .fedclient is inside
+    with pytest.raises(ConfigError) as refused:
+        Client({"api_url": "localhost", "name": "a", "client_id": "b"})
+    assert str(refused.value) == (
+        f"package_extract_dir (FEDN_PACKAGE_EXTRACT_DIR) ({tmp_path}) and the work dir "
+        f"({tmp_path / '.fedclient'}) must not contain one another: the package would be unpacked "
+        "over the client's own files"
+    )
+    assert "\n" not in str(refused.value) and not (tmp_path / ".fedclient").exists()
+    with pytest.raises(ConfigError, match="must not contain one another"):  # every plan gets the check
+        build_plan(load_settings({"api_url": "x", "work_dir": Path("w"), "package_extract_dir": "w/p"}))
+
+
+async def test_children_a_killed_client_left_are_swept_before_the_package_is_unpacked(tmp_path: Path) -> None:
+    """After a SIGKILL, the old entry points may still run in the extract dir: gone before the merge."""
+    from fedclient.adapters.trainers import PID_FILE, ChildRegistry, subprocess_trainer_factory
+
+    from tests.unit.test_lifecycle import World
+
+    pid_file = tmp_path / "work" / PID_FILE
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        ChildRegistry(pid_file).record(leftover.pid)  # what the killed client had written
+        alive_at_unpack: list[bool] = []
+
+        class Watching(InMemoryUnpacker):
+            def unpack_over(self, archive: Path, target: Path, record: Path) -> MergeReport:
+                try:
+                    leftover.wait(2)
+                except subprocess.TimeoutExpired:
+                    alive_at_unpack.append(True)
+                else:
+                    alive_at_unpack.append(False)
+                return super().unpack_over(archive, target, record)
+
+        w = World(tmp_path, package(tmp_path / "v1.json", "one"), package_extract_dir=tmp_path / "package")
+        w.life.unpacker = Watching()
+        w.life.trainer_factory = subprocess_trainer_factory(pid_file=pid_file)
+        await w.run_until(lambda: w.life.runner is not None)
+        assert alive_at_unpack == [False]
+        assert json.loads(pid_file.read_text()) == []
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait(10)
+
+
+def test_an_extract_dir_that_cannot_be_locked_is_used_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """flock on a directory opened read-only fails on some NFS mounts (EBADF): not a reason to stop."""
+    import errno
+    import fcntl
+
+    def nfs(fd: int, operation: int) -> None:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", nfs)
+    ran = False
+    with caplog.at_level(logging.WARNING, logger="fedclient.workdir"), extract_dir_lock(tmp_path / "pkg"):
+        ran = True
+    assert ran
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and record.getMessage() == (
+        f"cannot lock the package extract dir {tmp_path / 'pkg'} ({os.strerror(errno.EBADF)}): "
+        "a second fedclient using it would not be stopped"
+    )

@@ -172,11 +172,14 @@ def test_planted_symlinks_are_replaced_or_removed_never_followed(tmp_path: Path)
     (outside / "old.py").write_bytes(b"not the package's")
     (outside / "lib").mkdir()
     site = Site(tmp_path)
-    site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v1", "stale.py": b"s", "sub/old.py": b"o"})
+    site.unpack(
+        {"fedn.yaml": FEDN_YAML, "train.py": b"v1", "stale.py": b"s", "sub/old.py": b"o", "lib": b"l"}
+    )
     # The package's code (same user) plants links where the next version writes and removes.
     (site.target / "train.py").unlink()
     (site.target / "train.py").symlink_to(outside / "secret.txt")  # a shipped file's name
-    (site.target / "lib").symlink_to(outside / "lib")  # a shipped directory's name
+    (site.target / "lib").unlink()
+    (site.target / "lib").symlink_to(outside / "lib")  # a shipped file's name, a directory in v2
     (site.target / "stale.py").unlink()
     (site.target / "stale.py").symlink_to(outside / "secret.txt")  # a stale file's name
     (site.target / "sub" / "old.py").unlink()
@@ -215,8 +218,9 @@ def test_read_only_policy_in_extract_mode(tmp_path: Path) -> None:
 
     # Files from before the policy (a model the package kept), a link out and a hard link.
     target.chmod(0o700)
-    (target / "local_models").mkdir()
+    (target / "local_models").mkdir(0o755)
     (target / "local_models" / "m.pth").write_bytes(b"w")
+    (target / "local_models" / "m.pth").chmod(0o644)
     (target / "link").symlink_to(outside)
     os.link(outside, target / "hardlink")
     target.chmod(0o500)
@@ -225,8 +229,8 @@ def test_read_only_policy_in_extract_mode(tmp_path: Path) -> None:
 
     assert report.removed == 2 and report.kept == 3  # run.sh and lib/a.py; the model and both links
     assert (target / "train.py").read_bytes() == b"v2" and not (target / "lib").exists()
-    assert stat.S_IMODE((target / "local_models" / "m.pth").stat().st_mode) == 0o400  # run-time files too
-    assert stat.S_IMODE((target / "local_models").stat().st_mode) == 0o500
+    assert stat.S_IMODE((target / "local_models" / "m.pth").stat().st_mode) == 0o644  # run-time: as it was
+    assert stat.S_IMODE((target / "local_models").stat().st_mode) == 0o755
     assert stat.S_IMODE(outside.stat().st_mode) == 0o644  # neither the link nor the hard link was chmodded
 
     # The site turns the policy off: the package can write its directory again.
@@ -329,3 +333,145 @@ def test_staging_falls_back_to_the_work_dir_when_the_parent_is_not_writable(
     report = site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"x"})
     assert (report.package_dir / "train.py").read_bytes() == b"x"
     assert used == [site.record.parent / ".package.fedclient-staging"] and not used[0].exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_runtime_file_or_link_where_the_package_has_a_directory_is_refused_before_any_change(
+    tmp_path: Path, kind: str
+) -> None:
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    (datasets / "x.csv").write_text("site data")
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v1"})
+    if kind == "file":  # the package's code wrote it at run time
+        (site.target / "results").write_text("round 1")
+    else:  # the site points its data into the package directory
+        (site.target / "results").symlink_to(datasets)
+    before, outside = snapshot(site.root / "site"), snapshot(datasets)
+    with pytest.raises(PackageError) as refused:
+        site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v2", "results/deep/readme": b"new"})
+    assert str(refused.value) == (
+        f"cannot unpack the package into {site.target}: results is a file or link there and a directory "
+        "in the package; move it away"
+    )
+    assert snapshot(site.root / "site") == before and snapshot(datasets) == outside
+
+
+def test_a_shipped_file_that_becomes_a_directory_is_replaced(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils": b"a file", "lib": b"another"})
+    (site.target / "lib").unlink()
+    (site.target / "lib").symlink_to(tmp_path)  # the package's code replaced its own file with a link
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a", "lib/b.py": b"b"})
+    assert (site.target / "utils" / "a.py").read_bytes() == b"a"
+    assert not (site.target / "lib").is_symlink() and (site.target / "lib" / "b.py").read_bytes() == b"b"
+    assert not (tmp_path / "b.py").exists()
+
+
+def pycache(directory: Path, *modules: str) -> None:
+    """What importing the package's modules leaves beside them."""
+    (directory / "__pycache__").mkdir()
+    for module in modules:
+        (directory / "__pycache__" / f"{module}.cpython-311.pyc").write_bytes(b"\x00pyc")
+
+
+def test_pycache_in_a_shipped_directory_does_not_keep_it_from_going(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a", "utils/deep/b.py": b"b", "old/c.py": b"c"})
+    pycache(site.target / "utils", "a")  # the code ran: Python cached what it imported
+    pycache(site.target / "utils" / "deep", "b")
+    pycache(site.target / "old", "c")
+    report = site.unpack({"fedn.yaml": FEDN_YAML, "utils": b"now a file"})
+    assert (site.target / "utils").read_bytes() == b"now a file"
+    assert not (site.target / "old").exists()  # the stale directory held only its cache
+    assert (report.removed, report.kept) == (3, 0)
+
+
+def test_a_pycache_holding_anything_else_is_not_disposable(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a", "old/c.py": b"c"})
+    for name in ("utils", "old"):
+        pycache(site.target / name, "a")
+        (site.target / name / "__pycache__" / "notes.txt").write_text("mine")
+    with pytest.raises(PackageError, match="utils is a directory there and a file in the package"):
+        site.unpack({"fedn.yaml": FEDN_YAML, "utils": b"now a file"})
+    site.unpack({"fedn.yaml": FEDN_YAML, "utils/a.py": b"a"})
+    assert (site.target / "old" / "__pycache__" / "notes.txt").read_text() == "mine"
+
+
+def test_a_stale_shipped_file_the_package_changed_is_kept(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "seed.npz": b"seed", "old.py": b"o", "models/m.bin": b"m"})
+    key = str(site.target.resolve())
+    stats = json.loads(site.record.read_text())["targets"][key]["stats"]
+    seed = (site.target / "seed.npz").stat()
+    assert stats["seed.npz"] == [seed.st_size, seed.st_mtime_ns] and sorted(stats) == [
+        "fedn.yaml", "models/m.bin", "old.py", "seed.npz"
+    ]  # fmt: skip
+    (site.target / "seed.npz").write_bytes(b"trained in place")  # the code trains the seed model
+    (site.target / "models" / "m.bin").write_bytes(b"mmmm")  # same size, a new mtime
+    os.utime(site.target / "models" / "m.bin", ns=(0, seed.st_mtime_ns + 1))
+
+    report = site.unpack({"fedn.yaml": FEDN_YAML, "train.py": b"v2"})
+
+    assert not (site.target / "old.py").exists()  # unchanged: removed as before
+    assert (site.target / "seed.npz").read_bytes() == b"trained in place"
+    assert (site.target / "models" / "m.bin").read_bytes() == b"mmmm"
+    assert (report.removed, report.changed, report.kept) == (1, 2, 0)
+    assert report.describe().endswith(
+        "0 run-time files kept; kept 2 files the package changed since they were shipped"
+    )
+    # From now on they are the package's run-time files, as with the stock client.
+    assert site.unpack({"fedn.yaml": FEDN_YAML}).kept == 2
+
+
+def test_a_record_without_stats_removes_stale_files_as_before(tmp_path: Path) -> None:
+    """A record written before stats were kept cannot tell a changed file: it is removed."""
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "seed.npz": b"seed"})
+    (site.target / "seed.npz").write_bytes(b"trained")
+    data = json.loads(site.record.read_text())
+    for entry in data["targets"].values():
+        del entry["stats"]
+    site.record.write_text(json.dumps(data))
+    report = site.unpack({"fedn.yaml": FEDN_YAML})
+    assert not (site.target / "seed.npz").exists() and (report.removed, report.changed) == (1, 0)
+
+
+def test_a_changed_shipped_file_in_the_way_of_the_new_version_is_refused(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.unpack({"fedn.yaml": FEDN_YAML, "results": b"seed", "utils/a.py": b"a"})
+    (site.target / "results").write_bytes(b"trained")
+    (site.target / "utils" / "a.py").write_bytes(b"edited")
+    before = snapshot(site.root / "site")
+    with pytest.raises(PackageError, match="results is a file or link there and a directory in the package"):
+        site.unpack({"fedn.yaml": FEDN_YAML, "results/readme": b"r", "utils/a.py": b"a"})
+    with pytest.raises(PackageError, match="utils is a directory there and a file in the package"):
+        site.unpack({"fedn.yaml": FEDN_YAML, "results": b"seed", "utils": b"a file"})
+    assert snapshot(site.root / "site") == before
+
+
+def test_read_only_modes_touch_only_what_the_package_shipped(tmp_path: Path) -> None:
+    """With an extract dir of ``.`` the site's own files are in it: their modes are the site's."""
+    site = Site(tmp_path, read_only=True)
+    site.target.mkdir(parents=True)
+    data = site.target / "data"
+    data.mkdir(0o750)
+    (data / "x.csv").write_text("site data")
+    (data / "x.csv").chmod(0o444)  # kept read-only by the site on purpose
+    (site.target / "notes.txt").write_text("mine")
+    (site.target / "notes.txt").chmod(0o664)
+    data.chmod(0o750)
+    site.unpack({"fedn.yaml": FEDN_YAML, "lib/a.py": b"a"})
+    assert stat.S_IMODE((site.target / "lib" / "a.py").stat().st_mode) == 0o400
+    assert stat.S_IMODE((site.target / "lib").stat().st_mode) == 0o500
+    assert stat.S_IMODE(site.target.stat().st_mode) == 0o500
+    site_modes = {"data": 0o750, "data/x.csv": 0o444, "notes.txt": 0o664}
+    assert {rel: stat.S_IMODE((site.target / rel).stat().st_mode) for rel in site_modes} == site_modes
+
+    writable = Site(tmp_path)  # the site turns the policy off
+    writable.unpack({"fedn.yaml": FEDN_YAML, "lib/a.py": b"a2", "lib/b.py": b"b"})
+    assert stat.S_IMODE(site.target.stat().st_mode) & 0o700 == 0o700
+    assert stat.S_IMODE((site.target / "lib").stat().st_mode) & 0o700 == 0o700
+    assert {rel: stat.S_IMODE((site.target / rel).stat().st_mode) for rel in site_modes} == site_modes
