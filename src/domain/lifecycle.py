@@ -387,7 +387,8 @@ class Lifecycle:
         try:
             await trainer.startup()
         except FedClientError as exc:
-            raise PackageError(f"the package's startup entry point failed: {exc}") from None
+            hint = "" if self.plan.package_extract_dir else _layout_hint(str(exc))
+            raise PackageError(f"the package's startup entry point failed: {exc}{hint}") from None
 
     # -------------------------------------------------------------- serve --
 
@@ -670,6 +671,20 @@ class Lifecycle:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.close(), 10.0)
             self.observer.link(Link.DISCONNECTED, self.combiner.target if self.combiner else None)
+
+
+def _layout_hint(failure: str) -> str:
+    """A hint for a package that looked for a file above its own directory (``../data``).
+
+    FEDn's client unpacks into ``<start dir>/package``, so such paths reach the site's files
+    beside it; without an extract dir ours unpacks under the work dir (docs/MIGRATING.md).
+    """
+    if "No such file or directory: '../" not in failure:
+        return ""
+    return (
+        "\n(the package opens a path above its own directory, which FEDn's client unpacks into "
+        "<start dir>/package: set FEDN_PACKAGE_EXTRACT_DIR=package for that layout, docs/MIGRATING.md)"
+    )
 
 
 async def _wait(stop: asyncio.Event, sleeper: Awaitable[None]) -> bool:

@@ -22,7 +22,7 @@ from fedclient.adapters.memory import (
     InMemoryUnpacker,
 )
 from fedclient.domain.credentials import Credentials
-from fedclient.domain.errors import AuthError, ConfigError, PackageError, TransientError
+from fedclient.domain.errors import AuthError, ConfigError, PackageError, TaskFailed, TransientError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import (
     Assignment,
@@ -358,6 +358,30 @@ async def test_failing_startup_entry_point_is_a_package_error(tmp_path: Path) ->
     with pytest.raises(PackageError, match="startup entry point failed"):
         await w.life.run(w.stop)
     assert not w.combiner.connects
+
+
+class _DataAboveThePackage(InMemoryTrainer):
+    async def startup(self) -> None:
+        raise TaskFailed(
+            "startup failed (exit code 1); last output:\nFileNotFoundError: [Errno 2] "
+            "No such file or directory: '../data/diabetes.csv'"
+        )
+
+
+@pytest.mark.parametrize("extract_dir", [None, "package"])
+async def test_a_startup_looking_above_the_package_gets_the_layout_hint(
+    tmp_path: Path, extract_dir: str | None
+) -> None:
+    manifest = {"entry_points": {**MANIFEST["entry_points"], "startup": {"command": "python data.py"}}}
+    archive = tmp_path / "package.json"
+    archive.write_text(json.dumps({"fedn.yaml": json.dumps(manifest)}))
+    target = {"package_extract_dir": tmp_path / extract_dir} if extract_dir else {}
+    w = World(tmp_path, archive, trainer=_DataAboveThePackage(), **target)
+    with pytest.raises(PackageError) as caught:
+        await w.life.run(w.stop)
+    assert "No such file or directory: '../data/diabetes.csv'" in str(caught.value)
+    hinted = "set FEDN_PACKAGE_EXTRACT_DIR=package" in str(caught.value)
+    assert hinted is (extract_dir is None), caught.value
 
 
 async def test_a_task_delivered_twice_is_trained_once(tmp_path: Path, archive: Path) -> None:
