@@ -1,8 +1,11 @@
 """The client's life: assign → package → connect → serve tasks, and recover when the network fails.
 
-Written against the Protocols in ``domain.ports`` only, so it runs the same over
-real adapters, in-memory fakes, or a simulator driving many clients. Every wait
-watches the stop event, so SIGTERM ends the client promptly in any phase.
+Holds the plan (``ClientPlan``), the assignment, the serve loop with its reconnects and
+reassignments, heartbeats and telemetry; how the compute package gets ready is
+``domain.package_setup``, which ``Lifecycle.prepare_package`` runs. Written against the
+Protocols in ``domain.ports`` only, so it runs the same over real adapters, in-memory
+fakes, or a simulator driving many clients. Every wait watches the stop event, so
+SIGTERM ends the client promptly in any phase.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .credentials import Credentials, RefreshingLink
-from .errors import AuthError, ConfigError, FedClientError, PackageError, StreamEnded, TransientError
-from .extract_dir import RECORD_NAME
+from .errors import AuthError, ConfigError, FedClientError, StreamEnded, TransientError
 from .inbox import DEFAULT_LIMIT, TaskInbox
 from .links import LinkHolder
 from .model import (
@@ -30,8 +32,8 @@ from .model import (
 from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
 from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
 from .outbox import DELIVERY_RETRY, Outbox, OutboxStore, ProcessOutboxStore
-from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
-from .package_cache import KeptPackage, PackageCache
+from .package import ChecksumVerdict, Manifest
+from .package_setup import PackageSetup
 from .ports import (
     Clock,
     CombinerConnector,
@@ -41,10 +43,9 @@ from .ports import (
     PackageUnpacker,
     PreparedTrainer,
     ShutdownHook,
-    Trainer,
     TrainerFactory,
 )
-from .retry import RetryConfig, call_with_retry, may_retry, next_delay
+from .retry import RetryConfig, may_retry, next_delay
 from .state import StateMachine
 from .tasks import TaskRunner
 from .usage import UsageMeter, UsageProbe
@@ -176,7 +177,7 @@ class Lifecycle:
             if isinstance(trainer, PreparedTrainer):
                 await self._until_stopped(trainer.prepare())
             if manifest.has("startup"):
-                await self._startup(trainer)
+                await self._package_setup().startup(trainer)
             store = self.outbox_store or ProcessOutboxStore(self.plan.work_dir / "outbox")
             self.outbox = Outbox(
                 store, self.links, self.clock, self.plan.delivery_retry, settle=self.plan.outbox_settle
@@ -292,103 +293,24 @@ class Lifecycle:
     # ------------------------------------------------------------ package --
 
     async def prepare_package(self) -> Manifest:
-        if not self.plan.package_needed:
-            self.package_dir = self.plan.work_dir
-            return Manifest()
-        unpacker = self.unpacker
-        if self.plan.package_mode is PackageMode.LOCAL:
-            if self.plan.local_package_dir is None:
-                raise PackageError("local package mode needs a package directory")
-            self.package_dir = self.plan.local_package_dir
-            return await asyncio.to_thread(unpacker.load_manifest, self.package_dir)
-        source = self.package_source
-        if source is None:
-            raise ConfigError("remote package mode needs a controller to download the package from")
-        cache = PackageCache(self.plan.work_dir / "package-cache")
-        server_sum = await call_with_retry(
-            lambda: self.credentials.call(source.checksum),
-            self.plan.unreachable_retry,
-            self._pause,
-            "asking for the package checksum",
-        )
-        expected = {n for n in map(normalize_checksum, (server_sum, self.plan.package_checksum)) if n}
-        kept = await asyncio.to_thread(cache.lookup, self.unpacker.sha256)
-        unchanged_tag = None
-        if kept is not None and expected == {kept.sha256}:
-            why = "its checksum is unchanged since the last start"
-            return await asyncio.to_thread(self._use_kept, kept, server_sum, why)
-        if kept is not None and not expected:
-            unchanged_tag = kept.tag  # no checksum to compare: ask the server if our copy is current
-        download_dir = self.plan.work_dir / "download"
-        download_dir.mkdir(parents=True, exist_ok=True)
-        fetched = await call_with_retry(
-            lambda: self.credentials.call(lambda: source.fetch(download_dir, unchanged_tag)),
-            self.plan.unreachable_retry,
-            self._pause,
-            "downloading the compute package",
-        )
-        if fetched.path is None:
-            assert kept is not None
-            why = "the server says it is unchanged since the last start"
-            return await asyncio.to_thread(self._use_kept, kept, server_sum, why)
-        archive = fetched.path
-        # Hashing and unpacking a big package take seconds: off the event loop, so
-        # heartbeats and signals are not held up.
+        """Get the compute package ready (``domain.package_setup``); sets package_dir and checksum_verdict."""
+        setup = self._package_setup()
         try:
-            actual = await asyncio.to_thread(self.verify_package, archive, server_sum)
-            self.package_dir = await asyncio.to_thread(self._unpack, archive, actual)
-            await asyncio.to_thread(cache.keep, archive, actual, fetched.tag)  # recognised next start
+            return await setup.prepare()
         finally:
-            archive.unlink(missing_ok=True)  # refused: the download is not kept
-        return await asyncio.to_thread(self.unpacker.load_manifest, self.package_dir)
+            self.package_dir, self.checksum_verdict = setup.package_dir, setup.checksum_verdict
 
-    def _use_kept(self, kept: KeptPackage, server_sum: str | None, why: str) -> Manifest:
-        """Unpack the kept archive instead of downloading it, after the same checks as a download."""
-        actual = self.verify_package(kept.archive, server_sum)
-        log.info("package %s not downloaded again: %s (sha256 %s…)", kept.archive.name, why, actual[:12])
-        self.package_dir = self._unpack(kept.archive, actual)
-        return self.unpacker.load_manifest(self.package_dir)
-
-    def _unpack(self, archive: Path, sha256: str) -> Path:
-        """A verified archive into its directory; return the directory holding fedn.yaml."""
-        target = self.plan.package_extract_dir
-        if target is None:  # a fresh private directory per version
-            return self.unpacker.unpack(archive, self.plan.work_dir / "packages" / sha256[:16])
-        report = self.unpacker.unpack_over(archive, target, self.plan.work_dir / RECORD_NAME)
-        log.info("package unpacked into %s (FEDN_PACKAGE_EXTRACT_DIR): %s", report.target, report.describe())
-        return report.package_dir
-
-    def verify_package(self, archive: Path, server_sum: str | None) -> str:
-        """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it."""
-        actual = self.unpacker.sha256(archive)
-        self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
-        allowed = self.plan.allowed_packages
-        if allowed and actual not in allowed:
-            raise PackageError(
-                f"package '{archive.name}' (sha256 {actual}) is not in the site policy's allowlist "
-                f"of {len(allowed)} package(s); refused before unpacking"
-            )
-        if self.checksum_verdict is ChecksumVerdict.UNVERIFIED and not allowed:
-            if self.plan.require_checksum:
-                raise PackageError(
-                    f"package '{archive.name}' could not be verified: the server gave no checksum "
-                    "and none is configured"
-                )
-            log.warning(
-                "package %s is not verified: no checksum from the server or the settings", archive.name
-            )
-        else:
-            log.info("package %s verified (sha256 %s)", archive.name, actual)
-        return actual
-
-    async def _startup(self, trainer: Trainer) -> None:
-        """FEDn runs a package's `startup` entry point once before serving (e.g. to fetch data)."""
-        log.info("running the package's startup entry point")
-        try:
-            await trainer.startup()
-        except FedClientError as exc:
-            hint = "" if self.plan.package_extract_dir else _layout_hint(str(exc))
-            raise PackageError(f"the package's startup entry point failed: {exc}{hint}") from None
+    def _package_setup(self) -> PackageSetup:
+        """Built at each use from the current fields (tests swap the unpacker after construction)."""
+        return PackageSetup(
+            self.plan,
+            self.package_source,
+            self.unpacker,
+            self.credentials,
+            self._pause,
+            package_dir=self.package_dir,
+            checksum_verdict=self.checksum_verdict,
+        )
 
     # -------------------------------------------------------------- serve --
 
@@ -671,20 +593,6 @@ class Lifecycle:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.close(), 10.0)
             self.observer.link(Link.DISCONNECTED, self.combiner.target if self.combiner else None)
-
-
-def _layout_hint(failure: str) -> str:
-    """A hint for a package that looked for a file above its own directory (``../data``).
-
-    FEDn's client unpacks into ``<start dir>/package``, so such paths reach the site's files
-    beside it; without an extract dir ours unpacks under the work dir (docs/MIGRATING.md).
-    """
-    if "No such file or directory: '../" not in failure:
-        return ""
-    return (
-        "\n(the package opens a path above its own directory, which FEDn's client unpacks into "
-        "<start dir>/package: set FEDN_PACKAGE_EXTRACT_DIR=package for that layout, docs/MIGRATING.md)"
-    )
 
 
 async def _wait(stop: asyncio.Event, sleeper: Awaitable[None]) -> bool:
