@@ -102,8 +102,15 @@ def work_dir_lock(work_dir: Path) -> Iterator[None]:
                 f"another fedclient (pid {holder}) is already using the work dir {work_dir}; "
                 "stop it or give this one its own --work-dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # e.g. ENOLCK: an NFS mount without a lock service
+            log.warning(
+                "cannot lock the work dir %s (%s): a second fedclient using it would not be stopped",
+                work_dir,
+                exc.strerror or exc,
+            )
+        else:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the lock

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -86,3 +88,23 @@ def test_the_lock_dies_with_a_killed_process(tmp_path: Path) -> None:
         except ConfigError:
             assert time.monotonic() < deadline, "the lock outlived its process"
             time.sleep(0.05)
+
+
+def test_a_work_dir_that_cannot_be_locked_is_used_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An NFS mount without a lock service answers ENOLCK: not a reason to stop the client."""
+    import fcntl
+
+    def no_lock_service(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_lock_service)
+    with caplog.at_level(logging.WARNING, logger="fedclient.workdir"), work_dir_lock(tmp_path / "work"):
+        ran = True
+    assert ran
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and record.getMessage() == (
+        f"cannot lock the work dir {tmp_path / 'work'} ({os.strerror(errno.ENOLCK)}): "
+        "a second fedclient using it would not be stopped"
+    )
