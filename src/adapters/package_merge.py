@@ -22,11 +22,11 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from ..domain.atomic_file import replace_text
 from ..domain.errors import PackageError
 from ..domain.extract_dir import (
     FileStat,
@@ -486,15 +486,4 @@ def _load(record: Path) -> object:
 
 def _save(record: Path, data: object) -> None:
     """Written atomically: a crash leaves the old record or the new one, never half of one."""
-    record.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{record.name}-", dir=record.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, record)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_text(record, json.dumps(data, indent=1))

@@ -14,11 +14,11 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..domain.atomic_file import replace_text
 from ..domain.errors import ConfigError
 from ..domain.model import Identity
 
@@ -61,20 +61,8 @@ def _read_identity(path: Path) -> Identity | None:
 
 
 def _write_identity(path: Path, identity: Identity) -> None:
-    """Write atomically, so a crash never leaves half a file that would stop the next start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"name": identity.name, "client_id": identity.client_id}, indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Written atomically, so a crash never leaves half a file that would stop the next start."""
+    replace_text(path, json.dumps({"name": identity.name, "client_id": identity.client_id}, indent=1) + "\n")
 
 
 @contextlib.contextmanager

@@ -10,15 +10,14 @@ kept file must still hash to the recorded SHA-256, so a copy changed on disk is 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic_file import replace_text
 from .package import normalize_checksum
 
 log = logging.getLogger("fedclient.package")
@@ -73,12 +72,5 @@ class PackageCache:
         return KeptPackage(self.directory / name, digest, tag if isinstance(tag, str) and tag else None)
 
     def _write(self, kept: KeptPackage) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{RECORD}-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"sha256": kept.sha256, "file": kept.archive.name, "tag": kept.tag}, out)
-            os.replace(tmp, self.directory / RECORD)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        record = {"sha256": kept.sha256, "file": kept.archive.name, "tag": kept.tag}
+        replace_text(self.directory / RECORD, json.dumps(record))
