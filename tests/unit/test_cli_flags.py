@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +23,7 @@ FEDN_YAML_KEYS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("FEDN_"):
-            monkeypatch.delenv(key)
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
+pytestmark = pytest.mark.usefixtures("no_fedn_env", "restore_root_logger")
 
 
 def run_options() -> set[str]:

@@ -11,7 +11,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,19 +38,7 @@ from fedclient.domain.model import Identity
 
 from tests.unit.test_lifecycle import MANIFEST
 
-
-@pytest.fixture(autouse=True)
-def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No FEDN_* variables from the caller; the root logger as it was (main() configures it)."""
-    for key in list(os.environ):
-        if key.startswith("FEDN_"):
-            monkeypatch.delenv(key)
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-
+pytestmark = pytest.mark.usefixtures("no_fedn_env", "restore_root_logger")
 
 # ------------------------------------------------------------- the policy --
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,12 +9,7 @@ from fedclient.adapters.controller_http.refresh import HttpTokenRefresher
 from fedclient.app.container import build_container
 from fedclient.app.settings import load_settings
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("FEDN_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("no_fedn_env")
 
 
 def test_fedn_env_names_and_the_client_yaml_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,14 +10,7 @@ from fedclient.app.settings import load_settings
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.model import PackageMode
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for key in list(os.environ):
-        if key.startswith("FEDN_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("no_fedn_env")
 
 
 def write(path: Path, text: str) -> Path:

@@ -13,12 +13,7 @@ from fedclient.app.container import build_container
 from fedclient.app.settings import load_settings
 from fedclient.domain.package import Manifest
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("FEDN_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("no_fedn_env")
 
 
 def _run_args(*flags: str) -> list[str]:
