@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_run_cli import spawn
+from tests.e2e.test_run_cli import spawn, stop
 
 # The tiny example's training, plus what FEDn's examples do: read the site's data through
 # a path relative to the package dir, and keep state beside the script across runs.
@@ -50,13 +49,6 @@ async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
         yield fed
     finally:
         await fed.stop()
-
-
-async def stop(proc: asyncio.subprocess.Process) -> str:
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    return stderr.decode()
 
 
 def unpacked(log: str, target: Path) -> tuple[int, int, int]:

@@ -39,6 +39,14 @@ async def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> asy
     )
 
 
+async def stop(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM a spawned client; it must exit 0. Returns its stderr (the log)."""
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    return stderr.decode()
+
+
 async def test_run_joins_trains_validates_and_stops_on_sigterm(
     tmp_path: Path, federation: Federation
 ) -> None:

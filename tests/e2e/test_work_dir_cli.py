@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
-from tests.e2e.test_run_cli import spawn
+from tests.e2e.test_run_cli import spawn, stop
 
 
 @pytest.fixture
@@ -22,13 +21,6 @@ async def federation(tmp_path: Path, digits: Path) -> AsyncIterator[Federation]:
         yield fed
     finally:
         await fed.stop()
-
-
-async def stop(proc: asyncio.subprocess.Process) -> str:
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    return stderr.decode()
 
 
 def downloads(fed: Federation) -> int:
