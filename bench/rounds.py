@@ -113,7 +113,7 @@ def main() -> None:
     reps, rounds = (1, 2) if args.quick else (args.reps, args.rounds)
     kinds = [k for k in args.kinds.split(",") if k]
 
-    from fedclient.adapters.package_archive import build_package
+    from fedclient.adapters.package_build import build_package
 
     from tests.interop.fednnet import FednNetwork
 

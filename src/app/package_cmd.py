@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from ..adapters.package_archive import TarPackageUnpacker, build_package
+from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.package_build import build_package
 from ..domain.errors import FedClientError, PackageError
 from ..domain.package import KNOWN_ENTRY_POINTS, Manifest, normalize_checksum
 from ..domain.package_env import parse_python_env

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dependency_injector import providers
-from fedclient.adapters.package_archive import build_package
+from fedclient.adapters.package_build import build_package
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.adapters.sandbox.controller import SandboxController
 from fedclient.app.container import Container, build_container, close_adapters

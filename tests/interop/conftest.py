@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.package_archive import build_package
+from fedclient.adapters.package_build import build_package
 
 from tests.interop.fedn_venv import ensure_fedn_venv
 from tests.interop.fednnet import FednNetwork

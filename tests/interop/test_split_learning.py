@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.package_archive import build_package
+from fedclient.adapters.package_build import build_package
 
 from tests.interop.checks import check_clean_exit
 from tests.interop.clients import Client, start_fedclient, start_stock_client

@@ -15,7 +15,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.package_archive import TarPackageUnpacker, build_package
+from fedclient.adapters.package_archive import TarPackageUnpacker
+from fedclient.adapters.package_build import build_package
 from fedclient.domain.errors import PackageError
 from fedclient.domain.package import ArchiveLimits, ArchiveMember, MemberType, check_members, member_problem
 from hypothesis import given

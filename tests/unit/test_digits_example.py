@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedclient.adapters.package_archive import TarPackageUnpacker, build_package
+from fedclient.adapters.package_archive import TarPackageUnpacker
+from fedclient.adapters.package_build import build_package
 from fedclient.adapters.trainers import SubprocessTrainer
 
 pytest.importorskip("sklearn")

@@ -19,7 +19,8 @@ from typing import Any
 
 from ...domain.errors import FedClientError, PackageError
 from ...domain.model import TaskKind
-from ..package_archive import TarPackageUnpacker, build_package
+from ..package_archive import TarPackageUnpacker
+from ..package_build import build_package
 from .combiner import SandboxCombiner
 from .controller import SandboxController
 from .fedavg import fedavg
