@@ -42,7 +42,7 @@ def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any
     """One fedclient lifecycle in a thread of this process, while the driver runs a session."""
     from fedclient.adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
     from fedclient.app.container import build_container, close_adapters
-    from fedclient.app.settings import load_settings
+    from fedclient.app.settings_load import load_settings
     from fedclient.app.task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
     times = TaskTimes()

@@ -31,7 +31,8 @@ from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
 from .operators import operator_views
 from .plan import package_extract_dir
-from .settings import Loaded, Settings, load
+from .settings import Settings
+from .settings_load import Loaded, load
 from .workdir import extract_dir_lock, resolve_identity, work_dir_lock
 
 log = logging.getLogger("fedclient")

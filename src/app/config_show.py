@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from .settings import Loaded, Settings, env_names, is_secret, long_flag
+from .settings import Settings, env_names, is_secret, long_flag
+from .settings_load import Loaded
 
 MASK = "***"
 

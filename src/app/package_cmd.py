@@ -23,7 +23,7 @@ from ..domain.package import KNOWN_ENTRY_POINTS, Manifest, normalize_checksum
 from ..domain.package_env import parse_python_env
 from . import policy_cmd
 from .policy import site_policy
-from .settings import load_settings
+from .settings_load import load_settings
 
 
 def add_parser(sub: Any) -> None:

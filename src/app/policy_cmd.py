@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .policy import site_policy
-from .settings import load_settings
+from .settings_load import load_settings
 
 POLICY_SETTINGS = (
     "policy_file",

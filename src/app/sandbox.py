@@ -23,7 +23,7 @@ from ..domain.errors import ConfigError
 from ..domain.observe import TransferKind
 from ..domain.status import StatusBoard, human_bytes
 from .container import build_container, close_adapters
-from .settings import load_settings
+from .settings_load import load_settings
 
 log = logging.getLogger("fedclient.sandbox")
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 
 from ..domain.errors import ConfigError
 from .plan import extract_dir_overlap
-from .settings import Loaded, unused_fields
+from .settings import unused_fields
+from .settings_load import Loaded
 
 log = logging.getLogger("fedclient.settings")
 

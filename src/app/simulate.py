@@ -45,7 +45,7 @@ from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
 from .container import build_container, close_adapters
 from .plan import build_plan
-from .settings import load_settings
+from .settings_load import load_settings
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not

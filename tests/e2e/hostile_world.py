@@ -18,7 +18,8 @@ from fedclient.adapters.package_build import build_package
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.adapters.sandbox.controller import SandboxController
 from fedclient.app.container import Container, build_container, close_adapters
-from fedclient.app.settings import Settings, load_settings
+from fedclient.app.settings import Settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.lifecycle import Lifecycle
 from fedclient.domain.model import TaskKind
 from fedclient.domain.ports import TrainerFactory

@@ -24,7 +24,7 @@ import pytest
 from fedclient.adapters.sandbox.controller import SandboxController
 from fedclient.adapters.sandbox.federation import Federation
 from fedclient.app.container import build_container, close_adapters
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.lifecycle import Lifecycle
 from fedclient.domain.model import TaskKind
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fedclient.adapters.sandbox.federation import Federation
 from fedclient.app.container import build_container, close_adapters
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.lifecycle import Lifecycle
 
 

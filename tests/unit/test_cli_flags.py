@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from fedclient import __version__
 from fedclient.app.cli import main, parser
-from fedclient.app.settings import Settings, env_names, flags_of, parse_init_file
+from fedclient.app.settings import Settings, env_names, flags_of
+from fedclient.app.settings_load import parse_init_file
 
 # Every option of FEDn 0.33's `fedn client start`.
 FEDN_START_FLAGS = [
@@ -294,7 +295,8 @@ def test_each_setting_flag_beats_env_beats_file(
 
     import yaml
     from fedclient.app.cli_flags import cli_values, inner_type
-    from fedclient.app.settings import load, long_flag
+    from fedclient.app.settings import long_flag
+    from fedclient.app.settings_load import load
 
     if get_origin(inner_type(Settings.model_fields[name].annotation)) is list:
         pytest.skip("a list setting: its env value is JSON and its flag repeats")

@@ -20,7 +20,7 @@ from fedclient.adapters.memory import (
 )
 from fedclient.adapters.package_archive import TarPackageUnpacker
 from fedclient.app.container import build_container
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
 
 

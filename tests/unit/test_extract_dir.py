@@ -17,7 +17,7 @@ import pytest
 from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
 from fedclient.app.cli import main
 from fedclient.app.plan import build_plan, package_extract_dir
-from fedclient.app.settings import load, load_settings
+from fedclient.app.settings_load import load, load_settings
 from fedclient.app.settings_rules import check
 from fedclient.app.workdir import extract_dir_lock
 from fedclient.domain.errors import ConfigError

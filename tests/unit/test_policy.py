@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.app.policy import site_policy
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.policy import ResourceLimits, parse_policy, parse_size
 

@@ -20,7 +20,7 @@ import pytest
 from fedclient.adapters.trainers import SubprocessTrainer
 from fedclient.adapters.trainers.child_process import tied_argv
 from fedclient.app.container import build_container
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.package import Manifest
 from fedclient.domain.ports import TrainerFactory
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fedclient.app.settings import load_settings, read_secret_file
+from fedclient.app.settings import read_secret_file
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.redaction import forget_secret, install_log_redaction, mask, redact, register_secret
 

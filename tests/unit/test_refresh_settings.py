@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fedclient.adapters.controller_http.refresh import HttpTokenRefresher
 from fedclient.app.container import build_container
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 
 pytestmark = pytest.mark.usefixtures("no_fedn_env")
 

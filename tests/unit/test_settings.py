@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.app.plan import build_plan
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.model import PackageMode
 

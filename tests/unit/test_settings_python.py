@@ -10,7 +10,7 @@ import pytest
 from fedclient.adapters.trainers import SubprocessTrainer
 from fedclient.app.cli import _settings_from, parser
 from fedclient.app.container import build_container
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.package import Manifest
 
 pytestmark = pytest.mark.usefixtures("no_fedn_env")

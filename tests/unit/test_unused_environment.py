@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fedclient.app.settings import load
+from fedclient.app.settings_load import load
 from fedclient.app.settings_rules import FEDN_UNUSED_ENV, check, unused_environment
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.app.plan import build_plan
-from fedclient.app.settings import load_settings
+from fedclient.app.settings_load import load_settings
 from fedclient.app.workdir import IDENTITY_FILE, resolve_identity, work_dir_lock
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.model import Identity

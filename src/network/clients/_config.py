@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ...app.settings import INIT_FILE_KEYS, Settings, config_values
+from ...app.settings import Settings
+from ...app.settings_load import INIT_FILE_KEYS, config_values
 from ...domain.errors import ConfigError
 
 ACCEPTED_KEYS = frozenset(INIT_FILE_KEYS) | frozenset(Settings.model_fields)

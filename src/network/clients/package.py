@@ -18,7 +18,7 @@ from typing import Any
 from ...adapters.controller_http import ControllerEndpoint, HttpxPackageSource
 from ...adapters.package_archive import TarPackageUnpacker
 from ...app.container import build_container
-from ...app.settings import load_settings
+from ...app.settings_load import load_settings
 from ...domain.errors import FedClientError, PackageError
 from ...domain.package import ChecksumVerdict, check_checksum
 from ...domain.ports import Trainer
