@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +32,8 @@ from .operators import operator_views
 from .plan import package_extract_dir
 from .settings import Settings
 from .settings_load import Loaded, load
+from .signals import stop_on_signals
+from .stderr_writer import flush_background_stderr
 from .workdir import extract_dir_lock, resolve_identity, work_dir_lock
 
 log = logging.getLogger("fedclient")
@@ -106,22 +107,13 @@ async def _run(settings: Settings, observer: Observer | None = None) -> None:
 
     lifecycle = build_container(settings, observer=observer).lifecycle()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        log.info("stopping (a second signal ends the process at once)")
-        stop.set()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
     identity = lifecycle.plan.identity
     log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
-    try:
-        await lifecycle.run(stop)
-    finally:
-        await close_adapters(lifecycle)
+    with stop_on_signals(stop, lifecycle.stop_outlook):
+        try:
+            await lifecycle.run(stop)
+        finally:
+            await close_adapters(lifecycle)
     log.info("fedclient stopped")
 
 
@@ -206,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
+    flush_background_stderr(2.0)  # the log lines before it come first
     print(f"fedclient: error: {scrub(' '.join(message.split()))}", file=sys.stderr)
     return code
 

@@ -8,6 +8,7 @@ secret the redactor removed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 from ..domain.observe import log_context
 from ..domain.redaction import install_log_redaction, register_secrets
 from ..domain.redaction import redact as scrub
+from .stderr_writer import background_stderr
 
 __all__ = ["configure_logging", "register_secrets", "scrub"]
 
@@ -72,13 +74,30 @@ def _short_id(value: str) -> str:
 
 
 class _CurrentStderr:
-    """Writes to whatever sys.stderr is now (rich's live display swaps it to print above the bars)."""
+    """Writes to whatever sys.stderr is now (rich's live display swaps it to print above the bars).
+
+    The process's own stderr, when it is not a terminal (a pipe, a file, the journal), is
+    written from a thread of its own (``app.stderr_writer``): a reader that stalls never
+    blocks the thread that logged, the event loop included.
+    """
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        stream = sys.stderr
+        if stream is not None and stream is sys.__stderr__ and not _is_terminal(stream):
+            return background_stderr().write(text)
+        return stream.write(text)
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        if sys.stderr is not sys.__stderr__:
+            sys.stderr.flush()
+
+
+@functools.cache
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def configure_logging(

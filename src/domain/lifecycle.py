@@ -28,6 +28,7 @@ from .model import (
     CombinerAddress,
     Identity,
     PackageMode,
+    Task,
 )
 from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
 from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
@@ -143,6 +144,7 @@ class Lifecycle:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     _drained: asyncio.Event = field(default_factory=asyncio.Event)
+    _running: Task | None = field(default=None, init=False)  # the task the worker is on
     _outage: tuple[int, float] | None = None  # (connect attempts, since) while the combiner is away
     # One meter per loop, made at start, so the first CPU figure covers the time since then.
     _beat_meter: UsageMeter | None = field(default=None, init=False)
@@ -369,14 +371,19 @@ class Lifecycle:
                 log.exception("shutdown hook %s failed", hook)
         await self._close_link()
 
+    def stop_outlook(self) -> str:
+        """What stopping now waits for, in words (the app's stop line says it; the running task's kind)."""
+        running = self._running
+        if running is None or self._idle.is_set():
+            return "no task is running"
+        return f"waiting for the running {running.kind.value} task, up to {self.plan.shutdown_grace:.0f} s"
+
     async def _watch_stop(self) -> None:
         """On stop: let the running task finish within the grace period, then declare the client drained."""
         await self._stop.wait()
-        if self._idle.is_set():
-            log.info("stopping")
-        else:
+        log.debug("stopping: no new tasks; %s", self.stop_outlook())
+        if not self._idle.is_set():
             grace = self.plan.shutdown_grace
-            log.info("stopping: no new tasks; letting the running task finish (up to %.0f s)", grace)
             if not await _wait(self._idle, self.clock.sleep(grace)):
                 log.warning("the running task did not finish within %.0f s; cancelling it", grace)
         self._drained.set()
@@ -539,9 +546,11 @@ class Lifecycle:
                 )
                 continue
             self._idle.clear()
+            self._running = task
             try:
                 await self.runner.handle(task)
             finally:
+                self._running = None
                 self._idle.set()
 
     async def _heartbeats(self) -> None:

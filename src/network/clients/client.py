@@ -19,6 +19,7 @@ from typing import Any
 
 from ...app.container import build_container, close_adapters
 from ...app.plan import package_extract_dir
+from ...app.signals import stop_on_signals
 from ...app.workdir import extract_dir_lock
 from ...domain.errors import ConfigError, ModelNotFound
 from ...domain.model import CombinerAddress, Identity
@@ -114,14 +115,20 @@ class Client:
     # --------------------------------------------------------------- serve --
 
     def run(self) -> None:
-        """Join the federation and serve tasks with the compute package, until Ctrl-C."""
+        """Join the federation and serve tasks with the compute package, until Ctrl-C or SIGTERM.
+
+        The first signal lets the running task finish (``shutdown_grace``); a second ends
+        the process at once (``app.signals``).
+        """
         lifecycle = build_container(self.settings).lifecycle()
 
         async def serve() -> None:
-            try:
-                await lifecycle.run()
-            finally:
-                await close_adapters(lifecycle)
+            stop = asyncio.Event()
+            with stop_on_signals(stop, lifecycle.stop_outlook):
+                try:
+                    await lifecycle.run(stop)
+                finally:
+                    await close_adapters(lifecycle)
 
         try:
             with extract_dir_lock(package_extract_dir(self.settings)):  # one client per extract dir

@@ -10,6 +10,7 @@ send ModelMetric / AttributeMessage tagged with the task's session, round and mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 from ...adapters.trainers.callback_trainer import Callbacks, log_attributes, log_metric
 from ...app.container import build_container, close_adapters
+from ...app.signals import stop_on_signals
 from ...domain.errors import ConfigError
 from ...domain.lifecycle import Lifecycle
 from ._config import settings_from_config
@@ -69,26 +71,42 @@ class InProcessClient:
         self.callbacks = dataclasses.replace(self.callbacks, backward=callback)
 
     def run(self) -> None:
-        """Serve tasks until ``stop()`` or Ctrl-C."""
+        """Serve tasks until ``stop()``, Ctrl-C or SIGTERM.
+
+        The first signal lets the running callback finish (``shutdown_grace``); a second
+        ends the process at once (``app.signals``).
+        """
         try:
-            asyncio.run(self.run_async())
+            asyncio.run(self.run_async(signals=True))
         except KeyboardInterrupt:
             log.info("stopped")
 
-    async def run_async(self) -> None:
-        """Serve tasks inside the running event loop until ``stop()`` is called."""
+    async def run_async(self, *, signals: bool = False) -> None:
+        """Serve tasks inside the running event loop until ``stop()`` is called.
+
+        ``signals=True`` also stops it on SIGINT/SIGTERM as ``run()`` does; by default your
+        program keeps its own signal handling.
+        """
         if not self.callbacks.names():
             raise ConfigError("give at least one callback (train, validate, predict, forward, backward)")
         lifecycle = build_container(self.settings, callbacks=self.callbacks).lifecycle()
         self.lifecycle = lifecycle
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            await lifecycle.run(self._stop)
-        finally:
-            await close_adapters(lifecycle)
+        self._stop = stop = asyncio.Event()
+        with stop_on_signals(stop, lifecycle.stop_outlook) if signals else contextlib.nullcontext():
+            try:
+                await lifecycle.run(stop)
+            finally:
+                await close_adapters(lifecycle)
 
     def stop(self) -> None:
         """Ask a running client to stop (from any thread, or from a callback)."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        loop, stop, lifecycle = self._loop, self._stop, self.lifecycle
+        if loop is not None and stop is not None and lifecycle is not None:
+            loop.call_soon_threadsafe(self._announce_stop, lifecycle, stop)
+
+    @staticmethod
+    def _announce_stop(lifecycle: Lifecycle, stop: asyncio.Event) -> None:
+        if not stop.is_set():
+            log.info("stopping: %s", lifecycle.stop_outlook())
+            stop.set()
