@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
+from tests.child import Child
 from tests.e2e.conftest import DIGITS, fedclient_exe, run_cli
 
 SITE_MODULE = """\
@@ -36,7 +36,7 @@ async def test_entrypoint_trains_rounds_with_callbacks_loaded_once(
 ) -> None:
     (tmp_path / "site_callbacks.py").write_text(SITE_MODULE)
     env = {**os.environ, "PYTHONPATH": str(DIGITS), "FEDN_CLIENT_INDEX": "0", "FEDN_NUM_CLIENTS": "1"}
-    proc = await asyncio.create_subprocess_exec(
+    proc = await Child.start(
         fedclient_exe(),
         "run",
         "--api-url",
@@ -51,16 +51,13 @@ async def test_entrypoint_trains_rounds_with_callbacks_loaded_once(
         "site_callbacks",
         cwd=tmp_path,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     try:
         await federation.wait_for_clients(timeout=60)
         results = await federation.run(2)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
+        code = await proc.stop(signal.SIGTERM, 30)
+    assert code == 0, proc.tail()
     assert [r.updates for r in results] == [1, 1]
     assert results[1].metrics["accuracy"] > results[0].metrics["accuracy"] > 0.3
     assert (tmp_path / "imports.log").read_text().split() == [str(proc.pid)]  # one import, one process

@@ -7,7 +7,6 @@ and a second client on the same extract dir is refused with one line.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -79,9 +78,9 @@ async def test_the_package_runs_from_the_extract_dir_and_its_files_survive_a_res
         await federation.wait_for_clients(timeout=60)
         # A second client in the same start dir (its own work dir) would unpack over the first.
         second = await spawn(*args, "--work-dir", str(tmp_path / "other"), cwd=site, env=env)
-        _, err = await asyncio.wait_for(second.communicate(), 60)
-        assert second.returncode == 2, err.decode()[-2000:]
-        assert err.decode().strip().splitlines() == [
+        code = await second.wait(60)
+        assert code == 2, second.tail()
+        assert second.stderr.strip().splitlines() == [
             f"fedclient: error: another fedclient (pid {first.pid}) is already unpacking its package into "
             f"{target} (FEDN_PACKAGE_EXTRACT_DIR); stop it or give this one its own extract dir"
         ]

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
+from tests.child import Child
 from tests.e2e.conftest import fedclient_exe
 
 CSI = re.compile(r"\x1b\[")
@@ -95,12 +96,10 @@ async def test_on_a_terminal_bars_and_a_status_line(tmp_path: Path, digits: Path
 async def test_off_a_terminal_plain_lines_and_metrics_during_a_round(tmp_path: Path, digits: Path) -> None:
     fed = await start_federation(tmp_path, digits)
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
+    proc = await Child.start(
         *run_args(fed, tmp_path, "--metrics-port", str(port), "--heartbeat-interval", "0.5"),
         cwd=tmp_path,
         env={**os.environ, **CHILD_ENV},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -136,11 +135,12 @@ async def test_off_a_terminal_plain_lines_and_metrics_during_a_round(tmp_path: P
             gone = await scrape(http, base)
             assert gone["fedclient_connected"] == 0.0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-        await fed.stop()
-    text = stderr.decode()
-    assert proc.returncode == 0, text[-3000:]
+        try:
+            code = await proc.stop(signal.SIGTERM, 30)
+        finally:
+            await fed.stop()
+    text = proc.stderr
+    assert code == 0, proc.tail()
     assert "\x1b" not in text and "\r" not in text, "no control characters off a terminal"
     assert re.search(r"model download \S+: downloaded [\d.]+ (B|KiB|MiB) in [\d.]+ s, ", text)
     assert re.search(r"model upload \S+: uploaded [\d.]+ (B|KiB|MiB) in [\d.]+ s, ", text)

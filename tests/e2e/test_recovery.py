@@ -28,6 +28,7 @@ from fedclient.app.settings_load import load_settings
 from fedclient.domain.lifecycle import Lifecycle
 from fedclient.domain.model import TaskKind
 
+from tests.child import Child
 from tests.e2e.conftest import fedclient_exe
 
 WRONG_SERVER = "is this a FEDn 0.33 combiner? wrong host or port?"
@@ -35,17 +36,9 @@ WRONG_SERVER = "is this a FEDn 0.33 combiner? wrong host or port?"
 
 async def run_cli(*args: str, cwd: Path, timeout: float = 60) -> tuple[int, str, float]:
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        fedclient_exe(), *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        _, stderr = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, stderr.decode(), time.monotonic() - started
+    proc = await Child.start(fedclient_exe(), *args, cwd=cwd)
+    code = await proc.wait(timeout)  # killed, and the test failed with its tail, on a timeout
+    return code, proc.stderr, time.monotonic() - started
 
 
 @pytest.mark.parametrize("server", ["grpc-without-fedn", "controller-http-port"])
@@ -179,7 +172,7 @@ async def test_sigterm_during_training_finishes_the_task_then_exits_0(tmp_path: 
     package = slow_package(digits, tmp_path / "slow")
     fed = Federation(package, tmp_path / "server", expected_clients=1, round_timeout=60)
     await fed.start()
-    proc = await asyncio.create_subprocess_exec(
+    proc = await Child.start(
         fedclient_exe(),
         "run",
         "--api-url",
@@ -190,8 +183,6 @@ async def test_sigterm_during_training_finishes_the_task_then_exits_0(tmp_path: 
         str(tmp_path / "client"),
         cwd=tmp_path,
         env={**os.environ, "SLOW_TRAIN_SECONDS": "4"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     try:
         combiner = fed.combiner
@@ -200,19 +191,17 @@ async def test_sigterm_during_training_finishes_the_task_then_exits_0(tmp_path: 
         config = json.dumps({"round_id": "1", "session_id": fed.session_id})
         ask = combiner.submit_task("graceful", TaskKind.TRAIN, fed.seed_model_id, fed.session_id, config)
         await _until(lambda: any("Starting processing" in s.text for s in combiner.statuses), 30)
-        proc.send_signal(signal.SIGTERM)  # mid-training
+        proc.proc.send_signal(signal.SIGTERM)  # mid-training
         stopped_at = time.monotonic()
         updates = await combiner.wait_for_updates([ask], 30)
-        _, stderr_bytes = await asyncio.wait_for(proc.communicate(), 60)
+        code = await proc.wait(60)
         took = time.monotonic() - stopped_at
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await proc.kill()  # only if it still runs
         await fed.stop()
-    stderr = stderr_bytes.decode()
-    assert proc.returncode == 0, stderr[-3000:]
+    stderr = proc.stderr
+    assert code == 0, proc.tail()
     assert len(updates) == 1 and len(combiner.updates) == 1, "the running task's update was delivered once"
-    assert "letting the running task finish" in stderr
+    assert "waiting for the running train task" in stderr
     assert "Traceback" not in stderr
     assert took < 30, f"shutdown took {took:.1f} s"

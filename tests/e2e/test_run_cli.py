@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
+from tests.child import Child
 from tests.e2e.conftest import fedclient_exe, run_cli
 
 
@@ -27,24 +27,17 @@ async def federation(
         await fed.stop()
 
 
-async def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+async def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Child:
+    """Start `fedclient *args` as client 0 of 1; its pipes are read while it runs."""
     env = {**os.environ, "FEDN_CLIENT_INDEX": "0", "FEDN_NUM_CLIENTS": "1", **(env or {})}
-    return await asyncio.create_subprocess_exec(
-        fedclient_exe(),
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    return await Child.start(fedclient_exe(), *args, cwd=cwd, env=env)
 
 
-async def stop(proc: asyncio.subprocess.Process) -> str:
+async def stop(proc: Child) -> str:
     """SIGTERM a spawned client; it must exit 0. Returns its stderr (the log)."""
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    return stderr.decode()
+    code = await proc.stop(signal.SIGTERM, 30)
+    assert code == 0, proc.tail()
+    return proc.stderr
 
 
 async def test_run_joins_trains_validates_and_stops_on_sigterm(
@@ -71,10 +64,9 @@ async def test_run_joins_trains_validates_and_stops_on_sigterm(
         [update] = federation.combiner.updates
         assert (update.sender_name, update.sender_client_id) == ("e2e-client", "e2e-id")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    assert b"Traceback" not in stderr
+        code = await proc.stop(signal.SIGTERM, 30)
+    assert code == 0, proc.tail()
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("federation", ["the-right-token-0123456789"], indirect=True)
@@ -90,9 +82,9 @@ async def test_wrong_token_exits_non_zero_with_one_line(tmp_path: Path, federati
         str(tmp_path / "client"),
         cwd=tmp_path,
     )
-    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    text = stderr.decode()
-    assert proc.returncode == 2
+    code = await proc.wait(60)
+    text = proc.stderr
+    assert code == 2
     assert "Traceback" not in text
     assert secret not in text
     assert text.count("can read it in `ps`") == 1  # said once, without the token
@@ -118,10 +110,9 @@ async def test_right_token_from_a_token_file_joins(tmp_path: Path, federation: F
         [result] = await federation.run(1)
         assert result.updates == 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0
-    assert b"in `ps`" not in stderr and b"the-right-token" not in stderr
+        code = await proc.stop(signal.SIGTERM, 30)
+    assert code == 0
+    assert "in `ps`" not in proc.stderr and "the-right-token" not in proc.stderr
 
 
 def test_run_without_a_target_is_a_one_line_usage_error(tmp_path: Path) -> None:

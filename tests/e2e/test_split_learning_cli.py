@@ -6,7 +6,6 @@ with whatever `python` the client gives them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ import pytest
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.domain.model import TaskKind
 
+from tests.child import Child
 from tests.e2e.conftest import fedclient_exe
 
 FORWARD = """
@@ -60,7 +60,7 @@ def sl_package(root: Path) -> Path:
 async def test_forward_backward_and_an_unknown_task_type(tmp_path: Path, combiner: SandboxCombiner) -> None:
     package = sl_package(tmp_path / "client")
     host, port = combiner.address
-    proc = await asyncio.create_subprocess_exec(
+    proc = await Child.start(
         fedclient_exe(),
         "run",
         "--combiner", host,
@@ -72,8 +72,6 @@ async def test_forward_backward_and_an_unknown_task_type(tmp_path: Path, combine
         "--telemetry-interval", "1",
         cwd=tmp_path,
         env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
         await combiner.wait_for_clients(1, timeout=60)
@@ -101,10 +99,9 @@ async def test_forward_backward_and_an_unknown_task_type(tmp_path: Path, combine
         assert "cannot run NETWORK requests" in error.text
         assert await combiner.wait_until(lambda: len(combiner.telemetry) >= 2, 30)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    assert b"Traceback" not in stderr
+        code = await proc.stop(signal.SIGTERM, 30)
+    assert code == 0, proc.tail()
+    assert "Traceback" not in proc.stderr
 
     statuses = [(s.text, s.type) for s in combiner.statuses if s.correlation_id == forward]
     assert statuses[-1] == ("Forward pass completed.", "MODEL_UPDATE")

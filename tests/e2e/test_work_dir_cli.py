@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,9 +38,9 @@ async def test_lock_identity_and_package_reuse_across_restarts(
     try:
         await federation.wait_for_clients(timeout=60)
         second = await spawn(*args, cwd=tmp_path)
-        _, err = await asyncio.wait_for(second.communicate(), 60)
-        assert second.returncode == 2, err.decode()[-2000:]
-        [line] = err.decode().strip().splitlines()
+        code = await second.wait(60)
+        assert code == 2, second.tail()
+        [line] = second.stderr.strip().splitlines()
         assert line == (
             f"fedclient: error: another fedclient (pid {first.pid}) is already using the work dir "
             f"{work.resolve()}; stop it or give this one its own --work-dir"

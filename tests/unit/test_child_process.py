@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.trainers.child_process import ChildRegistry, spawn_child
+
+from tests.child import Child
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process semantics")
 
@@ -123,11 +124,14 @@ def test_a_child_that_ends_normally_is_forgotten(tmp_path: Path) -> None:
 
 async def test_limits_are_applied_before_exec_and_a_missing_command_fails_early(tmp_path: Path) -> None:
     script = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE))"
-    proc = await spawn_child(
-        [sys.executable, "-c", script], tmp_path, dict(os.environ), rlimits={"RLIMIT_NOFILE": (64, 64)}
+    proc = Child(
+        await spawn_child(
+            [sys.executable, "-c", script], tmp_path, dict(os.environ), rlimits={"RLIMIT_NOFILE": (64, 64)}
+        ),
+        "rlimit probe",
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert out.decode().strip() == "(64, 64)"
+    await proc.wait(30)
+    assert proc.stdout.strip() == "(64, 64)"
     with pytest.raises(FileNotFoundError):
         await spawn_child(["no-such-command-xyz"], tmp_path, {"PATH": "/nonexistent"})
 

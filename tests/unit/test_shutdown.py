@@ -67,17 +67,20 @@ def world(tmp_path: Path, archive: Path) -> tuple[World, SlowTrainer, GraceClock
 async def test_the_running_task_finishes_then_hooks_run_then_the_link_closes(
     tmp_path: Path, archive: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="fedclient")
+    caplog.set_level(logging.DEBUG, logger="fedclient")
     w, trainer, _, events = world(tmp_path, archive)
     w.combiner.submit("cid-1", train_task(corr="running"))
     w.combiner.submit("cid-1", train_task(corr="queued"))
     runner = asyncio.create_task(w.life.run(w.stop))
     await asyncio.wait_for(trainer.started.wait(), 5)
+    # what the app's stop line says (app.signals): the running task and its grace period
+    assert w.life.stop_outlook() == "waiting for the running train task, up to 77 s"
     w.stop.set()
     await asyncio.sleep(0.05)
     assert not runner.done(), "waits for the running task"
     trainer.release.set()
     await asyncio.wait_for(runner, 5)  # returns normally: exit code 0 in the CLI
+    assert w.life.stop_outlook() == "no task is running"
 
     [update] = w.combiner.updates
     assert update.correlation_id == "running"
@@ -85,7 +88,7 @@ async def test_the_running_task_finishes_then_hooks_run_then_the_link_closes(
     assert events == ["flush: 1 updates, link open"]
     assert w.combiner.connects and all(link.closed for link in w.life.connector.links)  # type: ignore[attr-defined]
     lines = [r.getMessage() for r in caplog.records]
-    assert any("letting the running task finish (up to 77 s)" in line for line in lines)
+    assert any("stopping: no new tasks; waiting for the running train task, up to 77 s" in ln for ln in lines)
 
 
 async def test_a_task_past_the_grace_period_is_cancelled_and_hooks_still_run(
