@@ -7,25 +7,26 @@ import importlib.util
 from ..domain.errors import ConfigError
 
 # The modules each extra of pyproject.toml brings.
-EXTRAS = {"sandbox": ("numpy", "matplotlib")}
+EXTRAS = {"sandbox": ("numpy", "matplotlib"), "privacy": ("numpy", "dp_accounting")}
 
 
 class MissingExtra(ConfigError):
     pass
 
 
-def missing_extra_message(extra: str, module: str) -> str:
-    return f"this needs the '{extra}' extra ({module} is not installed): pip install 'fedclient[{extra}]'"
+def missing_extra_message(extra: str, module: str, what: str = "this") -> str:
+    return f"{what} needs the '{extra}' extra ({module} is not installed): pip install 'fedclient[{extra}]'"
 
 
-def require_extra(extra: str, *modules: str) -> None:
+def require_extra(extra: str, *modules: str, what: str = "this") -> None:
+    """MissingExtra unless every module of ``extra`` (or ``modules``) can be imported; ``what`` needs it."""
     for module in modules or EXTRAS[extra]:
         try:
             found = importlib.util.find_spec(module) is not None
         except (ImportError, ValueError):
             found = False
         if not found:
-            raise MissingExtra(missing_extra_message(extra, module))
+            raise MissingExtra(missing_extra_message(extra, module, what))
 
 
 def extra_for_missing(exc: ModuleNotFoundError) -> MissingExtra | None:

@@ -10,6 +10,8 @@ import yaml
 
 from ..domain.errors import ConfigError
 from ..domain.policy import SitePolicy, convert, parse_policy, parse_sha256, parse_size
+from ..domain.privacy import RECORD, PrivacyBudget
+from .extras import require_extra
 from .settings import Settings
 
 _POLICY_MAX_BYTES = 1024 * 1024
@@ -87,3 +89,12 @@ def max_model_bytes(settings: Settings) -> int:
     if settings.max_model_bytes is None:
         return DEFAULT_MAX_MODEL_BYTES
     return parse_size(settings.max_model_bytes, "--max-model-bytes")
+
+
+def privacy_budget(settings: Settings, policy: SitePolicy) -> PrivacyBudget:
+    """The budget record in the work dir under the policy's privacy section (needs the privacy extra)."""
+    assert policy.privacy is not None
+    require_extra("privacy", what=f"{policy.source}: the privacy section")
+    from ..adapters.dp_accountant import RdpAccountant
+
+    return PrivacyBudget(policy.privacy, settings.work_dir.resolve() / RECORD, RdpAccountant())

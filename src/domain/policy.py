@@ -3,8 +3,10 @@
 A policy file (YAML) and command-line flags give: which packages may run at all
 (an allowlist of SHA-256s), the resources an entry point may use (memory, CPU
 seconds, wall time, output, open files), whether the package directory is
-read-only to its own code, and the archive caps. Parsing is strict: an unknown
-key or a malformed value is an error that names it, never silently ignored.
+read-only to its own code, and the archive caps. The file alone gives the
+``privacy`` section (``domain.privacy``): no flag, setting or server can relax it.
+Parsing is strict: an unknown key or a malformed value is an error that names it,
+never silently ignored.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from .archive_rules import ArchiveLimits
 from .errors import ConfigError
+from .privacy import PrivacyPolicy, parse_privacy
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\s*")
@@ -59,6 +62,8 @@ class SitePolicy:
     read_only_package: bool = False
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
     source: str = "defaults"
+    # From the policy file only: what every training update may reveal (None: as the package wrote it).
+    privacy: PrivacyPolicy | None = None
 
     def describe(self) -> list[str]:
         """What is in force, one line each, for ``fedclient policy show``."""
@@ -83,6 +88,10 @@ class SitePolicy:
         lines.append(f"  per member:  {_bytes(arc.max_member_bytes)}")
         lines.append(f"  members:     {arc.max_members}")
         lines.append(f"  ratio:       {arc.max_ratio:g}x (beyond the first {_bytes(arc.ratio_slack_bytes)})")
+        if self.privacy is None:
+            lines.append("privacy: off (updates leave as the package wrote them)")
+        else:
+            lines += self.privacy.describe()
         return lines
 
 
@@ -136,7 +145,7 @@ _ARCHIVE_KEYS = {
     "max_members": ("max_members", "int"),
     "max_ratio": ("max_ratio", "float"),
 }
-POLICY_KEYS = ("allowed_packages", "limits", "read_only_package", "archive")
+POLICY_KEYS = ("allowed_packages", "limits", "read_only_package", "archive", "privacy")
 
 
 def parse_policy(data: object, source: str) -> SitePolicy:
@@ -157,7 +166,9 @@ def parse_policy(data: object, source: str) -> SitePolicy:
         raise ConfigError(f"{source}: read_only_package must be true or false, got {read_only!r}")
     limits = ResourceLimits(**_section(data.get("limits"), _LIMIT_KEYS, f"{source}: limits"))
     archive = replace(ArchiveLimits(), **_section(data.get("archive"), _ARCHIVE_KEYS, f"{source}: archive"))
-    return SitePolicy(shas, limits, read_only, archive, source)
+    # Present but empty is an error, not "off": a mis-indented section must never drop the privacy.
+    privacy = parse_privacy(data["privacy"], f"{source}: privacy") if "privacy" in data else None
+    return SitePolicy(shas, limits, read_only, archive, source, privacy)
 
 
 def _section(data: object, keys: Mapping[str, tuple[str, str]], where: str) -> dict[str, Any]:

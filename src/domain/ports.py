@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +24,7 @@ from .model import (
     Validation,
 )
 from .package import Manifest
+from .privacy import GaussianRounds
 
 
 class Discovery(Protocol):
@@ -156,6 +157,25 @@ class Trainer(Protocol):
 
     async def backward(self, in_gradients: Path, client_id: str) -> None:
         """Split learning: apply the gradients in ``in_gradients`` to the local model."""
+        ...
+
+
+@runtime_checkable
+class HelperAwareTrainer(Protocol):
+    """A Trainer that must know the model helper in force (the privacy guard reads numpyhelper only).
+
+    The lifecycle calls ``use_helper`` once the helper is chosen (the client's setting, else
+    the controller's, else numpyhelper), before the first task.
+    """
+
+    def use_helper(self, helper_type: str) -> None: ...
+
+
+class PrivacyAccountant(Protocol):
+    """Composes released rounds into one ε (a maintained accountant library behind it, never our own)."""
+
+    def epsilon(self, rounds: Sequence[GaussianRounds], delta: float) -> float:
+        """The ε of all of ``rounds`` together at ``delta``."""
         ...
 
 
