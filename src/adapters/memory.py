@@ -47,6 +47,7 @@ from ..domain.model import (
 from ..domain.observe import NULL_OBSERVER, Link, Observer, TransferKind
 from ..domain.outbox import OutboxEntry
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
+from ..domain.privacy import PrivacySpent
 from ..domain.usage import UsageReading
 from .package_merge import merge_into
 
@@ -481,6 +482,9 @@ class RecordingObserver:
 
     def task_finished(self, task: Task, ok: bool) -> None:
         self.events.append(("finished", task.kind, ok))
+
+    def privacy_spent(self, spent: PrivacySpent) -> None:
+        self.events.append(("privacy", spent))
 
 
 class RecordingTransfer:

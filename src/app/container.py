@@ -6,8 +6,9 @@ Tests build it with real settings and override providers with the in-memory fake
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dependency_injector import containers, providers
 
@@ -25,9 +26,10 @@ from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
 from ..domain.observe import NULL_OBSERVER, Observer
 from ..domain.policy import SitePolicy
+from ..domain.ports import TrainerFactory
 from ..domain.redaction import register_secrets
 from .plan import build_plan, package_extract_dir
-from .policy import max_model_bytes, site_policy
+from .policy import max_model_bytes, privacy_budget, site_policy
 from .settings import Settings
 
 log = logging.getLogger("fedclient")
@@ -122,6 +124,30 @@ def _envs_dir(settings: Settings) -> Path | None:
     return settings.work_dir.resolve() / "envs" if settings.managed_env else None
 
 
+def _noise_generator(seed: int | None) -> Any:
+    """The privacy noise's source: OS entropy (only tests override ``noise_seed``; no setting can)."""
+    from ..adapters.dp_mechanism import make_generator
+
+    return make_generator(seed)
+
+
+def _trainer_factory(
+    base: TrainerFactory,
+    settings: Settings,
+    policy: SitePolicy,
+    generator: Callable[[], Any],
+    observer: Observer,
+) -> TrainerFactory:
+    """``base`` as it is, or, when the site policy has a privacy section, every trainer it builds
+    wrapped so that what leaves is clipped, noised and charged to the budget (docs/PRIVACY.md)."""
+    if policy.privacy is None:
+        return base
+    budget = privacy_budget(settings, policy)
+    from ..adapters.trainers.private import PrivateTrainerFactory
+
+    return PrivateTrainerFactory(base, policy.privacy, budget, generator(), observer)
+
+
 def _read_only_view(settings: Settings, policy: SitePolicy) -> bool:
     """Entry points see a downloaded package read-only; a --local-package dir is left as it is."""
     return policy.read_only_package and settings.local_package is None
@@ -155,7 +181,8 @@ class Container(containers.DeclarativeContainer):
         insecure=settings.provided.insecure,
         observer=observer,
     )
-    trainer_factory = providers.Singleton(
+    # How the package's code is run (the in-process client overrides it with its callbacks)...
+    base_trainer_factory = providers.Singleton(
         subprocess_trainer_factory,
         timeout=settings.provided.train_timeout,
         extra_env=trainer_env,
@@ -165,6 +192,13 @@ class Container(containers.DeclarativeContainer):
         pid_file=providers.Callable(_pid_file, settings),
         read_only_package=providers.Callable(_read_only_view, settings, policy),
         read_only_root=providers.Callable(package_extract_dir, settings),
+    )
+    # ...and, with a privacy section in the site policy, the guard around it. The noise comes
+    # from fresh OS entropy; tests override noise_seed for a deterministic generator.
+    noise_seed = providers.Object(None)
+    noise_generator = providers.Singleton(_noise_generator, noise_seed)
+    trainer_factory = providers.Singleton(
+        _trainer_factory, base_trainer_factory, settings, policy, noise_generator.provider, observer
     )
     clock = providers.Singleton(SystemClock)
     usage_probe = providers.Singleton(system_usage_probe)
@@ -211,6 +245,6 @@ def build_container(
     if callbacks is None and settings.entrypoint:
         callbacks = load_entrypoint(settings.entrypoint)  # imported once, kept for every task
     if callbacks is not None:
-        container.trainer_factory.override(providers.Object(callback_trainer_factory(callbacks)))
+        container.base_trainer_factory.override(providers.Object(callback_trainer_factory(callbacks)))
         container.plan.override(providers.Singleton(build_plan, settings, in_process=True))
     return container

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .policy import site_policy
+from ..domain.privacy import PrivacyBudget, PrivacyLedger
+from .policy import privacy_budget, site_policy
 from .settings_load import load_settings
 
 POLICY_SETTINGS = (
@@ -68,11 +69,37 @@ def add_parser(sub: Any) -> None:
     actions = p.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="print the site policy that `fedclient run` would enforce")
     show.add_argument("-in", "--init", type=Path, help="FEDn-style client.yaml with settings")
+    show.add_argument(
+        "--work-dir", type=Path, help="the client's work dir, where the privacy budget spent is kept"
+    )
     add_policy_flags(show)
 
 
 def run_policy(args: argparse.Namespace) -> int:
-    settings = load_settings(policy_values(args), args.init)
-    for line in site_policy(settings).describe():
+    values = policy_values(args)
+    if getattr(args, "work_dir", None) is not None:
+        values["work_dir"] = args.work_dir
+    settings = load_settings(values, args.init)
+    policy = site_policy(settings)
+    for line in policy.describe():
         print(line)
+    if policy.privacy is not None:
+        for line in budget_lines(privacy_budget(settings, policy)):
+            print(line)
     return 0
+
+
+def budget_lines(budget: PrivacyBudget) -> list[str]:
+    """What the data owner asks next: spent so far, the cost of one round, how many rounds remain."""
+    spent = budget.spent()
+    lines = [f"  spent so far:    {spent.describe()} (record: {budget.record})"]
+    if not budget.policy.noisy:
+        return lines
+    one = budget.epsilon(PrivacyLedger((budget.policy.per_round,)))
+    in_all, left = budget.rounds_left(PrivacyLedger()), budget.rounds_left()
+    rounds = "more than a million rounds" if in_all is None else f"{in_all} rounds in all"
+    lines.append(
+        f"  one round:       ε {one:.4g} alone at δ = {budget.policy.delta:g}; the budget allows {rounds}"
+    )
+    lines.append(f"  rounds left:     {'more than a million' if left is None else left}")
+    return lines

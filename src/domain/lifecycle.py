@@ -39,6 +39,7 @@ from .ports import (
     Clock,
     CombinerConnector,
     Discovery,
+    HelperAwareTrainer,
     LeftoverSweeper,
     PackageSource,
     PackageUnpacker,
@@ -175,7 +176,10 @@ class Lifecycle:
                 self.combiner = self.plan.combiner
             manifest = await self.prepare_package()
             assert self.package_dir is not None
+            suffix = self._model_suffix(assignment.helper_type if assignment else None)
             trainer = self.trainer_factory(self.package_dir, manifest)
+            if isinstance(trainer, HelperAwareTrainer):
+                trainer.use_helper(self.helper_type)
             if isinstance(trainer, PreparedTrainer):
                 await self._until_stopped(trainer.prepare())
             if manifest.has("startup"):
@@ -194,7 +198,7 @@ class Lifecycle:
                 self.clock,
                 observer=self.observer,
                 client_id=lambda: (self.identity or self.plan.identity).client_id,
-                model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
+                model_suffix=suffix,
                 outbox=self.outbox,
             )
             await self.serve()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from .model import Task
+from .privacy import PrivacySpent
 
 
 class TransferKind(enum.Enum):
@@ -51,6 +52,10 @@ class Observer(Protocol):
 
     def task_finished(self, task: Task, ok: bool) -> None: ...
 
+    def privacy_spent(self, spent: PrivacySpent) -> None:
+        """Where the site's privacy budget stands (at start, then after each released update)."""
+        ...
+
 
 class _NoTransfer:
     def advance(self, nbytes: int) -> None:
@@ -76,6 +81,9 @@ class NullObserver:
         return None
 
     def task_finished(self, task: Task, ok: bool) -> None:
+        return None
+
+    def privacy_spent(self, spent: PrivacySpent) -> None:
         return None
 
 

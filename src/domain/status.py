@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .model import Task, TaskKind
 from .observe import Link, Observer, Transfer, TransferKind
+from .privacy import PrivacySpent
 from .state import STATE_FOR_TASK, ClientState
 
 
@@ -39,6 +40,7 @@ class Snapshot:
     transfers: dict[TransferKind, TransferTotals] = field(
         default_factory=lambda: {k: TransferTotals() for k in TransferKind}
     )
+    privacy: PrivacySpent | None = None  # None: the site policy has no privacy section
 
     @property
     def connected(self) -> bool:
@@ -129,6 +131,11 @@ class StatusBoard:
         for display in self.displays:
             display.task_finished(task, ok)
 
+    def privacy_spent(self, spent: PrivacySpent) -> None:
+        self.snapshot.privacy = spent
+        for display in self.displays:
+            display.privacy_spent(spent)
+
 
 # ------------------------------------------------------------- formatting --
 
@@ -161,7 +168,10 @@ def status_line(board: StatusBoard) -> str:
     beat = "no heartbeat yet" if age is None else f"heartbeat {age:.0f} s ago"
     session = f"session {snap.session_id}" if snap.session_id else "no session"
     rnd = f" round {snap.round_id}" if snap.round_id else ""
+    privacy = ""
+    if snap.privacy is not None and snap.privacy.budget is not None:
+        privacy = f" | ε {snap.privacy.epsilon:.3g}/{snap.privacy.budget:g}"
     return (
         f"{snap.link.value}{where} | {snap.state.name} | {session}{rnd} | {beat} | "
-        f"tasks {snap.done()} done, {snap.failed()} failed"
+        f"tasks {snap.done()} done, {snap.failed()} failed{privacy}"
     )
