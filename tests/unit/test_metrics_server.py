@@ -61,3 +61,21 @@ def test_a_port_in_use_is_a_config_error() -> None:
             MetricsServer(StatusBoard(), "127.0.0.1", first.port, 30, {})
     finally:
         first.stop()
+
+
+def test_the_privacy_budget_is_exported_only_when_the_policy_has_a_privacy_section() -> None:
+    from fedclient.domain.privacy import PrivacySpent
+    from fedclient.domain.status import status_line
+
+    board = StatusBoard()
+    server = MetricsServer(board, "127.0.0.1", 0, stale_after=30, labels={}).start()
+    try:
+        assert "fedclient_privacy" not in get(f"http://127.0.0.1:{server.port}/metrics")[1]
+        board.privacy_spent(PrivacySpent(12.5, 100.0, 1e-5, 3))
+        samples = get(f"http://127.0.0.1:{server.port}/metrics")[1].splitlines()
+        assert "fedclient_privacy_epsilon_spent 12.5" in samples
+        assert "fedclient_privacy_epsilon_budget 100.0" in samples
+        assert "fedclient_privacy_rounds_total 3.0" in samples
+        assert status_line(board).endswith("| ε 12.5/100")
+    finally:
+        server.stop()

@@ -83,6 +83,23 @@ class BoardCollector:
         yield CounterMetricFamily(
             "fedclient_reconnects", "combiner connections after the first", value=float(snap.reconnects)
         )
+        if snap.privacy is not None:  # only with a privacy section in the site policy
+            yield GaugeMetricFamily(
+                "fedclient_privacy_epsilon_spent",
+                "the privacy budget spent: ε over every released update, at the policy's δ (+Inf: no noise)",
+                value=snap.privacy.epsilon,
+            )
+            if snap.privacy.budget is not None:
+                yield GaugeMetricFamily(
+                    "fedclient_privacy_epsilon_budget",
+                    "the site policy's total ε budget",
+                    value=snap.privacy.budget,
+                )
+            yield CounterMetricFamily(
+                "fedclient_privacy_rounds",
+                "training rounds whose update was released clipped and noised",
+                value=float(snap.privacy.rounds),
+            )
 
 
 class MetricsServer:
