@@ -76,6 +76,11 @@ def _sandbox_parser(sub: Any) -> None:
     )
     p.add_argument("--round-timeout", type=float, default=180.0, help="seconds to wait for a round's updates")
     p.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of the per-round metrics to FILE")
+    p.add_argument(
+        "--policy-file",
+        type=Path,
+        help="a site policy every client enforces (with a privacy section: ε spent per round is shown)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -44,19 +44,33 @@ def run_sandbox(args: argparse.Namespace) -> int:
         work = args.work_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-sandbox-"))
         )
+        policy_file = args.policy_file.resolve() if getattr(args, "policy_file", None) else None
+        epsilons: list[float] = []
         results = asyncio.run(
             sandbox(
-                package, work.resolve(), args.rounds, args.clients, args.round_timeout, args.log_level, boards
+                package,
+                work.resolve(),
+                args.rounds,
+                args.clients,
+                args.round_timeout,
+                args.log_level,
+                boards,
+                policy_file=policy_file,
+                epsilons=epsilons,
             )
         )
-    print(format_table(results))
+    spent = epsilons if any(b.snapshot.privacy is not None for b in boards) else None
+    print(format_table(results, spent))
     print(format_summary(results, boards, time.monotonic() - started))
     if args.json:
-        args.json.write_text(json.dumps({"rounds": [r.as_json() for r in results]}, indent=2) + "\n")
+        rounds = [r.as_json() for r in results]
+        for entry, epsilon in zip(rounds, spent or [], strict=False):
+            entry["epsilon_spent"] = epsilon
+        args.json.write_text(json.dumps({"rounds": rounds}, indent=2) + "\n")
     if args.plot:
         from .sandbox_plot import plot_rounds
 
-        plot_rounds(results, args.plot)
+        plot_rounds(results, args.plot, spent)
         print(f"plot of the per-round metrics written to {args.plot}")
     return 0
 
@@ -69,8 +83,14 @@ async def sandbox(
     round_timeout: float,
     log_level: str = "WARNING",
     boards: list[StatusBoard] | None = None,
+    policy_file: Path | None = None,
+    epsilons: list[float] | None = None,
 ) -> list[RoundResult]:
-    """Run the federation; ``boards`` (if given) receives each client's StatusBoard."""
+    """Run the federation; ``boards`` (if given) receives each client's StatusBoard.
+
+    ``policy_file``: every client enforces this site policy (its privacy section too);
+    ``epsilons`` (if given) receives, after each round, the largest ε any client has spent.
+    """
     federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
     # The sandbox is a try-out run from fedclient's own venv: a package without a
     # python_env runs with that interpreter (one with a python_env gets it built).
@@ -88,6 +108,7 @@ async def sandbox(
                     "work_dir": work / f"client-{index}",
                     "log_level": log_level,
                     "python": own,
+                    "policy_file": policy_file,
                 }
             ).model_copy(update={"package_extract_dir": None})  # N clients: each its own private dir
             # Each client trains on its own shard of the example's data.
@@ -99,7 +120,13 @@ async def sandbox(
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"client-{index}"))
         await _wait_online(federation, runners)
-        results = await federation.run(rounds)
+
+        def spent(result: RoundResult) -> None:
+            if epsilons is not None:
+                figures = [b.snapshot.privacy.epsilon for b in boards or [] if b.snapshot.privacy is not None]
+                epsilons.append(max(figures, default=0.0))
+
+        results = await federation.run(rounds, on_round=spent)
         await _settle(boards or [])
         return results
     finally:
@@ -131,18 +158,21 @@ async def _wait_online(federation: Federation, runners: list[asyncio.Task[None]]
     waiting.result()
 
 
-def format_table(results: list[RoundResult]) -> str:
+def format_table(results: list[RoundResult], epsilons: list[float] | None = None) -> str:
+    """One row per round; with ``epsilons`` (the site policy has a privacy section) an ε-spent column."""
     keys = sorted({k for r in results for k in r.metrics})
-    header = ["round", "global model", "updates", *keys, "seconds"]
+    spent = ["ε spent"] if epsilons is not None else []
+    header = ["round", "global model", "updates", *keys, *spent, "seconds"]
     rows = [
         [
             str(r.round),
             r.model_id[:8],
             str(r.updates),
             *(f"{r.metrics.get(k, float('nan')):.4f}" for k in keys),
+            *([f"{epsilons[i]:.4g}" if i < len(epsilons) else "-"] if epsilons is not None else []),
             f"{r.seconds:.1f}",
         ]
-        for r in results
+        for i, r in enumerate(results)
     ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
@@ -161,6 +191,10 @@ def format_summary(results: list[RoundResult], boards: list[StatusBoard], second
         f"  updates aggregated: {sum(r.updates for r in results)}, "
         f"validations: {sum(r.validations for r in results)}"
     )
+    privacy = [b.snapshot.privacy for b in boards if b.snapshot.privacy is not None]
+    if privacy:
+        worst = max(privacy, key=lambda p: p.epsilon)
+        lines.append(f"  privacy (the client that spent most): {worst.describe()}")
     for index, board in enumerate(boards):
         snap = board.snapshot
         received = sum(

@@ -13,7 +13,8 @@ def check_plotting() -> None:
     require_extra("sandbox", "matplotlib")
 
 
-def plot_rounds(results: list[RoundResult], path: Path) -> None:
+def plot_rounds(results: list[RoundResult], path: Path, epsilons: list[float] | None = None) -> None:
+    """Losses and scores per round; with ``epsilons`` (privacy on) also the scores against ε spent."""
     require_extra("sandbox", "matplotlib")
     import matplotlib
 
@@ -25,9 +26,20 @@ def plot_rounds(results: list[RoundResult], path: Path) -> None:
     # Losses and scores live on different scales: one panel each.
     panels = [("loss", [k for k in keys if "loss" in k]), ("score", [k for k in keys if "loss" not in k])]
     panels = [(title, names) for title, names in panels if names] or [("metric", [])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), dpi=100, squeeze=False)
+    scores = [k for k in keys if "loss" not in k]
+    privacy = epsilons is not None and len(epsilons) == len(results) and bool(scores)
+    width = len(panels) + (1 if privacy else 0)
+    fig, axes = plt.subplots(1, width, figsize=(5 * width, 4), dpi=100, squeeze=False)
     try:
-        for ax, (title, names) in zip(axes[0], panels, strict=True):
+        if privacy and epsilons is not None:
+            ax = axes[0][-1]
+            for key in scores:
+                ax.plot(epsilons, [r.metrics.get(key, float("nan")) for r in results], marker="o", label=key)
+            ax.set_xlabel("ε spent (largest of any client)")
+            ax.set_ylabel("score (mean over clients)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+        for ax, (title, names) in zip(axes[0], panels, strict=False):
             for key in names:
                 ax.plot(rounds, [r.metrics.get(key, float("nan")) for r in results], marker="o", label=key)
             ax.set_xlabel("round")

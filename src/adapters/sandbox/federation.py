@@ -13,6 +13,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,16 @@ class Federation:
         assert self.combiner is not None
         await self.combiner.wait_for_clients(self.expected_clients, timeout)
 
-    async def run(self, rounds: int) -> list[RoundResult]:
+    async def run(
+        self, rounds: int, on_round: Callable[[RoundResult], None] | None = None
+    ) -> list[RoundResult]:
+        """``on_round`` is called with each round's result as soon as the round is done."""
         model_id = self.seed_model_id
         for number in range(1, rounds + 1):
             result = await self.run_round(number, model_id)
             self.results.append(result)
+            if on_round is not None:
+                on_round(result)
             model_id = result.model_id
         return self.results
 
