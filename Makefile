@@ -26,8 +26,10 @@ fedn-torch-venv: venv
 
 # fedclient alone (no extras: no numpy, no fedn), as a site installs it; tests/interop
 # runs fedclient from here. Cached by a stamp: a no-op unless pyproject.toml changed.
+# Beside it fedclient[privacy] (numpy, dp-accounting) for tests/interop/test_privacy.py.
 site-venv: venv
 	$(PY) tests/interop/site_venv.py
+	$(PY) tests/interop/site_venv.py --privacy
 
 protos: venv
 	$(PY) scripts/gen_protos.py
@@ -69,4 +71,4 @@ demo: venv
 	$(VENV)/bin/fedclient sandbox --rounds 3 --clients 2 --package examples/digits --plot sandbox-rounds.png
 
 clean:
-	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .fedn-torch-venv .fedn-torch-venv.lock .site-venv .site-venv.lock .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .fedn-venv .fedn-venv.lock .fedn-torch-venv .fedn-torch-venv.lock .site-venv .site-venv.lock .site-privacy-venv .site-privacy-venv.lock .pytest_cache .mypy_cache .ruff_cache

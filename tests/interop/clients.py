@@ -70,19 +70,23 @@ def start_fedclient(
     package_bin: Path | None = OUR_BIN,
     args: tuple[str, ...] = (),
     home: Path | None = None,
+    site_venv: Path = DEFAULT_SITE_VENV,
 ) -> Client:
     """``fedclient run`` from the site venv against ``net``.
 
     ``package_bin`` goes first on PATH for the package (None: nothing extra, so only a
     built python_env or the system's Python can run it); ``env`` adds variables (e.g.
-    FEDN_GRPC_ROOT_CERT_PATH); ``args`` adds flags; ``home`` (the cwd) may be made first.
+    FEDN_GRPC_ROOT_CERT_PATH); ``args`` adds flags; ``home`` (the cwd) may be made first;
+    ``site_venv`` is where fedclient is installed (``site_venv.PRIVACY_SITE_VENV``: with the
+    privacy extra).
     """
-    assert FEDCLIENT.exists(), f"no site venv at {FEDCLIENT.parent}: run `make site-venv`"
+    fedclient = site_bin(site_venv) / "fedclient"
+    assert fedclient.exists(), f"no site venv at {fedclient.parent}: run `make site-venv`"
     if home is None:
         home = net.workdir / name
         home.mkdir(parents=True)
     client_id = str(uuid.uuid4())
-    cmd = [str(FEDCLIENT), "run", "--api-url", net.api_url, "--name", name, "--client-id", client_id]
+    cmd = [str(fedclient), "run", "--api-url", net.api_url, "--name", name, "--client-id", client_id]
     cmd += ["--work-dir", str(home / "work"), "--log-level", "INFO"]
     if local_package is not None:
         cmd += ["--local-package", str(local_package)]

@@ -22,6 +22,10 @@ Why each piece exists (details in docs/PROTOCOL.md §5):
   statestore keeps only the count). Every Heartbeat it receives is recorded there too,
   with its utilisation fields, which FEDn itself reads but never stores. This only
   observes; the originals still run.
+* With ``INTEROP_KEEP_UPDATES`` set, the combiner keeps every model update it received
+  in its temporary model storage after aggregating it (FedAvg deletes them), so a test can
+  download an update back by its id over the combiner's own ModelService and check what a
+  client really sent (tests/interop/test_privacy.py). Only the deletion is skipped.
 * Split learning (FORWARD/BACKWARD tasks) cannot be started on stock 0.33.0: the
   ``start_splitlearning_session`` route calls ``_get_number_of_available_clients()``
   without its required argument and always answers HTTP 500 (fixed after the tag).
@@ -175,6 +179,15 @@ def record_updates(path: str) -> None:
     UpdateHandler.load_model_update = load_model_update
 
 
+def keep_updates() -> None:
+    from fedn.network.combiner.updatehandler import UpdateHandler
+
+    def delete_model(self: Any, model_update: Any) -> None:
+        return None  # kept in the temporary storage, downloadable by its id
+
+    UpdateHandler.delete_model = delete_model
+
+
 def record_heartbeats(path: str) -> None:
     from fedn.network.combiner.combiner import Combiner
 
@@ -292,6 +305,8 @@ def run_combiner(init_yaml: str) -> None:
     if events:
         record_updates(events)
         record_heartbeats(events)
+    if os.environ.get("INTEROP_KEEP_UPDATES"):
+        keep_updates()
     shim_backward_round_data()
     if not os.environ.get("FEDN_LABELS_PATH"):
         stub_splitlearning_aggregator(events)
