@@ -139,8 +139,8 @@ def test_unknown_file_keys_are_warned_about(tmp_path: Path, capsys: pytest.Captu
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
-        (["--bogus"], {}, "unrecognized arguments: --bogus"),
-        (["--metrics-po", "1"], {}, "unrecognized arguments: --metrics-po"),
+        (["--bogus"], {}, "unrecognized argument --bogus (see fedclient run --help)"),
+        (["--metrics-po", "1"], {}, "unrecognized argument --metrics-po; did you mean --metrics-port?"),
         (["--log-format", "xml"], {}, "argument --log-format: invalid choice: 'xml'"),
         (["-q", "-v"], {}, "argument -v/--verbose: not allowed with argument -q/--quiet"),
         (["-q", "--log-level", "DEBUG"], {}, "--quiet/--verbose and --log-level contradict each other"),
@@ -237,6 +237,50 @@ def test_rejections_are_one_line_and_exit_2(
     assert len(lines) == 1, err
     assert lines[0].startswith("fedclient: error:")
     assert message in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["run", "--tokn", "abc"],
+            "unrecognized argument --tokn; did you mean --token? (see fedclient run --help)",
+        ),
+        (
+            ["run", "--tokn=abc", "--nme", "x"],
+            "unrecognized arguments --tokn (did you mean --token?), --nme (did you mean --name?) "
+            "(see fedclient run --help)",
+        ),
+        (
+            ["config", "show", "--heartbeat-intreval", "3"],
+            "unrecognized argument --heartbeat-intreval; did you mean --heartbeat-interval? "
+            "(see fedclient config show --help)",
+        ),
+        (
+            ["sandbox", "--round", "3"],
+            "unrecognized argument --round; did you mean --rounds? (see fedclient sandbox --help)",
+        ),
+        (
+            ["package", "check", "pkg", "--package-chksum", "ab"],
+            "unrecognized argument --package-chksum; did you mean --package-checksum? "
+            "(see fedclient package check --help)",
+        ),
+        (["run", "--zzzzzzzz"], "unrecognized argument --zzzzzzzz (see fedclient run --help)"),
+        (["run", "stray"], "unrecognized argument stray (see fedclient run --help)"),
+        (
+            ["run", "--log-format", "xml"],
+            "argument --log-format: invalid choice: 'xml' (choose from 'text', 'json') "
+            "(see fedclient run --help)",
+        ),
+    ],
+)
+def test_an_unknown_flag_names_the_closest_flag_of_its_subcommand(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"fedclient: error: {line}"]
 
 
 def test_a_bad_value_in_the_file_is_named_by_its_key(
