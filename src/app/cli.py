@@ -42,11 +42,32 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+RUN_EXAMPLES = """\
+examples:
+  # join a controller, the token read from a file (not visible in `ps` or the environment)
+  fedclient run --api-url https://fedn.example.org --token-file ~/.fedn/token --name site-a
+
+  # a FEDn client.yaml (the one `fedn client start --init` takes) works as is
+  fedclient run --init client.yaml
+
+  # a compute package from a local directory instead of the controller's
+  fedclient run --api-url localhost --api-port 8092 --local-package ./client
+
+  # your own Python callbacks (train, validate, ...) in this process, no compute package
+  fedclient run --api-url localhost --api-port 8092 --entrypoint mypkg.callbacks
+
+  # what these settings add up to, and where each came from, without joining
+  fedclient config show --init client.yaml
+"""
+
+
 def _run_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="join a FEDn network and serve its tasks (like `fedn client start`)",
         description="Join a FEDn network and serve its tasks. Precedence: flags > FEDN_* env > --init file.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_settings_flags(p)
 

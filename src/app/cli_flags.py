@@ -16,6 +16,7 @@ from typing import Any, Literal, NoReturn
 from pydantic.fields import FieldInfo
 
 from ..domain.errors import ConfigError
+from .defaults import default_text
 from .settings import Settings, env_names, extra, flags_of
 
 # Flags of `fedclient run` that are not settings: where the file is, and shorthands.
@@ -87,6 +88,9 @@ def _add(group: argparse._ArgumentGroup, name: str, info: FieldInfo) -> None:
     meta = extra(info)
     kind = inner_type(info.annotation)
     help_text = info.description or ""
+    default = default_text(name)
+    if default is not None:  # argparse's %(default)s cannot say it: the flag's own default is SUPPRESS
+        help_text += f" (default: {default})"
     env = " or ".join(env_names(name, info))
     kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": f"{help_text} [{env}]"}
     if kind is bool:

@@ -272,34 +272,34 @@ class Settings(BaseSettings):
     )
     max_package_bytes: str | None = Field(
         default=None,
-        description="package download cap (default 512MiB)",
+        description="package download cap",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
     max_unpacked_bytes: str | None = Field(
         default=None,
-        description="total unpacked cap (default 2GiB)",
+        description="total unpacked cap",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
     max_member_bytes: str | None = Field(
         default=None,
-        description="per-member cap (default 1GiB)",
+        description="per-member cap",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
     max_package_members: int | None = Field(
         default=None,
         gt=0,
-        description="member-count cap (default 10000)",
+        description="member-count cap",
         json_schema_extra=_meta(POLICY, metavar="N"),
     )
     max_compression_ratio: float | None = Field(
         default=None,
         gt=0,
-        description="unpacked/packed cap (default 200)",
+        description="unpacked/packed cap",
         json_schema_extra=_meta(POLICY, metavar="X"),
     )
     max_model_bytes: str | None = Field(
         default=None,
-        description="cap on a model from the combiner (default 8GiB)",
+        description="cap on a model from the combiner",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
 

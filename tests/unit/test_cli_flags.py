@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fedclient import __version__
 from fedclient.app.cli import main, parser
+from fedclient.app.defaults import default_text
 from fedclient.app.settings import Settings, env_names, flags_of
 from fedclient.app.settings_load import parse_init_file
 
@@ -361,3 +362,68 @@ def test_each_setting_flag_beats_env_beats_file(
     assert effective() == (str(env_value), "env")
     flag_argv = [long_flag(name)] if flag_value is True else [long_flag(name), str(flag_value)]
     assert effective(*flag_argv) == (str(flag_value), "flag")
+
+
+def run_help() -> str:
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    return sub.choices["run"].format_help()  # type: ignore[attr-defined, no-any-return]
+
+
+def flag_help(flag: str) -> str:
+    """The help of one flag, its lines joined (argparse wraps them at the terminal's width)."""
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    action = next(a for a in sub.choices["run"]._actions if flag in a.option_strings)  # type: ignore[attr-defined]
+    return " ".join(str(action.help).split())
+
+
+@pytest.mark.parametrize(
+    ("flag", "default"),
+    [
+        ("--train-timeout", "3600"),
+        ("--shutdown-grace", "120"),
+        ("--work-dir", ".fedclient"),
+        ("--heartbeat-interval", "2"),
+        ("--connect-api-secure", "true"),
+        ("--log-format", "text"),
+        ("--max-package-bytes", "512MiB"),
+        ("--max-model-bytes", "8GiB"),
+    ],
+)
+def test_run_help_shows_each_flags_default(flag: str, default: str) -> None:
+    assert f"(default: {default}) [" in flag_help(flag)
+
+
+@pytest.mark.parametrize(
+    "flag", ["--api-url", "--token", "--combiner-port", "--limit-memory", "--metrics-port"]
+)
+def test_a_flag_without_a_default_says_none(flag: str) -> None:
+    assert "(default:" not in flag_help(flag)
+
+
+@pytest.mark.parametrize("name", [n for n in Settings.model_fields if default_text(n) is not None])
+def test_the_default_the_help_shows_is_the_one_the_client_uses(name: str) -> None:
+    """Given as a value, the shown default changes nothing: the help cannot drift from the code."""
+    from fedclient.app.policy import max_model_bytes, site_policy
+    from fedclient.app.settings_load import load_settings
+
+    shown = default_text(name)
+    given, unset = load_settings({name: shown}), load_settings({})
+    assert site_policy(given).archive == site_policy(unset).archive
+    assert site_policy(given).read_only_package == site_policy(unset).read_only_package
+    assert max_model_bytes(given) == max_model_bytes(unset)
+    if getattr(unset, name) is not None:
+        assert getattr(given, name) == getattr(unset, name)
+
+
+def test_run_help_ends_with_examples_that_parse() -> None:
+    import shlex
+
+    text = run_help()
+    assert "\nexamples:\n" in text
+    examples = [line.strip() for line in text.split("\nexamples:\n", 1)[1].splitlines()]
+    commands = [shlex.split(line)[1:] for line in examples if line.startswith("fedclient ")]
+    assert 3 <= len(commands) <= 5
+    for argv in commands:
+        parser().parse_args(argv)  # an example that no longer parses exits 2 here
+    used = {arg for argv in commands for arg in argv}
+    assert {"--token-file", "--init", "--local-package", "--entrypoint"} <= used
