@@ -8,7 +8,6 @@ names those, so no help text has to repeat (and go stale on) a number.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic_core import PydanticUndefined
@@ -32,10 +31,8 @@ def value_text(value: Any) -> str:
     """A setting's value as the user would type it (bools true/false, 3600.0 as 3600)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, Path):
-        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 
@@ -46,7 +43,7 @@ APPLIED: dict[str, str] = {
     "max_unpacked_bytes": size_text(_ARCHIVE.max_total_bytes),
     "max_member_bytes": size_text(_ARCHIVE.max_member_bytes),
     "max_package_members": str(_ARCHIVE.max_members),
-    "max_compression_ratio": f"{_ARCHIVE.max_ratio:g}",
+    "max_compression_ratio": value_text(_ARCHIVE.max_ratio),
     "max_model_bytes": size_text(DEFAULT_MAX_MODEL_BYTES),
     "read_only_package": "false",
 }

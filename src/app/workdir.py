@@ -45,6 +45,11 @@ def resolve_identity(work_dir: Path, name: str | None, client_id: str | None) ->
     return identity
 
 
+def kept_identity(work_dir: Path) -> Identity | None:
+    """The identity kept in ``work_dir`` by an earlier start, if any; nothing is written."""
+    return _read_identity(work_dir / IDENTITY_FILE)
+
+
 def _read_identity(path: Path) -> Identity | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,10 @@ def test_fedn_file_keys_unused_here_are_warned_about(
 
 
 def show(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, tuple[str, str]]:
+    """``config show``'s rows: setting -> (value, source); columns are two or more spaces apart."""
     assert main(["config", "show", *argv]) == 0
-    lines = capsys.readouterr().out.splitlines()[1:]
-    return {line.split()[0]: (line.split()[1], line.split()[2]) for line in lines}
+    cells = [re.split(r"\s{2,}", line) for line in capsys.readouterr().out.splitlines()[1:]]
+    return {row[0]: (row[1], row[2]) for row in cells}
 
 
 def test_precedence_flag_over_env_over_file_over_default(
@@ -82,7 +84,7 @@ def test_precedence_flag_over_env_over_file_over_default(
     assert rows["name"] == ("file-name", "file")
     assert rows["combiner"] == ("c", "file")
     assert rows["log_format"] == ("json", "flag")
-    assert rows["heartbeat_interval"] == ("2.0", "default")
+    assert rows["heartbeat_interval"] == ("2", "default")
 
 
 def test_config_show_masks_secrets(
@@ -105,8 +107,55 @@ def test_refresh_and_shutdown_settings_are_generated_flags(capsys: pytest.Captur
     rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:]}
     assert rows["refresh_token"] == ["***", "flag"]
     assert rows["refresh_token_uri"] == ["https://auth.example/refresh/", "flag"]
-    assert rows["shutdown_grace"] == ["7.0", "flag"]
+    assert rows["shutdown_grace"] == ["7", "flag"]
     assert rows["heartbeat_miss_limit"] == ["5", "flag"]
+
+
+def test_config_show_gives_the_value_the_client_applies_to_an_unset_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rows = show(capsys)
+    assert rows["max_package_bytes"] == ("512MiB", "default")
+    assert rows["max_unpacked_bytes"] == ("2GiB", "default")
+    assert rows["max_package_members"] == ("10000", "default")
+    assert rows["max_compression_ratio"] == ("200", "default")
+    assert rows["max_model_bytes"] == ("8GiB", "default")
+    assert rows["read_only_package"] == ("false", "default")
+    assert rows["limit_memory"] == ("(no limit)", "default")
+    assert rows["metrics_port"] == ("(off)", "default")
+    assert rows["custom_url_prefix"] == ('""', "default")
+    assert rows["token"] == ("-", "default")
+    assert rows["name"] == ("(made at the first start)", "default")
+    assert not (tmp_path / ".fedclient").exists()  # looking made nothing
+
+
+def test_config_show_names_the_policy_file_and_the_kept_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedclient.app.workdir import resolve_identity
+
+    monkeypatch.chdir(tmp_path)
+    kept = resolve_identity(tmp_path / "work", None, None)
+    policy = tmp_path / "site.yaml"
+    policy.write_text("archive:\n  max_download: 64MiB\nlimits:\n  memory: 4GiB\n")
+    rows = show(capsys, "--policy-file", str(policy), "--work-dir", "work", "--max-member-bytes", "10MiB")
+    assert rows["max_package_bytes"] == ("64MiB", "policy file")
+    assert rows["limit_memory"] == ("4GiB", "policy file")
+    assert rows["max_member_bytes"] == ("10MiB", "flag")
+    assert rows["max_unpacked_bytes"] == ("2GiB", "default")
+    assert rows["name"] == (kept.name, "work dir")
+    assert rows["client_id"] == (kept.client_id, "work dir")
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [("fedn.example.org", "443"), ("localhost", "80"), ("localhost:8092", "8092"), ("http://h:9/x", "9")],
+)
+def test_config_show_gives_the_port_the_url_implies(
+    url: str, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert show(capsys, "-u", url)["api_port"] == (port, "default")
 
 
 def test_quiet_and_verbose_set_the_log_level(capsys: pytest.CaptureFixture[str]) -> None:
