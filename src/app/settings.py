@@ -26,9 +26,11 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..domain.errors import ConfigError
+from ..domain.policy import size_bytes
 
 ENV_PREFIX = "FEDN_"
 # The --init file's settings while ``settings_load.load`` builds a Settings (a source below).
@@ -412,6 +414,27 @@ class Settings(BaseSettings):
         if not value or not re.fullmatch(r"[\w.@:-]+", value):
             raise ValueError("client names may hold letters, digits and _ . @ : - only")
         return value
+
+    @field_validator(
+        "limit_memory",
+        "limit_output",
+        "max_package_bytes",
+        "max_unpacked_bytes",
+        "max_member_bytes",
+        "max_model_bytes",
+        mode="before",
+    )
+    @classmethod
+    def _a_size(cls, value: object) -> object:
+        """Checked here: a bad size is refused at start, named by where it was set (an int is taken too)."""
+        if value is None:
+            return None
+        size = size_bytes(value)
+        if size is None:
+            raise PydanticCustomError("size_parsing", "not a size")
+        if size <= 0:
+            raise PydanticCustomError("size_too_small", "not more than 0 bytes")
+        return str(value)
 
     @field_validator("package_extract_dir", mode="before")
     @classmethod

@@ -15,7 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from ..domain.errors import ConfigError
-from .settings import Settings, env_names, init_file_data, is_secret, long_flag
+from .settings import Settings, env_names, init_file_data, long_flag
+from .settings_errors import field_of, problem
 
 # Older names some client.yaml files (and 0.9-era config dicts of the Python API) still use.
 LEGACY_KEYS = {
@@ -177,19 +178,18 @@ def load(cli: dict[str, Any], init_file: Path | None = None) -> Loaded:
 
 
 def describe_validation(exc: ValidationError, where: Loaded) -> str:
-    """Pydantic's errors, each named by where the value came from; secret values never shown."""
+    """Pydantic's errors, each named by where the value came from and saying what is accepted.
+
+    ``FEDN_CONNECT_API_SECURE: 'maybe' is not a boolean; use true/false, 1/0, yes/no, on/off``;
+    secret values are never shown.
+    """
     problems = []
     for error in exc.errors():
-        loc = error["loc"]
-        field = str(loc[0]) if loc else ""
-        if field not in Settings.model_fields:  # an alias (FEDN_TOKEN) names its field indirectly
-            field = next((n for n in Settings.model_fields if field in env_names(n)), field)
+        field = field_of(error)
         if field in Settings.model_fields:
-            origin = where.origin(field)
-            shown = "" if is_secret(field) else f" (got {str(error.get('input'))[:60]!r})"
+            problems.append(f"{where.origin(field)}: {problem(field, error)}")
         else:
-            origin, shown = field or "settings", ""
-        problems.append(f"{origin}: {error['msg']}{shown}")
+            problems.append(f"{field or 'settings'}: {error['msg']}")
     return "; ".join(problems)
 
 

@@ -45,7 +45,14 @@ def test_0_33_names_win_over_legacy_ones_and_unknown_keys_warn() -> None:
 
 @pytest.mark.parametrize(
     ("config", "message"),
-    [({"api_port": "many"}, "invalid client config: api_port"), (["api_url"], "must be a dict")],
+    [
+        (
+            {"api_port": "many"},
+            "invalid client config: api_port: 'many' is not a whole number; use a whole number from 1 to",
+        ),
+        ({"verify": "maybe"}, "connect_api_secure: 'maybe' is not a boolean; use true/false"),
+        (["api_url"], "must be a dict"),
+    ],
 )
 def test_bad_config_is_a_config_error(config: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
