@@ -18,6 +18,7 @@ import yaml
 
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.package_build import build_package
+from ..adapters.yaml_errors import yaml_problem
 from ..domain.errors import FedClientError, PackageError
 from ..domain.package import KNOWN_ENTRY_POINTS, Manifest, normalize_checksum
 from ..domain.package_env import parse_python_env
@@ -109,8 +110,11 @@ def _manifest_problems(root: Path, manifest: Manifest) -> list[str]:
             problems.append(f"python_env {manifest.python_env!r} names a file the package does not have")
         else:
             try:
-                parse_python_env(yaml.safe_load(env.read_text(encoding="utf-8")), manifest.python_env)
-            except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+                text = env.read_text(encoding="utf-8")
+                parse_python_env(yaml.safe_load(text), manifest.python_env)
+            except yaml.YAMLError as exc:
+                problems.append(yaml_problem(manifest.python_env, exc, text))
+            except (UnicodeDecodeError, RecursionError) as exc:
                 problems.append(f"python_env {manifest.python_env!r} is not valid YAML: {exc}")
             except FedClientError as exc:
                 problems.append(str(exc))

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from ..adapters.yaml_errors import yaml_problem
 from ..domain.errors import ConfigError
 from ..domain.policy import SitePolicy, convert, parse_policy, parse_sha256, parse_size
 from .settings import Settings
@@ -28,7 +29,7 @@ def read_policy_file(path: Path) -> SitePolicy:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(yaml_problem(str(path), exc, text)) from None
     return parse_policy(data, str(path))
 
 

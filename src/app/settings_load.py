@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ..adapters.yaml_errors import yaml_problem
 from ..domain.errors import ConfigError
 from .settings import Settings, env_names, init_file_data, long_flag
 from .settings_errors import field_of, problem
@@ -62,13 +63,15 @@ def read_init_file(path: Path) -> dict[str, Any]:
 
 def parse_init_file(path: Path) -> InitFile:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"--init file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--init file {path} cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--init file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(yaml_problem(str(path), exc, text)) from None
     if data is None:
         return InitFile({}, [])
     if not isinstance(data, dict):

@@ -576,3 +576,59 @@ def test_run_help_ends_with_examples_that_parse() -> None:
         parser().parse_args(argv)  # an example that no longer parses exits 2 here
     used = {arg for argv in commands for arg in argv}
     assert {"--token-file", "--init", "--local-package", "--entrypoint"} <= used
+
+
+@pytest.mark.parametrize(
+    ("argv", "name", "text", "line"),
+    [
+        (
+            ["run", "--init", "client.yaml"],
+            "client.yaml",
+            "api_url: h\nname: a\nbad: x: y\n",
+            "client.yaml:3:7: mapping values are not allowed here",
+        ),
+        (
+            ["config", "show", "--init", "client.yaml"],
+            "client.yaml",
+            "api_url: h\n\tname: a\n",
+            "client.yaml:2:1: found character '\\t' that cannot start any token",
+        ),
+        (
+            ["policy", "show", "--policy-file", "site.yaml"],
+            "site.yaml",
+            "limits:\n  memory: [4GiB\n",
+            "site.yaml:3:1: expected ',' or ']', but got '<stream end>'",
+        ),
+        (
+            ["run", "-u", "h", "--policy-file", "site.yaml"],
+            "site.yaml",
+            "limits: {memory: 1\x01}\n",
+            "site.yaml:1:19: unacceptable character #x0001: special characters are not allowed",
+        ),
+    ],
+)
+def test_a_yaml_error_is_file_line_column_and_the_problem(
+    argv: list[str],
+    name: str,
+    text: str,
+    line: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"fedclient: error: {line}"
+
+
+def test_package_check_names_a_broken_python_env_by_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "fedn.yaml").write_text(
+        "python_env: env.yaml\nentry_points:\n  train: {command: python t.py}\n"
+    )
+    (tmp_path / "env.yaml").write_text("name: x\ndependencies:\n  - numpy\n - scipy\n")
+    assert main(["package", "check", str(tmp_path)]) == 1
+    problems = [line for line in capsys.readouterr().out.splitlines() if line.startswith("problem: ")]
+    assert problems == ["problem: env.yaml:4:2: expected <block end>, but found '<block sequence start>'"]

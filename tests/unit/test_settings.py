@@ -51,7 +51,7 @@ def test_token_never_shows_in_repr(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("- a\n- b\n", "must hold a mapping"), ("api_url: [unclosed\n", "not valid YAML")],
+    [("- a\n- b\n", "must hold a mapping"), ("api_url: [unclosed\n", r"bad\.yaml:2:1: expected ',' or '\]'")],
 )
 def test_bad_init_files_are_config_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
