@@ -17,6 +17,8 @@ from .workdir import resolve_identity
 
 def resolve_local_package(path: Path) -> Path:
     """`--local-package` alone means ./client (FEDn's layout) or the current directory."""
+    if path != Path(".") and not path.is_dir():
+        raise ConfigError(f"--local-package {path}: {'not a' if path.exists() else 'no such'} directory")
     candidates = [path] if path != Path(".") else [Path("client"), Path(".")]
     for candidate in candidates:
         if (candidate / MANIFEST_NAME).is_file():

@@ -23,7 +23,7 @@ def read_policy_file(path: Path) -> SitePolicy:
             raise ConfigError(f"policy file {path} is larger than {_POLICY_MAX_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"policy file not found: {path}") from None
+        raise ConfigError(f"policy file {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"policy file {path} cannot be read: {exc}") from None
     try:

@@ -19,11 +19,12 @@ from pathlib import Path
 from ..adapters.observers.transfer_log import TransferLog
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.sandbox.federation import Federation, RoundResult
-from ..domain.errors import ConfigError
+from ..domain.errors import ConfigError, FedClientError
 from ..domain.observe import TransferKind
 from ..domain.status import StatusBoard, human_bytes
 from .container import build_container, close_adapters
 from .settings_load import load_settings
+from .user_paths import output_file, package_dir
 
 log = logging.getLogger("fedclient.sandbox")
 
@@ -31,9 +32,9 @@ log = logging.getLogger("fedclient.sandbox")
 def run_sandbox(args: argparse.Namespace) -> int:
     if args.rounds < 1 or args.clients < 1:
         raise ConfigError("--rounds and --clients must be at least 1")
-    package = args.package.resolve()
-    if not (package / "fedn.yaml").is_file():
-        raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
+    package = package_dir(args.package, "--package").resolve()
+    output_file(args.json, "--json")
+    output_file(args.plot, "--plot")
     if args.plot:
         from .sandbox_plot import check_plotting
 
@@ -127,7 +128,7 @@ async def _wait_online(federation: Federation, runners: list[asyncio.Task[None]]
         waiting.cancel()
         for runner in done:
             runner.result()  # a client that died before joining: raise its error
-        raise ConfigError("a sandbox client stopped before joining")
+        raise FedClientError("a sandbox client stopped before joining")
     waiting.result()
 
 

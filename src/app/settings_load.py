@@ -65,7 +65,7 @@ def parse_init_file(path: Path) -> InitFile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"--init file not found: {path}") from None
+        raise ConfigError(f"--init {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--init file {path} cannot be read: {exc}") from None
     try:

@@ -39,7 +39,7 @@ from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
-from ..domain.errors import ConfigError
+from ..domain.errors import ConfigError, FedClientError
 from ..domain.lifecycle import Lifecycle
 from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
@@ -47,6 +47,7 @@ from .container import build_container, close_adapters
 from .plan import build_plan
 from .settings_load import load_settings
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
+from .user_paths import output_file, package_dir
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
     from ..adapters.sandbox.federation import Federation, RoundResult
@@ -272,9 +273,11 @@ async def _wait_joined(
         failed = [r for r in runners if r.done()]
         if failed:
             failed[0].result()  # a client that died before joining: raise its error
-            raise ConfigError("a simulated client stopped before joining")
+            raise FedClientError("a simulated client stopped before joining")
         if time.monotonic() > deadline:
-            raise ConfigError(f"only {times.connected} of {clients} clients connected within {timeout:.0f} s")
+            raise FedClientError(
+                f"only {times.connected} of {clients} clients connected within {timeout:.0f} s"
+            )
         if stop.is_set():
             return False
         await asyncio.sleep(0.2)
@@ -284,9 +287,8 @@ async def _wait_joined(
 def run_simulate(args: argparse.Namespace) -> int:
     if args.clients < 1 or args.rounds < 1:
         raise ConfigError("--clients and --rounds must be at least 1")
-    package = args.package.resolve()
-    if not (package / "fedn.yaml").is_file():
-        raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
+    package = package_dir(args.package, "--package").resolve()
+    output_file(args.json, "--json")
 
     async def main(work: Path) -> SimulationReport:
         stop = asyncio.Event()

@@ -125,5 +125,5 @@ def test_run_without_a_target_is_a_one_line_usage_error(tmp_path: Path) -> None:
 def test_missing_init_file_is_a_one_line_error(tmp_path: Path) -> None:
     result = run_cli("run", "--init", str(tmp_path / "nope.yaml"), cwd=tmp_path, timeout=60)
     assert result.returncode == 2
-    assert "--init file not found" in result.stderr
+    assert f"fedclient: error: --init {tmp_path / 'nope.yaml'}: no such file" in result.stderr
     assert "Traceback" not in result.stderr

@@ -632,3 +632,59 @@ def test_package_check_names_a_broken_python_env_by_line_and_column(
     assert main(["package", "check", str(tmp_path)]) == 1
     problems = [line for line in capsys.readouterr().out.splitlines() if line.startswith("problem: ")]
     assert problems == ["problem: env.yaml:4:2: expected <block end>, but found '<block sequence start>'"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["sandbox", "--package", "gone"], "--package gone: no such directory"),
+        (["simulate", "--package", "gone"], "--package gone: no such directory"),
+        (["package", "check", "gone"], "gone: no such file or directory"),
+        (["package", "build", "gone"], "gone: no such directory"),
+        (["policy", "show", "--policy-file", "gone"], "policy file gone: no such file"),
+        (["run", "-u", "h", "--local-package", "gone"], "--local-package gone: no such directory"),
+        (["run", "-u", "h", "--local-package", "a-file"], "--local-package a-file: not a directory"),
+        (["run", "--init", "gone"], "--init gone: no such file"),
+        (["config", "show", "--init", "gone"], "--init gone: no such file"),
+        (["package", "check", ".", "--init", "gone"], "--init gone: no such file"),
+        (["sandbox", "--package", "a-file"], "--package a-file: not a directory"),
+        (["sandbox", "--package", "."], "--package .: no fedn.yaml in that directory"),
+        (["package", "build", "."], ".: no fedn.yaml in that directory"),
+        (
+            ["sandbox", "--package", "pkg", "--json", "gone/out.json"],
+            "--json gone/out.json: no such directory",
+        ),
+        (
+            ["simulate", "--package", "pkg", "--json", "gone/out.json"],
+            "--json gone/out.json: no such directory",
+        ),
+    ],
+)
+def test_a_path_that_does_not_exist_is_a_usage_error_in_every_subcommand(
+    argv: list[str],
+    line: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "fedn.yaml").write_text("entry_points: {}\n")
+    assert main(argv) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"fedclient: error: {line}")
+    assert not (tmp_path / "package.tgz").exists()  # refused before any work
+
+
+async def test_clients_that_do_not_join_are_a_failure_not_a_usage_error() -> None:
+    """Exit 1 (FedClientError), not 2: the command line was fine, the federation was not."""
+    import asyncio
+
+    from fedclient.app.simulate import _wait_joined
+    from fedclient.app.task_timing import TaskTimes
+    from fedclient.domain.errors import FatalError, FedClientError
+
+    with pytest.raises(FedClientError, match="only 0 of 2 clients connected within 0 s") as failed:
+        await _wait_joined(TaskTimes(), 2, [], 0.0, None, asyncio.Event())
+    assert not isinstance(failed.value, FatalError)
