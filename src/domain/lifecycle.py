@@ -46,7 +46,7 @@ from .ports import (
     ShutdownHook,
     TrainerFactory,
 )
-from .retry import RetryConfig, may_retry, next_delay
+from .retry import RetryConfig, attempt_of, giving_up, may_retry, next_delay
 from .state import StateMachine
 from .tasks import TaskRunner
 from .usage import UsageMeter, UsageProbe
@@ -269,24 +269,32 @@ class Lifecycle:
                 raise self.credentials.final(refused)
             if answer.status is AssignmentStatus.UNMATCHED_CONFIG:
                 raise ConfigError(f"the controller cannot take this client: {answer.message}")
+            # With a budget (re-assignment) the asks are bounded by it; otherwise "try again" is
+            # waited out for as long as it takes and only unreachable tries have a limit.
             if answer.status is AssignmentStatus.TRY_AGAIN:
                 waits += 1
                 delay = next_delay(waits, self.plan.assign_retry, answer.retry_after)
-                log.info(
-                    "controller says try again (%s); attempt %d, waiting %.1f s", answer.message, asks, delay
-                )
+                tries = f"attempt {asks} of {budget}" if budget is not None else f"attempt {asks}"
+                log.info("controller says try again (%s); %s, waiting %.1f s", answer.message, tries, delay)
             else:
                 unreachable += 1
-                if not may_retry(unreachable, self.plan.unreachable_retry):
+                retry = self.plan.unreachable_retry
+                if not may_retry(unreachable, retry):
                     raise TransientError(
                         f"the controller stayed unreachable after {unreachable} tries: {answer.message}"
                     )
-                delay = next_delay(unreachable, self.plan.unreachable_retry, answer.retry_after)
+                delay = next_delay(unreachable, retry, answer.retry_after)
+                if budget is not None:
+                    tries, outlook = f"attempt {asks} of {budget}", ""
+                else:
+                    tries = attempt_of(unreachable, retry)
+                    outlook = giving_up(unreachable, delay, retry, "it stays unreachable")
                 log.warning(
-                    "controller unreachable (%s); attempt %d, retrying in %.1f s",
+                    "controller unreachable (%s); %s, retrying in %.1f s%s",
                     answer.message,
-                    unreachable,
+                    tries,
                     delay,
+                    outlook,
                 )
             if budget is not None and asks >= budget:
                 return None

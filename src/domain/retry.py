@@ -70,6 +70,46 @@ def next_delay(
     return delay
 
 
+def longest_wait_ahead(attempt: int, config: RetryConfig) -> float | None:
+    """The most backoff there can still be after the wait that follows failed try ``attempt``.
+
+    The sum of the longest delays (jitter at its top) before tries ``attempt + 2`` up to
+    ``max_attempts``: with the wait now under way it says when the last try starts at the
+    latest (the tries themselves not counted, nor a server's longer Retry-After). None when
+    the tries are unbounded.
+    """
+    if config.max_attempts is None:
+        return None
+    return sum(compute_backoff(n, config, rand=1.0) for n in range(attempt + 1, config.max_attempts))
+
+
+def about(seconds: float) -> str:
+    """A duration for a log line: ``45 s``, ``25 min``, ``2.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def attempt_of(attempt: int, config: RetryConfig) -> str:
+    """``attempt 3 of 30`` when the tries are bounded, ``attempt 3`` when they are not."""
+    if config.max_attempts is None:
+        return f"attempt {attempt}"
+    return f"attempt {attempt} of {config.max_attempts}"
+
+
+def giving_up(attempt: int, delay: float, config: RetryConfig, condition: str) -> str:
+    """``; giving up in about 25 min if <condition>`` after failed try ``attempt`` ("" when unbounded).
+
+    A duration, not a clock time: the domain reads no wall clock (its Clock port is monotonic).
+    """
+    ahead = longest_wait_ahead(attempt, config)
+    if ahead is None:
+        return ""
+    return f"; giving up in about {about(delay + ahead)} if {condition}"
+
+
 def may_retry(attempt: int, config: RetryConfig) -> bool:
     """Whether a further try is allowed after ``attempt`` tries have failed."""
     return config.max_attempts is None or attempt < config.max_attempts
@@ -98,7 +138,14 @@ async def call_with_retry(
             if started is None:
                 started = time.monotonic()
             delay = next_delay(attempt, config, exc.retry_after)
-            log.warning("%s failed (%s); attempt %d, retrying in %.1f s", what, exc, attempt, delay)
+            log.warning(
+                "%s failed (%s); %s, retrying in %.1f s%s",
+                what,
+                exc,
+                attempt_of(attempt, config),
+                delay,
+                giving_up(attempt, delay, config, "it keeps failing"),
+            )
             await sleep(delay)
             continue
         if started is not None:

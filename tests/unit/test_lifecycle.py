@@ -182,6 +182,30 @@ async def test_unreachable_controller_is_retried_then_given_up(tmp_path: Path, a
     assert len(w.discovery.requests) == 4
 
 
+async def test_each_unreachable_try_says_how_many_and_when_the_client_gives_up(
+    tmp_path: Path, archive: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import re
+
+    caplog.set_level(logging.WARNING, logger="fedclient")
+    down = Assignment(AssignmentStatus.UNREACHABLE, "connection refused")
+    retry = RetryConfig(initial=2, maximum=20, max_attempts=5)  # every wait ahead under 90 s: said in s
+    w = World(tmp_path, archive, down, unreachable_retry=retry)
+    with pytest.raises(TransientError, match="unreachable after 5 tries"):
+        await w.life.run(w.stop)
+    line = re.compile(
+        r"controller unreachable \(connection refused\); attempt (\d) of 5, retrying in ([\d.]+) s; "
+        r"giving up in about (\d+) s if it stays unreachable"
+    )
+    said = [line.fullmatch(r.getMessage()) for r in caplog.records if "unreachable (" in r.getMessage()]
+    assert all(said) and [int(m[1]) for m in said if m] == [1, 2, 3, 4]
+    assert [f"{s:.1f}" for s in w.clock.sleeps] == [m[2] for m in said if m]
+    for n, m in enumerate(m for m in said if m):
+        # The time still ahead (on the fake clock) is never more than the line said.
+        assert sum(w.clock.sleeps[n:]) <= int(m[3]) + 0.5
+
+
 async def test_unreachable_then_assigned(tmp_path: Path, archive: Path) -> None:
     down = Assignment(AssignmentStatus.UNREACHABLE, "connection refused")
     w = World(tmp_path, archive, down, ASSIGNED)
