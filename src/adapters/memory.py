@@ -98,6 +98,7 @@ class InMemoryPackageSource:
         if unchanged_tag is not None and unchanged_tag == self.tag():
             return FetchedPackage(None, unchanged_tag)
         self.downloads += 1
+        dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / self.filename
         shutil.copyfile(self.archive, dest)
         return FetchedPackage(dest, self.tag())

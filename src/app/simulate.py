@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.package_cache import DiskPackageCache
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
@@ -198,7 +199,7 @@ async def simulate(
     )
     controller = shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
-    unpacker, clock = TarPackageUnpacker(), SystemClock()
+    unpacker, clock, package_cache = TarPackageUnpacker(), SystemClock(), DiskPackageCache()
     pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
     trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
@@ -225,6 +226,7 @@ async def simulate(
                 connector=TimedConnector(connector, task_clock, times),
                 trainer_factory=timed_factory(trainers, task_clock),
                 clock=clock,
+                package_cache=package_cache,
             )
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))

@@ -40,6 +40,7 @@ from .ports import (
     CombinerConnector,
     Discovery,
     LeftoverSweeper,
+    PackageCache,
     PackageSource,
     PackageUnpacker,
     PreparedTrainer,
@@ -149,6 +150,8 @@ class Lifecycle:
     # One meter per loop, made at start, so the first CPU figure covers the time since then.
     _beat_meter: UsageMeter | None = field(default=None, init=False)
     _telemetry_meter: UsageMeter | None = field(default=None, init=False)
+    # The machine's side, behind ports (given by name; the app's container wires the real ones).
+    package_cache: PackageCache = field(kw_only=True)  # the package kept from the last start
 
     # ---------------------------------------------------------------- run --
 
@@ -310,6 +313,7 @@ class Lifecycle:
             self.unpacker,
             self.credentials,
             self._pause,
+            self.package_cache,
             package_dir=self.package_dir,
             checksum_verdict=self.checksum_verdict,
         )

@@ -24,6 +24,7 @@ from .model import (
     Validation,
 )
 from .package import Manifest
+from .package_cache import KeptPackage
 
 
 class Discovery(Protocol):
@@ -36,7 +37,7 @@ class PackageSource(Protocol):
     """Where the compute package comes from (the controller, for a remote package)."""
 
     async def download(self, dest_dir: Path) -> Path:
-        """Download the active package into ``dest_dir``; return the file written."""
+        """Download the active package into ``dest_dir`` (created if missing); return the file written."""
         ...
 
     async def fetch(self, dest_dir: Path, unchanged_tag: str | None = None) -> FetchedPackage:
@@ -45,6 +46,25 @@ class PackageSource(Protocol):
 
     async def checksum(self) -> str | None:
         """The server's SHA-256 of the active package, or None if it has none."""
+        ...
+
+
+class PackageCache(Protocol):
+    """The compute package kept from the last start (the rules: ``domain.package_cache``).
+
+    Blocking file work; the domain names the directory and runs the slow calls off the loop.
+    """
+
+    def lookup(self, directory: Path) -> KeptPackage | None:
+        """The package the record in ``directory`` names, if the record is sound and the file is there."""
+        ...
+
+    def keep(self, directory: Path, archive: Path, sha256: str, tag: str | None) -> Path:
+        """Move ``archive`` into ``directory``, replacing the last one, and record it; return its new path."""
+        ...
+
+    def discard(self, archive: Path) -> None:
+        """Remove a download that is not kept (one already gone is fine)."""
         ...
 
 

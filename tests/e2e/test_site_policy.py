@@ -23,6 +23,7 @@ from fedclient.adapters.memory import (
     InMemoryPackageSource,
     InMemoryUnpacker,
 )
+from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.adapters.trainers import subprocess_trainer_factory
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -86,6 +87,7 @@ def _life(
         connector=InMemoryConnector(combiner),
         trainer_factory=subprocess_trainer_factory(timeout=60, limits=LIMITS, read_only_package=read_only),
         clock=FakeClock(),
+        package_cache=DiskPackageCache(),
     )
     return life, unpacker
 

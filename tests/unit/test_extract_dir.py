@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
+from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.app.cli import main
 from fedclient.app.plan import build_plan, package_extract_dir
 from fedclient.app.settings_load import load, load_settings
@@ -230,7 +231,9 @@ def digest(path: Path) -> str:
 
 async def start(work: Path, target: Path, source: InMemoryPackageSource) -> Lifecycle:
     plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, package_extract_dir=target)
-    life = Lifecycle(plan, None, source, InMemoryUnpacker(), None, None, None)  # type: ignore[arg-type]
+    life = Lifecycle(
+        plan, None, source, InMemoryUnpacker(), None, None, None, package_cache=DiskPackageCache()
+    )  # type: ignore[arg-type]
     await life.prepare_package()
     return life
 

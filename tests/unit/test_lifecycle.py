@@ -21,6 +21,7 @@ from fedclient.adapters.memory import (
     InMemoryTrainerFactory,
     InMemoryUnpacker,
 )
+from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, ConfigError, PackageError, TaskFailed, TransientError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -84,6 +85,7 @@ class World:
             trainer_factory=InMemoryTrainerFactory(self.trainer),
             clock=self.clock,
             credentials=self.credentials,
+            package_cache=DiskPackageCache(),
         )
         self.stop = asyncio.Event()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
+from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import Identity
@@ -30,7 +31,9 @@ def digest(path: Path) -> str:
 async def start(work: Path, source: InMemoryPackageSource, **plan_kw: object) -> Lifecycle:
     """One client start up to a ready package (what run() does before connecting)."""
     plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, **plan_kw)  # type: ignore[arg-type]
-    life = Lifecycle(plan, None, source, InMemoryUnpacker(), None, None, None)  # type: ignore[arg-type]
+    life = Lifecycle(
+        plan, None, source, InMemoryUnpacker(), None, None, None, package_cache=DiskPackageCache()
+    )  # type: ignore[arg-type]
     await life.prepare_package()
     return life
 

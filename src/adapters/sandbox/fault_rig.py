@@ -29,6 +29,7 @@ from ..clock import SystemClock
 from ..combiner_grpc.link import GrpcConnector
 from ..outbox_store import FileOutboxStore
 from ..package_archive import TarPackageUnpacker
+from ..package_cache import DiskPackageCache
 from .combiner import SandboxCombiner, UpdateRecord
 from .fault_proxy import FaultProxy
 
@@ -161,6 +162,7 @@ class FaultRig:
             trainer_factory=factory,
             clock=SystemClock(),
             outbox_store=self.store,
+            package_cache=DiskPackageCache(),
         )
         self._stop = asyncio.Event()
         self._runner = asyncio.create_task(self.life.run(self._stop), name="rig-client")
