@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adapters.clock import SystemClock
 from ..adapters.combiner_grpc.link import GrpcConnector
+from ..adapters.outbox_store import ProcessOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.package_cache import DiskPackageCache
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
@@ -218,8 +219,9 @@ async def simulate(
                 }
             )
             task_clock = TaskClock(times)
+            plan = build_plan(settings)
             lifecycle = Lifecycle(
-                plan=build_plan(settings),
+                plan=plan,
                 discovery=discovery,
                 package_source=None,
                 unpacker=unpacker,
@@ -227,6 +229,7 @@ async def simulate(
                 trainer_factory=timed_factory(trainers, task_clock),
                 clock=clock,
                 package_cache=package_cache,
+                outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
             )
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))

@@ -32,7 +32,7 @@ from .model import (
 )
 from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
 from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
-from .outbox import DELIVERY_RETRY, Outbox, OutboxStore, ProcessOutboxStore
+from .outbox import DELIVERY_RETRY, Outbox, OutboxStore
 from .package import ChecksumVerdict, Manifest
 from .package_setup import PackageSetup
 from .ports import (
@@ -134,7 +134,6 @@ class Lifecycle:
     tasks_received: int = 0
     runner: TaskRunner | None = None
     links: LinkHolder = field(default_factory=LinkHolder)
-    outbox_store: OutboxStore | None = None  # None: an outbox that does not survive a restart
     outbox: Outbox | None = None
     inbox: TaskInbox | None = None
     # The token shared by every channel; the adapters get the same object from the container.
@@ -152,6 +151,7 @@ class Lifecycle:
     _telemetry_meter: UsageMeter | None = field(default=None, init=False)
     # The machine's side, behind ports (given by name; the app's container wires the real ones).
     package_cache: PackageCache = field(kw_only=True)  # the package kept from the last start
+    outbox_store: OutboxStore = field(kw_only=True)  # where finished results wait for delivery
 
     # ---------------------------------------------------------------- run --
 
@@ -183,9 +183,12 @@ class Lifecycle:
                 await self._until_stopped(trainer.prepare())
             if manifest.has("startup"):
                 await self._package_setup().startup(trainer)
-            store = self.outbox_store or ProcessOutboxStore(self.plan.work_dir / "outbox")
             self.outbox = Outbox(
-                store, self.links, self.clock, self.plan.delivery_retry, settle=self.plan.outbox_settle
+                self.outbox_store,
+                self.links,
+                self.clock,
+                self.plan.delivery_retry,
+                settle=self.plan.outbox_settle,
             )
             await self.outbox.load()
             self.shutdown_hooks.append(self.flush_outbox)

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import shutil
 import time
 import uuid
 from collections import deque
@@ -397,31 +396,3 @@ class Outbox:
         with contextlib.suppress(asyncio.TimeoutError):
             return await asyncio.wait_for(self.flush(), seconds)
         return None
-
-
-class ProcessOutboxStore:
-    """An outbox that lives as long as the process: survives reconnects, not restarts.
-
-    The default when no store is wired in (embedding, simulations); ``fedclient run``
-    uses the durable store in ``adapters.outbox_store``.
-    """
-
-    def __init__(self, model_dir: Path) -> None:
-        self.model_dir = model_dir
-        self._entries: dict[str, OutboxEntry] = {}
-
-    def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
-        if model is not None:
-            self.model_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(model, self.model_file(entry.key))
-        self._entries[entry.key] = entry
-
-    def load(self) -> list[OutboxEntry]:
-        return list(self._entries.values())
-
-    def model_file(self, key: str) -> Path:
-        return self.model_dir / f"{key}.model"
-
-    def remove(self, key: str) -> None:
-        self._entries.pop(key, None)
-        self.model_file(key).unlink(missing_ok=True)

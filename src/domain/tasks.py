@@ -35,7 +35,7 @@ from .model import (
     TaskKind,
 )
 from .observe import NULL_OBSERVER, Observer, log_scope
-from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ProcessOutboxStore, ResultKind
+from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ResultKind
 from .ports import Clock, Trainer
 from .redaction import redact
 from .retry import RetryConfig, call_with_retry
@@ -77,12 +77,13 @@ class TaskRunner:
         work_dir: Path,
         state: StateMachine,
         clock: Clock,
+        *,
+        outbox: Outbox,
         delivery_retry: RetryConfig = DELIVERY_RETRY,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
         observer: Observer = NULL_OBSERVER,
         client_id: Callable[[], str] = lambda: "",
-        outbox: Outbox | None = None,
         wall: Callable[[], float] = time.time,
         result_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
@@ -98,9 +99,7 @@ class TaskRunner:
         self._client_id = client_id
         self._wall = wall
         self._max_age = result_max_age
-        self.outbox = outbox or Outbox(
-            ProcessOutboxStore(work_dir / "outbox"), links, clock, delivery_retry, new_id=new_id, wall=wall
-        )
+        self.outbox = outbox
         self.outcomes: deque[TaskOutcome] = deque(maxlen=OUTCOME_HISTORY)
         self._delivery: Delivery | None = None
         self._statuses: list[asyncio.Task[None]] = []  # status reports in flight, oldest first

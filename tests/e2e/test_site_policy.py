@@ -23,6 +23,7 @@ from fedclient.adapters.memory import (
     InMemoryPackageSource,
     InMemoryUnpacker,
 )
+from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.adapters.trainers import subprocess_trainer_factory
 from fedclient.domain.errors import PackageError
@@ -88,6 +89,7 @@ def _life(
         trainer_factory=subprocess_trainer_factory(timeout=60, limits=LIMITS, read_only_package=read_only),
         clock=FakeClock(),
         package_cache=DiskPackageCache(),
+        outbox_store=ProcessOutboxStore(tmp_path / "work" / "outbox"),
     )
     return life, unpacker
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink, InMemoryTrainer
+from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.domain.errors import AuthError
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, StatusReport, Task, TaskKind
+from fedclient.domain.outbox import Outbox
 from fedclient.domain.state import StateMachine
 from fedclient.domain.tasks import TaskRunner
 
@@ -36,7 +38,9 @@ class SlowStatusLink(InMemoryLink):
 def runner(tmp_path: Path, link: InMemoryLink) -> TaskRunner:
     links = LinkHolder()
     links.set(link)
-    return TaskRunner(links, InMemoryTrainer(), tmp_path / "tasks", StateMachine(), FakeClock())
+    clock = FakeClock()
+    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock)
+    return TaskRunner(links, InMemoryTrainer(), tmp_path / "tasks", StateMachine(), clock, outbox=outbox)
 
 
 async def test_training_starts_before_the_first_status_is_acknowledged(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
@@ -231,9 +232,18 @@ def digest(path: Path) -> str:
 
 async def start(work: Path, target: Path, source: InMemoryPackageSource) -> Lifecycle:
     plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, package_extract_dir=target)
+    unused: Any = None  # the ports preparing a package never calls
     life = Lifecycle(
-        plan, None, source, InMemoryUnpacker(), None, None, None, package_cache=DiskPackageCache()
-    )  # type: ignore[arg-type]
+        plan,
+        None,
+        source,
+        InMemoryUnpacker(),
+        unused,
+        unused,
+        unused,
+        package_cache=DiskPackageCache(),
+        outbox_store=unused,
+    )
     await life.prepare_package()
     return life
 

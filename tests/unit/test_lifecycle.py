@@ -21,6 +21,7 @@ from fedclient.adapters.memory import (
     InMemoryTrainerFactory,
     InMemoryUnpacker,
 )
+from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, ConfigError, PackageError, TaskFailed, TransientError
@@ -86,6 +87,7 @@ class World:
             clock=self.clock,
             credentials=self.credentials,
             package_cache=DiskPackageCache(),
+            outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),
         )
         self.stop = asyncio.Event()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
@@ -31,9 +32,18 @@ def digest(path: Path) -> str:
 async def start(work: Path, source: InMemoryPackageSource, **plan_kw: object) -> Lifecycle:
     """One client start up to a ready package (what run() does before connecting)."""
     plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, **plan_kw)  # type: ignore[arg-type]
+    unused: Any = None  # the ports preparing a package never calls
     life = Lifecycle(
-        plan, None, source, InMemoryUnpacker(), None, None, None, package_cache=DiskPackageCache()
-    )  # type: ignore[arg-type]
+        plan,
+        None,
+        source,
+        InMemoryUnpacker(),
+        unused,
+        unused,
+        unused,
+        package_cache=DiskPackageCache(),
+        outbox_store=unused,
+    )
     await life.prepare_package()
     return life
 
