@@ -363,6 +363,34 @@ class InMemoryOutboxStore:
         self.model_file(key).unlink(missing_ok=True)
 
 
+class FakeScratch:
+    """Task directories with predictable names (``train-1``, ``validate-2``…) in a real directory.
+
+    Records each one made and removed, so a test can replay a run and check the clean-up.
+    """
+
+    def __init__(self) -> None:
+        self.made: list[Path] = []
+        self.removed: list[Path] = []
+
+    def make(self, parent: Path, prefix: str) -> Path:
+        parent.mkdir(parents=True, exist_ok=True)
+        number = len(self.made)
+        while True:
+            number += 1
+            path = parent / f"{prefix}{number}"
+            try:
+                path.mkdir()
+            except FileExistsError:  # left by another run in the same directory
+                continue
+            self.made.append(path)
+            return path
+
+    def remove(self, directory: Path) -> None:
+        self.removed.append(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 class InMemoryTrainer:
     """'Trains' by appending a byte to the model; validates by reporting its length."""
 

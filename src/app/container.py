@@ -18,6 +18,7 @@ from ..adapters.controller_http.refresh import HttpTokenRefresher
 from ..adapters.outbox_store import FileOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.package_cache import DiskPackageCache
+from ..adapters.scratch import TempScratch
 from ..adapters.system_usage import system_usage_probe
 from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
 from ..adapters.trainers.callback_trainer import Callbacks, callback_trainer_factory, load_entrypoint
@@ -171,6 +172,7 @@ class Container(containers.DeclarativeContainer):
     usage_probe = providers.Singleton(system_usage_probe)
     outbox_store = providers.Singleton(_outbox_store, settings)
     package_cache = providers.Singleton(DiskPackageCache)
+    scratch = providers.Singleton(TempScratch)
     lifecycle = providers.Factory(
         Lifecycle,
         plan=plan,
@@ -185,6 +187,7 @@ class Container(containers.DeclarativeContainer):
         usage_probe=usage_probe,
         outbox_store=outbox_store,
         package_cache=package_cache,
+        scratch=scratch,
     )
 
 

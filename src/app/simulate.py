@@ -40,6 +40,7 @@ from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.outbox_store import ProcessOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.package_cache import DiskPackageCache
+from ..adapters.scratch import TempScratch
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
@@ -200,7 +201,8 @@ async def simulate(
     )
     controller = shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
-    unpacker, clock, package_cache = TarPackageUnpacker(), SystemClock(), DiskPackageCache()
+    unpacker, clock = TarPackageUnpacker(), SystemClock()
+    package_cache, scratch = DiskPackageCache(), TempScratch()
     pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
     trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
@@ -230,6 +232,7 @@ async def simulate(
                 clock=clock,
                 package_cache=package_cache,
                 outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
+                scratch=scratch,
             )
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))

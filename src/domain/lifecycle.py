@@ -44,6 +44,7 @@ from .ports import (
     PackageSource,
     PackageUnpacker,
     PreparedTrainer,
+    Scratch,
     ShutdownHook,
     TrainerFactory,
 )
@@ -152,6 +153,7 @@ class Lifecycle:
     # The machine's side, behind ports (given by name; the app's container wires the real ones).
     package_cache: PackageCache = field(kw_only=True)  # the package kept from the last start
     outbox_store: OutboxStore = field(kw_only=True)  # where finished results wait for delivery
+    scratch: Scratch = field(kw_only=True)  # each task's private directory
 
     # ---------------------------------------------------------------- run --
 
@@ -198,10 +200,11 @@ class Lifecycle:
                 self.plan.work_dir / "tasks",
                 self.state,
                 self.clock,
+                outbox=self.outbox,
+                scratch=self.scratch,
                 observer=self.observer,
                 client_id=lambda: (self.identity or self.plan.identity).client_id,
                 model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
-                outbox=self.outbox,
             )
             await self.serve()
         except Stopped:

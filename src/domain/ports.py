@@ -153,6 +153,18 @@ class CombinerConnector(Protocol):
     async def connect(self, address: CombinerAddress, identity: Identity) -> CombinerLink: ...
 
 
+class Scratch(Protocol):
+    """Private working directories: one per task, for its model files and outputs."""
+
+    def make(self, parent: Path, prefix: str) -> Path:
+        """A new empty directory in ``parent`` (created if missing), its name ``prefix`` and a unique tail."""
+        ...
+
+    def remove(self, directory: Path) -> None:
+        """Delete ``directory`` and all it holds, ignoring errors (blocking: run off the event loop)."""
+        ...
+
+
 class Trainer(Protocol):
     """Runs the user's code on local data."""
 

@@ -11,8 +11,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import shutil
-import tempfile
 import time
 import uuid
 from collections import deque
@@ -36,7 +34,7 @@ from .model import (
 )
 from .observe import NULL_OBSERVER, Observer, log_scope
 from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ResultKind
-from .ports import Clock, Trainer
+from .ports import Clock, Scratch, Trainer
 from .redaction import redact
 from .retry import RetryConfig, call_with_retry
 from .rounds import round_timeout
@@ -79,6 +77,7 @@ class TaskRunner:
         clock: Clock,
         *,
         outbox: Outbox,
+        scratch: Scratch,
         delivery_retry: RetryConfig = DELIVERY_RETRY,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
@@ -89,7 +88,8 @@ class TaskRunner:
     ) -> None:
         self._links = links
         self._trainer = trainer
-        self._work_dir = work_dir
+        self._work_dir = work_dir  # each task's scratch directory is made in it
+        self._scratch = scratch
         self._state = state
         self._retry = delivery_retry
         self._clock = clock
@@ -146,8 +146,7 @@ class TaskRunner:
         # The user's code finds this task's ids (for log_metric) through the context variable.
         context = CURRENT_TASK.set(TaskContext(task, self.send_metric, self.send_attributes))
         try:
-            self._work_dir.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
+            scratch = self._scratch.make(self._work_dir, f"{task.kind.value}-")
             await self._handlers[task.kind](task, scratch)
             outcome = TaskOutcome(task, ok=True, delivery=self._delivery)
         except AuthError:
@@ -161,7 +160,7 @@ class TaskRunner:
             CURRENT_TASK.reset(context)
             self._state.finish()
             if scratch is not None:  # a big model's files: removed off the event loop
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
+                await asyncio.to_thread(self._scratch.remove, scratch)
         self.outcomes.append(outcome)
         await self._statuses_sent()
         return outcome

@@ -25,6 +25,7 @@ from fedclient.adapters.memory import (
 )
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.adapters.scratch import TempScratch
 from fedclient.adapters.trainers import subprocess_trainer_factory
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -90,6 +91,7 @@ def _life(
         clock=FakeClock(),
         package_cache=DiskPackageCache(),
         outbox_store=ProcessOutboxStore(tmp_path / "work" / "outbox"),
+        scratch=TempScratch(),
     )
     return life, unpacker
 

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink, InMemoryTrainer
+from fedclient.adapters.memory import FakeClock, FakeScratch, InMemoryCombiner, InMemoryLink, InMemoryTrainer
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.domain.errors import AuthError
 from fedclient.domain.links import LinkHolder
@@ -40,7 +40,15 @@ def runner(tmp_path: Path, link: InMemoryLink) -> TaskRunner:
     links.set(link)
     clock = FakeClock()
     outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock)
-    return TaskRunner(links, InMemoryTrainer(), tmp_path / "tasks", StateMachine(), clock, outbox=outbox)
+    return TaskRunner(
+        links,
+        InMemoryTrainer(),
+        tmp_path / "tasks",
+        StateMachine(),
+        clock,
+        outbox=outbox,
+        scratch=FakeScratch(),
+    )
 
 
 async def test_training_starts_before_the_first_status_is_acknowledged(tmp_path: Path) -> None:

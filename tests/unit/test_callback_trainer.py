@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink
+from fedclient.adapters.memory import FakeClock, FakeScratch, InMemoryCombiner, InMemoryLink
 from fedclient.adapters.model_npz import load_arrays, save_arrays
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
@@ -37,7 +37,13 @@ def _runner(tmp_path: Path, callbacks: Callbacks) -> tuple[TaskRunner, InMemoryC
     clock = FakeClock()
     outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock)
     runner = TaskRunner(
-        links, CallbackTrainer(callbacks), tmp_path / "tasks", StateMachine(), clock, outbox=outbox
+        links,
+        CallbackTrainer(callbacks),
+        tmp_path / "tasks",
+        StateMachine(),
+        clock,
+        outbox=outbox,
+        scratch=FakeScratch(),
     )
     return runner, combiner
 

@@ -243,6 +243,7 @@ async def start(work: Path, target: Path, source: InMemoryPackageSource) -> Life
         unused,
         package_cache=DiskPackageCache(),
         outbox_store=unused,
+        scratch=unused,
     )
     await life.prepare_package()
     return life

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fedclient.adapters.memory import (
     FakeClock,
+    FakeScratch,
     InMemoryCombiner,
     InMemoryConnector,
     InMemoryDiscovery,
@@ -88,6 +89,7 @@ class World:
             credentials=self.credentials,
             package_cache=DiskPackageCache(),
             outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),
+            scratch=FakeScratch(),
         )
         self.stop = asyncio.Event()
 

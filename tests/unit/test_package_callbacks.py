@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink
+from fedclient.adapters.memory import FakeClock, FakeScratch, InMemoryCombiner, InMemoryLink
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
@@ -101,7 +101,15 @@ async def test_many_clients_share_the_executor_threads_and_keep_their_task_conte
             clock = FakeClock()
             outbox = Outbox(ProcessOutboxStore(tmp_path / f"t{client}" / "outbox"), links, clock)
             runners.append(
-                TaskRunner(links, trainer, tmp_path / f"t{client}", StateMachine(), clock, outbox=outbox)
+                TaskRunner(
+                    links,
+                    trainer,
+                    tmp_path / f"t{client}",
+                    StateMachine(),
+                    clock,
+                    outbox=outbox,
+                    scratch=FakeScratch(),
+                )
             )
         outcomes = await asyncio.gather(*(r.handle(_train_task(i)) for i, r in enumerate(runners)))
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]

@@ -43,6 +43,7 @@ async def start(work: Path, source: InMemoryPackageSource, **plan_kw: object) ->
         unused,
         package_cache=DiskPackageCache(),
         outbox_store=unused,
+        scratch=unused,
     )
     await life.prepare_package()
     return life

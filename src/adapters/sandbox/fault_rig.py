@@ -30,6 +30,7 @@ from ..combiner_grpc.link import GrpcConnector
 from ..outbox_store import FileOutboxStore
 from ..package_archive import TarPackageUnpacker
 from ..package_cache import DiskPackageCache
+from ..scratch import TempScratch
 from .combiner import SandboxCombiner, UpdateRecord
 from .fault_proxy import FaultProxy
 
@@ -163,6 +164,7 @@ class FaultRig:
             clock=SystemClock(),
             outbox_store=self.store,
             package_cache=DiskPackageCache(),
+            scratch=TempScratch(),
         )
         self._stop = asyncio.Event()
         self._runner = asyncio.create_task(self.life.run(self._stop), name="rig-client")
