@@ -10,5 +10,8 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
+    def time(self) -> float:
+        return time.time()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

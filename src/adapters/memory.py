@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import shutil
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -473,14 +474,23 @@ class InMemoryTokenRefresher:
 
 
 class FakeClock:
-    """Time advances only when someone sleeps; sleeping yields to the event loop."""
+    """Time advances only when someone sleeps; sleeping yields to the event loop.
 
-    def __init__(self) -> None:
+    The wall clock (``time()``) is ``wall``: the real time when the fake was made, unless
+    given, and it stands still until a test moves it. Sleeps move only the monotonic clock,
+    so results a test stamps with the real time do not expire while fake heartbeats spin.
+    """
+
+    def __init__(self, wall: float | None = None) -> None:
         self.now = 0.0
+        self.wall = time.time() if wall is None else wall
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
         return self.now
+
+    def time(self) -> float:
+        return self.wall
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..adapters.clock import SystemClock
 from ..adapters.observers.transfer_log import TransferLog
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.sandbox.federation import Federation, RoundResult
@@ -92,7 +93,7 @@ async def sandbox(
             ).model_copy(update={"package_extract_dir": None})  # N clients: each its own private dir
             # Each client trains on its own shard of the example's data.
             env = {"FEDN_CLIENT_INDEX": str(index), "FEDN_NUM_CLIENTS": str(clients)}
-            board = StatusBoard([TransferLog()])
+            board = StatusBoard([TransferLog()], now=SystemClock().monotonic)
             if boards is not None:
                 boards.append(board)
             lifecycle = build_container(settings, trainer_env=env, observer=board).lifecycle()

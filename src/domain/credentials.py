@@ -60,6 +60,8 @@ class Credentials:
         on_new_token: Callable[[str], None] | None = None,
         refresh_retry: RetryConfig = REFRESH_RETRY,
     ) -> None:
+        if refresher is not None and clock is None:
+            raise ValueError("refreshing the token needs a clock (its cooldown and retries)")
         self._token = token or None
         self._refresher = refresher
         self._clock = clock
@@ -96,17 +98,6 @@ class Credentials:
         """Every token this process has held (to scrub from text a server echoes back)."""
         return tuple(self._seen)
 
-    def _now(self) -> float:
-        if self._clock is not None:
-            return self._clock.monotonic()
-        return asyncio.get_running_loop().time()
-
-    async def _sleep(self, seconds: float) -> None:
-        if self._clock is not None:
-            await self._clock.sleep(seconds)
-        else:
-            await asyncio.sleep(seconds)
-
     async def renew(self, seen_version: int, refused: AuthError) -> bool:
         """After ``refused`` (a call made with token ``seen_version``): True = retry with the current token.
 
@@ -121,16 +112,17 @@ class Credentials:
         async with self._lock:
             if self._version != seen_version:
                 return True  # someone refreshed while our call was failing
-            if self._refresher is None:
+            if self._refresher is None or self._clock is None:
                 return False
-            now = self._now()
+            clock = self._clock
+            now = clock.monotonic()
             if self._refreshed_at is not None and now - self._refreshed_at < self._cooldown:
                 log.error("the refreshed token was refused too (%s); not refreshing again", refused)
                 return False
             log.warning("token refused (%s); refreshing it", refused)
             refresher = self._refresher
             try:
-                token = await call_with_retry(refresher.refresh, self._retry, self._sleep, "token refresh")
+                token = await call_with_retry(refresher.refresh, self._retry, clock.sleep, "token refresh")
             except TransientError as exc:
                 raise AuthError(f"the token was refused and could not be refreshed: {exc}") from None
             except FedClientError as exc:

@@ -329,7 +329,9 @@ class Lifecycle:
     async def serve(self) -> None:
         """Keep a task stream open, reconnecting with backoff, until stopped (then drain and flush)."""
         assert self.runner is not None and self.combiner is not None and self.identity is not None
-        queue = self.inbox = TaskInbox(self.runner.outbox.watch, self.plan.task_queue_limit)
+        queue = self.inbox = TaskInbox(
+            self.runner.outbox.watch, self.plan.task_queue_limit, wall=self.clock.time
+        )
         self._idle.set()
         self._drained.clear()
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
@@ -147,7 +146,6 @@ class Outbox:
     retry: RetryConfig = DELIVERY_RETRY
     watch: RoundWatch = field(default_factory=RoundWatch)
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
-    wall: Callable[[], float] = time.time
     # After a reconnect, wait this long before resending, so that tasks the combiner queued for us
     # (a newer round that supersedes a pending update) arrive first.
     settle: float = 1.0
@@ -230,7 +228,7 @@ class Outbox:
                         "a send of it was interrupted and may have reached the combiner; not sent again, "
                         "because FEDn 0.33 does not deduplicate a repeated result",
                     )
-                reason = stale_reason(entry, self.wall(), self.watch)
+                reason = stale_reason(entry, self.clock.time(), self.watch)
                 if reason is not None:
                     return await self._finish(entry, Delivery.DROPPED, reason)
                 try:

@@ -232,6 +232,14 @@ ShutdownHook = Callable[[], Awaitable[None]]
 
 
 class Clock(Protocol):
-    def monotonic(self) -> float: ...
+    """Time, read and waited for only through here, so a test can replay a run."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back: durations, backoffs, cooldowns."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch: round deadlines and result ages, which outlive a process."""
+        ...
 
     async def sleep(self, seconds: float) -> None: ...

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -83,7 +82,6 @@ class TaskRunner:
         model_suffix: str = ".npz",
         observer: Observer = NULL_OBSERVER,
         client_id: Callable[[], str] = lambda: "",
-        wall: Callable[[], float] = time.time,
         result_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self._links = links
@@ -97,7 +95,6 @@ class TaskRunner:
         self._suffix = model_suffix
         self._observer = observer
         self._client_id = client_id
-        self._wall = wall
         self._max_age = result_max_age
         self.outbox = outbox
         self.outcomes: deque[TaskOutcome] = deque(maxlen=OUTCOME_HISTORY)
@@ -218,7 +215,7 @@ class TaskRunner:
 
     def _entry(self, task: Task, kind: ResultKind, payload: dict[str, Any]) -> OutboxEntry:
         """A finished result, with the wall-clock time after which its round no longer takes it."""
-        now = self._wall()
+        now = self._clock.time()
         opened = self.outbox.watch.opened_at(task)
         timeout = round_timeout(task) if kind is ResultKind.UPDATE else None
         expires = (opened if opened is not None else now) + timeout if timeout else now + self._max_age
