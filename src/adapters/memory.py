@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import shutil
 import time
 from collections import deque
@@ -497,6 +498,28 @@ class FakeClock:
         self.now += seconds
         # A real (tiny) pause, so loops that sleep do not starve the rest of the event loop.
         await asyncio.sleep(0.001)
+
+
+class CountingIds:
+    """Ids that replay: ``id-1``, ``id-2``… (give each simulated process its own ``prefix``)."""
+
+    def __init__(self, prefix: str = "id") -> None:
+        self.prefix = prefix
+        self.issued: list[str] = []
+
+    def new_id(self) -> str:
+        self.issued.append(f"{self.prefix}-{len(self.issued) + 1}")
+        return self.issued[-1]
+
+
+class SeededRandom:
+    """The same draws for the same seed, so backoff jitter replays."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._random = random.Random(seed)  # noqa: S311 - test jitter, not crypto
+
+    def random(self) -> float:
+        return self._random.random()
 
 
 class RecordingObserver:

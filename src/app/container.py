@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dependency_injector import containers, providers
 
-from ..adapters.clock import SystemClock
+from ..adapters.clock import PythonRandom, SystemClock, UuidIds
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
 from ..adapters.controller_http.refresh import HttpTokenRefresher
@@ -77,6 +77,7 @@ def _credentials(settings: Settings, refresher: HttpTokenRefresher | None) -> Cr
         refresher,
         SystemClock(),
         on_new_token=lambda token: register_secrets([token]),
+        random=PythonRandom(),
     )
 
 
@@ -169,6 +170,8 @@ class Container(containers.DeclarativeContainer):
         read_only_root=providers.Callable(package_extract_dir, settings),
     )
     clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidIds)
+    random = providers.Singleton(PythonRandom)
     usage_probe = providers.Singleton(system_usage_probe)
     outbox_store = providers.Singleton(_outbox_store, settings)
     package_cache = providers.Singleton(DiskPackageCache)
@@ -188,6 +191,8 @@ class Container(containers.DeclarativeContainer):
         outbox_store=outbox_store,
         package_cache=package_cache,
         scratch=scratch,
+        ids=ids,
+        random=random,
     )
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.clock import SystemClock
+from ..adapters.clock import PythonRandom, SystemClock, UuidIds
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.outbox_store import ProcessOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
@@ -203,6 +203,7 @@ async def simulate(
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
     unpacker, clock = TarPackageUnpacker(), SystemClock()
     package_cache, scratch = DiskPackageCache(), TempScratch()
+    ids, jitter = UuidIds(), PythonRandom()
     pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
     trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
@@ -233,6 +234,8 @@ async def simulate(
                 package_cache=package_cache,
                 outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
                 scratch=scratch,
+                ids=ids,
+                random=jitter,
             )
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))

@@ -37,7 +37,7 @@ from .model import (
     Task,
     Validation,
 )
-from .ports import Clock, CombinerLink, TokenRefresher
+from .ports import Clock, CombinerLink, Random, TokenRefresher
 from .retry import RetryConfig, call_with_retry
 
 log = logging.getLogger("fedclient.auth")
@@ -59,12 +59,16 @@ class Credentials:
         cooldown: float = 60.0,
         on_new_token: Callable[[str], None] | None = None,
         refresh_retry: RetryConfig = REFRESH_RETRY,
+        random: Random | None = None,
     ) -> None:
-        if refresher is not None and clock is None:
-            raise ValueError("refreshing the token needs a clock (its cooldown and retries)")
+        if refresher is not None and (clock is None or random is None):
+            raise ValueError(
+                "refreshing the token needs a clock and a random source (its cooldown and retries)"
+            )
         self._token = token or None
         self._refresher = refresher
         self._clock = clock
+        self._random = random
         self._cooldown = cooldown
         self._on_new_token = on_new_token
         self._retry = refresh_retry
@@ -112,9 +116,9 @@ class Credentials:
         async with self._lock:
             if self._version != seen_version:
                 return True  # someone refreshed while our call was failing
-            if self._refresher is None or self._clock is None:
+            if self._refresher is None or self._clock is None or self._random is None:
                 return False
-            clock = self._clock
+            clock, jitter = self._clock, self._random
             now = clock.monotonic()
             if self._refreshed_at is not None and now - self._refreshed_at < self._cooldown:
                 log.error("the refreshed token was refused too (%s); not refreshing again", refused)
@@ -122,7 +126,14 @@ class Credentials:
             log.warning("token refused (%s); refreshing it", refused)
             refresher = self._refresher
             try:
-                token = await call_with_retry(refresher.refresh, self._retry, clock.sleep, "token refresh")
+                token = await call_with_retry(
+                    refresher.refresh,
+                    self._retry,
+                    clock.sleep,
+                    "token refresh",
+                    now=clock.monotonic,
+                    rand=jitter.random,
+                )
             except TransientError as exc:
                 raise AuthError(f"the token was refused and could not be refreshed: {exc}") from None
             except FedClientError as exc:

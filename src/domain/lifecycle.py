@@ -39,11 +39,13 @@ from .ports import (
     Clock,
     CombinerConnector,
     Discovery,
+    Ids,
     LeftoverSweeper,
     PackageCache,
     PackageSource,
     PackageUnpacker,
     PreparedTrainer,
+    Random,
     Scratch,
     ShutdownHook,
     TrainerFactory,
@@ -154,6 +156,8 @@ class Lifecycle:
     package_cache: PackageCache = field(kw_only=True)  # the package kept from the last start
     outbox_store: OutboxStore = field(kw_only=True)  # where finished results wait for delivery
     scratch: Scratch = field(kw_only=True)  # each task's private directory
+    ids: Ids = field(kw_only=True)  # model update ids, outbox keys
+    random: Random = field(kw_only=True)  # backoff jitter
 
     # ---------------------------------------------------------------- run --
 
@@ -191,6 +195,8 @@ class Lifecycle:
                 self.clock,
                 self.plan.delivery_retry,
                 settle=self.plan.outbox_settle,
+                ids=self.ids,
+                random=self.random,
             )
             await self.outbox.load()
             self.shutdown_hooks.append(self.flush_outbox)
@@ -202,6 +208,8 @@ class Lifecycle:
                 self.clock,
                 outbox=self.outbox,
                 scratch=self.scratch,
+                ids=self.ids,
+                random=self.random,
                 observer=self.observer,
                 client_id=lambda: (self.identity or self.plan.identity).client_id,
                 model_suffix=self._model_suffix(assignment.helper_type if assignment else None),
@@ -280,7 +288,7 @@ class Lifecycle:
                 raise ConfigError(f"the controller cannot take this client: {answer.message}")
             if answer.status is AssignmentStatus.TRY_AGAIN:
                 waits += 1
-                delay = next_delay(waits, self.plan.assign_retry, answer.retry_after)
+                delay = next_delay(waits, self.plan.assign_retry, answer.retry_after, self.random.random())
                 log.info(
                     "controller says try again (%s); attempt %d, waiting %.1f s", answer.message, asks, delay
                 )
@@ -290,7 +298,9 @@ class Lifecycle:
                     raise TransientError(
                         f"the controller stayed unreachable after {unreachable} tries: {answer.message}"
                     )
-                delay = next_delay(unreachable, self.plan.unreachable_retry, answer.retry_after)
+                delay = next_delay(
+                    unreachable, self.plan.unreachable_retry, answer.retry_after, self.random.random()
+                )
                 log.warning(
                     "controller unreachable (%s); attempt %d, retrying in %.1f s",
                     answer.message,
@@ -320,6 +330,8 @@ class Lifecycle:
             self.credentials,
             self._pause,
             self.package_cache,
+            self.clock,
+            self.random,
             package_dir=self.package_dir,
             checksum_verdict=self.checksum_verdict,
         )
@@ -356,7 +368,7 @@ class Lifecycle:
                     self._outage = (0, self.clock.monotonic())
                 if failures and failures % self.plan.reassign_after == 0:
                     await self._reassign(failures)
-                delay = next_delay(max(failures, 1), self.plan.reconnect_retry)
+                delay = next_delay(max(failures, 1), self.plan.reconnect_retry, rand=self.random.random())
                 log.info(
                     "reconnecting to %s in %.1f s (attempt %d)", self.combiner.target, delay, failures + 1
                 )

@@ -32,9 +32,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,7 +41,7 @@ from typing import Any, Protocol
 from .errors import AuthError, DeliveryUncertain, FatalError, FedClientError, TransientError
 from .links import LinkHolder
 from .model import ModelUpdate, Validation
-from .ports import Clock, CombinerLink
+from .ports import Clock, CombinerLink, Ids, Random
 from .retry import RetryConfig, compute_backoff
 from .rounds import RoundWatch
 
@@ -145,12 +144,13 @@ class Outbox:
     clock: Clock
     retry: RetryConfig = DELIVERY_RETRY
     watch: RoundWatch = field(default_factory=RoundWatch)
-    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     # After a reconnect, wait this long before resending, so that tasks the combiner queued for us
     # (a newer round that supersedes a pending update) arrive first.
     settle: float = 1.0
     history: deque[OutboxEvent] = field(default_factory=lambda: deque(maxlen=HISTORY))
     counts: dict[Delivery, int] = field(default_factory=lambda: dict.fromkeys(Delivery, 0))
+    ids: Ids = field(kw_only=True)  # upload ids
+    random: Random = field(kw_only=True)  # backoff jitter
 
     def __post_init__(self) -> None:
         self._pending: dict[str, OutboxEntry] = {}
@@ -255,7 +255,7 @@ class Outbox:
                     raise
                 except TransientError as exc:
                     attempt += 1
-                    delay = compute_backoff(attempt, self.retry)
+                    delay = compute_backoff(attempt, self.retry, self.random.random())
                     log.warning(
                         "outbox: sending %s %s failed (%s); retry %d in %.1f s",
                         entry.kind.value,
@@ -320,7 +320,7 @@ class Outbox:
         if not entry.uploaded_id:
             if not entry.has_model:
                 raise RoundGone("its model file is missing from the outbox")
-            upload_id = self.new_id()  # fresh per try: FEDn appends to a half-written file of the same id
+            upload_id = self.ids.new_id()  # fresh per try: FEDn appends to a half-written file of the same id
             started = self.clock.monotonic()
             try:
                 await link.upload(upload_id, self.store.model_file(entry.key))

@@ -23,7 +23,7 @@ from .extract_dir import RECORD_NAME
 from .model import PackageMode
 from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
 from .package_cache import CACHE_DIR, KeptPackage, intact
-from .ports import PackageCache, PackageSource, PackageUnpacker, Trainer
+from .ports import Clock, PackageCache, PackageSource, PackageUnpacker, Random, Trainer
 from .retry import call_with_retry
 
 if TYPE_CHECKING:  # lifecycle imports this module
@@ -44,6 +44,8 @@ class PackageSetup:
     # Waits between retries; raises when the client is stopped meanwhile.
     pause: Callable[[float], Awaitable[None]]
     cache: PackageCache
+    clock: Clock
+    random: Random
     package_dir: Path | None = None
     checksum_verdict: ChecksumVerdict | None = None
 
@@ -66,6 +68,8 @@ class PackageSetup:
             self.plan.unreachable_retry,
             self.pause,
             "asking for the package checksum",
+            now=self.clock.monotonic,
+            rand=self.random.random,
         )
         expected = {n for n in map(normalize_checksum, (server_sum, self.plan.package_checksum)) if n}
         kept = await asyncio.to_thread(self._kept, cache_dir)
@@ -81,6 +85,8 @@ class PackageSetup:
             self.plan.unreachable_retry,
             self.pause,
             "downloading the compute package",
+            now=self.clock.monotonic,
+            rand=self.random.random,
         )
         if fetched.path is None:
             assert kept is not None

@@ -231,6 +231,22 @@ ShutdownHook = Callable[[], Awaitable[None]]
 """Run once when the client stops, after the last task and before the channels close (bounded)."""
 
 
+class Ids(Protocol):
+    """Fresh ids, drawn only through here so a test can replay a run."""
+
+    def new_id(self) -> str:
+        """A new id no other client or run will draw (a UUID4 string, as FEDn names models)."""
+        ...
+
+
+class Random(Protocol):
+    """Randomness, drawn only through here so a test can replay a run."""
+
+    def random(self) -> float:
+        """A number in [0, 1): where a backoff falls within its jitter band."""
+        ...
+
+
 class Clock(Protocol):
     """Time, read and waited for only through here, so a test can replay a run."""
 

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from .model import (
 )
 from .observe import NULL_OBSERVER, Observer, log_scope
 from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ResultKind
-from .ports import Clock, Scratch, Trainer
+from .ports import Clock, Ids, Random, Scratch, Trainer
 from .redaction import redact
 from .retry import RetryConfig, call_with_retry
 from .rounds import round_timeout
@@ -77,8 +76,9 @@ class TaskRunner:
         *,
         outbox: Outbox,
         scratch: Scratch,
+        ids: Ids,
+        random: Random,
         delivery_retry: RetryConfig = DELIVERY_RETRY,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
         observer: Observer = NULL_OBSERVER,
         client_id: Callable[[], str] = lambda: "",
@@ -91,7 +91,8 @@ class TaskRunner:
         self._state = state
         self._retry = delivery_retry
         self._clock = clock
-        self._new_id = new_id
+        self._ids = ids
+        self._random = random
         self._suffix = model_suffix
         self._observer = observer
         self._client_id = client_id
@@ -220,7 +221,7 @@ class TaskRunner:
         timeout = round_timeout(task) if kind is ResultKind.UPDATE else None
         expires = (opened if opened is not None else now) + timeout if timeout else now + self._max_age
         return OutboxEntry(
-            key=uuid.uuid4().hex,
+            key=self._ids.new_id().replace("-", ""),  # a plain file name (a UUID's 32 hex digits)
             kind=kind,
             model_id=task.model_id,
             receiver_name=task.sender_name,
@@ -264,7 +265,12 @@ class TaskRunner:
             return full
 
         result: dict[str, Any] = await call_with_retry(
-            deliver, self._retry, self._clock.sleep, f"sending update {update_id}"
+            deliver,
+            self._retry,
+            self._clock.sleep,
+            f"sending update {update_id}",
+            now=self._clock.monotonic,
+            rand=self._random.random,
         )
         return result
 
@@ -284,7 +290,7 @@ class TaskRunner:
         out = scratch / "embeddings"
         t0 = self._clock.monotonic()
         metadata = await self._trainer.forward(self._client_id(), out, task.sl_inference)
-        update_id = self._new_id()
+        update_id = self._ids.new_id()
         meta: dict[str, Any] = {
             "exec_training": self._clock.monotonic() - t0,
             "training_metadata": metadata,
@@ -410,7 +416,9 @@ class TaskRunner:
         async def attempt() -> None:
             await call(await self._links.wait())
 
-        await call_with_retry(attempt, self._retry, self._clock.sleep, what)
+        await call_with_retry(
+            attempt, self._retry, self._clock.sleep, what, now=self._clock.monotonic, rand=self._random.random
+        )
 
     async def _report_failure(self, task: Task, error: str) -> TaskOutcome:
         message = f"{task.kind.value} task for model {task.model_id} failed: {error}"

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.clock import PythonRandom, UuidIds
 from fedclient.adapters.memory import (
     FakeClock,
     InMemoryCombiner,
@@ -92,6 +93,8 @@ def _life(
         package_cache=DiskPackageCache(),
         outbox_store=ProcessOutboxStore(tmp_path / "work" / "outbox"),
         scratch=TempScratch(),
+        ids=UuidIds(),
+        random=PythonRandom(),
     )
     return life, unpacker
 

@@ -6,7 +6,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, FakeScratch, InMemoryCombiner, InMemoryLink, InMemoryTrainer
+from fedclient.adapters.memory import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    InMemoryTrainer,
+    SeededRandom,
+)
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.domain.errors import AuthError
 from fedclient.domain.links import LinkHolder
@@ -38,8 +46,8 @@ class SlowStatusLink(InMemoryLink):
 def runner(tmp_path: Path, link: InMemoryLink) -> TaskRunner:
     links = LinkHolder()
     links.set(link)
-    clock = FakeClock()
-    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock)
+    clock, ids, jitter = FakeClock(), CountingIds(), SeededRandom()
+    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock, ids=ids, random=jitter)
     return TaskRunner(
         links,
         InMemoryTrainer(),
@@ -48,6 +56,8 @@ def runner(tmp_path: Path, link: InMemoryLink) -> TaskRunner:
         clock,
         outbox=outbox,
         scratch=FakeScratch(),
+        ids=ids,
+        random=jitter,
     )
 
 

@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fedclient.adapters.memory import FakeClock, FakeScratch, InMemoryCombiner, InMemoryLink
+from fedclient.adapters.memory import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    SeededRandom,
+)
 from fedclient.adapters.model_npz import load_arrays, save_arrays
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
@@ -34,8 +41,8 @@ def _runner(tmp_path: Path, callbacks: Callbacks) -> tuple[TaskRunner, InMemoryC
     combiner = InMemoryCombiner()
     links = LinkHolder()
     links.set(InMemoryLink(combiner, ME))
-    clock = FakeClock()
-    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock)
+    clock, ids, jitter = FakeClock(), CountingIds(), SeededRandom()
+    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock, ids=ids, random=jitter)
     runner = TaskRunner(
         links,
         CallbackTrainer(callbacks),
@@ -44,6 +51,8 @@ def _runner(tmp_path: Path, callbacks: Callbacks) -> tuple[TaskRunner, InMemoryC
         clock,
         outbox=outbox,
         scratch=FakeScratch(),
+        ids=ids,
+        random=jitter,
     )
     return runner, combiner
 

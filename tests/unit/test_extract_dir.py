@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
+from fedclient.adapters.memory import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.app.cli import main
 from fedclient.app.plan import build_plan, package_extract_dir
@@ -240,10 +240,12 @@ async def start(work: Path, target: Path, source: InMemoryPackageSource) -> Life
         InMemoryUnpacker(),
         unused,
         unused,
-        unused,
+        FakeClock(),
         package_cache=DiskPackageCache(),
         outbox_store=unused,
         scratch=unused,
+        ids=unused,
+        random=SeededRandom(),
     )
     await life.prepare_package()
     return life

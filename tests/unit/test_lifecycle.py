@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.memory import (
+    CountingIds,
     FakeClock,
     FakeScratch,
     InMemoryCombiner,
@@ -21,6 +22,7 @@ from fedclient.adapters.memory import (
     InMemoryTrainer,
     InMemoryTrainerFactory,
     InMemoryUnpacker,
+    SeededRandom,
 )
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
@@ -90,6 +92,8 @@ class World:
             package_cache=DiskPackageCache(),
             outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),
             scratch=FakeScratch(),
+            ids=CountingIds(),
+            random=SeededRandom(),
         )
         self.stop = asyncio.Event()
 

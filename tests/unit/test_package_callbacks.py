@@ -9,7 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, FakeScratch, InMemoryCombiner, InMemoryLink
+from fedclient.adapters.memory import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    SeededRandom,
+)
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
@@ -98,8 +105,10 @@ async def test_many_clients_share_the_executor_threads_and_keep_their_task_conte
             links = LinkHolder()
             links.set(InMemoryLink(combiner, Identity(f"site-{client}", f"cid-{client}")))
             trainer = factory(tmp_path, manifest)
-            clock = FakeClock()
-            outbox = Outbox(ProcessOutboxStore(tmp_path / f"t{client}" / "outbox"), links, clock)
+            clock, ids, jitter = FakeClock(), CountingIds(f"client-{client}"), SeededRandom(client)
+            outbox = Outbox(
+                ProcessOutboxStore(tmp_path / f"t{client}" / "outbox"), links, clock, ids=ids, random=jitter
+            )
             runners.append(
                 TaskRunner(
                     links,
@@ -109,6 +118,8 @@ async def test_many_clients_share_the_executor_threads_and_keep_their_task_conte
                     clock,
                     outbox=outbox,
                     scratch=FakeScratch(),
+                    ids=ids,
+                    random=jitter,
                 )
             )
         outcomes = await asyncio.gather(*(r.handle(_train_task(i)) for i, r in enumerate(runners)))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
+from fedclient.adapters.memory import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -40,10 +40,12 @@ async def start(work: Path, source: InMemoryPackageSource, **plan_kw: object) ->
         InMemoryUnpacker(),
         unused,
         unused,
-        unused,
+        FakeClock(),
         package_cache=DiskPackageCache(),
         outbox_store=unused,
         scratch=unused,
+        ids=unused,
+        random=SeededRandom(),
     )
     await life.prepare_package()
     return life

@@ -25,7 +25,7 @@ from ...domain.model import CombinerAddress, Identity, PackageMode, TaskKind
 from ...domain.outbox import OutboxEntry
 from ...domain.package import Manifest
 from ...domain.retry import RetryConfig
-from ..clock import SystemClock
+from ..clock import PythonRandom, SystemClock, UuidIds
 from ..combiner_grpc.link import GrpcConnector
 from ..outbox_store import FileOutboxStore
 from ..package_archive import TarPackageUnpacker
@@ -165,6 +165,8 @@ class FaultRig:
             outbox_store=self.store,
             package_cache=DiskPackageCache(),
             scratch=TempScratch(),
+            ids=UuidIds(),
+            random=PythonRandom(),
         )
         self._stop = asyncio.Event()
         self._runner = asyncio.create_task(self.life.run(self._stop), name="rig-client")
