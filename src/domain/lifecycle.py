@@ -329,9 +329,9 @@ class Lifecycle:
             self.unpacker,
             self.credentials,
             self._pause,
-            self.package_cache,
-            self.clock,
-            self.random,
+            cache=self.package_cache,
+            clock=self.clock,
+            random=self.random,
             package_dir=self.package_dir,
             checksum_verdict=self.checksum_verdict,
         )
