@@ -64,7 +64,11 @@ def _sandbox_parser(sub: Any) -> None:
     p = sub.add_parser("sandbox", help="run a local federation (controller + combiner + clients) on loopback")
     p.add_argument("--rounds", type=int, default=3, help="training rounds (default 3)")
     p.add_argument("--clients", type=int, default=2, help="number of clients (default 2)")
-    p.add_argument("--package", type=Path, default=Path("examples/digits"), help="compute package directory")
+    p.add_argument(
+        "--package",
+        type=Path,
+        help="compute package directory (default: the digits demo package shipped with fedclient)",
+    )
     p.add_argument("--json", type=Path, help="also write the per-round results to this JSON file")
     p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
     p.add_argument(

@@ -11,10 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..adapters.observers.transfer_log import TransferLog
 from ..adapters.package_archive import TarPackageUnpacker
@@ -23,15 +26,17 @@ from ..domain.errors import ConfigError
 from ..domain.observe import TransferKind
 from ..domain.status import StatusBoard, human_bytes
 from .container import build_container, close_adapters
+from .demo import demo_package
 from .settings_load import load_settings
 
 log = logging.getLogger("fedclient.sandbox")
+T = TypeVar("T")
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
     if args.rounds < 1 or args.clients < 1:
         raise ConfigError("--rounds and --clients must be at least 1")
-    package = args.package.resolve()
+    package = args.package.resolve() if args.package is not None else demo_package()
     if not (package / "fedn.yaml").is_file():
         raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
     if args.plot:
@@ -44,11 +49,22 @@ def run_sandbox(args: argparse.Namespace) -> int:
         work = args.work_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-sandbox-"))
         )
-        results = asyncio.run(
-            sandbox(
-                package, work.resolve(), args.rounds, args.clients, args.round_timeout, args.log_level, boards
+        try:
+            results = asyncio.run(
+                _cancelled_on_sigterm(
+                    sandbox(
+                        package,
+                        work.resolve(),
+                        args.rounds,
+                        args.clients,
+                        args.round_timeout,
+                        args.log_level,
+                        boards,
+                    )
+                )
             )
-        )
+        except asyncio.CancelledError:  # SIGTERM: stopped as by Ctrl-C, the temporary work dir removed
+            raise KeyboardInterrupt from None
     print(format_table(results))
     print(format_summary(results, boards, time.monotonic() - started))
     if args.json:
@@ -110,6 +126,17 @@ async def sandbox(
         for lifecycle in lifecycles:
             await close_adapters(lifecycle)
         await federation.stop()
+
+
+async def _cancelled_on_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; SIGTERM cancels it as Ctrl-C does, so every ``finally`` (clients, servers) runs."""
+    loop, me = asyncio.get_running_loop(), asyncio.current_task()
+    assert me is not None
+    loop.add_signal_handler(signal.SIGTERM, me.cancel)
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _settle(boards: list[StatusBoard], limit: float = 5.0) -> None:

@@ -105,6 +105,6 @@ async def test_client_run_serves_the_compute_package_until_ctrl_c(
     finally:
         code = await child.stop(signal.SIGINT, 30)
     assert code == 0, child.tail()
-    assert result.updates == 1 and result.metrics["accuracy"] > 0.3
+    assert result.updates == 1 and result.metrics["test_accuracy"] > 0.3
     # the controller's package, unpacked into its own directory per version (packages/<sha256 prefix>)
     assert len(list((tmp_path / "work" / "packages").glob("*/fedn.yaml"))) == 1

@@ -293,6 +293,33 @@ class SandboxCombiner:
     ) -> list[BackwardRecord]:
         return await self._wait_records(self.backward_completions, correlation_ids, timeout)
 
+    async def wait_for_answers(
+        self, records: Sequence[R], correlation_ids: Iterable[str], timeout: float
+    ) -> tuple[list[R], list[StatusRecord]]:
+        """Wait until each task has its record in ``records`` or an ERROR status (a failed task).
+
+        Returns the records and the ERROR statuses (first per task, in arrival order): a
+        round whose every client has failed ends then, not at its timeout.
+        """
+        wanted = set(correlation_ids)
+
+        def answered() -> bool:
+            done = {r.correlation_id for r in records} | {s.correlation_id for s in self.failures(wanted)}
+            return wanted <= done
+
+        await self._wait(answered, timeout)
+        return [r for r in records if r.correlation_id in wanted], self.failures(wanted)
+
+    def failures(self, correlation_ids: set[str]) -> list[StatusRecord]:
+        """The first ERROR status of each of these tasks, in arrival order."""
+        seen: set[str] = set()
+        first = []
+        for status in self.statuses:
+            if status.level == "ERROR" and status.correlation_id in correlation_ids - seen:
+                seen.add(status.correlation_id)
+                first.append(status)
+        return first
+
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate()`` holds over the records (checked whenever one arrives)."""
         return await self._wait(predicate, timeout)
