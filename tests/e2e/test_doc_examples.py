@@ -1,4 +1,4 @@
-"""The README's Python examples, extracted from README.md and run as scripts against the sandbox."""
+"""The Python API examples of docs/PYTHON-API.md, extracted and run as scripts against the sandbox."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ _BLOCK = re.compile(r"<!-- readme-example: (\w+) -->\n```python\n(.*?)```", re.S
 
 
 def readme_example(name: str) -> str:
-    blocks = dict(_BLOCK.findall((ROOT / "README.md").read_text(encoding="utf-8")))
-    assert name in blocks, f"README.md has no example marked {name!r}"
+    blocks = dict(_BLOCK.findall((ROOT / "docs" / "PYTHON-API.md").read_text(encoding="utf-8")))
+    assert name in blocks, f"docs/PYTHON-API.md has no example marked {name!r}"
     return blocks[name]
 
 
