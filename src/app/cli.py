@@ -107,17 +107,14 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def _run(settings: Settings, observer: Observer | None = None) -> None:
-    from .container import build_container, close_adapters
+    from .container import build_container, client_lifecycle
 
-    lifecycle = build_container(settings, observer=observer).lifecycle()
     stop = asyncio.Event()
-    identity = lifecycle.plan.identity
-    log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
-    with stop_on_signals(stop, lifecycle.stop_outlook):
-        try:
+    async with client_lifecycle(build_container(settings, observer=observer)) as lifecycle:
+        identity = lifecycle.plan.identity
+        log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
+        with stop_on_signals(stop, lifecycle.stop_outlook):
             await lifecycle.run(stop)
-        finally:
-            await close_adapters(lifecycle)
     log.info("fedclient stopped")
 
 

@@ -25,7 +25,7 @@ from ..adapters.sandbox.federation import Federation, RoundResult
 from ..domain.errors import ConfigError
 from ..domain.observe import TransferKind
 from ..domain.status import StatusBoard, human_bytes
-from .container import build_container, close_adapters
+from .container import build_container, client_lifecycle
 from .demo import demo_package
 from .settings_load import load_settings
 
@@ -94,7 +94,7 @@ async def sandbox(
     await federation.start()
     stop = asyncio.Event()
     runners: list[asyncio.Task[None]] = []
-    lifecycles = []
+    opened = contextlib.AsyncExitStack()  # every client's adapters, closed after the clients stop
     try:
         for index in range(clients):
             settings = load_settings(
@@ -111,8 +111,8 @@ async def sandbox(
             board = StatusBoard([TransferLog()])
             if boards is not None:
                 boards.append(board)
-            lifecycle = build_container(settings, trainer_env=env, observer=board).lifecycle()
-            lifecycles.append(lifecycle)
+            container = build_container(settings, trainer_env=env, observer=board)
+            lifecycle = await opened.enter_async_context(client_lifecycle(container))
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"client-{index}"))
         await _wait_online(federation, runners)
         results = await federation.run(rounds)
@@ -123,8 +123,7 @@ async def sandbox(
         for runner in runners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(runner, 10)
-        for lifecycle in lifecycles:
-            await close_adapters(lifecycle)
+        await opened.aclose()
         await federation.stop()
 
 
