@@ -80,8 +80,8 @@ __all__ = [
     "UploadRecord",
     "ValidationRecord",
 ]
-# Fault-injection points: a hook named so is awaited there, with the model or update id.
-HOOK_POINTS = ("download", "upload", "uploaded", "update")
+# Fault-injection points ("download", "upload", "uploaded", "update"): a hook in ``hooks`` under
+# that name is awaited there, with the model or update id.
 Hook = Callable[[str], Awaitable[None]]
 
 R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord, BackwardRecord)
