@@ -41,6 +41,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests examples scripts bench
 	$(VENV)/bin/mypy src/domain
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 
 test: lint fedn-venv fedn-torch-venv site-venv
 	$(PY) -m pytest -q
