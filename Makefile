@@ -48,6 +48,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests examples scripts bench
 	$(VENV)/bin/mypy src/domain
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 
 # Everything but the torch example (its own target below, so that `make test` never pulls a
 # multi-GB CUDA torch on an ordinary Linux machine); CI runs both.

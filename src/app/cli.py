@@ -101,11 +101,6 @@ def _loaded_from(args: argparse.Namespace) -> Loaded:
     return load(cli_values(args), Path(args.init) if args.init else None)
 
 
-def _settings_from(args: argparse.Namespace) -> Settings:
-    """The settings alone (tests and older callers)."""
-    return _loaded_from(args).settings
-
-
 async def _run(settings: Settings, observer: Observer | None = None) -> None:
     from .container import build_container, client_lifecycle
 
