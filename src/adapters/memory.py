@@ -557,14 +557,12 @@ class RecordingTransfer:
 
 
 class ScriptedUsageProbe:
-    """A UsageProbe that plays back readings (the last one repeats) and counts the reads."""
+    """A UsageProbe that plays back readings (the last one repeats)."""
 
     def __init__(self, *readings: UsageReading | OSError) -> None:
         self.readings: deque[UsageReading | OSError] = deque(readings or (UsageReading(),))
-        self.reads = 0
 
     def read(self) -> UsageReading:
-        self.reads += 1
         reading = self.readings.popleft() if len(self.readings) > 1 else self.readings[0]
         if isinstance(reading, OSError):
             raise reading

@@ -17,9 +17,6 @@ from pydantic.fields import FieldInfo
 from ..domain.errors import ConfigError
 from .settings import Settings, env_names, extra, flags_of
 
-# Flags of `fedclient run` that are not settings: where the file is, and shorthands.
-NOT_SETTINGS = ("init", "quiet", "verbose")
-
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr (exit 2), like every other user error.

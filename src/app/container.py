@@ -1,13 +1,20 @@
 """The composition root: one dependency-injector container wires adapters into the domain.
 
-Tests build it with real settings and override providers with the in-memory fakes.
+Adapters that hold something open (the controller's HTTP clients, the token refresher's,
+the gRPC connector's shared channels) are ``providers.Resource``s: the container opens
+them when the client is first built and closes them in ``shutdown_resources()``.
+``client_lifecycle`` is that build → run → close, written once for every entry point
+(``fedclient run``, the sandbox's clients, ``Client``, ``InProcessClient``). Tests build
+the container with real settings and override providers with the in-memory fakes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from dependency_injector import containers, providers
 
@@ -33,6 +40,7 @@ from .policy import max_model_bytes, site_policy
 from .settings import Settings
 
 log = logging.getLogger("fedclient")
+T = TypeVar("T")
 
 
 def _endpoint(settings: Settings) -> ControllerEndpoint | None:
@@ -68,6 +76,16 @@ def _refresher(settings: Settings) -> HttpTokenRefresher | None:
         log.warning("token refresh is off: %s is not set", missing)
         return None
     return HttpTokenRefresher(uri, refresh_token, _verify(settings))
+
+
+async def _opened(adapter: T) -> AsyncIterator[T]:
+    """A Resource's life: the adapter as built, ``aclose()``d at ``shutdown_resources()`` (if it has one)."""
+    try:
+        yield adapter
+    finally:
+        aclose = getattr(adapter, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _credentials(settings: Settings, refresher: HttpTokenRefresher | None) -> Credentials:
@@ -139,24 +157,29 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Singleton(site_policy, settings)
     plan = providers.Singleton(build_plan, settings, policy)
     endpoint = providers.Singleton(_endpoint, settings)
-    refresher = providers.Singleton(_refresher, settings)
+    refresher = providers.Resource(_opened, providers.Callable(_refresher, settings))
     credentials = providers.Singleton(_credentials, settings, refresher)
-    discovery = providers.Singleton(_discovery, settings, endpoint, credentials)
-    package_source = providers.Singleton(_package_source, settings, endpoint, credentials, policy, observer)
+    discovery = providers.Resource(_opened, providers.Callable(_discovery, settings, endpoint, credentials))
+    package_source = providers.Resource(
+        _opened, providers.Callable(_package_source, settings, endpoint, credentials, policy, observer)
+    )
     unpacker = providers.Singleton(
         TarPackageUnpacker, policy.provided.archive, read_only=policy.provided.read_only_package
     )
-    connector = providers.Singleton(
-        GrpcConnector,
-        token=credentials,
-        auth_scheme=settings.provided.auth_scheme,
-        root_cert_path=settings.provided.grpc_root_cert_path,
-        force_tls=settings.provided.grpc_tls,
-        max_model_bytes=providers.Callable(max_model_bytes, settings),
-        client_cert_path=settings.provided.client_cert_path,
-        client_key_path=settings.provided.client_key_path,
-        insecure=settings.provided.insecure,
-        observer=observer,
+    connector = providers.Resource(
+        _opened,
+        providers.Factory(
+            GrpcConnector,
+            token=credentials,
+            auth_scheme=settings.provided.auth_scheme,
+            root_cert_path=settings.provided.grpc_root_cert_path,
+            force_tls=settings.provided.grpc_tls,
+            max_model_bytes=providers.Callable(max_model_bytes, settings),
+            client_cert_path=settings.provided.client_cert_path,
+            client_key_path=settings.provided.client_key_path,
+            insecure=settings.provided.insecure,
+            observer=observer,
+        ),
     )
     trainer_factory = providers.Singleton(
         subprocess_trainer_factory,
@@ -196,12 +219,14 @@ class Container(containers.DeclarativeContainer):
     )
 
 
-async def close_adapters(lifecycle: Lifecycle) -> None:
-    """Close the network clients the container opened (httpx keeps pooled connections)."""
-    for adapter in (lifecycle.discovery, lifecycle.package_source, lifecycle.credentials.refresher):
-        aclose = getattr(adapter, "aclose", None)
-        if aclose is not None:
-            await aclose()
+@contextlib.asynccontextmanager
+async def client_lifecycle(container: Container) -> AsyncIterator[Lifecycle]:
+    """The client the container builds, and everything it opened closed when the block ends."""
+    lifecycle = await container.lifecycle()
+    try:
+        yield lifecycle
+    finally:
+        await container.shutdown_resources()
 
 
 def build_container(

@@ -46,7 +46,7 @@ from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
 from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
-from .container import build_container, close_adapters
+from .container import build_container
 from .plan import build_plan
 from .settings_load import load_settings
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
@@ -199,7 +199,7 @@ async def simulate(
         force_tls=base.grpc_tls,
         share_channels=True,
     )
-    controller = shared.discovery()
+    controller = await shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
     unpacker, clock = TarPackageUnpacker(), SystemClock()
     package_cache, scratch = DiskPackageCache(), TempScratch()
@@ -259,7 +259,7 @@ async def simulate(
         stop.set()
         await asyncio.gather(*(asyncio.wait_for(r, 20) for r in runners), return_exceptions=True)
         await connector.aclose()
-        await close_adapters(lifecycles[0] if lifecycles else shared.lifecycle())
+        await shared.shutdown_resources()
         if federation is not None:
             await federation.stop()
         pool.shutdown(wait=False, cancel_futures=True)

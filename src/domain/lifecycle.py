@@ -108,7 +108,8 @@ class ClientPlan:
     link_wait: float = 600.0
     # Tasks received and not yet started (the oldest is dropped, with a log line, when full).
     task_queue_limit: int = DEFAULT_LIMIT
-    # Retries of a finished result in the outbox (no attempt limit: its round's deadline ends them).
+    # How results are retried: the outbox's (no attempt limit: its round's rules end them) and the
+    # task runner's direct calls (the same backoff, at most tasks.DIRECT_ATTEMPTS tries).
     delivery_retry: RetryConfig = DELIVERY_RETRY
     # On stop, how long the outbox may take to deliver what it holds before the channels close.
     shutdown_flush: float = 10.0
@@ -210,6 +211,7 @@ class Lifecycle:
                 scratch=self.scratch,
                 ids=self.ids,
                 random=self.random,
+                delivery_retry=self.plan.delivery_retry,
                 observer=self.observer,
                 client_id=lambda: (self.identity or self.plan.identity).client_id,
                 model_suffix=self._model_suffix(assignment.helper_type if assignment else None),

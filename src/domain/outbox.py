@@ -47,7 +47,10 @@ from .rounds import RoundWatch
 
 log = logging.getLogger("fedclient.outbox")
 
-# Delivery retries: no attempt limit (the round rules end hopeless ones), capped delay.
+# How a finished result is retried, for the whole client: ClientPlan.delivery_retry (its cap is
+# FEDN_DELIVERY_RETRY_MAX) reaches this outbox and the TaskRunner. No attempt limit: a result is
+# tried again for as long as its round's rules allow, and whatever ends it says why in the log
+# (docs/RELIABILITY.md section 8). The runner bounds its own direct calls (tasks.DIRECT_ATTEMPTS).
 DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0)
 # Results with no round deadline (validations, or a round without round_timeout) are kept this long.
 DEFAULT_MAX_AGE = 24 * 3600.0

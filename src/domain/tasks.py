@@ -31,7 +31,7 @@ from .model import (
     TaskKind,
 )
 from .observe import NULL_OBSERVER, Observer, log_scope
-from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ResultKind
+from .outbox import DEFAULT_MAX_AGE, DELIVERY_RETRY, Delivery, Outbox, OutboxEntry, ResultKind
 from .ports import Clock, Ids, Random, Scratch, Trainer
 from .redaction import redact
 from .retry import RetryConfig, call_with_retry
@@ -41,9 +41,12 @@ from .task_context import CURRENT_TASK, TaskContext
 
 log = logging.getLogger("fedclient.tasks")
 
-# Downloads and predictions are retried this often (each try waits for a connection first)
-# before the task is reported as failed. Finished updates and validations go through the outbox.
-DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0, max_attempts=8)
+# The plan's delivery_retry has no attempt limit: the outbox's round rules end its retries. A task's
+# own calls to the combiner have no such rule (model downloads, and what is sent without the outbox:
+# predictions, split-learning embeddings and backward completions, metrics and attributes), so they
+# use its backoff but give up after this many tries, each waiting for a connection first, and the
+# task is reported failed: an ERROR status to the combiner and a log line, never silently.
+DIRECT_ATTEMPTS = 8
 # How many task outcomes are kept in memory (the newest).
 OUTCOME_HISTORY = 64
 
@@ -89,7 +92,11 @@ class TaskRunner:
         self._work_dir = work_dir  # each task's scratch directory is made in it
         self._scratch = scratch
         self._state = state
-        self._retry = delivery_retry
+        self._retry = (
+            delivery_retry
+            if delivery_retry.max_attempts is not None
+            else dataclasses.replace(delivery_retry, max_attempts=DIRECT_ATTEMPTS)
+        )
         self._clock = clock
         self._ids = ids
         self._random = random

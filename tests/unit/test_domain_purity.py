@@ -9,8 +9,9 @@ from pathlib import Path
 DOMAIN = Path(__file__).resolve().parents[2] / "src" / "domain"
 
 
-def offending_imports(path: Path) -> set[str]:
-    depth = len(path.relative_to(DOMAIN).parent.parts)  # packages between this module and domain/
+def offending_imports(path: Path, root: Path = DOMAIN) -> set[str]:
+    """Imports in ``path`` that are neither the standard library nor inside ``root`` (the domain)."""
+    depth = len(path.relative_to(root).parent.parts)  # packages between this module and the root
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -32,12 +33,14 @@ def test_domain_imports_only_the_standard_library() -> None:
 
 
 def test_the_purity_check_sees_an_escape(tmp_path: Path) -> None:
-    probe = DOMAIN / "_purity_probe.py"
+    root = tmp_path / "domain"
+    (root / "sub").mkdir(parents=True)
+    probe = root / "_purity_probe.py"
     probe.write_text("from ..adapters import memory\nimport numpy\nfrom . import model\n")
-    try:
-        assert offending_imports(probe) == {"..adapters", "numpy"}
-    finally:
-        probe.unlink()
+    assert offending_imports(probe, root) == {"..adapters", "numpy"}
+    nested = root / "sub" / "_purity_probe.py"  # one package down, `..` is still the domain
+    nested.write_text("from .. import model\nfrom ...app import settings\n")
+    assert offending_imports(nested, root) == {"...app"}
 
 
 # ------------------------------------------------------------ no I/O, no clock --

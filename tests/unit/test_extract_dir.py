@@ -347,7 +347,7 @@ def test_an_extract_dir_that_cannot_be_locked_is_used_with_one_warning(
     import errno
     import fcntl
 
-    def nfs(fd: int, operation: int) -> None:
+    def nfs(_fd: int, _operation: int) -> None:
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
     monkeypatch.setattr(fcntl, "flock", nfs)

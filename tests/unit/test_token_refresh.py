@@ -132,15 +132,19 @@ async def test_calls_failing_together_share_one_refresh() -> None:
     refresher.gate = asyncio.Event()
     creds = Credentials("token-0", refresher, FakeClock(), random=SeededRandom())
     used: list[str | None] = []
+    all_refused = asyncio.Event()
 
     async def call() -> str:
         used.append(creds.token)
         if creds.token == "token-0":
+            if used.count("token-0") == 5:
+                all_refused.set()
             raise AuthError("Invalid token")
         return "ok"
 
     calls = [asyncio.create_task(creds.call(call)) for _ in range(5)]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(all_refused.wait(), 5)  # every call failed with the old token...
+    assert refresher.calls == 1  # ...and the one refresh is held at the gate
     refresher.gate.set()
     assert await asyncio.gather(*calls) == ["ok"] * 5
     assert refresher.calls == 1

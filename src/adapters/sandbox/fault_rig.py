@@ -128,7 +128,7 @@ class FaultRig:
         return self
 
     def start_client(self) -> None:
-        """Start (or, after ``kill_client``, restart) the client over the same work directory."""
+        """Start the client over the work directory."""
         package = self.work_dir / "package"
         package.mkdir(exist_ok=True)
         (package / "fedn.yaml").write_text(MANIFEST)
@@ -170,14 +170,6 @@ class FaultRig:
         )
         self._stop = asyncio.Event()
         self._runner = asyncio.create_task(self.life.run(self._stop), name="rig-client")
-
-    async def kill_client(self) -> None:
-        """End the client abruptly: no flush, no goodbye (the outbox on disk is all that is left)."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(BaseException):
-                await self._runner
-            self._runner = None
 
     async def wait_online(self, timeout: float = 20.0) -> float:
         """Seconds until the client is subscribed and heartbeating again."""
