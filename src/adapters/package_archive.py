@@ -442,7 +442,7 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, onerror=_writable_then_retry)
 
 
-def _writable_then_retry(func: object, target: str, _exc: object) -> None:
+def _writable_then_retry(_func: object, target: str, _exc: object) -> None:
     """rmtree's error hook: a read-only package directory is made writable again and retried."""
     parent = os.path.dirname(target)
     os.chmod(parent, 0o700)

@@ -85,7 +85,11 @@ def _sandbox_parser(sub: Any) -> None:
     p = sub.add_parser("sandbox", help="run a local federation (controller + combiner + clients) on loopback")
     p.add_argument("--rounds", type=int, default=3, help="training rounds (default 3)")
     p.add_argument("--clients", type=int, default=2, help="number of clients (default 2)")
-    p.add_argument("--package", type=Path, default=Path("examples/digits"), help="compute package directory")
+    p.add_argument(
+        "--package",
+        type=Path,
+        help="compute package directory (default: the digits demo package shipped with fedclient)",
+    )
     p.add_argument("--json", type=Path, help="also write the per-round results to this JSON file")
     p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
     p.add_argument(
@@ -118,23 +122,15 @@ def _loaded_from(args: argparse.Namespace) -> Loaded:
     return load(cli_values(args), Path(args.init) if args.init else None)
 
 
-def _settings_from(args: argparse.Namespace) -> Settings:
-    """The settings alone (tests and older callers)."""
-    return _loaded_from(args).settings
-
-
 async def _run(settings: Settings, observer: Observer | None = None) -> None:
-    from .container import build_container, close_adapters
+    from .container import build_container, client_lifecycle
 
-    lifecycle = build_container(settings, observer=observer).lifecycle()
     stop = asyncio.Event()
-    identity = lifecycle.plan.identity
-    log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
-    with stop_on_signals(stop, lifecycle.stop_outlook):
-        try:
+    async with client_lifecycle(build_container(settings, observer=observer)) as lifecycle:
+        identity = lifecycle.plan.identity
+        log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
+        with stop_on_signals(stop, lifecycle.stop_outlook):
             await lifecycle.run(stop)
-        finally:
-            await close_adapters(lifecycle)
     log.info("fedclient stopped")
 
 

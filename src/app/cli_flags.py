@@ -19,9 +19,6 @@ from ..domain.errors import ConfigError
 from .defaults import default_text
 from .settings import Settings, env_names, extra, flags_of
 
-# Flags of `fedclient run` that are not settings: where the file is, and shorthands.
-NOT_SETTINGS = ("init", "quiet", "verbose")
-
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr (exit 2), like every other user error.

@@ -354,7 +354,8 @@ class Settings(BaseSettings):
     delivery_retry_max: float = Field(
         default=30.0,
         gt=0,
-        description="longest wait, in seconds, between two tries to deliver a finished result",
+        description="longest wait, in seconds, between two tries to deliver a finished result "
+        "(or a task's model download)",
         json_schema_extra=_meta(RUN, metavar="SECONDS"),
     )
     shutdown_flush: float = Field(

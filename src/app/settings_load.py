@@ -56,11 +56,6 @@ class InitFile:
         self.unused = unused or []
 
 
-def read_init_file(path: Path) -> dict[str, Any]:
-    """The settings in a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
-    return parse_init_file(path).values
-
-
 def parse_init_file(path: Path) -> InitFile:
     try:
         text = path.read_text(encoding="utf-8")

@@ -35,15 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.clock import SystemClock
+from ..adapters.clock import PythonRandom, SystemClock, UuidIds
 from ..adapters.combiner_grpc.link import GrpcConnector
+from ..adapters.outbox_store import ProcessOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.package_cache import DiskPackageCache
+from ..adapters.scratch import TempScratch
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
 from ..domain.errors import ConfigError, FedClientError
 from ..domain.lifecycle import Lifecycle
 from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
-from .container import build_container, close_adapters
+from .container import build_container
 from .plan import build_plan
 from .settings_load import load_settings
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
@@ -197,9 +200,11 @@ async def simulate(
         force_tls=base.grpc_tls,
         share_channels=True,
     )
-    controller = shared.discovery()
+    controller = await shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
     unpacker, clock = TarPackageUnpacker(), SystemClock()
+    package_cache, scratch = DiskPackageCache(), TempScratch()
+    ids, jitter = UuidIds(), PythonRandom()
     pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
     trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
@@ -218,14 +223,20 @@ async def simulate(
                 }
             )
             task_clock = TaskClock(times)
+            plan = build_plan(settings)
             lifecycle = Lifecycle(
-                plan=build_plan(settings),
+                plan=plan,
                 discovery=discovery,
                 package_source=None,
                 unpacker=unpacker,
                 connector=TimedConnector(connector, task_clock, times),
                 trainer_factory=timed_factory(trainers, task_clock),
                 clock=clock,
+                package_cache=package_cache,
+                outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
+                scratch=scratch,
+                ids=ids,
+                random=jitter,
             )
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))
@@ -249,7 +260,7 @@ async def simulate(
         stop.set()
         await asyncio.gather(*(asyncio.wait_for(r, 20) for r in runners), return_exceptions=True)
         await connector.aclose()
-        await close_adapters(lifecycles[0] if lifecycles else shared.lifecycle())
+        await shared.shutdown_resources()
         if federation is not None:
             await federation.stop()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..domain.atomic_file import replace_text
+from ..adapters.atomic_file import replace_text
 from ..domain.errors import ConfigError
 from ..domain.model import Identity
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -40,10 +38,11 @@ class RetryConfig:
             raise ValueError("max_attempts must be >= 1")
 
 
-def compute_backoff(attempt: int, config: RetryConfig, rand: float | None = None) -> float:
+def compute_backoff(attempt: int, config: RetryConfig, rand: float = 0.5) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based).
 
-    ``rand`` in [0, 1) picks the jitter; pass it in tests for a fixed answer.
+    ``rand`` in [0, 1) picks the jitter: callers draw it from their ``Random`` port. The
+    default, 0.5, is the middle of the jitter band (no jitter at all).
     The result never exceeds ``config.maximum`` and never goes below zero.
     """
     if attempt < 1:
@@ -51,13 +50,12 @@ def compute_backoff(attempt: int, config: RetryConfig, rand: float | None = None
     # Cap the exponent so huge attempt counts cannot overflow a float.
     exponent = min(attempt - 1, 64)
     base = min(config.initial * (config.multiplier**exponent), config.maximum)
-    r = random.random() if rand is None else rand  # noqa: S311 - jitter, not crypto
     spread = base * config.jitter
-    return max(0.0, min(config.maximum, base - spread + 2 * spread * r))
+    return max(0.0, min(config.maximum, base - spread + 2 * spread * rand))
 
 
 def next_delay(
-    attempt: int, config: RetryConfig, retry_after: float | None = None, rand: float | None = None
+    attempt: int, config: RetryConfig, retry_after: float | None = None, rand: float = 0.5
 ) -> float:
     """The backoff for ``attempt``, but never shorter than the server's Retry-After wish.
 
@@ -120,11 +118,15 @@ async def call_with_retry(
     config: RetryConfig,
     sleep: Callable[[float], Awaitable[None]],
     what: str,
+    *,
+    now: Callable[[], float],
+    rand: Callable[[], float],
 ) -> T:
     """Run ``call`` until it succeeds, retrying TransientError with backoff; anything else propagates.
 
     Every backoff is logged with its attempt number and delay, and a success after
-    failures says how many tries and how long it took.
+    failures says how many tries and how long it took. ``now`` is a monotonic clock
+    (a Clock's ``monotonic``), ``rand`` the jitter's source (a Random port's ``random``).
     """
     attempt = 0
     started: float | None = None
@@ -136,8 +138,8 @@ async def call_with_retry(
             if not may_retry(attempt, config):
                 raise
             if started is None:
-                started = time.monotonic()
-            delay = next_delay(attempt, config, exc.retry_after)
+                started = now()
+            delay = next_delay(attempt, config, exc.retry_after, rand())
             log.warning(
                 "%s failed (%s); %s, retrying in %.1f s%s",
                 what,
@@ -149,5 +151,5 @@ async def call_with_retry(
             await sleep(delay)
             continue
         if started is not None:
-            log.info("%s succeeded after %d tries, %.0f s", what, attempt, time.monotonic() - started)
+            log.info("%s succeeded after %d tries, %.0f s", what, attempt, now() - started)
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -21,7 +22,7 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_metrics_and_health_follow_the_board() -> None:
-    board = StatusBoard()
+    board = StatusBoard(now=time.monotonic)
     server = MetricsServer(
         board, "127.0.0.1", 0, stale_after=30, labels={"name": "n", "client_id": "c"}
     ).start()
@@ -55,9 +56,9 @@ def test_a_port_in_use_is_a_config_error() -> None:
     import pytest
     from fedclient.domain.errors import ConfigError
 
-    first = MetricsServer(StatusBoard(), "127.0.0.1", 0, 30, {}).start()
+    first = MetricsServer(StatusBoard(now=time.monotonic), "127.0.0.1", 0, 30, {}).start()
     try:
         with pytest.raises(ConfigError, match=rf"cannot listen on 127.0.0.1:{first.port}: .*--metrics-port"):
-            MetricsServer(StatusBoard(), "127.0.0.1", first.port, 30, {})
+            MetricsServer(StatusBoard(now=time.monotonic), "127.0.0.1", first.port, 30, {})
     finally:
         first.stop()
