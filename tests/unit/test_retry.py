@@ -117,6 +117,8 @@ async def test_a_bounded_retry_says_attempt_n_of_m(
     async def no_wait(_: float) -> None:
         return None
 
-    assert await call_with_retry(flaky, config, no_wait, "download") == "ok"
+    assert (
+        await call_with_retry(flaky, config, no_wait, "download", now=lambda: 0.0, rand=lambda: 0.5) == "ok"
+    )
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings[0] == said
