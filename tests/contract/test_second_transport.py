@@ -81,3 +81,43 @@ async def test_a_client_assigns_trains_resends_and_reconnects_over_a_second_tran
     assert [call[0] for call in trainer.calls] == ["train", "validate"]
     [validation] = combiner.validations
     assert validation.correlation_id == "val-1" and validation.model_id == update.model_update_id
+
+
+async def test_an_in_process_forward_pass_sends_the_callbacks_embeddings(tmp_path: Path) -> None:
+    """Split learning with in-process callbacks, through the real task runner (not the trainer alone)."""
+    import numpy as np
+    from fedclient.adapters.trainers.callback_trainer import Callbacks
+
+    seen: list[tuple[str, bool]] = []
+
+    def forward(client_id: str, is_sl_inference: bool) -> tuple[dict[str, object], dict[str, int]]:
+        seen.append((client_id, is_sl_inference))
+        return {client_id: np.full((3, 2), 0.5)}, {"num_examples": 3}
+
+    settings = load_settings(
+        {
+            "combiner": ADDRESS.host,
+            "combiner_port": ADDRESS.port,
+            "work_dir": tmp_path / "w",
+            "client_id": "cid",
+        }
+    )
+    combiner = InMemoryCombiner()
+    container = build_container(settings, callbacks=Callbacks(forward=forward, models="numpy"))
+    container.connector.override(providers.Object(InMemoryConnector(combiner)))
+    container.clock.override(providers.Object(FakeClock()))
+    stop = asyncio.Event()
+    async with client_lifecycle(container) as life:
+        runner = asyncio.create_task(life.run(stop))
+        config = '{"round_id": "1", "is_sl_inference": "True"}'
+        task = Task(TaskKind.FORWARD, "m0", "s1", "fwd-1", config, "comb", config=json.loads(config))
+        combiner.submit("cid", task)
+        await _until(lambda: len(combiner.updates) == 1, "the embeddings")
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    assert seen == [("cid", True)]
+    [update] = combiner.updates
+    embeddings = tmp_path / "embeddings.npz"
+    embeddings.write_bytes(combiner.models[update.model_update_id])
+    with np.load(embeddings) as data:
+        assert data["cid"].tolist() == [[0.5, 0.5]] * 3

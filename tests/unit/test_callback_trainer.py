@@ -222,7 +222,8 @@ async def test_forward_and_backward_callbacks_for_split_learning(tmp_path: Path)
 
     trainer = CallbackTrainer(Callbacks(forward=forward, backward=backward, models="numpy"))
     embeddings = tmp_path / "embeddings"  # no suffix, as FEDn names it: written through a handle
-    assert await trainer.forward(embeddings, "cid-1", False) == {"num_examples": 4}
+    # the Trainer port's order (domain/ports.py), which the task runner calls it in
+    assert await trainer.forward("cid-1", embeddings, False) == {"num_examples": 4}
     with np.load(embeddings) as data:
         assert data["cid-1"].shape == (4, 2)
     grads = save_arrays({"cid-1": np.zeros((4, 2))}, tmp_path / "grads")
