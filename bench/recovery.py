@@ -26,7 +26,7 @@ from pathlib import Path
 
 import grpc.aio
 from fedclient.adapters.sandbox.federation import Federation
-from fedclient.app.container import build_container, close_adapters
+from fedclient.app.container import build_container, client_lifecycle
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.errors import FedClientError
 from fedclient.domain.lifecycle import Lifecycle
@@ -36,17 +36,17 @@ DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 
 @contextlib.asynccontextmanager
 async def client(work: Path, **settings: object) -> AsyncIterator[tuple[Lifecycle, asyncio.Task[None]]]:
-    life = build_container(load_settings({"name": "bench", "work_dir": work, **settings})).lifecycle()
+    container = build_container(load_settings({"name": "bench", "work_dir": work, **settings}))
     stop = asyncio.Event()
-    runner = asyncio.create_task(life.run(stop))
-    life._bench_stop = stop  # type: ignore[attr-defined]
-    try:
-        yield life, runner
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(runner, 30)
-        await close_adapters(life)
+    async with client_lifecycle(container) as life:
+        runner = asyncio.create_task(life.run(stop))
+        life._bench_stop = stop  # type: ignore[attr-defined]
+        try:
+            yield life, runner
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(runner, 30)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 120) -> float:

@@ -41,7 +41,7 @@ TINY = ROOT / "examples" / "tiny"
 def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any]:
     """One fedclient lifecycle in a thread of this process, while the driver runs a session."""
     from fedclient.adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
-    from fedclient.app.container import build_container, close_adapters
+    from fedclient.app.container import build_container
     from fedclient.app.settings_load import load_settings
     from fedclient.app.task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
@@ -51,7 +51,8 @@ def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any
     )
     container = build_container(settings)
     clock = TaskClock(times)
-    lifecycle = container.lifecycle()
+    loop = asyncio.new_event_loop()
+    lifecycle = loop.run_until_complete(container.lifecycle())
     lifecycle.connector = TimedConnector(lifecycle.connector, clock, times)
     factory = (
         callback_trainer_factory(load_package_callbacks(TINY))
@@ -59,14 +60,13 @@ def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any
         else lifecycle.trainer_factory
     )
     lifecycle.trainer_factory = timed_factory(factory, clock)
-    loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
     async def serve() -> None:
         try:
             await lifecycle.run(stop)
         finally:
-            await close_adapters(lifecycle)
+            await container.shutdown_resources()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()

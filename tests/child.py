@@ -123,4 +123,4 @@ class Child:
 
 async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
     while chunk := await stream.read(1 << 16):
-        into += chunk
+        into.extend(chunk)

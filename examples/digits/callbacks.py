@@ -47,7 +47,6 @@ def validate(parameters: list[np.ndarray]) -> dict[str, float]:
         "training_accuracy": training_accuracy,
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
-        "accuracy": test_accuracy,
     }
 
 

@@ -18,7 +18,6 @@ def validate(in_model: str, out_json: str) -> None:
         "training_accuracy": training_accuracy,
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
-        "accuracy": test_accuracy,
     }
     write_json(metrics, out_json)
     print(metrics)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import shutil
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -99,6 +101,7 @@ class InMemoryPackageSource:
         if unchanged_tag is not None and unchanged_tag == self.tag():
             return FetchedPackage(None, unchanged_tag)
         self.downloads += 1
+        dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / self.filename
         shutil.copyfile(self.archive, dest)
         return FetchedPackage(dest, self.tag())
@@ -363,6 +366,34 @@ class InMemoryOutboxStore:
         self.model_file(key).unlink(missing_ok=True)
 
 
+class FakeScratch:
+    """Task directories with predictable names (``train-1``, ``validate-2``…) in a real directory.
+
+    Records each one made and removed, so a test can replay a run and check the clean-up.
+    """
+
+    def __init__(self) -> None:
+        self.made: list[Path] = []
+        self.removed: list[Path] = []
+
+    def make(self, parent: Path, prefix: str) -> Path:
+        parent.mkdir(parents=True, exist_ok=True)
+        number = len(self.made)
+        while True:
+            number += 1
+            path = parent / f"{prefix}{number}"
+            try:
+                path.mkdir()
+            except FileExistsError:  # left by another run in the same directory
+                continue
+            self.made.append(path)
+            return path
+
+    def remove(self, directory: Path) -> None:
+        self.removed.append(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 class InMemoryTrainer:
     """'Trains' by appending a byte to the model; validates by reporting its length."""
 
@@ -445,20 +476,51 @@ class InMemoryTokenRefresher:
 
 
 class FakeClock:
-    """Time advances only when someone sleeps; sleeping yields to the event loop."""
+    """Time advances only when someone sleeps; sleeping yields to the event loop.
 
-    def __init__(self) -> None:
+    The wall clock (``time()``) is ``wall``: the real time when the fake was made, unless
+    given, and it stands still until a test moves it. Sleeps move only the monotonic clock,
+    so results a test stamps with the real time do not expire while fake heartbeats spin.
+    """
+
+    def __init__(self, wall: float | None = None) -> None:
         self.now = 0.0
+        self.wall = time.time() if wall is None else wall
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
         return self.now
+
+    def time(self) -> float:
+        return self.wall
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
         # A real (tiny) pause, so loops that sleep do not starve the rest of the event loop.
         await asyncio.sleep(0.001)
+
+
+class CountingIds:
+    """Ids that replay: ``id-1``, ``id-2``… (give each simulated process its own ``prefix``)."""
+
+    def __init__(self, prefix: str = "id") -> None:
+        self.prefix = prefix
+        self.issued: list[str] = []
+
+    def new_id(self) -> str:
+        self.issued.append(f"{self.prefix}-{len(self.issued) + 1}")
+        return self.issued[-1]
+
+
+class SeededRandom:
+    """The same draws for the same seed, so backoff jitter replays."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._random = random.Random(seed)  # noqa: S311 - test jitter, not crypto
+
+    def random(self) -> float:
+        return self._random.random()
 
 
 class RecordingObserver:
@@ -499,14 +561,12 @@ class RecordingTransfer:
 
 
 class ScriptedUsageProbe:
-    """A UsageProbe that plays back readings (the last one repeats) and counts the reads."""
+    """A UsageProbe that plays back readings (the last one repeats)."""
 
     def __init__(self, *readings: UsageReading | OSError) -> None:
         self.readings: deque[UsageReading | OSError] = deque(readings or (UsageReading(),))
-        self.reads = 0
 
     def read(self) -> UsageReading:
-        self.reads += 1
         reading = self.readings.popleft() if len(self.readings) > 1 else self.readings[0]
         if isinstance(reading, OSError):
             raise reading

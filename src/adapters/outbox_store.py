@@ -1,9 +1,13 @@
-"""The outbox on disk: one ``<key>.json`` per result, and ``<key>.model`` beside it for an update.
+"""The outbox's stores (the domain's ``OutboxStore`` port).
 
-Writes are crash-safe: each file is written under a temporary name, fsynced,
-renamed into place, and the directory fsynced. The ``.json`` is written last
-and removed first, so its presence means the entry is complete; a model file
+``FileOutboxStore`` is the outbox on disk: one ``<key>.json`` per result, and ``<key>.model``
+beside it for an update. Writes are crash-safe: each file is written under a temporary
+name, fsynced, renamed into place, and the directory fsynced. The ``.json`` is written
+last and removed first, so its presence means the entry is complete; a model file
 without one is the leftover of a crash and is swept at load.
+
+``ProcessOutboxStore`` keeps the entries in memory and only the model files on disk: it
+survives reconnects, not restarts (for simulations and embedding).
 """
 
 from __future__ import annotations
@@ -80,6 +84,34 @@ class FileOutboxStore:
         self.model_file(key).unlink(missing_ok=True)
         if self.directory.is_dir():
             _fsync_dir(self.directory)
+
+
+class ProcessOutboxStore:
+    """An outbox that lives as long as the process: survives reconnects, not restarts.
+
+    For clients that need no durable outbox (``fedclient simulate``); ``fedclient run``
+    uses ``FileOutboxStore``.
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self._entries: dict[str, OutboxEntry] = {}
+
+    def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
+        if model is not None:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(model, self.model_file(entry.key))
+        self._entries[entry.key] = entry
+
+    def load(self) -> list[OutboxEntry]:
+        return list(self._entries.values())
+
+    def model_file(self, key: str) -> Path:
+        return self.model_dir / f"{key}.model"
+
+    def remove(self, key: str) -> None:
+        self._entries.pop(key, None)
+        self.model_file(key).unlink(missing_ok=True)
 
 
 def _fsync_file(path: Path) -> None:

@@ -42,6 +42,7 @@ from ..domain.package import (
     parse_manifest,
 )
 from .package_merge import merge_into
+from .yaml_errors import yaml_problem
 
 log = logging.getLogger("fedclient.package")
 
@@ -168,10 +169,7 @@ class TarPackageUnpacker:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise PackageError(f"{MANIFEST_NAME} is not valid YAML{where}: {problem}") from None
+            raise PackageError(yaml_problem(MANIFEST_NAME, exc, text)) from None
         except RecursionError:
             raise PackageError(f"{MANIFEST_NAME} is nested too deeply to be a manifest") from None
         return parse_manifest(data, source=str(path))
@@ -444,7 +442,7 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, onerror=_writable_then_retry)
 
 
-def _writable_then_retry(func: object, target: str, _exc: object) -> None:
+def _writable_then_retry(_func: object, target: str, _exc: object) -> None:
     """rmtree's error hook: a read-only package directory is made writable again and retried."""
     parent = os.path.dirname(target)
     os.chmod(parent, 0o700)

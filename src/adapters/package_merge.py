@@ -26,7 +26,6 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from ..domain.atomic_file import replace_text
 from ..domain.errors import PackageError
 from ..domain.extract_dir import (
     FileStat,
@@ -39,6 +38,7 @@ from ..domain.extract_dir import (
     unchanged,
     with_record,
 )
+from .atomic_file import replace_text
 
 log = logging.getLogger("fedclient.package")
 

@@ -42,11 +42,32 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+RUN_EXAMPLES = """\
+examples:
+  # join a controller, the token read from a file (not visible in `ps` or the environment)
+  fedclient run --api-url https://fedn.example.org --token-file ~/.fedn/token --name site-a
+
+  # a FEDn client.yaml (the one `fedn client start --init` takes) works as is
+  fedclient run --init client.yaml
+
+  # a compute package from a local directory instead of the controller's
+  fedclient run --api-url localhost --api-port 8092 --local-package ./client
+
+  # your own Python callbacks (train, validate, ...) in this process, no compute package
+  fedclient run --api-url localhost --api-port 8092 --entrypoint mypkg.callbacks
+
+  # what these settings add up to, and where each came from, without joining
+  fedclient config show --init client.yaml
+"""
+
+
 def _run_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="join a FEDn network and serve its tasks (like `fedn client start`)",
         description="Join a FEDn network and serve its tasks. Precedence: flags > FEDN_* env > --init file.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_settings_flags(p)
 
@@ -64,7 +85,11 @@ def _sandbox_parser(sub: Any) -> None:
     p = sub.add_parser("sandbox", help="run a local federation (controller + combiner + clients) on loopback")
     p.add_argument("--rounds", type=int, default=3, help="training rounds (default 3)")
     p.add_argument("--clients", type=int, default=2, help="number of clients (default 2)")
-    p.add_argument("--package", type=Path, default=Path("examples/digits"), help="compute package directory")
+    p.add_argument(
+        "--package",
+        type=Path,
+        help="compute package directory (default: the digits demo package shipped with fedclient)",
+    )
     p.add_argument("--json", type=Path, help="also write the per-round results to this JSON file")
     p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
     p.add_argument(
@@ -102,23 +127,15 @@ def _loaded_from(args: argparse.Namespace) -> Loaded:
     return load(cli_values(args), Path(args.init) if args.init else None)
 
 
-def _settings_from(args: argparse.Namespace) -> Settings:
-    """The settings alone (tests and older callers)."""
-    return _loaded_from(args).settings
-
-
 async def _run(settings: Settings, observer: Observer | None = None) -> None:
-    from .container import build_container, close_adapters
+    from .container import build_container, client_lifecycle
 
-    lifecycle = build_container(settings, observer=observer).lifecycle()
     stop = asyncio.Event()
-    identity = lifecycle.plan.identity
-    log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
-    with stop_on_signals(stop, lifecycle.stop_outlook):
-        try:
+    async with client_lifecycle(build_container(settings, observer=observer)) as lifecycle:
+        identity = lifecycle.plan.identity
+        log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
+        with stop_on_signals(stop, lifecycle.stop_outlook):
             await lifecycle.run(stop)
-        finally:
-            await close_adapters(lifecycle)
     log.info("fedclient stopped")
 
 

@@ -7,6 +7,7 @@ A new field in app.settings becomes a flag, an environment variable, a row of
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import types
 import typing
@@ -15,10 +16,8 @@ from typing import Any, Literal, NoReturn
 from pydantic.fields import FieldInfo
 
 from ..domain.errors import ConfigError
+from .defaults import default_text
 from .settings import Settings, env_names, extra, flags_of
-
-# Flags of `fedclient run` that are not settings: where the file is, and shorthands.
-NOT_SETTINGS = ("init", "quiet", "verbose")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -33,8 +32,43 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        print(f"fedclient: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"fedclient: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """argparse's, but an unknown flag is named with the closest flag of the subcommand given."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            chosen = chosen_parser(self, parsed)
+            chosen.error(unrecognized(extras, option_strings(chosen)))
+        return parsed
+
+
+def chosen_parser(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command the arguments chose: ``fedclient config show`` -> the ``show`` parser."""
+    while True:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(parsed, sub.dest, None) if sub is not None else None
+        if sub is None or name not in sub.choices:
+            return parser
+        parser = sub.choices[name]
+
+
+def option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [s for action in parser._actions for s in action.option_strings]
+
+
+def unrecognized(extras: list[str], options: list[str]) -> str:
+    """``unrecognized argument --tokn; did you mean --token?`` (difflib's closest flag, if any is close)."""
+    flags = [e.split("=", 1)[0] for e in extras if e.startswith("-") and e != "-"]
+    if not flags:  # a stray value: name it as given
+        return f"unrecognized argument{'s' if len(extras) > 1 else ''} {' '.join(extras)}"
+    guesses = [difflib.get_close_matches(flag, options, n=1, cutoff=0.7) for flag in flags]
+    if len(flags) == 1:
+        hint = f"; did you mean {guesses[0][0]}?" if guesses[0] else ""
+        return f"unrecognized argument {flags[0]}{hint}"
+    named = [f"{f} (did you mean {g[0]}?)" if g else f for f, g in zip(flags, guesses, strict=True)]
+    return f"unrecognized arguments {', '.join(named)}"
 
 
 def inner_type(annotation: Any) -> Any:
@@ -51,6 +85,9 @@ def _add(group: argparse._ArgumentGroup, name: str, info: FieldInfo) -> None:
     meta = extra(info)
     kind = inner_type(info.annotation)
     help_text = info.description or ""
+    default = default_text(name)
+    if default is not None:  # argparse's %(default)s cannot say it: the flag's own default is SUPPRESS
+        help_text += f" (default: {default})"
     env = " or ".join(env_names(name, info))
     kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": f"{help_text} [{env}]"}
     if kind is bool:

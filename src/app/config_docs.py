@@ -7,6 +7,7 @@ from typing import Any
 from pydantic_core import PydanticUndefined
 
 from .cli_flags import inner_type
+from .defaults import APPLIED
 from .settings import Settings, env_names, extra, flags_of
 
 HEADER = """# Configuration reference
@@ -31,6 +32,8 @@ Command-line only: `-in/--init FILE` (the settings file), `-q/--quiet` (log leve
 
 
 def _default(name: str) -> str:
+    if name in APPLIED:  # unset in the model, a real value in the client
+        return APPLIED[name] if APPLIED[name] in ("true", "false") else f"`{APPLIED[name]}`"
     info = Settings.model_fields[name]
     if info.default_factory is not None:
         return "generated"

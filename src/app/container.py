@@ -1,23 +1,31 @@
 """The composition root: one dependency-injector container wires adapters into the domain.
 
-Tests build it with real settings and override providers with the in-memory fakes.
+Adapters that hold something open (the controller's HTTP clients, the token refresher's,
+the gRPC connector's shared channels) are ``providers.Resource``s: the container opens
+them when the client is first built and closes them in ``shutdown_resources()``.
+``client_lifecycle`` is that build → run → close, written once for every entry point
+(``fedclient run``, the sandbox's clients, ``Client``, ``InProcessClient``). Tests build
+the container with real settings and override providers with the in-memory fakes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dependency_injector import containers, providers
 
-from ..adapters.clock import SystemClock
+from ..adapters.clock import PythonRandom, SystemClock, UuidIds
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
 from ..adapters.controller_http.refresh import HttpTokenRefresher
 from ..adapters.outbox_store import FileOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.package_cache import DiskPackageCache
+from ..adapters.scratch import TempScratch
 from ..adapters.system_usage import system_usage_probe
 from ..adapters.trainers import PID_FILE, subprocess_trainer_factory
 from ..adapters.trainers.callback_trainer import Callbacks, callback_trainer_factory, load_entrypoint
@@ -33,6 +41,7 @@ from .policy import max_model_bytes, privacy_budget, site_policy
 from .settings import Settings
 
 log = logging.getLogger("fedclient")
+T = TypeVar("T")
 
 
 def _endpoint(settings: Settings) -> ControllerEndpoint | None:
@@ -70,6 +79,16 @@ def _refresher(settings: Settings) -> HttpTokenRefresher | None:
     return HttpTokenRefresher(uri, refresh_token, _verify(settings))
 
 
+async def _opened(adapter: T) -> AsyncIterator[T]:
+    """A Resource's life: the adapter as built, ``aclose()``d at ``shutdown_resources()`` (if it has one)."""
+    try:
+        yield adapter
+    finally:
+        aclose = getattr(adapter, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _credentials(settings: Settings, refresher: HttpTokenRefresher | None) -> Credentials:
     """One token for every channel; each refreshed token is scrubbed from logs like the first."""
     return Credentials(
@@ -77,6 +96,7 @@ def _credentials(settings: Settings, refresher: HttpTokenRefresher | None) -> Cr
         refresher,
         SystemClock(),
         on_new_token=lambda token: register_secrets([token]),
+        random=PythonRandom(),
     )
 
 
@@ -162,24 +182,29 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Singleton(site_policy, settings)
     plan = providers.Singleton(build_plan, settings, policy)
     endpoint = providers.Singleton(_endpoint, settings)
-    refresher = providers.Singleton(_refresher, settings)
+    refresher = providers.Resource(_opened, providers.Callable(_refresher, settings))
     credentials = providers.Singleton(_credentials, settings, refresher)
-    discovery = providers.Singleton(_discovery, settings, endpoint, credentials)
-    package_source = providers.Singleton(_package_source, settings, endpoint, credentials, policy, observer)
+    discovery = providers.Resource(_opened, providers.Callable(_discovery, settings, endpoint, credentials))
+    package_source = providers.Resource(
+        _opened, providers.Callable(_package_source, settings, endpoint, credentials, policy, observer)
+    )
     unpacker = providers.Singleton(
         TarPackageUnpacker, policy.provided.archive, read_only=policy.provided.read_only_package
     )
-    connector = providers.Singleton(
-        GrpcConnector,
-        token=credentials,
-        auth_scheme=settings.provided.auth_scheme,
-        root_cert_path=settings.provided.grpc_root_cert_path,
-        force_tls=settings.provided.grpc_tls,
-        max_model_bytes=providers.Callable(max_model_bytes, settings),
-        client_cert_path=settings.provided.client_cert_path,
-        client_key_path=settings.provided.client_key_path,
-        insecure=settings.provided.insecure,
-        observer=observer,
+    connector = providers.Resource(
+        _opened,
+        providers.Factory(
+            GrpcConnector,
+            token=credentials,
+            auth_scheme=settings.provided.auth_scheme,
+            root_cert_path=settings.provided.grpc_root_cert_path,
+            force_tls=settings.provided.grpc_tls,
+            max_model_bytes=providers.Callable(max_model_bytes, settings),
+            client_cert_path=settings.provided.client_cert_path,
+            client_key_path=settings.provided.client_key_path,
+            insecure=settings.provided.insecure,
+            observer=observer,
+        ),
     )
     # How the package's code is run (the in-process client overrides it with its callbacks)...
     base_trainer_factory = providers.Singleton(
@@ -201,8 +226,12 @@ class Container(containers.DeclarativeContainer):
         _trainer_factory, base_trainer_factory, settings, policy, noise_generator.provider, observer
     )
     clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidIds)
+    random = providers.Singleton(PythonRandom)
     usage_probe = providers.Singleton(system_usage_probe)
     outbox_store = providers.Singleton(_outbox_store, settings)
+    package_cache = providers.Singleton(DiskPackageCache)
+    scratch = providers.Singleton(TempScratch)
     lifecycle = providers.Factory(
         Lifecycle,
         plan=plan,
@@ -216,15 +245,21 @@ class Container(containers.DeclarativeContainer):
         credentials=credentials,
         usage_probe=usage_probe,
         outbox_store=outbox_store,
+        package_cache=package_cache,
+        scratch=scratch,
+        ids=ids,
+        random=random,
     )
 
 
-async def close_adapters(lifecycle: Lifecycle) -> None:
-    """Close the network clients the container opened (httpx keeps pooled connections)."""
-    for adapter in (lifecycle.discovery, lifecycle.package_source, lifecycle.credentials.refresher):
-        aclose = getattr(adapter, "aclose", None)
-        if aclose is not None:
-            await aclose()
+@contextlib.asynccontextmanager
+async def client_lifecycle(container: Container) -> AsyncIterator[Lifecycle]:
+    """The client the container builds, and everything it opened closed when the block ends."""
+    lifecycle = await container.lifecycle()
+    try:
+        yield lifecycle
+    finally:
+        await container.shutdown_resources()
 
 
 def build_container(

@@ -13,21 +13,46 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ..domain.observe import log_context
-from ..domain.redaction import install_log_redaction, register_secrets
 from ..domain.redaction import redact as scrub
+from ..domain.redaction import register_secrets, scrub_record
 from .stderr_writer import background_stderr
 
-__all__ = ["configure_logging", "register_secrets", "scrub"]
+__all__ = ["configure_logging", "install_log_redaction", "register_secrets", "scrub"]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # The keys of the task log context, in the order text lines show them.
 CONTEXT_KEYS = ("client_id", "session_id", "round_id", "model_id")
 _SHORT = {"client_id": "client", "session_id": "session", "round_id": "round", "model_id": "model"}
+
+
+_install_lock = threading.Lock()
+_installed = False
+
+
+def install_log_redaction() -> None:
+    """Make every log record pass through ``domain.redaction.scrub_record`` (once per process).
+
+    It goes in as the logging record factory, at the root, so every record any logger
+    creates is scrubbed before any handler or formatter (plain text, JSON, pytest's
+    capture) sees it.
+    """
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        _installed = True
+        inner = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        return scrub_record(inner(*args, **kwargs))
+
+    logging.setLogRecordFactory(factory)
 
 
 class StampContext(logging.Filter):

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from .. import __version__
+from ..adapters.clock import SystemClock
 from ..adapters.observers.terminal import TerminalDisplay
 from ..adapters.observers.transfer_log import TransferLog
 from ..domain.observe import Observer
@@ -40,7 +41,7 @@ def stale_after(settings: Settings) -> float:
 def operator_views(settings: Settings, stream: TextIO | None = None) -> Iterator[StatusBoard]:
     stream = stream or sys.stderr
     displays: list[Observer] = [TransferLog()]
-    board = StatusBoard(displays)
+    board = StatusBoard(displays, now=SystemClock().monotonic)
     with contextlib.ExitStack() as stack:
         if wants_terminal(settings, stream):
             display = TerminalDisplay(board, stream)

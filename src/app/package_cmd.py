@@ -18,12 +18,14 @@ import yaml
 
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.package_build import build_package
-from ..domain.errors import FedClientError, PackageError
+from ..adapters.yaml_errors import yaml_problem
+from ..domain.errors import FedClientError
 from ..domain.package import KNOWN_ENTRY_POINTS, Manifest, normalize_checksum
 from ..domain.package_env import parse_python_env
 from . import policy_cmd
 from .policy import site_policy
 from .settings_load import load_settings
+from .user_paths import existing, package_dir
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +43,7 @@ def add_parser(sub: Any) -> None:
 
 def run_package(args: argparse.Namespace) -> int:
     if args.action == "build":
-        out = build_package(args.path, args.output)
+        out = build_package(package_dir(args.path), args.output)
         print(f"{out}  sha256 {TarPackageUnpacker().sha256(out)}")
         return 0
     return check_package(args)
@@ -56,9 +58,7 @@ def check_package(args: argparse.Namespace) -> int:
     problems: list[str] = []
     manifest: Manifest | None = None
     with tempfile.TemporaryDirectory(prefix="fedclient-check-") as tmp:
-        archive = args.path
-        if not archive.exists():
-            raise PackageError(f"{archive}: no such file or directory")
+        archive = existing(args.path, "any")
         if archive.is_dir():  # judged as the archive `package build` would make of it
             archive = build_package(archive, Path(tmp) / "package.tgz")
         sha = unpacker.sha256(archive)
@@ -109,8 +109,11 @@ def _manifest_problems(root: Path, manifest: Manifest) -> list[str]:
             problems.append(f"python_env {manifest.python_env!r} names a file the package does not have")
         else:
             try:
-                parse_python_env(yaml.safe_load(env.read_text(encoding="utf-8")), manifest.python_env)
-            except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+                text = env.read_text(encoding="utf-8")
+                parse_python_env(yaml.safe_load(text), manifest.python_env)
+            except yaml.YAMLError as exc:
+                problems.append(yaml_problem(manifest.python_env, exc, text))
+            except (UnicodeDecodeError, RecursionError) as exc:
                 problems.append(f"python_env {manifest.python_env!r} is not valid YAML: {exc}")
             except FedClientError as exc:
                 problems.append(str(exc))

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..domain.errors import ConfigError
 from ..domain.extract_dir import overlap
 from ..domain.lifecycle import ClientPlan
 from ..domain.model import CombinerAddress, PackageMode
+from ..domain.outbox import DELIVERY_RETRY
 from ..domain.package import MANIFEST_NAME
 from ..domain.policy import SitePolicy
-from ..domain.retry import RetryConfig
 from .settings import Settings
 from .workdir import resolve_identity
 
 
 def resolve_local_package(path: Path) -> Path:
     """`--local-package` alone means ./client (FEDn's layout) or the current directory."""
+    if path != Path(".") and not path.is_dir():
+        raise ConfigError(f"--local-package {path}: {'not a' if path.exists() else 'no such'} directory")
     candidates = [path] if path != Path(".") else [Path("client"), Path(".")]
     for candidate in candidates:
         if (candidate / MANIFEST_NAME).is_file():
@@ -88,8 +91,11 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
         shutdown_grace=settings.shutdown_grace,
         telemetry_interval=settings.telemetry_interval,
         task_queue_limit=settings.task_queue_limit,
-        delivery_retry=RetryConfig(
-            initial=min(1.0, settings.delivery_retry_max), maximum=settings.delivery_retry_max
+        # The one delivery retry (outbox and task runner), capped by --delivery-retry-max.
+        delivery_retry=dataclasses.replace(
+            DELIVERY_RETRY,
+            initial=min(DELIVERY_RETRY.initial, settings.delivery_retry_max),
+            maximum=settings.delivery_retry_max,
         ),
         shutdown_flush=settings.shutdown_flush,
         helper_type=settings.helper_type or None,

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from ..adapters.text_record import FileTextRecord
+from ..adapters.yaml_errors import yaml_problem
 from ..domain.errors import ConfigError
 from ..domain.policy import SitePolicy, convert, parse_policy, parse_sha256, parse_size
 from ..domain.privacy import RECORD, PrivacyBudget
@@ -24,13 +26,13 @@ def read_policy_file(path: Path) -> SitePolicy:
             raise ConfigError(f"policy file {path} is larger than {_POLICY_MAX_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"policy file not found: {path}") from None
+        raise ConfigError(f"policy file {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"policy file {path} cannot be read: {exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"policy file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(yaml_problem(str(path), exc, text)) from None
     return parse_policy(data, str(path))
 
 
@@ -97,4 +99,6 @@ def privacy_budget(settings: Settings, policy: SitePolicy) -> PrivacyBudget:
     require_extra("privacy", what=f"{policy.source}: the privacy section")
     from ..adapters.dp_accountant import RdpAccountant
 
-    return PrivacyBudget(policy.privacy, settings.work_dir.resolve() / RECORD, RdpAccountant())
+    return PrivacyBudget(
+        policy.privacy, FileTextRecord(settings.work_dir.resolve() / RECORD), RdpAccountant()
+    )

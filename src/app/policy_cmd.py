@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain.privacy import PrivacyBudget, PrivacyLedger
+from .defaults import default_text
 from .policy import privacy_budget, site_policy
 from .settings_load import load_settings
 
@@ -48,16 +49,16 @@ def add_policy_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="make the unpacked package directory read-only to its own code",
     )
-    g.add_argument("--max-package-bytes", metavar="SIZE", help="package download cap (default 512MiB)")
-    g.add_argument("--max-unpacked-bytes", metavar="SIZE", help="total unpacked cap (default 2GiB)")
-    g.add_argument("--max-member-bytes", metavar="SIZE", help="per-member cap (default 1GiB)")
-    g.add_argument("--max-package-members", type=int, metavar="N", help="member-count cap (default 10000)")
-    g.add_argument(
-        "--max-compression-ratio", type=float, metavar="X", help="unpacked/packed cap (default 200)"
-    )
-    g.add_argument(
-        "--max-model-bytes", metavar="SIZE", help="cap on a model from the combiner (default 8GiB)"
-    )
+    for flag, kind, metavar, what in (
+        ("--max-package-bytes", None, "SIZE", "package download cap"),
+        ("--max-unpacked-bytes", None, "SIZE", "total unpacked cap"),
+        ("--max-member-bytes", None, "SIZE", "per-member cap"),
+        ("--max-package-members", int, "N", "member-count cap"),
+        ("--max-compression-ratio", float, "X", "unpacked/packed cap"),
+        ("--max-model-bytes", None, "SIZE", "cap on a model from the combiner"),
+    ):
+        default = default_text(flag[2:].replace("-", "_"))
+        g.add_argument(flag, type=kind, metavar=metavar, help=f"{what} (default: {default})")
 
 
 def policy_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def run_policy(args: argparse.Namespace) -> int:
 def budget_lines(budget: PrivacyBudget) -> list[str]:
     """What the data owner asks next: spent so far, the cost of one round, how many rounds remain."""
     spent = budget.spent()
-    lines = [f"  spent so far:    {spent.describe()} (record: {budget.record})"]
+    lines = [f"  spent so far:    {spent.describe()} (record: {budget.record.where})"]
     if not budget.policy.noisy:
         return lines
     one = budget.epsilon(PrivacyLedger((budget.policy.per_round,)))

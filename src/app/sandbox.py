@@ -11,29 +11,36 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
+from ..adapters.clock import SystemClock
 from ..adapters.observers.transfer_log import TransferLog
 from ..adapters.package_archive import TarPackageUnpacker
 from ..adapters.sandbox.federation import Federation, RoundResult
-from ..domain.errors import ConfigError
+from ..domain.errors import ConfigError, FedClientError
 from ..domain.observe import TransferKind
 from ..domain.status import StatusBoard, human_bytes
-from .container import build_container, close_adapters
+from .container import build_container, client_lifecycle
+from .demo import demo_package
 from .settings_load import load_settings
+from .user_paths import output_file, package_dir
 
 log = logging.getLogger("fedclient.sandbox")
+T = TypeVar("T")
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
     if args.rounds < 1 or args.clients < 1:
         raise ConfigError("--rounds and --clients must be at least 1")
-    package = args.package.resolve()
-    if not (package / "fedn.yaml").is_file():
-        raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
+    package = package_dir(args.package, "--package").resolve() if args.package is not None else demo_package()
+    output_file(args.json, "--json")
+    output_file(args.plot, "--plot")
     if args.plot:
         from .sandbox_plot import check_plotting
 
@@ -46,19 +53,24 @@ def run_sandbox(args: argparse.Namespace) -> int:
         )
         policy_file = args.policy_file.resolve() if getattr(args, "policy_file", None) else None
         epsilons: list[float] = []
-        results = asyncio.run(
-            sandbox(
-                package,
-                work.resolve(),
-                args.rounds,
-                args.clients,
-                args.round_timeout,
-                args.log_level,
-                boards,
-                policy_file=policy_file,
-                epsilons=epsilons,
+        try:
+            results = asyncio.run(
+                _cancelled_on_sigterm(
+                    sandbox(
+                        package,
+                        work.resolve(),
+                        args.rounds,
+                        args.clients,
+                        args.round_timeout,
+                        args.log_level,
+                        boards,
+                        policy_file=policy_file,
+                        epsilons=epsilons,
+                    )
+                )
             )
-        )
+        except asyncio.CancelledError:  # SIGTERM: stopped as by Ctrl-C, the temporary work dir removed
+            raise KeyboardInterrupt from None
     spent = epsilons if any(b.snapshot.privacy is not None for b in boards) else None
     print(format_table(results, spent))
     print(format_summary(results, boards, time.monotonic() - started))
@@ -98,7 +110,7 @@ async def sandbox(
     await federation.start()
     stop = asyncio.Event()
     runners: list[asyncio.Task[None]] = []
-    lifecycles = []
+    opened = contextlib.AsyncExitStack()  # every client's adapters, closed after the clients stop
     try:
         for index in range(clients):
             settings = load_settings(
@@ -113,11 +125,11 @@ async def sandbox(
             ).model_copy(update={"package_extract_dir": None})  # N clients: each its own private dir
             # Each client trains on its own shard of the example's data.
             env = {"FEDN_CLIENT_INDEX": str(index), "FEDN_NUM_CLIENTS": str(clients)}
-            board = StatusBoard([TransferLog()])
+            board = StatusBoard([TransferLog()], now=SystemClock().monotonic)
             if boards is not None:
                 boards.append(board)
-            lifecycle = build_container(settings, trainer_env=env, observer=board).lifecycle()
-            lifecycles.append(lifecycle)
+            container = build_container(settings, trainer_env=env, observer=board)
+            lifecycle = await opened.enter_async_context(client_lifecycle(container))
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"client-{index}"))
         await _wait_online(federation, runners)
 
@@ -134,9 +146,19 @@ async def sandbox(
         for runner in runners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(runner, 10)
-        for lifecycle in lifecycles:
-            await close_adapters(lifecycle)
+        await opened.aclose()
         await federation.stop()
+
+
+async def _cancelled_on_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; SIGTERM cancels it as Ctrl-C does, so every ``finally`` (clients, servers) runs."""
+    loop, me = asyncio.get_running_loop(), asyncio.current_task()
+    assert me is not None
+    loop.add_signal_handler(signal.SIGTERM, me.cancel)
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def _settle(boards: list[StatusBoard], limit: float = 5.0) -> None:
@@ -154,7 +176,7 @@ async def _wait_online(federation: Federation, runners: list[asyncio.Task[None]]
         waiting.cancel()
         for runner in done:
             runner.result()  # a client that died before joining: raise its error
-        raise ConfigError("a sandbox client stopped before joining")
+        raise FedClientError("a sandbox client stopped before joining")
     waiting.result()
 
 

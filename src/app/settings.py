@@ -26,9 +26,11 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..domain.errors import ConfigError
+from ..domain.policy import size_bytes
 
 ENV_PREFIX = "FEDN_"
 # The --init file's settings while ``settings_load.load`` builds a Settings (a source below).
@@ -272,34 +274,34 @@ class Settings(BaseSettings):
     )
     max_package_bytes: str | None = Field(
         default=None,
-        description="package download cap (default 512MiB)",
+        description="package download cap",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
     max_unpacked_bytes: str | None = Field(
         default=None,
-        description="total unpacked cap (default 2GiB)",
+        description="total unpacked cap",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
     max_member_bytes: str | None = Field(
         default=None,
-        description="per-member cap (default 1GiB)",
+        description="per-member cap",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
     max_package_members: int | None = Field(
         default=None,
         gt=0,
-        description="member-count cap (default 10000)",
+        description="member-count cap",
         json_schema_extra=_meta(POLICY, metavar="N"),
     )
     max_compression_ratio: float | None = Field(
         default=None,
         gt=0,
-        description="unpacked/packed cap (default 200)",
+        description="unpacked/packed cap",
         json_schema_extra=_meta(POLICY, metavar="X"),
     )
     max_model_bytes: str | None = Field(
         default=None,
-        description="cap on a model from the combiner (default 8GiB)",
+        description="cap on a model from the combiner",
         json_schema_extra=_meta(POLICY, metavar="SIZE"),
     )
 
@@ -352,7 +354,8 @@ class Settings(BaseSettings):
     delivery_retry_max: float = Field(
         default=30.0,
         gt=0,
-        description="longest wait, in seconds, between two tries to deliver a finished result",
+        description="longest wait, in seconds, between two tries to deliver a finished result "
+        "(or a task's model download)",
         json_schema_extra=_meta(RUN, metavar="SECONDS"),
     )
     shutdown_flush: float = Field(
@@ -412,6 +415,27 @@ class Settings(BaseSettings):
         if not value or not re.fullmatch(r"[\w.@:-]+", value):
             raise ValueError("client names may hold letters, digits and _ . @ : - only")
         return value
+
+    @field_validator(
+        "limit_memory",
+        "limit_output",
+        "max_package_bytes",
+        "max_unpacked_bytes",
+        "max_member_bytes",
+        "max_model_bytes",
+        mode="before",
+    )
+    @classmethod
+    def _a_size(cls, value: object) -> object:
+        """Checked here: a bad size is refused at start, named by where it was set (an int is taken too)."""
+        if value is None:
+            return None
+        size = size_bytes(value)
+        if size is None:
+            raise PydanticCustomError("size_parsing", "not a size")
+        if size <= 0:
+            raise PydanticCustomError("size_too_small", "not more than 0 bytes")
+        return str(value)
 
     @field_validator("package_extract_dir", mode="before")
     @classmethod

@@ -14,8 +14,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ..adapters.yaml_errors import yaml_problem
 from ..domain.errors import ConfigError
-from .settings import Settings, env_names, init_file_data, is_secret, long_flag
+from .settings import Settings, env_names, init_file_data, long_flag
+from .settings_errors import field_of, problem
 
 # Older names some client.yaml files (and 0.9-era config dicts of the Python API) still use.
 LEGACY_KEYS = {
@@ -54,20 +56,17 @@ class InitFile:
         self.unused = unused or []
 
 
-def read_init_file(path: Path) -> dict[str, Any]:
-    """The settings in a FEDn-style client.yaml; unknown keys are ignored, legacy names mapped."""
-    return parse_init_file(path).values
-
-
 def parse_init_file(path: Path) -> InitFile:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"--init file not found: {path}") from None
+        raise ConfigError(f"--init {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--init file {path} cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--init file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(yaml_problem(str(path), exc, text)) from None
     if data is None:
         return InitFile({}, [])
     if not isinstance(data, dict):
@@ -177,19 +176,18 @@ def load(cli: dict[str, Any], init_file: Path | None = None) -> Loaded:
 
 
 def describe_validation(exc: ValidationError, where: Loaded) -> str:
-    """Pydantic's errors, each named by where the value came from; secret values never shown."""
+    """Pydantic's errors, each named by where the value came from and saying what is accepted.
+
+    ``FEDN_CONNECT_API_SECURE: 'maybe' is not a boolean; use true/false, 1/0, yes/no, on/off``;
+    secret values are never shown.
+    """
     problems = []
     for error in exc.errors():
-        loc = error["loc"]
-        field = str(loc[0]) if loc else ""
-        if field not in Settings.model_fields:  # an alias (FEDN_TOKEN) names its field indirectly
-            field = next((n for n in Settings.model_fields if field in env_names(n)), field)
+        field = field_of(error)
         if field in Settings.model_fields:
-            origin = where.origin(field)
-            shown = "" if is_secret(field) else f" (got {str(error.get('input'))[:60]!r})"
+            problems.append(f"{where.origin(field)}: {problem(field, error)}")
         else:
-            origin, shown = field or "settings", ""
-        problems.append(f"{origin}: {error['msg']}{shown}")
+            problems.append(f"{field or 'settings'}: {error['msg']}")
     return "; ".join(problems)
 
 

@@ -35,18 +35,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.clock import SystemClock
+from ..adapters.clock import PythonRandom, SystemClock, UuidIds
 from ..adapters.combiner_grpc.link import GrpcConnector
+from ..adapters.outbox_store import ProcessOutboxStore
 from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.package_cache import DiskPackageCache
+from ..adapters.scratch import TempScratch
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
-from ..domain.errors import ConfigError
+from ..domain.errors import ConfigError, FedClientError
 from ..domain.lifecycle import Lifecycle
 from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
-from .container import build_container, close_adapters
+from .container import build_container
 from .plan import build_plan
 from .settings_load import load_settings
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
+from .user_paths import output_file, package_dir
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
     from ..adapters.sandbox.federation import Federation, RoundResult
@@ -196,9 +200,11 @@ async def simulate(
         force_tls=base.grpc_tls,
         share_channels=True,
     )
-    controller = shared.discovery()
+    controller = await shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
     unpacker, clock = TarPackageUnpacker(), SystemClock()
+    package_cache, scratch = DiskPackageCache(), TempScratch()
+    ids, jitter = UuidIds(), PythonRandom()
     pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
     trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
@@ -217,14 +223,20 @@ async def simulate(
                 }
             )
             task_clock = TaskClock(times)
+            plan = build_plan(settings)
             lifecycle = Lifecycle(
-                plan=build_plan(settings),
+                plan=plan,
                 discovery=discovery,
                 package_source=None,
                 unpacker=unpacker,
                 connector=TimedConnector(connector, task_clock, times),
                 trainer_factory=timed_factory(trainers, task_clock),
                 clock=clock,
+                package_cache=package_cache,
+                outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
+                scratch=scratch,
+                ids=ids,
+                random=jitter,
             )
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))
@@ -248,7 +260,7 @@ async def simulate(
         stop.set()
         await asyncio.gather(*(asyncio.wait_for(r, 20) for r in runners), return_exceptions=True)
         await connector.aclose()
-        await close_adapters(lifecycles[0] if lifecycles else shared.lifecycle())
+        await shared.shutdown_resources()
         if federation is not None:
             await federation.stop()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -272,9 +284,11 @@ async def _wait_joined(
         failed = [r for r in runners if r.done()]
         if failed:
             failed[0].result()  # a client that died before joining: raise its error
-            raise ConfigError("a simulated client stopped before joining")
+            raise FedClientError("a simulated client stopped before joining")
         if time.monotonic() > deadline:
-            raise ConfigError(f"only {times.connected} of {clients} clients connected within {timeout:.0f} s")
+            raise FedClientError(
+                f"only {times.connected} of {clients} clients connected within {timeout:.0f} s"
+            )
         if stop.is_set():
             return False
         await asyncio.sleep(0.2)
@@ -284,9 +298,8 @@ async def _wait_joined(
 def run_simulate(args: argparse.Namespace) -> int:
     if args.clients < 1 or args.rounds < 1:
         raise ConfigError("--clients and --rounds must be at least 1")
-    package = args.package.resolve()
-    if not (package / "fedn.yaml").is_file():
-        raise ConfigError(f"--package {args.package}: no fedn.yaml in that directory")
+    package = package_dir(args.package, "--package").resolve()
+    output_file(args.json, "--json")
 
     async def main(work: Path) -> SimulationReport:
         stop = asyncio.Event()

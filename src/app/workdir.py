@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..domain.atomic_file import replace_text
+from ..adapters.atomic_file import replace_text
 from ..domain.errors import ConfigError
 from ..domain.model import Identity
 
@@ -43,6 +43,11 @@ def resolve_identity(work_dir: Path, name: str | None, client_id: str | None) ->
     if identity != kept:
         _write_identity(path, identity)
     return identity
+
+
+def kept_identity(work_dir: Path) -> Identity | None:
+    """The identity kept in ``work_dir`` by an earlier start, if any; nothing is written."""
+    return _read_identity(work_dir / IDENTITY_FILE)
 
 
 def _read_identity(path: Path) -> Identity | None:

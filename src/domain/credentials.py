@@ -37,7 +37,7 @@ from .model import (
     Task,
     Validation,
 )
-from .ports import Clock, CombinerLink, TokenRefresher
+from .ports import Clock, CombinerLink, Random, TokenRefresher
 from .retry import RetryConfig, call_with_retry
 
 log = logging.getLogger("fedclient.auth")
@@ -59,10 +59,16 @@ class Credentials:
         cooldown: float = 60.0,
         on_new_token: Callable[[str], None] | None = None,
         refresh_retry: RetryConfig = REFRESH_RETRY,
+        random: Random | None = None,
     ) -> None:
+        if refresher is not None and (clock is None or random is None):
+            raise ValueError(
+                "refreshing the token needs a clock and a random source (its cooldown and retries)"
+            )
         self._token = token or None
         self._refresher = refresher
         self._clock = clock
+        self._random = random
         self._cooldown = cooldown
         self._on_new_token = on_new_token
         self._retry = refresh_retry
@@ -96,17 +102,6 @@ class Credentials:
         """Every token this process has held (to scrub from text a server echoes back)."""
         return tuple(self._seen)
 
-    def _now(self) -> float:
-        if self._clock is not None:
-            return self._clock.monotonic()
-        return asyncio.get_running_loop().time()
-
-    async def _sleep(self, seconds: float) -> None:
-        if self._clock is not None:
-            await self._clock.sleep(seconds)
-        else:
-            await asyncio.sleep(seconds)
-
     async def renew(self, seen_version: int, refused: AuthError) -> bool:
         """After ``refused`` (a call made with token ``seen_version``): True = retry with the current token.
 
@@ -121,16 +116,24 @@ class Credentials:
         async with self._lock:
             if self._version != seen_version:
                 return True  # someone refreshed while our call was failing
-            if self._refresher is None:
+            if self._refresher is None or self._clock is None or self._random is None:
                 return False
-            now = self._now()
+            clock, jitter = self._clock, self._random
+            now = clock.monotonic()
             if self._refreshed_at is not None and now - self._refreshed_at < self._cooldown:
                 log.error("the refreshed token was refused too (%s); not refreshing again", refused)
                 return False
             log.warning("token refused (%s); refreshing it", refused)
             refresher = self._refresher
             try:
-                token = await call_with_retry(refresher.refresh, self._retry, self._sleep, "token refresh")
+                token = await call_with_retry(
+                    refresher.refresh,
+                    self._retry,
+                    clock.sleep,
+                    "token refresh",
+                    now=clock.monotonic,
+                    rand=jitter.random,
+                )
             except TransientError as exc:
                 raise AuthError(f"the token was refused and could not be refreshed: {exc}") from None
             except FedClientError as exc:

@@ -15,7 +15,6 @@ falls through to "retry forever". ``tests/unit/test_failure_table.py`` checks th
 from __future__ import annotations
 
 import enum
-import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -144,7 +143,11 @@ MAX_RETRY_AFTER = 600.0  # a server asking for more than ten minutes is not take
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from an HTTP Retry-After value (delta-seconds or an HTTP date); None if unusable."""
+    """Seconds to wait from an HTTP Retry-After value (delta-seconds or an HTTP date); None if unusable.
+
+    An HTTP date is measured from ``now``, the wall-clock time (seconds since the epoch) the
+    caller read; without ``now`` only the delta-seconds form is usable.
+    """
     if value is None or not value.strip():
         return None
     value = value.strip()
@@ -154,7 +157,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None or when.tzinfo is None:
+    if when is None or when.tzinfo is None or now is None:
         return None
-    seconds = when.timestamp() - (time.time() if now is None else now)
+    seconds = when.timestamp() - now
     return min(max(0.0, seconds), MAX_RETRY_AFTER)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -30,7 +29,8 @@ class TaskInbox:
         self,
         watch: RoundWatch,
         limit: int = DEFAULT_LIMIT,
-        wall: Callable[[], float] = time.time,
+        *,
+        wall: Callable[[], float],  # wall-clock seconds (a Clock's time): round deadlines
         remember: int = REMEMBERED_IDS,
     ) -> None:
         if limit < 1:

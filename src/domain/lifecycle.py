@@ -32,7 +32,7 @@ from .model import (
 )
 from .model_files import DEFAULT_HELPER, choose_helper, model_suffix
 from .observe import NULL_OBSERVER, Link, Observer, bind_log_context
-from .outbox import DELIVERY_RETRY, Outbox, OutboxStore, ProcessOutboxStore
+from .outbox import DELIVERY_RETRY, Outbox, OutboxStore
 from .package import ChecksumVerdict, Manifest
 from .package_setup import PackageSetup
 from .ports import (
@@ -40,14 +40,18 @@ from .ports import (
     CombinerConnector,
     Discovery,
     HelperAwareTrainer,
+    Ids,
     LeftoverSweeper,
+    PackageCache,
     PackageSource,
     PackageUnpacker,
     PreparedTrainer,
+    Random,
+    Scratch,
     ShutdownHook,
     TrainerFactory,
 )
-from .retry import RetryConfig, may_retry, next_delay
+from .retry import RetryConfig, attempt_of, giving_up, may_retry, next_delay
 from .state import StateMachine
 from .tasks import TaskRunner
 from .usage import UsageMeter, UsageProbe
@@ -105,7 +109,8 @@ class ClientPlan:
     link_wait: float = 600.0
     # Tasks received and not yet started (the oldest is dropped, with a log line, when full).
     task_queue_limit: int = DEFAULT_LIMIT
-    # Retries of a finished result in the outbox (no attempt limit: its round's deadline ends them).
+    # How results are retried: the outbox's (no attempt limit: its round's rules end them) and the
+    # task runner's direct calls (the same backoff, at most tasks.DIRECT_ATTEMPTS tries).
     delivery_retry: RetryConfig = DELIVERY_RETRY
     # On stop, how long the outbox may take to deliver what it holds before the channels close.
     shutdown_flush: float = 10.0
@@ -134,7 +139,6 @@ class Lifecycle:
     tasks_received: int = 0
     runner: TaskRunner | None = None
     links: LinkHolder = field(default_factory=LinkHolder)
-    outbox_store: OutboxStore | None = None  # None: an outbox that does not survive a restart
     outbox: Outbox | None = None
     inbox: TaskInbox | None = None
     # The token shared by every channel; the adapters get the same object from the container.
@@ -150,6 +154,12 @@ class Lifecycle:
     # One meter per loop, made at start, so the first CPU figure covers the time since then.
     _beat_meter: UsageMeter | None = field(default=None, init=False)
     _telemetry_meter: UsageMeter | None = field(default=None, init=False)
+    # The machine's side, behind ports (given by name; the app's container wires the real ones).
+    package_cache: PackageCache = field(kw_only=True)  # the package kept from the last start
+    outbox_store: OutboxStore = field(kw_only=True)  # where finished results wait for delivery
+    scratch: Scratch = field(kw_only=True)  # each task's private directory
+    ids: Ids = field(kw_only=True)  # model update ids, outbox keys
+    random: Random = field(kw_only=True)  # backoff jitter
 
     # ---------------------------------------------------------------- run --
 
@@ -184,9 +194,14 @@ class Lifecycle:
                 await self._until_stopped(trainer.prepare())
             if manifest.has("startup"):
                 await self._package_setup().startup(trainer)
-            store = self.outbox_store or ProcessOutboxStore(self.plan.work_dir / "outbox")
             self.outbox = Outbox(
-                store, self.links, self.clock, self.plan.delivery_retry, settle=self.plan.outbox_settle
+                self.outbox_store,
+                self.links,
+                self.clock,
+                self.plan.delivery_retry,
+                settle=self.plan.outbox_settle,
+                ids=self.ids,
+                random=self.random,
             )
             await self.outbox.load()
             self.shutdown_hooks.append(self.flush_outbox)
@@ -196,10 +211,14 @@ class Lifecycle:
                 self.plan.work_dir / "tasks",
                 self.state,
                 self.clock,
+                outbox=self.outbox,
+                scratch=self.scratch,
+                ids=self.ids,
+                random=self.random,
+                delivery_retry=self.plan.delivery_retry,
                 observer=self.observer,
                 client_id=lambda: (self.identity or self.plan.identity).client_id,
                 model_suffix=suffix,
-                outbox=self.outbox,
             )
             await self.serve()
         except Stopped:
@@ -273,24 +292,32 @@ class Lifecycle:
                 raise self.credentials.final(refused)
             if answer.status is AssignmentStatus.UNMATCHED_CONFIG:
                 raise ConfigError(f"the controller cannot take this client: {answer.message}")
+            # With a budget (re-assignment) the asks are bounded by it; otherwise "try again" is
+            # waited out for as long as it takes and only unreachable tries have a limit.
             if answer.status is AssignmentStatus.TRY_AGAIN:
                 waits += 1
-                delay = next_delay(waits, self.plan.assign_retry, answer.retry_after)
-                log.info(
-                    "controller says try again (%s); attempt %d, waiting %.1f s", answer.message, asks, delay
-                )
+                delay = next_delay(waits, self.plan.assign_retry, answer.retry_after, self.random.random())
+                tries = f"attempt {asks} of {budget}" if budget is not None else f"attempt {asks}"
+                log.info("controller says try again (%s); %s, waiting %.1f s", answer.message, tries, delay)
             else:
                 unreachable += 1
-                if not may_retry(unreachable, self.plan.unreachable_retry):
+                retry = self.plan.unreachable_retry
+                if not may_retry(unreachable, retry):
                     raise TransientError(
                         f"the controller stayed unreachable after {unreachable} tries: {answer.message}"
                     )
-                delay = next_delay(unreachable, self.plan.unreachable_retry, answer.retry_after)
+                delay = next_delay(unreachable, retry, answer.retry_after, self.random.random())
+                if budget is not None:
+                    tries, outlook = f"attempt {asks} of {budget}", ""
+                else:
+                    tries = attempt_of(unreachable, retry)
+                    outlook = giving_up(unreachable, delay, retry, "it stays unreachable")
                 log.warning(
-                    "controller unreachable (%s); attempt %d, retrying in %.1f s",
+                    "controller unreachable (%s); %s, retrying in %.1f s%s",
                     answer.message,
-                    unreachable,
+                    tries,
                     delay,
+                    outlook,
                 )
             if budget is not None and asks >= budget:
                 return None
@@ -314,6 +341,9 @@ class Lifecycle:
             self.unpacker,
             self.credentials,
             self._pause,
+            cache=self.package_cache,
+            clock=self.clock,
+            random=self.random,
             package_dir=self.package_dir,
             checksum_verdict=self.checksum_verdict,
         )
@@ -323,7 +353,9 @@ class Lifecycle:
     async def serve(self) -> None:
         """Keep a task stream open, reconnecting with backoff, until stopped (then drain and flush)."""
         assert self.runner is not None and self.combiner is not None and self.identity is not None
-        queue = self.inbox = TaskInbox(self.runner.outbox.watch, self.plan.task_queue_limit)
+        queue = self.inbox = TaskInbox(
+            self.runner.outbox.watch, self.plan.task_queue_limit, wall=self.clock.time
+        )
         self._idle.set()
         self._drained.clear()
         worker = asyncio.create_task(self._work(queue), name="fedclient-worker")
@@ -348,7 +380,7 @@ class Lifecycle:
                     self._outage = (0, self.clock.monotonic())
                 if failures and failures % self.plan.reassign_after == 0:
                     await self._reassign(failures)
-                delay = next_delay(max(failures, 1), self.plan.reconnect_retry)
+                delay = next_delay(max(failures, 1), self.plan.reconnect_retry, rand=self.random.random())
                 log.info(
                     "reconnecting to %s in %.1f s (attempt %d)", self.combiner.target, delay, failures + 1
                 )

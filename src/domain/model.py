@@ -77,15 +77,6 @@ class Assignment:
     retry_after: float | None = None  # TRY_AGAIN/UNREACHABLE: the server's Retry-After, seconds
     refreshable: bool = True  # UNAUTHORIZED: could a fresh token help (401), or not (403)?
 
-    @property
-    def is_final(self) -> bool:
-        """A final answer is one that retrying the same request cannot change."""
-        return self.status in (
-            AssignmentStatus.ASSIGNED,
-            AssignmentStatus.UNAUTHORIZED,
-            AssignmentStatus.UNMATCHED_CONFIG,
-        )
-
 
 class TaskKind(enum.Enum):
     TRAIN = "train"

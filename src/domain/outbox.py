@@ -32,11 +32,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-import shutil
-import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,13 +41,16 @@ from typing import Any, Protocol
 from .errors import AuthError, DeliveryUncertain, FatalError, FedClientError, TransientError
 from .links import LinkHolder
 from .model import ModelUpdate, Validation
-from .ports import Clock, CombinerLink
+from .ports import Clock, CombinerLink, Ids, Random
 from .retry import RetryConfig, compute_backoff
 from .rounds import RoundWatch
 
 log = logging.getLogger("fedclient.outbox")
 
-# Delivery retries: no attempt limit (the round rules end hopeless ones), capped delay.
+# How a finished result is retried, for the whole client: ClientPlan.delivery_retry (its cap is
+# FEDN_DELIVERY_RETRY_MAX) reaches this outbox and the TaskRunner. No attempt limit: a result is
+# tried again for as long as its round's rules allow, and whatever ends it says why in the log
+# (docs/RELIABILITY.md section 8). The runner bounds its own direct calls (tasks.DIRECT_ATTEMPTS).
 DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0)
 # Results with no round deadline (validations, or a round without round_timeout) are kept this long.
 DEFAULT_MAX_AGE = 24 * 3600.0
@@ -147,13 +147,13 @@ class Outbox:
     clock: Clock
     retry: RetryConfig = DELIVERY_RETRY
     watch: RoundWatch = field(default_factory=RoundWatch)
-    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
-    wall: Callable[[], float] = time.time
     # After a reconnect, wait this long before resending, so that tasks the combiner queued for us
     # (a newer round that supersedes a pending update) arrive first.
     settle: float = 1.0
     history: deque[OutboxEvent] = field(default_factory=lambda: deque(maxlen=HISTORY))
     counts: dict[Delivery, int] = field(default_factory=lambda: dict.fromkeys(Delivery, 0))
+    ids: Ids = field(kw_only=True)  # upload ids
+    random: Random = field(kw_only=True)  # backoff jitter
 
     def __post_init__(self) -> None:
         self._pending: dict[str, OutboxEntry] = {}
@@ -231,7 +231,7 @@ class Outbox:
                         "a send of it was interrupted and may have reached the combiner; not sent again, "
                         "because FEDn 0.33 does not deduplicate a repeated result",
                     )
-                reason = stale_reason(entry, self.wall(), self.watch)
+                reason = stale_reason(entry, self.clock.time(), self.watch)
                 if reason is not None:
                     return await self._finish(entry, Delivery.DROPPED, reason)
                 try:
@@ -258,7 +258,7 @@ class Outbox:
                     raise
                 except TransientError as exc:
                     attempt += 1
-                    delay = compute_backoff(attempt, self.retry)
+                    delay = compute_backoff(attempt, self.retry, self.random.random())
                     log.warning(
                         "outbox: sending %s %s failed (%s); retry %d in %.1f s",
                         entry.kind.value,
@@ -323,7 +323,7 @@ class Outbox:
         if not entry.uploaded_id:
             if not entry.has_model:
                 raise RoundGone("its model file is missing from the outbox")
-            upload_id = self.new_id()  # fresh per try: FEDn appends to a half-written file of the same id
+            upload_id = self.ids.new_id()  # fresh per try: FEDn appends to a half-written file of the same id
             started = self.clock.monotonic()
             try:
                 await link.upload(upload_id, self.store.model_file(entry.key))
@@ -397,31 +397,3 @@ class Outbox:
         with contextlib.suppress(asyncio.TimeoutError):
             return await asyncio.wait_for(self.flush(), seconds)
         return None
-
-
-class ProcessOutboxStore:
-    """An outbox that lives as long as the process: survives reconnects, not restarts.
-
-    The default when no store is wired in (embedding, simulations); ``fedclient run``
-    uses the durable store in ``adapters.outbox_store``.
-    """
-
-    def __init__(self, model_dir: Path) -> None:
-        self.model_dir = model_dir
-        self._entries: dict[str, OutboxEntry] = {}
-
-    def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
-        if model is not None:
-            self.model_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(model, self.model_file(entry.key))
-        self._entries[entry.key] = entry
-
-    def load(self) -> list[OutboxEntry]:
-        return list(self._entries.values())
-
-    def model_file(self, key: str) -> Path:
-        return self.model_dir / f"{key}.model"
-
-    def remove(self, key: str) -> None:
-        self._entries.pop(key, None)
-        self.model_file(key).unlink(missing_ok=True)

@@ -6,23 +6,26 @@ checksum is exactly that SHA-256, or, when there is no checksum to compare (FEDn
 0.33's checksum route looks for the file in the wrong directory and answers 404),
 when the server answers that the tagged version is still current. Either way the
 kept file must still hash to the recorded SHA-256, so a copy changed on disk is never run.
+
+These are the rules: what the record holds and when a kept copy may be used. Reading
+and writing the record and moving the archive are ``adapters.package_cache``, behind
+the ``PackageCache`` port (``domain.ports``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from .atomic_file import replace_text
 from .package import normalize_checksum
 
 log = logging.getLogger("fedclient.package")
 
 RECORD = "package.json"
+# Under the work dir: the kept package and its record.
+CACHE_DIR = "package-cache"
 
 
 @dataclass(frozen=True)
@@ -32,45 +35,28 @@ class KeptPackage:
     tag: str | None  # the server's version tag of this archive, if it gave one
 
 
-class PackageCache:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+def read_record(data: object, directory: Path) -> KeptPackage | None:
+    """The package a parsed record in ``directory`` names; None for anything malformed.
 
-    def lookup(self, sha256: Callable[[Path], str]) -> KeptPackage | None:
-        """The kept package, if there is one and its file still has the recorded hash."""
-        kept = self._record()
-        if kept is None or not kept.archive.is_file():
-            return None
-        if normalize_checksum(sha256(kept.archive)) != kept.sha256:
-            log.warning("the kept copy of package %s changed on disk; not using it", kept.archive.name)
-            return None
-        return kept
+    The file name must be a bare name, so a record can never point outside ``directory``.
+    """
+    if not isinstance(data, dict):
+        return None
+    raw, name, tag = data.get("sha256"), data.get("file"), data.get("tag")
+    digest = normalize_checksum(raw) if isinstance(raw, str) else None
+    if not digest or not isinstance(name, str) or not name or PurePath(name).name != name:
+        return None
+    return KeptPackage(directory / name, digest, tag if isinstance(tag, str) and tag else None)
 
-    def keep(self, archive: Path, digest: str, tag: str | None) -> Path:
-        """Move ``archive`` into the cache (replacing the last one); return its new path."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        kept = self.directory / archive.name
-        old = self._record()
-        (self.directory / RECORD).unlink(missing_ok=True)  # never a record for a half-replaced file
-        os.replace(archive, kept)
-        if old is not None and old.archive != kept:
-            old.archive.unlink(missing_ok=True)
-        self._write(KeptPackage(kept, normalize_checksum(digest) or "", tag))
-        return kept
 
-    def _record(self) -> KeptPackage | None:
-        try:
-            data = json.loads((self.directory / RECORD).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            return None
-        if not isinstance(data, dict):
-            return None
-        raw, name, tag = data.get("sha256"), data.get("file"), data.get("tag")
-        digest = normalize_checksum(raw) if isinstance(raw, str) else None
-        if not digest or not isinstance(name, str) or not name or Path(name).name != name:
-            return None
-        return KeptPackage(self.directory / name, digest, tag if isinstance(tag, str) and tag else None)
+def record_of(archive_name: str, digest: str, tag: str | None) -> dict[str, str | None]:
+    """What the record of a kept archive holds."""
+    return {"sha256": normalize_checksum(digest) or "", "file": archive_name, "tag": tag}
 
-    def _write(self, kept: KeptPackage) -> None:
-        record = {"sha256": kept.sha256, "file": kept.archive.name, "tag": kept.tag}
-        replace_text(self.directory / RECORD, json.dumps(record))
+
+def intact(kept: KeptPackage, sha256: Callable[[Path], str]) -> bool:
+    """Whether the kept file still has the recorded hash (``sha256`` reads it)."""
+    if normalize_checksum(sha256(kept.archive)) != kept.sha256:
+        log.warning("the kept copy of package %s changed on disk; not using it", kept.archive.name)
+        return False
+    return True

@@ -22,8 +22,8 @@ from .errors import ConfigError, FedClientError, PackageError
 from .extract_dir import RECORD_NAME
 from .model import PackageMode
 from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
-from .package_cache import KeptPackage, PackageCache
-from .ports import PackageSource, PackageUnpacker, Trainer
+from .package_cache import CACHE_DIR, KeptPackage, intact
+from .ports import Clock, PackageCache, PackageSource, PackageUnpacker, Random, Trainer
 from .retry import call_with_retry
 
 if TYPE_CHECKING:  # lifecycle imports this module
@@ -43,6 +43,9 @@ class PackageSetup:
     credentials: Credentials
     # Waits between retries; raises when the client is stopped meanwhile.
     pause: Callable[[float], Awaitable[None]]
+    cache: PackageCache
+    clock: Clock
+    random: Random
     package_dir: Path | None = None
     checksum_verdict: ChecksumVerdict | None = None
 
@@ -59,28 +62,31 @@ class PackageSetup:
         source = self.package_source
         if source is None:
             raise ConfigError("remote package mode needs a controller to download the package from")
-        cache = PackageCache(self.plan.work_dir / "package-cache")
+        cache_dir = self.plan.work_dir / CACHE_DIR
         server_sum = await call_with_retry(
             lambda: self.credentials.call(source.checksum),
             self.plan.unreachable_retry,
             self.pause,
             "asking for the package checksum",
+            now=self.clock.monotonic,
+            rand=self.random.random,
         )
         expected = {n for n in map(normalize_checksum, (server_sum, self.plan.package_checksum)) if n}
-        kept = await asyncio.to_thread(cache.lookup, self.unpacker.sha256)
+        kept = await asyncio.to_thread(self._kept, cache_dir)
         unchanged_tag = None
         if kept is not None and expected == {kept.sha256}:
             why = "its checksum is unchanged since the last start"
             return await asyncio.to_thread(self._use_kept, kept, server_sum, why)
         if kept is not None and not expected:
             unchanged_tag = kept.tag  # no checksum to compare: ask the server if our copy is current
-        download_dir = self.plan.work_dir / "download"
-        download_dir.mkdir(parents=True, exist_ok=True)
+        download_dir = self.plan.work_dir / "download"  # the source creates it
         fetched = await call_with_retry(
             lambda: self.credentials.call(lambda: source.fetch(download_dir, unchanged_tag)),
             self.plan.unreachable_retry,
             self.pause,
             "downloading the compute package",
+            now=self.clock.monotonic,
+            rand=self.random.random,
         )
         if fetched.path is None:
             assert kept is not None
@@ -92,10 +98,16 @@ class PackageSetup:
         try:
             actual = await asyncio.to_thread(self.verify_package, archive, server_sum)
             self.package_dir = await asyncio.to_thread(self._unpack, archive, actual)
-            await asyncio.to_thread(cache.keep, archive, actual, fetched.tag)  # recognised next start
+            # Recognised next start:
+            await asyncio.to_thread(self.cache.keep, cache_dir, archive, actual, fetched.tag)
         finally:
-            archive.unlink(missing_ok=True)  # refused: the download is not kept
+            self.cache.discard(archive)  # refused: the download is not kept
         return await asyncio.to_thread(self.unpacker.load_manifest, self.package_dir)
+
+    def _kept(self, cache_dir: Path) -> KeptPackage | None:
+        """The package kept from the last start, if there is one and its file still has the recorded hash."""
+        kept = self.cache.lookup(cache_dir)
+        return kept if kept is not None and intact(kept, self.unpacker.sha256) else None
 
     def _use_kept(self, kept: KeptPackage, server_sum: str | None, why: str) -> Manifest:
         """Unpack the kept archive instead of downloading it, after the same checks as a download."""

@@ -95,20 +95,28 @@ class SitePolicy:
         return lines
 
 
+# What a size may be written as, for messages that refuse one.
+SIZE_FORMS = "a number of bytes, or a number with B, KiB, MiB, GiB, TiB, KB, MB, GB or TB (e.g. 512MiB)"
+
+
+def size_bytes(value: object) -> int | None:
+    """The byte count ``value`` writes (``512MiB``, ``2 GB``, ``1.5g``, ``1048576``), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (match := _SIZE.fullmatch(value)):
+        return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+    return None
+
+
 def parse_size(value: object, what: str) -> int:
     """A byte count: an integer, or text such as ``512MiB``, ``2 GB``, ``1.5g``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a size such as 512MiB, got {value!r}")
-    if isinstance(value, int):
-        number = float(value)
-        unit = ""
-    elif isinstance(value, str) and (match := _SIZE.fullmatch(value)):
-        number, unit = float(match.group(1)), (match.group(2) or "").lower()
-    else:
-        raise ConfigError(f"{what}: expected a size such as 512MiB, got {value!r}")
-    size = int(number * _UNITS[unit])
+    size = size_bytes(value)
+    if size is None:
+        raise ConfigError(f"{what}: {value!r} is not a size; use {SIZE_FORMS}")
     if size <= 0:
-        raise ConfigError(f"{what}: must be more than 0 bytes")
+        raise ConfigError(f"{what}: must be more than 0 bytes, got {value!r}")
     return size
 
 

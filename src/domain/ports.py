@@ -24,6 +24,7 @@ from .model import (
     Validation,
 )
 from .package import Manifest
+from .package_cache import KeptPackage
 from .privacy import GaussianRounds
 
 
@@ -37,7 +38,7 @@ class PackageSource(Protocol):
     """Where the compute package comes from (the controller, for a remote package)."""
 
     async def download(self, dest_dir: Path) -> Path:
-        """Download the active package into ``dest_dir``; return the file written."""
+        """Download the active package into ``dest_dir`` (created if missing); return the file written."""
         ...
 
     async def fetch(self, dest_dir: Path, unchanged_tag: str | None = None) -> FetchedPackage:
@@ -46,6 +47,25 @@ class PackageSource(Protocol):
 
     async def checksum(self) -> str | None:
         """The server's SHA-256 of the active package, or None if it has none."""
+        ...
+
+
+class PackageCache(Protocol):
+    """The compute package kept from the last start (the rules: ``domain.package_cache``).
+
+    Blocking file work; the domain names the directory and runs the slow calls off the loop.
+    """
+
+    def lookup(self, directory: Path) -> KeptPackage | None:
+        """The package the record in ``directory`` names, if the record is sound and the file is there."""
+        ...
+
+    def keep(self, directory: Path, archive: Path, sha256: str, tag: str | None) -> Path:
+        """Move ``archive`` into ``directory``, replacing the last one, and record it; return its new path."""
+        ...
+
+    def discard(self, archive: Path) -> None:
+        """Remove a download that is not kept (one already gone is fine)."""
         ...
 
 
@@ -134,6 +154,18 @@ class CombinerConnector(Protocol):
     async def connect(self, address: CombinerAddress, identity: Identity) -> CombinerLink: ...
 
 
+class Scratch(Protocol):
+    """Private working directories: one per task, for its model files and outputs."""
+
+    def make(self, parent: Path, prefix: str) -> Path:
+        """A new empty directory in ``parent`` (created if missing), its name ``prefix`` and a unique tail."""
+        ...
+
+    def remove(self, directory: Path) -> None:
+        """Delete ``directory`` and all it holds, ignoring errors (blocking: run off the event loop)."""
+        ...
+
+
 class Trainer(Protocol):
     """Runs the user's code on local data."""
 
@@ -219,7 +251,45 @@ ShutdownHook = Callable[[], Awaitable[None]]
 """Run once when the client stops, after the last task and before the channels close (bounded)."""
 
 
+class Ids(Protocol):
+    """Fresh ids, drawn only through here so a test can replay a run."""
+
+    def new_id(self) -> str:
+        """A new id no other client or run will draw (a UUID4 string, as FEDn names models)."""
+        ...
+
+
+class Random(Protocol):
+    """Randomness, drawn only through here so a test can replay a run."""
+
+    def random(self) -> float:
+        """A number in [0, 1): where a backoff falls within its jitter band."""
+        ...
+
+
 class Clock(Protocol):
-    def monotonic(self) -> float: ...
+    """Time, read and waited for only through here, so a test can replay a run."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back: durations, backoffs, cooldowns."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch: round deadlines and result ages, which outlive a process."""
+        ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+
+class TextRecord(Protocol):
+    """One small text record kept durably (the privacy ledger): read it whole, replace it whole."""
+
+    where: str  # names it in messages (a file's path)
+
+    def read(self) -> str | None:
+        """The text, or None when there is none yet (OSError / UnicodeDecodeError when unreadable)."""
+        ...
+
+    def replace(self, text: str) -> None:
+        """Replace it atomically and durably before returning (OSError when that fails)."""
+        ...

@@ -21,15 +21,13 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .atomic_file import replace_text
 from .errors import ConfigError, TaskFailed
 from .model_files import DEFAULT_HELPER
 
 if TYPE_CHECKING:
-    from .ports import PrivacyAccountant
+    from .ports import PrivacyAccountant, TextRecord
 
 RECORD = "privacy.json"  # in the work dir: the rounds this site released under privacy
 PRIVACY_KEYS = ("clipping_norm", "noise_multiplier", "epsilon_per_round", "delta", "epsilon_budget")
@@ -275,7 +273,7 @@ class PrivacyBudget:
     one stops the client (ConfigError) rather than start again from zero.
     """
 
-    def __init__(self, policy: PrivacyPolicy, record: Path, accountant: PrivacyAccountant) -> None:
+    def __init__(self, policy: PrivacyPolicy, record: TextRecord, accountant: PrivacyAccountant) -> None:
         self.policy = policy
         self.record = record
         self._accountant = accountant
@@ -283,12 +281,12 @@ class PrivacyBudget:
 
     def _load(self) -> PrivacyLedger:
         try:
-            text = self.record.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return PrivacyLedger()
+            text = self.record.read()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"the privacy record {self.record} cannot be read: {exc}") from None
-        return PrivacyLedger.from_json(text, f"the privacy record {self.record}")
+            raise ConfigError(f"the privacy record {self.record.where} cannot be read: {exc}") from None
+        if text is None:
+            return PrivacyLedger()
+        return PrivacyLedger.from_json(text, f"the privacy record {self.record.where}")
 
     def epsilon(self, ledger: PrivacyLedger) -> float:
         """The composed ε of ``ledger`` at the policy's δ (∞ once any round went out without noise)."""
@@ -324,10 +322,10 @@ class PrivacyBudget:
         after = self.admit()
         ledger = self.ledger.with_round(self.policy.per_round)
         try:
-            replace_text(self.record, ledger.to_json(), sync_dir=True)
+            self.record.replace(ledger.to_json())
         except OSError as exc:
             raise TaskFailed(
-                f"the privacy record {self.record} cannot be written ({exc}); no update released"
+                f"the privacy record {self.record.where} cannot be written ({exc}); no update released"
             ) from None
         self.ledger = ledger
         return after

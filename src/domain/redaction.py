@@ -5,11 +5,12 @@ once, by whoever learns them. ``redact`` scrubs a string: registered values, plu
 anything shaped like a credential (an ``Authorization`` header, ``token=...``,
 ``"refresh_token": "..."``) so that a secret nobody registered still does not leak.
 
-``install_log_redaction`` puts it at the logging root, as the record factory, so
-every record any logger creates is scrubbed before any handler or formatter (plain
-text, JSON, pytest's capture) sees it: the message with its arguments, the exception
-text and traceback (rendered once into ``exc_text``; ``exc_info`` is then cleared so
-no formatter can render the raw exception again), and ``stack_info``.
+``scrub_record`` is what is masked in a log record: the message with its arguments,
+the exception text and traceback (rendered once into ``exc_text``; ``exc_info`` is
+then cleared so no formatter can render the raw exception again), and ``stack_info``.
+Putting it at the logging root, as the record factory, so every record any logger
+creates is scrubbed before any handler or formatter sees it, is logging configuration:
+``app.logs.install_log_redaction`` does that.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ MIN_SECRET_CHARS = 6
 
 _lock = threading.Lock()
 _secrets: list[str] = []
-_installed = False
 
 # Credential-shaped text, for secrets that were never registered (a server echoing one back).
 _PATTERNS = (
@@ -80,7 +80,8 @@ def mask(value: object) -> str:
     return f"{MASK} (set)"
 
 
-def _scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """``record`` with its message, arguments, exception text and stack info redacted (in place)."""
     try:
         message = record.getMessage()
     except Exception:  # a bad format string: keep what there is rather than lose the record
@@ -95,18 +96,3 @@ def _scrub_record(record: logging.LogRecord) -> logging.LogRecord:
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
     return record
-
-
-def install_log_redaction() -> None:
-    """Make every log record pass through ``redact`` (idempotent: installs once per process)."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _installed = True
-        inner = logging.getLogRecordFactory()
-
-    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-        return _scrub_record(inner(*args, **kwargs))
-
-    logging.setLogRecordFactory(factory)

@@ -8,7 +8,6 @@ its displays (a terminal, log lines, a metrics exporter).
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,7 +77,8 @@ class _Fanout:
 
 
 class StatusBoard:
-    def __init__(self, displays: Sequence[Observer] = (), now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, displays: Sequence[Observer] = (), *, now: Callable[[], float]) -> None:
+        """``now``: seconds on a monotonic clock (a Clock's ``monotonic``), for ages and durations."""
         self.displays = list(displays)
         self.now = now
         self.snapshot = Snapshot()

@@ -11,10 +11,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import shutil
-import tempfile
-import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,8 +31,8 @@ from .model import (
     TaskKind,
 )
 from .observe import NULL_OBSERVER, Observer, log_scope
-from .outbox import DEFAULT_MAX_AGE, Delivery, Outbox, OutboxEntry, ProcessOutboxStore, ResultKind
-from .ports import Clock, Trainer
+from .outbox import DEFAULT_MAX_AGE, DELIVERY_RETRY, Delivery, Outbox, OutboxEntry, ResultKind
+from .ports import Clock, Ids, Random, Scratch, Trainer
 from .redaction import redact
 from .retry import RetryConfig, call_with_retry
 from .rounds import round_timeout
@@ -45,9 +41,12 @@ from .task_context import CURRENT_TASK, TaskContext
 
 log = logging.getLogger("fedclient.tasks")
 
-# Downloads and predictions are retried this often (each try waits for a connection first)
-# before the task is reported as failed. Finished updates and validations go through the outbox.
-DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0, max_attempts=8)
+# The plan's delivery_retry has no attempt limit: the outbox's round rules end its retries. A task's
+# own calls to the combiner have no such rule (model downloads, and what is sent without the outbox:
+# predictions, split-learning embeddings and backward completions, metrics and attributes), so they
+# use its backoff but give up after this many tries, each waiting for a connection first, and the
+# task is reported failed: an ERROR status to the combiner and a log line, never silently.
+DIRECT_ATTEMPTS = 8
 # How many task outcomes are kept in memory (the newest).
 OUTCOME_HISTORY = 64
 
@@ -77,30 +76,35 @@ class TaskRunner:
         work_dir: Path,
         state: StateMachine,
         clock: Clock,
+        *,
+        outbox: Outbox,
+        scratch: Scratch,
+        ids: Ids,
+        random: Random,
         delivery_retry: RetryConfig = DELIVERY_RETRY,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         model_suffix: str = ".npz",
         observer: Observer = NULL_OBSERVER,
         client_id: Callable[[], str] = lambda: "",
-        outbox: Outbox | None = None,
-        wall: Callable[[], float] = time.time,
         result_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self._links = links
         self._trainer = trainer
-        self._work_dir = work_dir
+        self._work_dir = work_dir  # each task's scratch directory is made in it
+        self._scratch = scratch
         self._state = state
-        self._retry = delivery_retry
+        self._retry = (
+            delivery_retry
+            if delivery_retry.max_attempts is not None
+            else dataclasses.replace(delivery_retry, max_attempts=DIRECT_ATTEMPTS)
+        )
         self._clock = clock
-        self._new_id = new_id
+        self._ids = ids
+        self._random = random
         self._suffix = model_suffix
         self._observer = observer
         self._client_id = client_id
-        self._wall = wall
         self._max_age = result_max_age
-        self.outbox = outbox or Outbox(
-            ProcessOutboxStore(work_dir / "outbox"), links, clock, delivery_retry, new_id=new_id, wall=wall
-        )
+        self.outbox = outbox
         self.outcomes: deque[TaskOutcome] = deque(maxlen=OUTCOME_HISTORY)
         self._delivery: Delivery | None = None
         self._statuses: list[asyncio.Task[None]] = []  # status reports in flight, oldest first
@@ -147,8 +151,7 @@ class TaskRunner:
         # The user's code finds this task's ids (for log_metric) through the context variable.
         context = CURRENT_TASK.set(TaskContext(task, self.send_metric, self.send_attributes))
         try:
-            self._work_dir.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=f"{task.kind.value}-", dir=self._work_dir))
+            scratch = self._scratch.make(self._work_dir, f"{task.kind.value}-")
             await self._handlers[task.kind](task, scratch)
             outcome = TaskOutcome(task, ok=True, delivery=self._delivery)
         except AuthError:
@@ -162,7 +165,7 @@ class TaskRunner:
             CURRENT_TASK.reset(context)
             self._state.finish()
             if scratch is not None:  # a big model's files: removed off the event loop
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
+                await asyncio.to_thread(self._scratch.remove, scratch)
         self.outcomes.append(outcome)
         await self._statuses_sent()
         return outcome
@@ -220,12 +223,12 @@ class TaskRunner:
 
     def _entry(self, task: Task, kind: ResultKind, payload: dict[str, Any]) -> OutboxEntry:
         """A finished result, with the wall-clock time after which its round no longer takes it."""
-        now = self._wall()
+        now = self._clock.time()
         opened = self.outbox.watch.opened_at(task)
         timeout = round_timeout(task) if kind is ResultKind.UPDATE else None
         expires = (opened if opened is not None else now) + timeout if timeout else now + self._max_age
         return OutboxEntry(
-            key=uuid.uuid4().hex,
+            key=self._ids.new_id().replace("-", ""),  # a plain file name (a UUID's 32 hex digits)
             kind=kind,
             model_id=task.model_id,
             receiver_name=task.sender_name,
@@ -269,7 +272,12 @@ class TaskRunner:
             return full
 
         result: dict[str, Any] = await call_with_retry(
-            deliver, self._retry, self._clock.sleep, f"sending update {update_id}"
+            deliver,
+            self._retry,
+            self._clock.sleep,
+            f"sending update {update_id}",
+            now=self._clock.monotonic,
+            rand=self._random.random,
         )
         return result
 
@@ -289,7 +297,7 @@ class TaskRunner:
         out = scratch / "embeddings"
         t0 = self._clock.monotonic()
         metadata = await self._trainer.forward(self._client_id(), out, task.sl_inference)
-        update_id = self._new_id()
+        update_id = self._ids.new_id()
         meta: dict[str, Any] = {
             "exec_training": self._clock.monotonic() - t0,
             "training_metadata": metadata,
@@ -415,7 +423,9 @@ class TaskRunner:
         async def attempt() -> None:
             await call(await self._links.wait())
 
-        await call_with_retry(attempt, self._retry, self._clock.sleep, what)
+        await call_with_retry(
+            attempt, self._retry, self._clock.sleep, what, now=self._clock.monotonic, rand=self._random.random
+        )
 
     async def _report_failure(self, task: Task, error: str) -> TaskOutcome:
         message = f"{task.kind.value} task for model {task.model_id} failed: {error}"

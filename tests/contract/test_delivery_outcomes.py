@@ -107,7 +107,7 @@ async def test_a_call_cut_short_after_the_connection_dropped_is_uncertain(
     server.hooks["update"] = hold
     send = asyncio.ensure_future(link.send_update(update("u1")))
     await asyncio.wait_for(arrived.wait(), 5)
-    link._channel.get_state = lambda try_to_connect=False: grpc.ChannelConnectivity.TRANSIENT_FAILURE  # type: ignore[method-assign]
+    link._channel.get_state = lambda _try_to_connect=False: grpc.ChannelConnectivity.TRANSIENT_FAILURE  # type: ignore[method-assign]
     await link.close()
     with pytest.raises(DeliveryUncertain):
         await send

@@ -54,60 +54,75 @@ def pki(tmp_path: Path) -> Pki:
     return Pki(tmp_path)
 
 
-async def _combiner(tmp: Path, pki: Pki, mtls: bool) -> tuple[SandboxCombiner, CombinerAddress]:
+async def _combiner(tmp: Path, pki: Pki, mtls: bool) -> SandboxCombiner:
     combiner = SandboxCombiner(
         tmp / "models", tls=pki.server_pair(), client_ca=pki.ca.cert_pem.bytes() if mtls else None
     )
-    port = await combiner.start("127.0.0.1", 0)
-    return combiner, CombinerAddress("127.0.0.1", port)
+    await combiner.start("127.0.0.1", 0)
+    return combiner
 
 
 @pytest.fixture
-async def tls_combiner(tmp_path: Path, pki: Pki) -> AsyncIterator[CombinerAddress]:
-    combiner, address = await _combiner(tmp_path, pki, mtls=False)
-    yield address
+async def tls_combiner(tmp_path: Path, pki: Pki) -> AsyncIterator[SandboxCombiner]:
+    combiner = await _combiner(tmp_path, pki, mtls=False)
+    yield combiner
     await combiner.stop()
 
 
 @pytest.fixture
-async def mtls_combiner(tmp_path: Path, pki: Pki) -> AsyncIterator[CombinerAddress]:
-    combiner, address = await _combiner(tmp_path, pki, mtls=True)
-    yield address
+async def mtls_combiner(tmp_path: Path, pki: Pki) -> AsyncIterator[SandboxCombiner]:
+    combiner = await _combiner(tmp_path, pki, mtls=True)
+    yield combiner
     await combiner.stop()
 
 
-async def _heartbeat(connector: GrpcConnector, address: CombinerAddress) -> None:
-    link = await connector.connect(address, ME)
+async def _heartbeat(connector: GrpcConnector, combiner: SandboxCombiner) -> None:
+    link = await connector.connect(CombinerAddress(*combiner.address), ME)
     try:
         await link.heartbeat()
     finally:
         await link.close()
 
 
-async def test_grpc_verification_is_on_by_default(tls_combiner: CombinerAddress) -> None:
+# What the combiner saw of an accepted heartbeat: over TLS, and whose certificate under mTLS.
+OVER_TLS = [("SendHeartbeat", "ssl", ())]
+OVER_MTLS = [("SendHeartbeat", "ssl", ("client@site-a",))]
+
+
+def _accepted(combiner: SandboxCombiner) -> list[tuple[str, str, tuple[str, ...]]]:
+    """How the combiner's transport saw the calls, once it recorded the heartbeat."""
+    assert set(combiner.heartbeats) == {ME.client_id}
+    return list(combiner.peers_seen)
+
+
+async def test_grpc_verification_is_on_by_default(tls_combiner: SandboxCombiner) -> None:
     with pytest.raises(ConfigError, match=r"TLS handshake with combiner .* failed"):
         await _heartbeat(GrpcConnector(None, force_tls=True, connect_timeout=3), tls_combiner)
+    assert tls_combiner.calls == []  # nothing reached the combiner
 
 
-async def test_grpc_wrong_ca_is_refused(tls_combiner: CombinerAddress, pki: Pki) -> None:
+async def test_grpc_wrong_ca_is_refused(tls_combiner: SandboxCombiner, pki: Pki) -> None:
     with pytest.raises(ConfigError, match="TLS handshake"):
         await _heartbeat(
             GrpcConnector(None, root_cert_path=pki.other_ca_file, connect_timeout=3), tls_combiner
         )
+    assert tls_combiner.calls == []  # nothing reached the combiner
 
 
-async def test_grpc_custom_ca_is_accepted(tls_combiner: CombinerAddress, pki: Pki) -> None:
+async def test_grpc_custom_ca_is_accepted(tls_combiner: SandboxCombiner, pki: Pki) -> None:
     await _heartbeat(GrpcConnector(None, root_cert_path=pki.ca_file, connect_timeout=5), tls_combiner)
+    assert _accepted(tls_combiner) == OVER_TLS
 
 
-async def test_grpc_tls_can_be_forced_off(tls_combiner: CombinerAddress, pki: Pki) -> None:
+async def test_grpc_tls_can_be_forced_off(tls_combiner: SandboxCombiner, pki: Pki) -> None:
     connector = GrpcConnector(None, root_cert_path=pki.ca_file, force_tls=False, connect_timeout=2)
     with pytest.raises((TransientError, ConfigError)):
         await _heartbeat(connector, tls_combiner)  # plaintext to a TLS port gets nowhere
+    assert tls_combiner.calls == []  # nothing reached the combiner
 
 
 async def test_grpc_mtls_with_a_client_certificate_is_accepted(
-    mtls_combiner: CombinerAddress, pki: Pki
+    mtls_combiner: SandboxCombiner, pki: Pki
 ) -> None:
     connector = GrpcConnector(
         None,
@@ -117,17 +132,21 @@ async def test_grpc_mtls_with_a_client_certificate_is_accepted(
         connect_timeout=5,
     )
     await _heartbeat(connector, mtls_combiner)
+    assert _accepted(mtls_combiner) == OVER_MTLS  # the combiner knows the client by its certificate
 
 
 async def test_grpc_mtls_without_a_client_certificate_is_refused(
-    mtls_combiner: CombinerAddress, pki: Pki
+    mtls_combiner: SandboxCombiner, pki: Pki
 ) -> None:
     with pytest.raises((TransientError, ConfigError)):
         await _heartbeat(GrpcConnector(None, root_cert_path=pki.ca_file, connect_timeout=2), mtls_combiner)
+    assert mtls_combiner.calls == []  # nothing reached the combiner
 
 
-async def test_grpc_insecure_trusts_the_presented_certificate(tls_combiner: CombinerAddress) -> None:
+async def test_grpc_insecure_trusts_the_presented_certificate(tls_combiner: SandboxCombiner) -> None:
+    # No CA given and none that could verify this one: only skipping verification gets through.
     await _heartbeat(GrpcConnector(None, force_tls=True, insecure=True, connect_timeout=5), tls_combiner)
+    assert _accepted(tls_combiner) == OVER_TLS
 
 
 # ------------------------------------------------------------------- https --

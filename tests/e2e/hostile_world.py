@@ -17,7 +17,7 @@ from dependency_injector import providers
 from fedclient.adapters.package_build import build_package
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.adapters.sandbox.controller import SandboxController
-from fedclient.app.container import Container, build_container, close_adapters
+from fedclient.app.container import Container, build_container
 from fedclient.app.settings import Settings
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.lifecycle import Lifecycle
@@ -95,7 +95,7 @@ async def hostile_world(
     container = build_container(settings)
     if wrap_trainers is not None:
         container.trainer_factory.override(providers.Object(wrap_trainers(container.trainer_factory())))
-    life = container.lifecycle()
+    life = await container.lifecycle()
     stop = asyncio.Event()
     runner = asyncio.create_task(life.run(stop))
     world = HostileWorld(controller, combiner, life, container)
@@ -111,6 +111,6 @@ async def hostile_world(
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner, 15)
-        await close_adapters(life)
+        await container.shutdown_resources()
         await combiner.stop()
         controller.stop()

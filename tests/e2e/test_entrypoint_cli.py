@@ -59,7 +59,7 @@ async def test_entrypoint_trains_rounds_with_callbacks_loaded_once(
         code = await proc.stop(signal.SIGTERM, 30)
     assert code == 0, proc.tail()
     assert [r.updates for r in results] == [1, 1]
-    assert results[1].metrics["accuracy"] > results[0].metrics["accuracy"] > 0.3
+    assert results[1].metrics["test_accuracy"] > results[0].metrics["test_accuracy"] > 0.3
     assert (tmp_path / "imports.log").read_text().split() == [str(proc.pid)]  # one import, one process
     assert federation.combiner is not None and federation.controller is not None
     assert [(m.round_id, m.step) for m in federation.combiner.metrics] == [("1", 0), ("2", 0)]

@@ -93,31 +93,19 @@ async def test_proxy_slow_link(rig: FaultRig) -> None:
     await delivered_once(rig, corr, t0, "slow link (20 ms per chunk)")
 
 
-async def test_combiner_restart_mid_download(rig: FaultRig) -> None:
-    fired = await on_hook(rig, "download")
-    corr = rig.submit_round()
-    await asyncio.wait_for(fired.wait(), 10)
+@pytest.mark.parametrize("during", ["download", "upload", "training"])
+async def test_combiner_restart_mid_task(rig: FaultRig, during: str) -> None:
+    if during == "training":
+        rig.trainer.delay = 1.5
+        corr = rig.submit_round()
+        await asyncio.wait_for(rig.trainer.training.wait(), 10)
+    else:  # the combiner's own hook: the transfer has begun
+        fired = await on_hook(rig, during)
+        corr = rig.submit_round()
+        await asyncio.wait_for(fired.wait(), 10)
     t0 = time.monotonic()
     await rig.restart_combiner()
-    await delivered_once(rig, corr, t0, "combiner restart mid-download")
-
-
-async def test_combiner_restart_mid_upload(rig: FaultRig) -> None:
-    fired = await on_hook(rig, "upload")
-    corr = rig.submit_round()
-    await asyncio.wait_for(fired.wait(), 10)
-    t0 = time.monotonic()
-    await rig.restart_combiner()
-    await delivered_once(rig, corr, t0, "combiner restart mid-upload")
-
-
-async def test_combiner_restart_mid_training(rig: FaultRig) -> None:
-    rig.trainer.delay = 1.5
-    corr = rig.submit_round()
-    await asyncio.wait_for(rig.trainer.training.wait(), 10)
-    t0 = time.monotonic()
-    await rig.restart_combiner()
-    await delivered_once(rig, corr, t0, "combiner restart mid-training")
+    await delivered_once(rig, corr, t0, f"combiner restart mid-{during}")
 
 
 async def test_combiner_restart_while_idle(rig: FaultRig) -> None:

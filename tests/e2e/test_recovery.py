@@ -23,7 +23,7 @@ import grpc.aio
 import pytest
 from fedclient.adapters.sandbox.controller import SandboxController
 from fedclient.adapters.sandbox.federation import Federation
-from fedclient.app.container import build_container, close_adapters
+from fedclient.app.container import build_container, client_lifecycle
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.lifecycle import Lifecycle
 from fedclient.domain.model import TaskKind
@@ -83,16 +83,15 @@ async def test_a_wrong_server_fails_fast_naming_the_likely_cause(
 @contextlib.asynccontextmanager
 async def client(api_url: str, work: Path, **settings: object) -> AsyncIterator[Lifecycle]:
     loaded = load_settings({"api_url": api_url, "name": "rel", "work_dir": work, **settings})
-    life = build_container(loaded).lifecycle()
     stop = asyncio.Event()
-    runner = asyncio.create_task(life.run(stop))
-    try:
-        yield life
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(runner, 20)
-        await close_adapters(life)
+    async with client_lifecycle(build_container(loaded)) as life:
+        runner = asyncio.create_task(life.run(stop))
+        try:
+            yield life
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(runner, 20)
     assert runner.done() and runner.exception() is None, runner.exception() if runner.done() else "hung"
 
 

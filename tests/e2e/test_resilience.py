@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.sandbox.federation import Federation
-from fedclient.app.container import build_container, close_adapters
+from fedclient.app.container import build_container, client_lifecycle
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.lifecycle import Lifecycle
 
@@ -19,17 +19,18 @@ async def running(tmp_path: Path, digits: Path) -> AsyncIterator[tuple[Federatio
     fed = Federation(digits, tmp_path / "server", expected_clients=1, round_timeout=60)
     await fed.start()
     settings = load_settings({"api_url": fed.api_url, "name": "steady", "work_dir": tmp_path / "client"})
-    life = build_container(settings).lifecycle()
     stop = asyncio.Event()
-    runner = asyncio.create_task(life.run(stop))
     try:
-        await fed.wait_for_clients(timeout=60)
-        yield fed, life
+        async with client_lifecycle(build_container(settings)) as life:
+            runner = asyncio.create_task(life.run(stop))
+            try:
+                await fed.wait_for_clients(timeout=60)
+                yield fed, life
+            finally:
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runner, 15)
     finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(runner, 15)
-        await close_adapters(life)
         await fed.stop()
     assert runner.done() and runner.exception() is None, "the client stopped cleanly"
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import shutil
+import signal
+import time
 from pathlib import Path
 
-from tests.e2e.conftest import run_cli
+from tests.child import Child
+from tests.e2e.conftest import fedclient_exe, run_cli
 
 
 def test_sandbox_three_rounds_two_clients_accuracy_rises(tmp_path: Path, digits: Path) -> None:
@@ -29,13 +35,13 @@ def test_sandbox_three_rounds_two_clients_accuracy_rises(tmp_path: Path, digits:
     assert [r["round"] for r in rounds] == [1, 2, 3]
     assert len({r["model_id"] for r in rounds}) == 3, "a new global model every round"
     assert all(r["updates"] == 2 and r["validations"] == 2 for r in rounds)
-    assert rounds[2]["metrics"]["accuracy"] > rounds[0]["metrics"]["accuracy"]
+    assert rounds[2]["metrics"]["test_accuracy"] > rounds[0]["metrics"]["test_accuracy"]
     # the table on stdout names every round, then the final summary follows
     lines = result.stdout.strip().splitlines()
     assert lines[0].split()[:2] == ["round", "global"]
     assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
     assert lines[4].startswith("summary: 3 rounds with 2 clients in ")
-    assert any(line.strip().startswith("accuracy: ") and "after round 3" in line for line in lines)
+    assert any(line.strip().startswith("test_accuracy: ") and "after round 3" in line for line in lines)
     clients = [line.strip() for line in lines if line.strip().startswith("sandbox-client-")]
     assert len(clients) == 2 and all("6 tasks done, 0 failed" in c for c in clients), clients
     # the plot is a real PNG: signature, IHDR chunk, and a sane size
@@ -141,7 +147,8 @@ def test_policy_show_prints_the_policy_file_and_flags(tmp_path: Path) -> None:
     assert "memory:      2 GiB" in out and "output:      10 MiB" in out and "cpu time:    30 s" in out
     assert "read-only package directory: yes" in out
     bad = run_cli("policy", "show", "--policy-file", str(tmp_path / "missing.yaml"), cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.startswith("fedclient: error: policy file not found")
+    assert bad.returncode == 2
+    assert bad.stderr == f"fedclient: error: policy file {tmp_path / 'missing.yaml'}: no such file\n"
 
 
 def test_package_check_refuses_a_python_env_that_changes_where_pip_installs_from(tmp_path: Path) -> None:
@@ -157,3 +164,63 @@ def test_package_check_refuses_a_python_env_that_changes_where_pip_installs_from
     assert result.returncode == 1, result.stderr
     [problem] = [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
     assert "'--extra-index-url=http://evil.example/simple' is a pip option, not a requirement" in problem
+
+
+async def test_sigterm_stops_the_sandbox_and_removes_its_temporary_work_dir(
+    tmp_path: Path, digits: Path
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    child = await Child.start(
+        fedclient_exe(),
+        "sandbox",
+        "--rounds",
+        "50",
+        "--clients",
+        "1",
+        "--package",
+        digits,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # the clients have joined once their work dirs hold the unpacked package
+        while not list(temp.glob("fedclient-sandbox-*/client-0/packages/*/fedn.yaml")):
+            assert time.monotonic() < deadline and child.returncode is None, child.tail()
+            await asyncio.sleep(0.1)
+        code = await child.stop(signal.SIGTERM, 30)
+    finally:
+        await child.kill()
+    assert code == 0, child.tail()
+    assert "Traceback" not in child.stderr
+    assert list(temp.glob("fedclient-sandbox-*")) == [], "the temporary work dir is removed"
+
+
+FAILING_TRAIN = "raise SystemExit('no GPU on this site (a deliberate failure)')\n"
+
+
+def test_a_round_every_client_failed_ends_at_once_with_the_first_cause(tmp_path: Path, digits: Path) -> None:
+    package = tmp_path / "failing"
+    shutil.copytree(digits, package, ignore=shutil.ignore_patterns("__pycache__", "*.npz"))
+    (package / "train.py").write_text(FAILING_TRAIN)
+    started = time.monotonic()
+    # a round timeout far longer than the test's own: only an early end passes
+    result = run_cli(
+        "sandbox",
+        "--clients",
+        "2",
+        "--package",
+        str(package),
+        "--round-timeout",
+        "600",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("fedclient: error: round 1: every client (2) failed; the first, sandbox-client-")
+    assert "no GPU on this site (a deliberate failure)" in last
+    print(f"a round both clients failed ended after {took:.1f} s (round timeout 600 s)")

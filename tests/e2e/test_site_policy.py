@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.clock import PythonRandom, UuidIds
 from fedclient.adapters.memory import (
     FakeClock,
     InMemoryCombiner,
@@ -23,6 +24,9 @@ from fedclient.adapters.memory import (
     InMemoryPackageSource,
     InMemoryUnpacker,
 )
+from fedclient.adapters.outbox_store import ProcessOutboxStore
+from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.adapters.scratch import TempScratch
 from fedclient.adapters.trainers import subprocess_trainer_factory
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -86,6 +90,11 @@ def _life(
         connector=InMemoryConnector(combiner),
         trainer_factory=subprocess_trainer_factory(timeout=60, limits=LIMITS, read_only_package=read_only),
         clock=FakeClock(),
+        package_cache=DiskPackageCache(),
+        outbox_store=ProcessOutboxStore(tmp_path / "work" / "outbox"),
+        scratch=TempScratch(),
+        ids=UuidIds(),
+        random=PythonRandom(),
     )
     return life, unpacker
 

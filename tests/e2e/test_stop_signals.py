@@ -171,7 +171,7 @@ async def test_a_stderr_nobody_reads_never_stalls_the_client(tmp_path: Path, dig
 
 def _read_all(fd: int, into: bytearray) -> None:
     while chunk := os.read(fd, 1 << 16):
-        into += chunk
+        into.extend(chunk)
 
 
 if sys.platform != "linux":  # pragma: no cover - the client's signal handling is POSIX

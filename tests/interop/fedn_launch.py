@@ -182,7 +182,7 @@ def record_updates(path: str) -> None:
 def keep_updates() -> None:
     from fedn.network.combiner.updatehandler import UpdateHandler
 
-    def delete_model(self: Any, model_update: Any) -> None:
+    def delete_model(self: Any, _model_update: Any) -> None:
         return None  # kept in the temporary storage, downloadable by its id
 
     UpdateHandler.delete_model = delete_model

@@ -19,7 +19,7 @@ from tests.interop.fednnet import FednNetwork, NetworkError
 from tests.interop.procs import HOST
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 

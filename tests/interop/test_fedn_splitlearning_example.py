@@ -43,7 +43,7 @@ from tests.interop.fedn_venv import TORCH_VENV, ensure_fedn_venv, venv_python
 from tests.interop.fednnet import FednNetwork
 from tests.interop.test_unchanged_fedn_package import _fedn
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.torch]
 
 EXAMPLE = Path(__file__).resolve().parent / "fedn_examples" / "splitlearning_diabetes"
 ROUNDS = 3

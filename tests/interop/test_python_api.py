@@ -133,5 +133,5 @@ def test_specified_classes_assign_connect_download_the_seed_and_upload(
     unknown = PackageRuntime(tmp_path / "pkg-unknown")
     assert unknown.download(HOST, fedn_network.api_port, None, name="no-such.tgz") is None
     metrics = runtime.dispatcher(runtime.run_path).run_cmd(f"validate {copy} {tmp_path / 'metrics.json'}")
-    assert metrics is not None and 0.0 < metrics["accuracy"] < 1.0
+    assert metrics is not None and 0.0 < metrics["test_accuracy"] < 1.0
     check_clean_exit(fedn_network, helper)

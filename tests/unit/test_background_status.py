@@ -6,10 +6,20 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink, InMemoryTrainer
+from fedclient.adapters.memory import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    InMemoryTrainer,
+    SeededRandom,
+)
+from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.domain.errors import AuthError
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, StatusReport, Task, TaskKind
+from fedclient.domain.outbox import Outbox
 from fedclient.domain.state import StateMachine
 from fedclient.domain.tasks import TaskRunner
 
@@ -36,7 +46,19 @@ class SlowStatusLink(InMemoryLink):
 def runner(tmp_path: Path, link: InMemoryLink) -> TaskRunner:
     links = LinkHolder()
     links.set(link)
-    return TaskRunner(links, InMemoryTrainer(), tmp_path / "tasks", StateMachine(), FakeClock())
+    clock, ids, jitter = FakeClock(), CountingIds(), SeededRandom()
+    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock, ids=ids, random=jitter)
+    return TaskRunner(
+        links,
+        InMemoryTrainer(),
+        tmp_path / "tasks",
+        StateMachine(),
+        clock,
+        outbox=outbox,
+        scratch=FakeScratch(),
+        ids=ids,
+        random=jitter,
+    )
 
 
 async def test_training_starts_before_the_first_status_is_acknowledged(tmp_path: Path) -> None:

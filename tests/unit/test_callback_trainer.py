@@ -10,8 +10,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink
+from fedclient.adapters.memory import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    SeededRandom,
+)
 from fedclient.adapters.model_npz import load_arrays, save_arrays
+from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
     CallbackTrainer,
@@ -22,6 +30,7 @@ from fedclient.adapters.trainers.callback_trainer import (
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, StatusLevel, Task, TaskKind
+from fedclient.domain.outbox import Outbox
 from fedclient.domain.state import ClientState, StateMachine, client_state_to_string
 from fedclient.domain.tasks import TaskRunner
 
@@ -32,7 +41,19 @@ def _runner(tmp_path: Path, callbacks: Callbacks) -> tuple[TaskRunner, InMemoryC
     combiner = InMemoryCombiner()
     links = LinkHolder()
     links.set(InMemoryLink(combiner, ME))
-    runner = TaskRunner(links, CallbackTrainer(callbacks), tmp_path / "tasks", StateMachine(), FakeClock())
+    clock, ids, jitter = FakeClock(), CountingIds(), SeededRandom()
+    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock, ids=ids, random=jitter)
+    runner = TaskRunner(
+        links,
+        CallbackTrainer(callbacks),
+        tmp_path / "tasks",
+        StateMachine(),
+        clock,
+        outbox=outbox,
+        scratch=FakeScratch(),
+        ids=ids,
+        random=jitter,
+    )
     return runner, combiner
 
 
@@ -201,7 +222,8 @@ async def test_forward_and_backward_callbacks_for_split_learning(tmp_path: Path)
 
     trainer = CallbackTrainer(Callbacks(forward=forward, backward=backward, models="numpy"))
     embeddings = tmp_path / "embeddings"  # no suffix, as FEDn names it: written through a handle
-    assert await trainer.forward(embeddings, "cid-1", False) == {"num_examples": 4}
+    # the Trainer port's order (domain/ports.py), which the task runner calls it in
+    assert await trainer.forward("cid-1", embeddings, False) == {"num_examples": 4}
     with np.load(embeddings) as data:
         assert data["cid-1"].shape == (4, 2)
     grads = save_arrays({"cid-1": np.zeros((4, 2))}, tmp_path / "grads")

@@ -19,17 +19,17 @@ from fedclient.adapters.memory import (
     InMemoryUnpacker,
 )
 from fedclient.adapters.package_archive import TarPackageUnpacker
-from fedclient.app.container import build_container
+from fedclient.app.container import build_container, client_lifecycle
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
 
 
-def test_container_builds_the_real_adapters(tmp_path: Path) -> None:
+async def test_container_builds_the_real_adapters(tmp_path: Path) -> None:
     settings = load_settings(
         {"api_url": "localhost", "api_port": 8092, "work_dir": tmp_path, "token": "tok-1234"}
     )
-    container = build_container(settings)
-    life = container.lifecycle()
+    async with client_lifecycle(build_container(settings)) as life:
+        pass
     assert isinstance(life.discovery, HttpxDiscovery)
     assert isinstance(life.package_source, HttpxPackageSource)
     assert isinstance(life.connector, GrpcConnector)
@@ -37,7 +37,7 @@ def test_container_builds_the_real_adapters(tmp_path: Path) -> None:
     assert life.discovery.endpoint.url("api/v1/clients/add") == "http://localhost:8092/api/v1/clients/add"
 
 
-def test_direct_combiner_mode_builds_no_controller_adapters(tmp_path: Path) -> None:
+async def test_direct_combiner_mode_builds_no_controller_adapters(tmp_path: Path) -> None:
     (tmp_path / "fedn.yaml").write_text("entry_points: {train: {command: python t.py}}\n")
     settings = load_settings(
         {
@@ -47,8 +47,8 @@ def test_direct_combiner_mode_builds_no_controller_adapters(tmp_path: Path) -> N
             "work_dir": tmp_path / "w",
         }
     )
-    life = build_container(settings).lifecycle()
-    assert life.discovery is None and life.package_source is None
+    async with client_lifecycle(build_container(settings)) as life:
+        assert life.discovery is None and life.package_source is None
 
 
 async def test_overridden_container_runs_a_task_with_fakes(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ async def test_overridden_container_runs_a_task_with_fakes(tmp_path: Path) -> No
     container.unpacker.override(providers.Object(InMemoryUnpacker()))
     container.trainer_factory.override(providers.Object(InMemoryTrainerFactory(InMemoryTrainer())))
     container.clock.override(providers.Object(FakeClock()))
-    life = container.lifecycle()
+    life = await container.lifecycle()
     stop = asyncio.Event()
     combiner.submit("cid", Task(TaskKind.TRAIN, "m0", "s", "c", '{"round_id": "1"}', "comb"))
     runner = asyncio.create_task(life.run(stop))
@@ -79,3 +79,20 @@ async def test_overridden_container_runs_a_task_with_fakes(tmp_path: Path) -> No
     stop.set()
     await runner
     assert combiner.updates[0].meta["training_metadata"] == {"num_examples": 10}
+
+
+async def test_the_http_clients_the_container_opened_are_closed_when_the_client_ends(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "api_url": "localhost",
+            "work_dir": tmp_path,
+            "refresh_token": "r-0123456789",
+            "refresh_token_uri": "http://localhost/api/auth/refresh",
+        }
+    )
+    container = build_container(settings)
+    async with client_lifecycle(container) as life:
+        assert life.discovery is not None and life.package_source is not None
+        opened = [life.discovery.client(), life.package_source.client()]
+        assert not any(client.is_closed for client in opened)
+    assert all(client.is_closed for client in opened), "shutdown_resources() closed both httpx clients"

@@ -19,7 +19,6 @@ from fedclient.domain.model import AssignmentRequest, AssignmentStatus, Identity
 TOKEN = "s3cr3t-token-value"
 ENDPOINT = ControllerEndpoint.build("http://ctl", api_port=8092)
 REQUEST = AssignmentRequest(Identity("alice", "cid-1"), PackageMode.REMOTE, preferred_combiner="c1")
-UNMATCHED = AssignmentStatus.UNMATCHED_CONFIG
 ASSIGNED = {
     "status": "assigned",
     "host": "combiner",

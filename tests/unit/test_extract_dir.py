@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
+from fedclient.adapters.memory import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
+from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.app.cli import main
 from fedclient.app.plan import build_plan, package_extract_dir
 from fedclient.app.settings_load import load, load_settings
@@ -230,7 +232,21 @@ def digest(path: Path) -> str:
 
 async def start(work: Path, target: Path, source: InMemoryPackageSource) -> Lifecycle:
     plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, package_extract_dir=target)
-    life = Lifecycle(plan, None, source, InMemoryUnpacker(), None, None, None)  # type: ignore[arg-type]
+    unused: Any = None  # the ports preparing a package never calls
+    life = Lifecycle(
+        plan,
+        None,
+        source,
+        InMemoryUnpacker(),
+        unused,
+        unused,
+        FakeClock(),
+        package_cache=DiskPackageCache(),
+        outbox_store=unused,
+        scratch=unused,
+        ids=unused,
+        random=SeededRandom(),
+    )
     await life.prepare_package()
     return life
 
@@ -331,7 +347,7 @@ def test_an_extract_dir_that_cannot_be_locked_is_used_with_one_warning(
     import errno
     import fcntl
 
-    def nfs(fd: int, operation: int) -> None:
+    def nfs(_fd: int, _operation: int) -> None:
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
     monkeypatch.setattr(fcntl, "flock", nfs)

@@ -27,14 +27,14 @@ class Wall:
 
 
 async def test_a_redelivered_correlation_id_is_not_run_twice(caplog: pytest.LogCaptureFixture) -> None:
-    inbox = TaskInbox(RoundWatch())
+    inbox = TaskInbox(RoundWatch(), wall=Wall())
     assert inbox.admit(train("c1"))
     assert not inbox.admit(train("c1"))
     assert len(inbox) == 1 and "already received" in caplog.text
 
 
 async def test_a_full_queue_drops_the_oldest_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    inbox = TaskInbox(RoundWatch(), limit=2)
+    inbox = TaskInbox(RoundWatch(), limit=2, wall=Wall())
     for corr in ("a", "b", "c"):
         inbox.admit(Task(TaskKind.VALIDATE, "g", "s1", corr))
     assert [t.correlation_id for t, _ in inbox.dropped] == ["a"]
@@ -43,7 +43,7 @@ async def test_a_full_queue_drops_the_oldest_with_a_log_line(caplog: pytest.LogC
 
 
 async def test_a_superseded_round_is_skipped() -> None:
-    inbox = TaskInbox(RoundWatch())
+    inbox = TaskInbox(RoundWatch(), wall=Wall())
     inbox.admit(train("old", "1"))
     inbox.admit(train("new", "2"))
     assert (await inbox.get()).correlation_id == "new"
@@ -61,7 +61,7 @@ async def test_a_round_that_closed_while_waiting_is_skipped() -> None:
 
 
 async def test_drop_all_empties_the_queue_and_get_waits() -> None:
-    inbox = TaskInbox(RoundWatch())
+    inbox = TaskInbox(RoundWatch(), wall=Wall())
     inbox.admit(train("c1"))
     assert inbox.drop_all("reconnect") == 1
     waiting = asyncio.create_task(inbox.get())
@@ -73,7 +73,7 @@ async def test_drop_all_empties_the_queue_and_get_waits() -> None:
 
 @given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(1, 4)), max_size=40), st.integers(1, 5))
 def test_never_more_than_the_limit_and_never_a_repeat(arrivals: list[tuple[str, int]], limit: int) -> None:
-    inbox = TaskInbox(RoundWatch(), limit=limit, remember=8)
+    inbox = TaskInbox(RoundWatch(), limit=limit, remember=8, wall=Wall())
     for corr, number in arrivals:
         inbox.admit(train(corr, str(number)))
         assert len(inbox) <= limit

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.memory import (
+    CountingIds,
     FakeClock,
+    FakeScratch,
     InMemoryCombiner,
     InMemoryConnector,
     InMemoryDiscovery,
@@ -20,7 +22,10 @@ from fedclient.adapters.memory import (
     InMemoryTrainer,
     InMemoryTrainerFactory,
     InMemoryUnpacker,
+    SeededRandom,
 )
+from fedclient.adapters.outbox_store import ProcessOutboxStore
+from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, ConfigError, PackageError, TaskFailed, TransientError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -38,7 +43,7 @@ from fedclient.domain.outbox import OutboxEntry, ResultKind
 from fedclient.domain.package import ChecksumVerdict
 from fedclient.domain.retry import RetryConfig
 from fedclient.domain.state import ClientState
-from fedclient.domain.tasks import RECEIVED, UPDATE_DONE, VALIDATION_DONE
+from fedclient.domain.tasks import DIRECT_ATTEMPTS, RECEIVED, UPDATE_DONE, VALIDATION_DONE
 
 COMBINER = CombinerAddress("127.0.0.1", 12080)
 ASSIGNED = Assignment(
@@ -84,6 +89,11 @@ class World:
             trainer_factory=InMemoryTrainerFactory(self.trainer),
             clock=self.clock,
             credentials=self.credentials,
+            package_cache=DiskPackageCache(),
+            outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),
+            scratch=FakeScratch(),
+            ids=CountingIds(),
+            random=SeededRandom(),
         )
         self.stop = asyncio.Event()
 
@@ -182,6 +192,30 @@ async def test_unreachable_controller_is_retried_then_given_up(tmp_path: Path, a
     assert len(w.discovery.requests) == 4
 
 
+async def test_each_unreachable_try_says_how_many_and_when_the_client_gives_up(
+    tmp_path: Path, archive: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import re
+
+    caplog.set_level(logging.WARNING, logger="fedclient")
+    down = Assignment(AssignmentStatus.UNREACHABLE, "connection refused")
+    retry = RetryConfig(initial=2, maximum=20, max_attempts=5)  # every wait ahead under 90 s: said in s
+    w = World(tmp_path, archive, down, unreachable_retry=retry)
+    with pytest.raises(TransientError, match="unreachable after 5 tries"):
+        await w.life.run(w.stop)
+    line = re.compile(
+        r"controller unreachable \(connection refused\); attempt (\d) of 5, retrying in ([\d.]+) s; "
+        r"giving up in about (\d+) s if it stays unreachable"
+    )
+    said = [line.fullmatch(r.getMessage()) for r in caplog.records if "unreachable (" in r.getMessage()]
+    assert all(said) and [int(m[1]) for m in said if m] == [1, 2, 3, 4]
+    assert [f"{s:.1f}" for s in w.clock.sleeps] == [m[2] for m in said if m]
+    for n, m in enumerate(m for m in said if m):
+        # The time still ahead (on the fake clock) is never more than the line said.
+        assert sum(w.clock.sleeps[n:]) <= int(m[3]) + 0.5
+
+
 async def test_unreachable_then_assigned(tmp_path: Path, archive: Path) -> None:
     down = Assignment(AssignmentStatus.UNREACHABLE, "connection refused")
     w = World(tmp_path, archive, down, ASSIGNED)
@@ -249,6 +283,27 @@ async def test_a_refused_update_is_sent_again_without_a_second_upload(tmp_path: 
     [update] = w.combiner.updates
     assert w.combiner.uploads == [update.model_update_id]
     assert w.combiner.tries("send_update", update.model_update_id) == 3
+
+
+async def test_the_plans_delivery_retry_paces_a_tasks_own_retries(tmp_path: Path, archive: Path) -> None:
+    w = World(tmp_path, archive, delivery_retry=RetryConfig(initial=0.125, maximum=0.125, jitter=0))
+    w.combiner.fail_next["download"] = 2
+    w.combiner.submit("cid-1", train_task())
+    await w.run_until(lambda: bool(w.combiner.updates))
+    assert w.combiner.tries("download", "seed") == 3
+    assert w.clock.sleeps.count(0.125) == 2, "both retries waited the plan's backoff"
+
+
+async def test_a_result_sent_without_the_outbox_fails_its_task_after_a_bounded_number_of_tries(
+    tmp_path: Path, archive: Path
+) -> None:
+    w = World(tmp_path, archive)
+    w.combiner.fail_next["send_prediction"] = 1000
+    w.combiner.submit("cid-1", Task(TaskKind.PREDICT, "seed", "p1", "c3", "", "combiner-0"))
+    await w.run_until(lambda: any(s.level is StatusLevel.ERROR for s in w.combiner.statuses))
+    assert w.combiner.tries("send_prediction") == DIRECT_ATTEMPTS
+    [error] = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    assert "predict task for model seed failed: send_prediction: scripted failure" in error.text
 
 
 async def test_auth_error_on_task_stream_stops_the_client(tmp_path: Path, archive: Path) -> None:

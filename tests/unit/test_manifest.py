@@ -148,13 +148,16 @@ def test_load_manifest_reads_the_file(tmp_path: Path) -> None:
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "fedn.yaml").write_text("entry_points:\n  train:\n    command: [python, train.py\n")
-    with pytest.raises(PackageError, match=r"fedn\.yaml is not valid YAML at line \d+, column \d+"):
+    with pytest.raises(PackageError) as refused:
         TarPackageUnpacker().load_manifest(tmp_path)
+    assert str(refused.value) == "fedn.yaml:4:1: expected ',' or ']', but got '<stream end>'"
 
 
 def test_tab_indentation_error_names_line_3(tmp_path: Path) -> None:
     (tmp_path / "fedn.yaml").write_text("entry_points:\n  train:\n\tcommand: python train.py\n")
-    with pytest.raises(PackageError, match="at line 3"):
+    with pytest.raises(
+        PackageError, match=r"^fedn\.yaml:3:1: found character '\\t' that cannot start any token$"
+    ):
         TarPackageUnpacker().load_manifest(tmp_path)
 
 
@@ -168,5 +171,7 @@ def test_missing_or_unreadable_manifest(tmp_path: Path) -> None:
 
 def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     (tmp_path / "fedn.yaml").write_text("entry_points: !!python/object/apply:os.system ['echo pwned']\n")
-    with pytest.raises(PackageError, match="not valid YAML"):
+    with pytest.raises(
+        PackageError, match=r"^fedn\.yaml:1:15: could not determine a constructor for the tag"
+    ):
         TarPackageUnpacker().load_manifest(tmp_path)

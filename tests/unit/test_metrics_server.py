@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -21,7 +22,7 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_metrics_and_health_follow_the_board() -> None:
-    board = StatusBoard()
+    board = StatusBoard(now=time.monotonic)
     server = MetricsServer(
         board, "127.0.0.1", 0, stale_after=30, labels={"name": "n", "client_id": "c"}
     ).start()
@@ -55,10 +56,10 @@ def test_a_port_in_use_is_a_config_error() -> None:
     import pytest
     from fedclient.domain.errors import ConfigError
 
-    first = MetricsServer(StatusBoard(), "127.0.0.1", 0, 30, {}).start()
+    first = MetricsServer(StatusBoard(now=time.monotonic), "127.0.0.1", 0, 30, {}).start()
     try:
         with pytest.raises(ConfigError, match=rf"cannot listen on 127.0.0.1:{first.port}: .*--metrics-port"):
-            MetricsServer(StatusBoard(), "127.0.0.1", first.port, 30, {})
+            MetricsServer(StatusBoard(now=time.monotonic), "127.0.0.1", first.port, 30, {})
     finally:
         first.stop()
 
@@ -67,7 +68,7 @@ def test_the_privacy_budget_is_exported_only_when_the_policy_has_a_privacy_secti
     from fedclient.domain.privacy import PrivacySpent
     from fedclient.domain.status import status_line
 
-    board = StatusBoard()
+    board = StatusBoard(now=time.monotonic)
     server = MetricsServer(board, "127.0.0.1", 0, stale_after=30, labels={}).start()
     try:
         assert "fedclient_privacy" not in get(f"http://127.0.0.1:{server.port}/metrics")[1]

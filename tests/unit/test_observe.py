@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,13 +43,14 @@ async def test_board_follows_a_training_task(
 ) -> None:
     configure_logging("INFO", ["a-secret-token-123"], log_format="json", stream=root_logging)
     recorder = Recorder()
-    board = StatusBoard([recorder])
+    board = StatusBoard([recorder], now=time.monotonic)
     w = World(tmp_path, archive)
     w.life.observer = board
     w.life.connector.observer = board  # type: ignore[attr-defined]
     w.combiner.submit("cid-1", train_task())
     await w.run_until(lambda: any(s.text == UPDATE_DONE for s in w.combiner.statuses))
-    await w.run_until(lambda: bool(board.snapshot.tasks))
+    # done(), not any key: reading a missing key of the tasks counter adds it with 0
+    await w.run_until(lambda: board.snapshot.done() + board.snapshot.failed() >= 1)
 
     snap = board.snapshot
     assert snap.tasks[("train", "ok")] == 1 and snap.done() == 1 and snap.failed() == 0
@@ -82,7 +84,7 @@ async def test_board_follows_a_training_task(
 async def test_a_failed_task_is_counted_as_failed(tmp_path: Path, archive: Path) -> None:
     from fedclient.adapters.memory import InMemoryTrainer
 
-    board = StatusBoard()
+    board = StatusBoard(now=time.monotonic)
     w = World(tmp_path, archive, trainer=InMemoryTrainer(fail="train"))
     w.life.observer = board
     w.combiner.submit("cid-1", train_task())
@@ -160,7 +162,7 @@ async def test_link_stays_up_for_the_shutdown_hooks_then_goes_down(tmp_path: Pat
 
 
 async def test_heartbeat_misses_past_the_limit_show_as_a_reconnect(tmp_path: Path, archive: Path) -> None:
-    board = StatusBoard()
+    board = StatusBoard(now=time.monotonic)
     w = World(tmp_path, archive, heartbeat_miss_limit=2)
     w.life.observer = board
     w.combiner.fail_next["heartbeat"] = 2
@@ -178,7 +180,7 @@ async def test_a_reassignment_shows_the_new_combiner(tmp_path: Path, archive: Pa
         AssignmentStatus.ASSIGNED, combiner=CombinerAddress("127.0.0.2", 12081), client_id="cid-1"
     )
     recorder = Recorder()
-    board = StatusBoard([recorder])
+    board = StatusBoard([recorder], now=time.monotonic)
     w = World(tmp_path, archive, ASSIGNED, moved, reassign_after=2)
     w.life.observer = board
     w.combiner.refuse_connects = 2
@@ -194,7 +196,7 @@ async def test_a_reassignment_shows_the_new_combiner(tmp_path: Path, archive: Pa
 def test_a_task_of_a_kind_without_a_client_state_leaves_the_state_and_is_counted() -> None:
     import dataclasses
 
-    board = StatusBoard()
+    board = StatusBoard(now=time.monotonic)
     task = dataclasses.replace(train_task(), kind=TaskKind.UNSUPPORTED)
     board.task_started(task)
     assert board.snapshot.state is ClientState.IDLE

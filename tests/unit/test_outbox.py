@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink, InMemoryOutboxStore
+from fedclient.adapters.memory import (
+    CountingIds,
+    FakeClock,
+    InMemoryCombiner,
+    InMemoryLink,
+    InMemoryOutboxStore,
+    SeededRandom,
+)
 from fedclient.adapters.outbox_store import FileOutboxStore
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, ModelUpdate, Task, TaskKind
@@ -47,7 +54,7 @@ def world(store: Any, combiner: InMemoryCombiner | None = None) -> tuple[InMemor
     combiner = combiner or InMemoryCombiner(models={"global-1": b"g"})
     links = LinkHolder(wait_limit=0.2)
     links.set(InMemoryLink(combiner, ME))
-    return combiner, Outbox(store, links, FakeClock(), FAST)
+    return combiner, Outbox(store, links, FakeClock(), FAST, ids=CountingIds(), random=SeededRandom())
 
 
 def model_file(tmp_path: Path) -> Path:
@@ -231,7 +238,14 @@ async def test_every_crash_point_ends_in_one_update_or_a_stated_outcome(
     steps = Steps(at, after)
     links = LinkHolder(wait_limit=0.2)
     links.set(CrashingLink(combiner, steps))
-    first = Outbox(CrashingStore(tmp_path / "box", steps), links, FakeClock(), FAST)
+    first = Outbox(
+        CrashingStore(tmp_path / "box", steps),
+        links,
+        FakeClock(),
+        FAST,
+        ids=CountingIds("first-run"),
+        random=SeededRandom(),
+    )
     try:
         await first.add(entry(), model_file(tmp_path))
         await first.deliver("k1")
@@ -241,7 +255,9 @@ async def test_every_crash_point_ends_in_one_update_or_a_stated_outcome(
     restarted_links = LinkHolder(wait_limit=0.2)
     restarted_links.set(InMemoryLink(combiner, ME))
     store = FileOutboxStore(tmp_path / "box")
-    second = Outbox(store, restarted_links, FakeClock(), FAST)
+    second = Outbox(
+        store, restarted_links, FakeClock(), FAST, ids=CountingIds("second-run"), random=SeededRandom()
+    )
     await second.load()
     await second.flush()
     outcomes = [e.outcome for e in (*first.history, *second.history)]

@@ -9,7 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryCombiner, InMemoryLink
+from fedclient.adapters.memory import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    SeededRandom,
+)
+from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
     CallbackTrainer,
@@ -20,6 +28,7 @@ from fedclient.adapters.trainers.callback_trainer import (
 from fedclient.domain.errors import ConfigError, TaskFailed
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, Task, TaskKind
+from fedclient.domain.outbox import Outbox
 from fedclient.domain.package import Manifest
 from fedclient.domain.state import StateMachine
 from fedclient.domain.tasks import TaskRunner
@@ -96,7 +105,23 @@ async def test_many_clients_share_the_executor_threads_and_keep_their_task_conte
             links = LinkHolder()
             links.set(InMemoryLink(combiner, Identity(f"site-{client}", f"cid-{client}")))
             trainer = factory(tmp_path, manifest)
-            runners.append(TaskRunner(links, trainer, tmp_path / f"t{client}", StateMachine(), FakeClock()))
+            clock, ids, jitter = FakeClock(), CountingIds(f"client-{client}"), SeededRandom(client)
+            outbox = Outbox(
+                ProcessOutboxStore(tmp_path / f"t{client}" / "outbox"), links, clock, ids=ids, random=jitter
+            )
+            runners.append(
+                TaskRunner(
+                    links,
+                    trainer,
+                    tmp_path / f"t{client}",
+                    StateMachine(),
+                    clock,
+                    outbox=outbox,
+                    scratch=FakeScratch(),
+                    ids=ids,
+                    random=jitter,
+                )
+            )
         outcomes = await asyncio.gather(*(r.handle(_train_task(i)) for i, r in enumerate(runners)))
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     assert len(threads) == 2 and all(name.startswith("pool") for name in threads)

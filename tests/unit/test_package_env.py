@@ -256,6 +256,10 @@ async def test_a_failed_build_is_one_clear_error_and_leaves_nothing(tmp_path: Pa
         await envs.ensure(package, "missing.yaml")
     with pytest.raises(PackageError, match="outside the compute package"):
         await envs.ensure(package, "../python_env.yaml")
+    (package / "broken.yaml").write_text("name: x\ndependencies: [numpy\n")
+    with pytest.raises(PackageError) as refused:
+        await envs.ensure(package, "broken.yaml")
+    assert str(refused.value) == "broken.yaml:3:1: expected ',' or ']', but got '<stream end>'"
 
 
 async def test_trainer_runs_entry_points_with_the_built_env(package: Path, envs: PackageEnvs) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fedclient.adapters.memory import InMemoryPackageSource, InMemoryUnpacker
+from fedclient.adapters.memory import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
+from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import Identity
@@ -30,7 +32,21 @@ def digest(path: Path) -> str:
 async def start(work: Path, source: InMemoryPackageSource, **plan_kw: object) -> Lifecycle:
     """One client start up to a ready package (what run() does before connecting)."""
     plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, **plan_kw)  # type: ignore[arg-type]
-    life = Lifecycle(plan, None, source, InMemoryUnpacker(), None, None, None)  # type: ignore[arg-type]
+    unused: Any = None  # the ports preparing a package never calls
+    life = Lifecycle(
+        plan,
+        None,
+        source,
+        InMemoryUnpacker(),
+        unused,
+        unused,
+        FakeClock(),
+        package_cache=DiskPackageCache(),
+        outbox_store=unused,
+        scratch=unused,
+        ids=unused,
+        random=SeededRandom(),
+    )
     await life.prepare_package()
     return life
 

@@ -12,13 +12,18 @@ SRC = ROOT / "src"
 
 
 def test_every_package_under_src_is_listed_in_pyproject() -> None:
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
     on_disk = {
         ".".join(("fedclient", *init.parent.relative_to(SRC).parts))
         for init in SRC.rglob("__init__.py")
         if "__pycache__" not in init.parts
     }
-    assert listed == on_disk
+    # Packages mapped from elsewhere: the demo compute package is examples/digits.
+    mapped = {name: ROOT / where for name, where in setuptools["package-dir"].items() if name != "fedclient"}
+    assert mapped == {"fedclient.demo": ROOT / "examples" / "digits"}
+    assert all((where / "fedn.yaml").is_file() for where in mapped.values())
+    assert listed == on_disk | set(mapped)
 
 
 def test_a_user_script_with_app_domain_adapters_of_its_own_does_not_shadow_fedclient(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.dp_accountant import RdpAccountant
+from fedclient.adapters.text_record import FileTextRecord
 from fedclient.app.policy import site_policy
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.errors import ConfigError
@@ -136,7 +137,9 @@ def test_the_helper_rule() -> None:
 
 
 def _budget(tmp_path: Path, **section: object) -> PrivacyBudget:
-    return PrivacyBudget(parse_privacy({**NOISY, **section}, "p"), tmp_path / RECORD, RdpAccountant())
+    return PrivacyBudget(
+        parse_privacy({**NOISY, **section}, "p"), FileTextRecord(tmp_path / RECORD), RdpAccountant()
+    )
 
 
 def test_the_accounted_epsilon_is_the_librarys_for_the_same_mechanism(tmp_path: Path) -> None:
@@ -203,7 +206,9 @@ def test_a_raised_budget_admits_more_rounds_but_the_spent_stays(tmp_path: Path) 
 
 def test_rounds_released_without_noise_spend_an_infinite_epsilon(tmp_path: Path) -> None:
     clipping = PrivacyBudget(
-        parse_privacy({"clipping_norm": 1, "noise_multiplier": 0}, "p"), tmp_path / RECORD, RdpAccountant()
+        parse_privacy({"clipping_norm": 1, "noise_multiplier": 0}, "p"),
+        FileTextRecord(tmp_path / RECORD),
+        RdpAccountant(),
     )
     assert clipping.charge().epsilon == math.inf  # no budget: clipping only is allowed to run
     assert clipping.spent().describe() == "ε spent ∞ (no budget: clipping only) after 1 round"

@@ -24,14 +24,20 @@ from fedclient.adapters import model_npz
 from fedclient.adapters.dp_accountant import RdpAccountant
 from fedclient.adapters.dp_mechanism import l2_norm, make_generator
 from fedclient.adapters.memory import (
+    CountingIds,
     FakeClock,
+    FakeScratch,
     InMemoryCombiner,
     InMemoryConnector,
     InMemoryDiscovery,
     InMemoryPackageSource,
     InMemoryUnpacker,
     RecordingObserver,
+    SeededRandom,
 )
+from fedclient.adapters.outbox_store import ProcessOutboxStore
+from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.adapters.text_record import FileTextRecord
 from fedclient.adapters.trainers.callback_trainer import Callbacks
 from fedclient.adapters.trainers.private import PrivateTrainer, PrivateTrainerFactory
 from fedclient.app.container import build_container
@@ -97,7 +103,9 @@ class NpzTrainer:
 
 def _budget(tmp_path: Path, **section: Any) -> PrivacyBudget:
     return PrivacyBudget(
-        parse_privacy({**SECTION, **section}, "site.yaml: privacy"), tmp_path / RECORD, RdpAccountant()
+        parse_privacy({**SECTION, **section}, "site.yaml: privacy"),
+        FileTextRecord(tmp_path / RECORD),
+        RdpAccountant(),
     )
 
 
@@ -223,6 +231,11 @@ def _lifecycle(tmp_path: Path, helper: str, **section: Any) -> tuple[Lifecycle, 
         connector=InMemoryConnector(combiner),
         trainer_factory=PrivateTrainerFactory(lambda d, m: inner, budget.policy, budget, make_generator(3)),
         clock=FakeClock(),
+        package_cache=DiskPackageCache(),
+        outbox_store=ProcessOutboxStore(tmp_path / "work" / "outbox"),
+        scratch=FakeScratch(),
+        ids=CountingIds(),
+        random=SeededRandom(),
     )
     return life, combiner
 

@@ -7,9 +7,11 @@ import sys
 import warnings
 
 import pytest
+from fedclient.adapters.trainers.callback_trainer import Callbacks
 from fedclient.domain.errors import ConfigError
 from fedclient.network.clients._config import settings_from_config
 from fedclient.network.clients.connect import ConnectorClient
+from fedclient.network.clients.inprocess import InProcessClient
 
 
 def test_0_9_era_keys_map_onto_settings() -> None:
@@ -45,7 +47,14 @@ def test_0_33_names_win_over_legacy_ones_and_unknown_keys_warn() -> None:
 
 @pytest.mark.parametrize(
     ("config", "message"),
-    [({"api_port": "many"}, "invalid client config: api_port"), (["api_url"], "must be a dict")],
+    [
+        (
+            {"api_port": "many"},
+            "invalid client config: api_port: 'many' is not a whole number; use a whole number from 1 to",
+        ),
+        ({"verify": "maybe"}, "connect_api_secure: 'maybe' is not a boolean; use true/false"),
+        (["api_url"], "must be a dict"),
+    ],
 )
 def test_bad_config_is_a_config_error(config: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -82,3 +91,19 @@ def test_import_fedclient_is_cheap_and_the_api_loads_on_first_use() -> None:
     )
     assert lines[2] == "False"  # numpy only when models are numpy arrays
     assert lines[3] == "module 'fedclient' has no attribute 'nothing'"
+
+
+def test_fedn_callback_setters_replace_the_in_process_callbacks() -> None:
+    def train(model: object, settings: object) -> None: ...
+    def validate(model: object) -> None: ...
+    def predict(model: object) -> None: ...
+    def forward(client_id: object, out: object, is_sl_inference: object) -> None: ...
+    def backward(gradients: object, client_id: object) -> None: ...
+
+    client = InProcessClient({"api_url": "http://127.0.0.1:1"}, train=predict, models="numpy")
+    client.set_train_callback(train)
+    client.set_validate_callback(validate)
+    client.set_predict_callback(predict)
+    client.set_forward_callback(forward)
+    client.set_backward_callback(backward)
+    assert client.callbacks == Callbacks(train, validate, predict, forward, backward, "numpy")

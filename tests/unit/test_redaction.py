@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fedclient.app.logs import install_log_redaction
 from fedclient.app.settings import read_secret_file
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.errors import ConfigError
-from fedclient.domain.redaction import forget_secret, install_log_redaction, mask, redact, register_secret
+from fedclient.domain.redaction import forget_secret, mask, redact, register_secret
 
 SECRET = "s3cr3t-redaction-test-value"
 

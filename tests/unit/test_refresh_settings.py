@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.controller_http.refresh import HttpTokenRefresher
-from fedclient.app.container import build_container
+from fedclient.app.container import build_container, client_lifecycle
 from fedclient.app.settings_load import load_settings
 
 pytestmark = pytest.mark.usefixtures("no_fedn_env")
@@ -25,7 +25,7 @@ def test_fedn_env_names_and_the_client_yaml_key(tmp_path: Path, monkeypatch: pyt
     assert load_settings({"refresh_token": "r-flag-0123456789"}).refresh_token_value == "r-flag-0123456789"
 
 
-def test_the_container_shares_one_credentials_object(tmp_path: Path) -> None:
+async def test_the_container_shares_one_credentials_object(tmp_path: Path) -> None:
     settings = load_settings(
         {
             "api_url": "localhost",
@@ -37,14 +37,16 @@ def test_the_container_shares_one_credentials_object(tmp_path: Path) -> None:
         }
     )
     container = build_container(settings)
-    life = container.lifecycle()
+    life = await container.lifecycle()
     assert isinstance(life.credentials.refresher, HttpTokenRefresher)
     assert life.discovery.credentials is life.credentials  # type: ignore[union-attr]
     assert life.package_source.credentials is life.credentials  # type: ignore[union-attr]
     assert life.connector.credentials is life.credentials  # type: ignore[attr-defined]
     assert life.plan.shutdown_grace == 5
+    await container.shutdown_resources()
 
 
-def test_a_refresh_token_without_a_uri_turns_refresh_off(tmp_path: Path) -> None:
+async def test_a_refresh_token_without_a_uri_turns_refresh_off(tmp_path: Path) -> None:
     settings = load_settings({"api_url": "localhost", "work_dir": tmp_path, "refresh_token": "r-0123456789"})
-    assert build_container(settings).lifecycle().credentials.refresher is None
+    async with client_lifecycle(build_container(settings)) as life:
+        assert life.credentials.refresher is None

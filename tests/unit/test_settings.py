@@ -51,7 +51,7 @@ def test_token_never_shows_in_repr(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("- a\n- b\n", "must hold a mapping"), ("api_url: [unclosed\n", "not valid YAML")],
+    [("- a\n- b\n", "must hold a mapping"), ("api_url: [unclosed\n", r"bad\.yaml:2:1: expected ',' or '\]'")],
 )
 def test_bad_init_files_are_config_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -90,7 +90,11 @@ def test_local_package_flag_alone_means_client_dir(tmp_path: Path, monkeypatch: 
         ({}, "say where to join"),
         ({"combiner": "h"}, "needs --combiner-port"),
         ({"combiner": "h", "combiner_port": 1}, "needs --local-package"),
-        ({"api_url": "x", "local_package": Path("/nonexistent")}, "no fedn.yaml"),
+        (
+            {"api_url": "x", "local_package": Path("/nonexistent")},
+            "--local-package /nonexistent: no such directory",
+        ),
+        ({"api_url": "x", "local_package": Path(__file__).parent}, "no fedn.yaml"),
     ],
 )
 def test_plan_refuses_incomplete_settings(cli: dict[str, object], message: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.trainers import SubprocessTrainer
-from fedclient.app.cli import _settings_from, parser
+from fedclient.app.cli import _loaded_from, parser
 from fedclient.app.container import build_container
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.package import Manifest
@@ -21,11 +21,11 @@ def _run_args(*flags: str) -> list[str]:
 
 
 def test_flags_set_the_interpreter_and_turn_the_managed_env_off() -> None:
-    settings = _settings_from(
+    settings = _loaded_from(
         parser().parse_args(_run_args("--python", "/opt/ml/bin/python", "--no-managed-env"))
-    )
+    ).settings
     assert settings.python == "/opt/ml/bin/python" and settings.managed_env is False
-    defaults = _settings_from(parser().parse_args(_run_args()))
+    defaults = _loaded_from(parser().parse_args(_run_args())).settings
     assert defaults.python is None and defaults.managed_env is True
 
 

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryTokenRefresher
+from fedclient.adapters.memory import FakeClock, InMemoryTokenRefresher, SeededRandom
 from fedclient.domain.credentials import NO_REFRESH_HINT, Credentials
 from fedclient.domain.errors import AuthError, TransientError
 from fedclient.domain.model import Assignment, AssignmentStatus
@@ -21,7 +21,7 @@ EXPIRED = Assignment(AssignmentStatus.UNAUTHORIZED, "the controller refused our 
 def world(tmp_path: Path, archive: Path, *answers: Assignment, refresh: bool = True) -> World:
     clock = FakeClock()
     refresher = InMemoryTokenRefresher()
-    credentials = Credentials("token-0", refresher if refresh else None, clock)
+    credentials = Credentials("token-0", refresher if refresh else None, clock, random=SeededRandom())
     w = World(tmp_path, archive, *answers, credentials=credentials)
     w.clock = clock
     w.life.clock = clock
@@ -121,7 +121,7 @@ async def test_a_failing_refresh_stops_the_client(tmp_path: Path, archive: Path)
 async def test_an_unreachable_refresh_endpoint_is_retried_a_bounded_number_of_times() -> None:
     refresher = InMemoryTokenRefresher()
     refresher.fail_with = TransientError("connection refused")
-    creds = Credentials("token-0", refresher, FakeClock())
+    creds = Credentials("token-0", refresher, FakeClock(), random=SeededRandom())
     with pytest.raises(AuthError, match="could not be refreshed"):
         await creds.renew(0, AuthError("Token expired"))
     assert refresher.calls == 5
@@ -130,17 +130,21 @@ async def test_an_unreachable_refresh_endpoint_is_retried_a_bounded_number_of_ti
 async def test_calls_failing_together_share_one_refresh() -> None:
     refresher = InMemoryTokenRefresher()
     refresher.gate = asyncio.Event()
-    creds = Credentials("token-0", refresher, FakeClock())
+    creds = Credentials("token-0", refresher, FakeClock(), random=SeededRandom())
     used: list[str | None] = []
+    all_refused = asyncio.Event()
 
     async def call() -> str:
         used.append(creds.token)
         if creds.token == "token-0":
+            if used.count("token-0") == 5:
+                all_refused.set()
             raise AuthError("Invalid token")
         return "ok"
 
     calls = [asyncio.create_task(creds.call(call)) for _ in range(5)]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(all_refused.wait(), 5)  # every call failed with the old token...
+    assert refresher.calls == 1  # ...and the one refresh is held at the gate
     refresher.gate.set()
     assert await asyncio.gather(*calls) == ["ok"] * 5
     assert refresher.calls == 1
@@ -150,7 +154,7 @@ async def test_calls_failing_together_share_one_refresh() -> None:
 async def test_a_token_that_worked_for_a_while_may_be_refreshed_again() -> None:
     clock = FakeClock()
     refresher = InMemoryTokenRefresher()
-    creds = Credentials("token-0", refresher, clock, cooldown=60)
+    creds = Credentials("token-0", refresher, clock, cooldown=60, random=SeededRandom())
     assert await creds.renew(creds.version, AuthError("Token expired"))
     await clock.sleep(3600)  # an hour later the new one expires too
     assert await creds.renew(creds.version, AuthError("Token expired"))

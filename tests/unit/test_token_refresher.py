@@ -12,7 +12,7 @@ from fedclient.adapters.combiner_grpc.channel import ChannelSettings
 from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink
 from fedclient.adapters.controller_http import ControllerEndpoint, HttpxDiscovery
 from fedclient.adapters.controller_http.refresh import HttpTokenRefresher
-from fedclient.adapters.memory import InMemoryTokenRefresher
+from fedclient.adapters.memory import FakeClock, InMemoryTokenRefresher, SeededRandom
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, ConfigError, TransientError
 from fedclient.domain.model import CombinerAddress, Identity
@@ -79,7 +79,7 @@ def test_bad_refresh_settings_are_config_errors(uri: str, token: str) -> None:
 
 
 async def test_a_refreshed_token_reaches_rest_and_grpc_without_rebuilding_them() -> None:
-    creds = Credentials("old-token-123456", InMemoryTokenRefresher())
+    creds = Credentials("old-token-123456", InMemoryTokenRefresher(), FakeClock(), random=SeededRandom())
     discovery = HttpxDiscovery(ControllerEndpoint.build("http://ctl"), creds)
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # lazy: never dialled, only metadata is read
     link = GrpcCombinerLink(

@@ -96,7 +96,7 @@ def test_a_work_dir_that_cannot_be_locked_is_used_with_one_warning(
     """An NFS mount without a lock service answers ENOLCK: not a reason to stop the client."""
     import fcntl
 
-    def no_lock_service(fd: int, operation: int) -> None:
+    def no_lock_service(_fd: int, _operation: int) -> None:
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
     monkeypatch.setattr(fcntl, "flock", no_lock_service)

@@ -225,15 +225,3 @@ def attributes_pb(report: AttributeReport, identity: Identity) -> pb.AttributeMe
 def download_request_pb(model_id: str, identity: Identity) -> pb.ModelRequest:
     # FEDn sends only client_id and role here, no name.
     return pb.ModelRequest(id=model_id, sender=pb.Client(client_id=identity.client_id, role=pb.CLIENT))
-
-
-def upload_chunk_pb(model_id: str, data: bytes) -> pb.ModelRequest:
-    return pb.ModelRequest(id=model_id, data=data, status=pb.IN_PROGRESS)
-
-
-def upload_terminator_pb(model_id: str) -> pb.ModelRequest:
-    """The empty OK message that tells the combiner the upload is complete.
-
-    OK is the proto3 default (0), so on the wire this is just the id.
-    """
-    return pb.ModelRequest(id=model_id, status=pb.OK)

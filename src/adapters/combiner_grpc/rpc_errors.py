@@ -24,11 +24,6 @@ def _one_line(text: str, secrets: Iterable[str | None]) -> str:
     return " ".join(redact(text).split())
 
 
-def verdict_of(err: grpc.aio.AioRpcError) -> Failure:
-    """Only the kind of failure (for callers that decide without building an error)."""
-    return grpc_verdict(err.code().name, err.details() or "").kind
-
-
 def translate(
     err: grpc.aio.AioRpcError,
     what: str,

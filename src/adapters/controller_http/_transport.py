@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import time
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ import httpx
 
 from ...domain.credentials import Credentials
 from ...domain.errors import ConfigError
-from ...domain.failures import Failure, transport_verdict
+from ...domain.failures import Failure, parse_retry_after, transport_verdict
 from ...domain.redaction import redact, register_secret
 from ..plaintext import warn_plaintext_token
 from .endpoint import ControllerEndpoint
@@ -31,6 +32,11 @@ _Self = TypeVar("_Self", bound="ControllerHttp")
 
 
 ClientCert = tuple[str, str]  # (certificate chain PEM file, private key PEM file)
+
+
+def retry_after(value: str | None) -> float | None:
+    """The wait a Retry-After header asks for, an HTTP date measured from the wall clock now."""
+    return parse_retry_after(value, now=time.time())
 
 
 def tls_setting(verify: Verify, client_cert: ClientCert | None = None) -> bool | ssl.SSLContext:

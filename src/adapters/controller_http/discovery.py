@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from ...domain.failures import Failure, http_verdict, parse_retry_after
+from ...domain.failures import Failure, http_verdict
 from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
 from ._transport import (
     TRANSPORT_ERRORS,
@@ -22,6 +22,7 @@ from ._transport import (
     not_json,
     parse_json,
     read_capped,
+    retry_after,
 )
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class HttpxDiscovery(ControllerHttp):
             return Assignment(
                 AssignmentStatus.UNREACHABLE,
                 f"the controller at {url} is unavailable (HTTP {code}): {message or 'no details'}",
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after(response.headers.get("retry-after")),
             )
         return Assignment(
             AssignmentStatus.UNMATCHED_CONFIG,

@@ -26,7 +26,7 @@ from ...domain.errors import (
     PermanentError,
     TransientError,
 )
-from ...domain.failures import Failure, http_verdict, parse_retry_after
+from ...domain.failures import Failure, http_verdict
 from ...domain.model import FetchedPackage
 from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from ...domain.package import safe_filename
@@ -40,6 +40,9 @@ from ._transport import (
     not_json,
     parse_json,
     read_capped,
+)
+from ._transport import (
+    retry_after as header_retry_after,
 )
 from .endpoint import ControllerEndpoint
 
@@ -233,7 +236,7 @@ class HttpxPackageSource(ControllerHttp):
         if verdict.kind is Failure.TRANSIENT:
             return TransientError(
                 f"the controller could not serve the {what} (HTTP {code}): {message}",
-                retry_after=parse_retry_after(retry_after),
+                retry_after=header_retry_after(retry_after),
             )
         if code == 410:
             return ConfigError(f"this server speaks an older/newer API than FEDn 0.33 (HTTP 410 from {url})")

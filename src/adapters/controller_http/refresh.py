@@ -18,9 +18,17 @@ import logging
 import httpx
 
 from ...domain.errors import AuthError, ConfigError, FedClientError, TransientError
-from ...domain.failures import error_for, http_verdict, parse_retry_after
+from ...domain.failures import error_for, http_verdict
 from ...domain.redaction import redact, register_secret
-from ._transport import Verify, body_message, classify_http_error, parse_json, read_capped, tls_setting
+from ._transport import (
+    Verify,
+    body_message,
+    classify_http_error,
+    parse_json,
+    read_capped,
+    retry_after,
+    tls_setting,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +98,7 @@ class HttpTokenRefresher:
         if code in (401, 403):
             raise AuthError(f"{text} — the refresh token was refused", refreshable=False)
         error: FedClientError = error_for(
-            http_verdict(code), text, parse_retry_after(response.headers.get("retry-after"))
+            http_verdict(code), text, retry_after(response.headers.get("retry-after"))
         )
         raise error
 

@@ -80,8 +80,8 @@ __all__ = [
     "UploadRecord",
     "ValidationRecord",
 ]
-# Fault-injection points: a hook named so is awaited there, with the model or update id.
-HOOK_POINTS = ("download", "upload", "uploaded", "update")
+# Fault-injection points ("download", "upload", "uploaded", "update"): a hook in ``hooks`` under
+# that name is awaited there, with the model or update id.
 Hook = Callable[[str], Awaitable[None]]
 
 R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord, BackwardRecord)
@@ -131,6 +131,9 @@ class SandboxCombiner:
         self.metrics: list[MetricRecord] = []
         self.attributes: list[AttributeRecord] = []
         self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
+        # What the transport said about each call's client: (method, security type, the subject
+        # alternative names of its certificate); "ssl" over TLS, with names only under mTLS.
+        self.peers_seen: deque[tuple[str, str, tuple[str, ...]]] = deque(maxlen=10_000)
         self._queues: dict[str, asyncio.Queue[pb.TaskRequest]] = {}
         self._sent: dict[str, tuple[str, pb.TaskRequest]] = {}
         self._subscribed: dict[str, int] = {}
@@ -293,6 +296,33 @@ class SandboxCombiner:
     ) -> list[BackwardRecord]:
         return await self._wait_records(self.backward_completions, correlation_ids, timeout)
 
+    async def wait_for_answers(
+        self, records: Sequence[R], correlation_ids: Iterable[str], timeout: float
+    ) -> tuple[list[R], list[StatusRecord]]:
+        """Wait until each task has its record in ``records`` or an ERROR status (a failed task).
+
+        Returns the records and the ERROR statuses (first per task, in arrival order): a
+        round whose every client has failed ends then, not at its timeout.
+        """
+        wanted = set(correlation_ids)
+
+        def answered() -> bool:
+            done = {r.correlation_id for r in records} | {s.correlation_id for s in self.failures(wanted)}
+            return wanted <= done
+
+        await self._wait(answered, timeout)
+        return [r for r in records if r.correlation_id in wanted], self.failures(wanted)
+
+    def failures(self, correlation_ids: set[str]) -> list[StatusRecord]:
+        """The first ERROR status of each of these tasks, in arrival order."""
+        seen: set[str] = set()
+        first = []
+        for status in self.statuses:
+            if status.level == "ERROR" and status.correlation_id in correlation_ids - seen:
+                seen.add(status.correlation_id)
+                first.append(status)
+        return first
+
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate()`` holds over the records (checked whenever one arrives)."""
         return await self._wait(predicate, timeout)
@@ -331,6 +361,10 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         """Record the call's metadata and enforce the token the way FEDn's JWT interceptor words it."""
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
         self._c.metadata_seen.append((method, metadata))
+        auth = context.auth_context()
+        security = b"".join(auth.get("transport_security_type", ())).decode()
+        names = tuple(name.decode() for name in auth.get("x509_subject_alternative_name", ()))
+        self._c.peers_seen.append((method, security, names))
         self._c.calls.append(method)
         expected = self._c.require_token
         if self._c.tokens is not None:

@@ -25,10 +25,12 @@ from ...domain.model import CombinerAddress, Identity, PackageMode, TaskKind
 from ...domain.outbox import OutboxEntry
 from ...domain.package import Manifest
 from ...domain.retry import RetryConfig
-from ..clock import SystemClock
+from ..clock import PythonRandom, SystemClock, UuidIds
 from ..combiner_grpc.link import GrpcConnector
 from ..outbox_store import FileOutboxStore
 from ..package_archive import TarPackageUnpacker
+from ..package_cache import DiskPackageCache
+from ..scratch import TempScratch
 from .combiner import SandboxCombiner, UpdateRecord
 from .fault_proxy import FaultProxy
 
@@ -126,7 +128,7 @@ class FaultRig:
         return self
 
     def start_client(self) -> None:
-        """Start (or, after ``kill_client``, restart) the client over the same work directory."""
+        """Start the client over the work directory."""
         package = self.work_dir / "package"
         package.mkdir(exist_ok=True)
         (package / "fedn.yaml").write_text(MANIFEST)
@@ -161,17 +163,13 @@ class FaultRig:
             trainer_factory=factory,
             clock=SystemClock(),
             outbox_store=self.store,
+            package_cache=DiskPackageCache(),
+            scratch=TempScratch(),
+            ids=UuidIds(),
+            random=PythonRandom(),
         )
         self._stop = asyncio.Event()
         self._runner = asyncio.create_task(self.life.run(self._stop), name="rig-client")
-
-    async def kill_client(self) -> None:
-        """End the client abruptly: no flush, no goodbye (the outbox on disk is all that is left)."""
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(BaseException):
-                await self._runner
-            self._runner = None
 
     async def wait_online(self, timeout: float = 20.0) -> float:
         """Seconds until the client is subscribed and heartbeating again."""

@@ -142,7 +142,19 @@ class Federation:
             self.combiner.submit_task(cid, TaskKind.TRAIN, model_id, self.session_id, json.dumps(config))
             for cid in clients
         ]
-        updates = await self.combiner.wait_for_updates(asks, self.round_timeout)
+        updates, failed = await self.combiner.wait_for_answers(
+            self.combiner.updates, asks, self.round_timeout
+        )
+        if not updates and failed:
+            who = (
+                f"every client ({len(asks)}) failed"
+                if len(failed) == len(asks)
+                else f"{len(failed)} of {len(asks)} clients failed and the others sent nothing"
+            )
+            first = failed[0]
+            raise RoundFailed(
+                f"round {number}: {who}; the first, {first.sender_name}: {_one_line(first.text)}"
+            )
         if not updates:
             raise RoundFailed(f"round {number}: no model updates arrived within {self.round_timeout:.0f} s")
         weighted = []
@@ -162,7 +174,9 @@ class Federation:
         checks = [
             self.combiner.submit_task(cid, TaskKind.VALIDATE, new_id, self.session_id) for cid in clients
         ]
-        validations = await self.combiner.wait_for_validations(checks, self.round_timeout)
+        validations, _ = await self.combiner.wait_for_answers(
+            self.combiner.validations, checks, self.round_timeout
+        )
         return RoundResult(
             number,
             new_id,
@@ -177,6 +191,11 @@ class Federation:
             self.controller.stop()
         if self.combiner is not None:
             await self.combiner.stop()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _mean_metrics(reports: list[dict[str, Any]]) -> dict[str, float]:

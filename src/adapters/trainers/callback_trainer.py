@@ -322,7 +322,7 @@ class CallbackTrainer:
     async def startup(self) -> None:
         """Nothing to start: the callbacks were loaded when the client was built."""
 
-    async def forward(self, out_embeddings: Path, client_id: str, is_sl_inference: bool) -> dict[str, Any]:
+    async def forward(self, client_id: str, out_embeddings: Path, is_sl_inference: bool) -> dict[str, Any]:
         """Split learning: ``forward(client_id, is_sl_inference) -> (embeddings, metadata)``."""
         embeddings, metadata = _pair("forward", await self._call("forward", client_id, is_sl_inference))
         _write_model("forward", embeddings, out_embeddings)

@@ -47,6 +47,7 @@ from ...domain.package_env import (
     parse_python_env,
     requested_minor,
 )
+from ..yaml_errors import yaml_problem
 
 log = logging.getLogger("fedclient.env")
 
@@ -100,7 +101,7 @@ class PackageEnvs:
         try:
             data = yaml.safe_load(content)
         except yaml.YAMLError as exc:
-            raise PackageError(f"python_env file {env_file_name} is not valid YAML: {exc}") from None
+            raise PackageError(yaml_problem(env_file_name, exc)) from None
         spec = parse_python_env(data, env_file_name)
         if spec.extra_keys:
             log.warning("python_env %s: ignoring unknown keys %s", env_file_name, ", ".join(spec.extra_keys))

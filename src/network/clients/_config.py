@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from ...app.settings import Settings
+from ...app.settings_errors import field_of, problem
 from ...app.settings_load import INIT_FILE_KEYS, config_values
 from ...domain.errors import ConfigError
 
@@ -25,5 +27,13 @@ def settings_from_config(config: Mapping[str, Any] | None, stacklevel: int = 3) 
     try:  # errors named by the dict's keys (the CLI's loader names flags, which the caller never gave)
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigError(f"invalid client config: {problems}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """``api_port: 'many' is not a whole number; use a whole number from 1 to 65535``."""
+    field = field_of(error)
+    if field in Settings.model_fields:
+        return f"{field}: {problem(field, error)}"
+    return f"{'.'.join(map(str, error['loc'])) or 'config'}: {error['msg']}"

@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...app.container import build_container, close_adapters
+from ...app.container import build_container, client_lifecycle
 from ...app.plan import package_extract_dir
 from ...app.signals import stop_on_signals
 from ...app.workdir import extract_dir_lock
 from ...domain.errors import ConfigError, ModelNotFound
+from ...domain.lifecycle import Lifecycle
 from ...domain.model import CombinerAddress, Identity
 from ...domain.ports import CombinerLink
 from ._config import settings_from_config
@@ -39,12 +40,17 @@ class Client:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.settings = settings_from_config(config)
         self._container = build_container(self.settings)
-        self._lifecycle = self._container.lifecycle()
+        self._portal = Portal("fedclient-client")
+        # for assign() and connect(); its adapters are closed by close()
+        self._lifecycle: Lifecycle = self._portal.call(self._build())
         self.name = self.settings.name
         self.id = self.settings.client_id
         self.combiner_config: dict[str, Any] | None = None
         self._link: CombinerLink | None = None
-        self._portal = Portal("fedclient-client")
+
+    async def _build(self) -> Lifecycle:
+        """The lifecycle, built on the portal's loop (its adapters belong to that loop)."""
+        return await self._container.lifecycle()
 
     # ---------------------------------------------------------- controller --
 
@@ -120,15 +126,12 @@ class Client:
         The first signal lets the running task finish (``shutdown_grace``); a second ends
         the process at once (``app.signals``).
         """
-        lifecycle = build_container(self.settings).lifecycle()
 
         async def serve() -> None:
             stop = asyncio.Event()
-            with stop_on_signals(stop, lifecycle.stop_outlook):
-                try:
+            async with client_lifecycle(build_container(self.settings)) as lifecycle:
+                with stop_on_signals(stop, lifecycle.stop_outlook):
                     await lifecycle.run(stop)
-                finally:
-                    await close_adapters(lifecycle)
 
         try:
             with extract_dir_lock(package_extract_dir(self.settings)):  # one client per extract dir
@@ -145,7 +148,7 @@ class Client:
         async def shut() -> None:
             if self._link is not None:
                 await self._link.close()
-            await close_adapters(self._lifecycle)
+            await self._container.shutdown_resources()
 
         self._portal.call(shut())
         self._link = None

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...adapters.trainers.callback_trainer import Callbacks, log_attributes, log_metric
-from ...app.container import build_container, close_adapters
+from ...app.container import build_container, client_lifecycle
 from ...app.signals import stop_on_signals
 from ...domain.errors import ConfigError
 from ...domain.lifecycle import Lifecycle
@@ -89,15 +89,12 @@ class InProcessClient:
         """
         if not self.callbacks.names():
             raise ConfigError("give at least one callback (train, validate, predict, forward, backward)")
-        lifecycle = build_container(self.settings, callbacks=self.callbacks).lifecycle()
-        self.lifecycle = lifecycle
         self._loop = asyncio.get_running_loop()
         self._stop = stop = asyncio.Event()
-        with stop_on_signals(stop, lifecycle.stop_outlook) if signals else contextlib.nullcontext():
-            try:
+        async with client_lifecycle(build_container(self.settings, callbacks=self.callbacks)) as lifecycle:
+            self.lifecycle = lifecycle
+            with stop_on_signals(stop, lifecycle.stop_outlook) if signals else contextlib.nullcontext():
                 await lifecycle.run(stop)
-            finally:
-                await close_adapters(lifecycle)
 
     def stop(self) -> None:
         """Ask a running client to stop (from any thread, or from a callback)."""

@@ -1,0 +1,123 @@
+"""Adding a transport: the whole client, built by the container, over a transport that is not gRPC.
+
+docs/ARCHITECTURE.md ("Adding a transport") lists the ports a second transport implements.
+Here the in-memory transport (Discovery, CombinerConnector → CombinerLink) stands in for
+one: the container builds every other object as in production (the outbox, the task
+runner, the lifecycle, its retry and reconnect rules) and the client goes through an
+assignment that is first deferred, a training round whose update is refused twice
+before it is delivered once, a lost task stream and a validation on the new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from dependency_injector import providers
+from fedclient.adapters.memory import (
+    FakeClock,
+    InMemoryCombiner,
+    InMemoryConnector,
+    InMemoryDiscovery,
+    InMemoryTrainer,
+    InMemoryTrainerFactory,
+    InMemoryUnpacker,
+)
+from fedclient.app.container import build_container, client_lifecycle
+from fedclient.app.settings_load import load_settings
+from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
+
+ADDRESS = CombinerAddress("combiner.example", 7000)
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_client_assigns_trains_resends_and_reconnects_over_a_second_transport(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "fedn.yaml").write_text(json.dumps({"entry_points": {"train": {"command": "python t.py"}}}))
+    settings = load_settings(
+        {"api_url": "localhost", "local_package": package, "work_dir": tmp_path / "w", "client_id": "cid"}
+    )
+    combiner = InMemoryCombiner(models={"m0": b"global model"})
+    discovery = InMemoryDiscovery(
+        Assignment(AssignmentStatus.TRY_AGAIN, "the combiners are starting", retry_after=1.0),
+        Assignment(AssignmentStatus.ASSIGNED, combiner=ADDRESS),
+    )
+    trainer = InMemoryTrainer(num_examples=7)
+    container = build_container(settings)
+    container.discovery.override(providers.Object(discovery))
+    container.connector.override(providers.Object(InMemoryConnector(combiner)))
+    container.unpacker.override(providers.Object(InMemoryUnpacker()))
+    container.trainer_factory.override(providers.Object(InMemoryTrainerFactory(trainer)))
+    container.clock.override(providers.Object(FakeClock()))
+    combiner.fail_next["send_update"] = 2  # the update is refused twice, then accepted
+    stop = asyncio.Event()
+    async with client_lifecycle(container) as life:
+        runner = asyncio.create_task(life.run(stop))
+        combiner.submit("cid", Task(TaskKind.TRAIN, "m0", "s1", "train-1", '{"round_id": "1"}', "comb"))
+        await _until(lambda: len(combiner.updates) == 1, "the update")
+        combiner.end_stream("cid")  # the connection is lost; the client reconnects
+        await _until(lambda: len(combiner.connects) == 2, "a reconnect")
+        combiner.submit("cid", Task(TaskKind.VALIDATE, combiner.updates[0].model_update_id, "s1", "val-1"))
+        await _until(lambda: len(combiner.validations) == 1, "the validation")
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+
+    assert [r.identity.client_id for r in discovery.requests] == ["cid", "cid"], (
+        "deferred once, then assigned"
+    )
+    assert [address for address, _ in combiner.connects] == [ADDRESS, ADDRESS]
+    [update] = combiner.updates
+    assert combiner.tries("upload") == 1 and combiner.tries("send_update") == 3, "resent, never re-uploaded"
+    assert update.correlation_id == "train-1" and update.model_id == "m0"
+    assert combiner.models[update.model_update_id] == b"global model+", "the trainer's output went up"
+    assert [call[0] for call in trainer.calls] == ["train", "validate"]
+    [validation] = combiner.validations
+    assert validation.correlation_id == "val-1" and validation.model_id == update.model_update_id
+
+
+async def test_an_in_process_forward_pass_sends_the_callbacks_embeddings(tmp_path: Path) -> None:
+    """Split learning with in-process callbacks, through the real task runner (not the trainer alone)."""
+    import numpy as np
+    from fedclient.adapters.trainers.callback_trainer import Callbacks
+
+    seen: list[tuple[str, bool]] = []
+
+    def forward(client_id: str, is_sl_inference: bool) -> tuple[dict[str, object], dict[str, int]]:
+        seen.append((client_id, is_sl_inference))
+        return {client_id: np.full((3, 2), 0.5)}, {"num_examples": 3}
+
+    settings = load_settings(
+        {
+            "combiner": ADDRESS.host,
+            "combiner_port": ADDRESS.port,
+            "work_dir": tmp_path / "w",
+            "client_id": "cid",
+        }
+    )
+    combiner = InMemoryCombiner()
+    container = build_container(settings, callbacks=Callbacks(forward=forward, models="numpy"))
+    container.connector.override(providers.Object(InMemoryConnector(combiner)))
+    container.clock.override(providers.Object(FakeClock()))
+    stop = asyncio.Event()
+    async with client_lifecycle(container) as life:
+        runner = asyncio.create_task(life.run(stop))
+        config = '{"round_id": "1", "is_sl_inference": "True"}'
+        task = Task(TaskKind.FORWARD, "m0", "s1", "fwd-1", config, "comb", config=json.loads(config))
+        combiner.submit("cid", task)
+        await _until(lambda: len(combiner.updates) == 1, "the embeddings")
+        stop.set()
+        await asyncio.wait_for(runner, 10)
+    assert seen == [("cid", True)]
+    [update] = combiner.updates
+    embeddings = tmp_path / "embeddings.npz"
+    embeddings.write_bytes(combiner.models[update.model_update_id])
+    with np.load(embeddings) as data:
+        assert data["cid"].tolist() == [[0.5, 0.5]] * 3
