@@ -24,8 +24,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from fedclient.adapters.sandbox.fault_rig import FaultRig
 from fedclient.domain.outbox import Delivery
+from fedclient.testing.fault_rig import FaultRig
 
 FAULTS = ("cut", "reset", "cut-mid-download", "reset-mid-upload", "blackhole", "slow", "restart", "kick")
 

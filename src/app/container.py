@@ -191,10 +191,13 @@ class Container(containers.DeclarativeContainer):
     unpacker = providers.Singleton(
         TarPackageUnpacker, policy.provided.archive, read_only=policy.provided.read_only_package
     )
+    # One gRPC channel per combiner for every client of this container (simulate's many clients).
+    share_channels = providers.Object(False)
     connector = providers.Resource(
         _opened,
         providers.Factory(
             GrpcConnector,
+            share_channels=share_channels,
             token=credentials,
             auth_scheme=settings.provided.auth_scheme,
             root_cert_path=settings.provided.grpc_root_cert_path,

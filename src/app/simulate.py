@@ -35,12 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.clock import PythonRandom, SystemClock, UuidIds
-from ..adapters.combiner_grpc.link import GrpcConnector
+from dependency_injector import providers
+
 from ..adapters.outbox_store import ProcessOutboxStore
-from ..adapters.package_archive import TarPackageUnpacker
-from ..adapters.package_cache import DiskPackageCache
-from ..adapters.scratch import TempScratch
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
 from ..domain.errors import ConfigError, FedClientError
 from ..domain.lifecycle import Lifecycle
@@ -192,19 +189,13 @@ async def simulate(
     base = load_settings(
         {"api_url": api_url, "api_port": api_port, "token": token, "log_level": log_level, "name": "sim"}
     )
+    # One container builds every client: the shared adapters (the controller client, the
+    # channels, shared by all) once, each client's lifecycle from the same providers.
     shared = build_container(base)
-    connector = GrpcConnector(
-        token=base.token_value,
-        auth_scheme=base.auth_scheme,
-        root_cert_path=base.grpc_root_cert_path,
-        force_tls=base.grpc_tls,
-        share_channels=True,
-    )
+    shared.share_channels.override(providers.Object(True))
+    connector = await shared.connector()
     controller = await shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
-    unpacker, clock = TarPackageUnpacker(), SystemClock()
-    package_cache, scratch = DiskPackageCache(), TempScratch()
-    ids, jitter = UuidIds(), PythonRandom()
     pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
     trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
@@ -224,19 +215,14 @@ async def simulate(
             )
             task_clock = TaskClock(times)
             plan = build_plan(settings)
-            lifecycle = Lifecycle(
+            lifecycle = await shared.lifecycle(
                 plan=plan,
                 discovery=discovery,
                 package_source=None,
-                unpacker=unpacker,
                 connector=TimedConnector(connector, task_clock, times),
                 trainer_factory=timed_factory(trainers, task_clock),
-                clock=clock,
-                package_cache=package_cache,
                 outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
-                scratch=scratch,
-                ids=ids,
-                random=jitter,
+                usage_probe=None,  # no telemetry from thousands of simulated clients
             )
             lifecycles.append(lifecycle)
             runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))
@@ -259,8 +245,7 @@ async def simulate(
     finally:
         stop.set()
         await asyncio.gather(*(asyncio.wait_for(r, 20) for r in runners), return_exceptions=True)
-        await connector.aclose()
-        await shared.shutdown_resources()
+        await shared.shutdown_resources()  # the shared channels and the controller client
         if federation is not None:
             await federation.stop()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,4 @@
-"""The Protocols the lifecycle depends on. Adapters implement them; fakes live in adapters.memory."""
+"""The Protocols the lifecycle depends on. Adapters implement them; fakes live in testing.fakes."""
 
 from __future__ import annotations
 

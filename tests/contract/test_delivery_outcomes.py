@@ -13,10 +13,10 @@ from pathlib import Path
 import grpc
 import pytest
 from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnector
-from fedclient.adapters.memory import InMemoryCombiner, InMemoryLink
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.domain.errors import DeliveryUncertain, TransientError
 from fedclient.domain.model import CombinerAddress, Identity, ModelUpdate, Validation
+from fedclient.testing.fakes import InMemoryCombiner, InMemoryLink
 
 ME = Identity("alice", "cid-9")
 

@@ -16,7 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dependency_injector import providers
-from fedclient.adapters.memory import (
+from fedclient.app.container import build_container, client_lifecycle
+from fedclient.app.settings_load import load_settings
+from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
+from fedclient.testing.fakes import (
     FakeClock,
     InMemoryCombiner,
     InMemoryConnector,
@@ -25,9 +28,6 @@ from fedclient.adapters.memory import (
     InMemoryTrainerFactory,
     InMemoryUnpacker,
 )
-from fedclient.app.container import build_container, client_lifecycle
-from fedclient.app.settings_load import load_settings
-from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
 
 ADDRESS = CombinerAddress("combiner.example", 7000)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.combiner_grpc.link import GrpcConnector
-from fedclient.adapters.memory import InMemoryCombiner, InMemoryConnector, RecordingObserver
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.domain.errors import ModelNotFound
 from fedclient.domain.model import CombinerAddress, Identity
 from fedclient.domain.observe import TransferKind
 from fedclient.domain.ports import CombinerLink
+from fedclient.testing.fakes import InMemoryCombiner, InMemoryConnector, RecordingObserver
 
 ME = Identity("alice", "cid-1")
 SIZE = 2 * (1 << 20) + 5

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.sandbox.fault_rig import FaultRig
+from fedclient.testing.fault_rig import FaultRig
 
 
 @pytest.fixture

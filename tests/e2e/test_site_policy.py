@@ -16,14 +16,6 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.clock import PythonRandom, UuidIds
-from fedclient.adapters.memory import (
-    FakeClock,
-    InMemoryCombiner,
-    InMemoryConnector,
-    InMemoryDiscovery,
-    InMemoryPackageSource,
-    InMemoryUnpacker,
-)
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.adapters.scratch import TempScratch
@@ -40,6 +32,14 @@ from fedclient.domain.model import (
     TaskKind,
 )
 from fedclient.domain.policy import ResourceLimits
+from fedclient.testing.fakes import (
+    FakeClock,
+    InMemoryCombiner,
+    InMemoryConnector,
+    InMemoryDiscovery,
+    InMemoryPackageSource,
+    InMemoryUnpacker,
+)
 
 ASSIGNED = Assignment(
     AssignmentStatus.ASSIGNED, combiner=CombinerAddress("127.0.0.1", 12080), client_id="cid"

@@ -6,7 +6,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import (
+from fedclient.adapters.outbox_store import ProcessOutboxStore
+from fedclient.domain.errors import AuthError
+from fedclient.domain.links import LinkHolder
+from fedclient.domain.model import Identity, StatusReport, Task, TaskKind
+from fedclient.domain.outbox import Outbox
+from fedclient.domain.state import StateMachine
+from fedclient.domain.tasks import TaskRunner
+from fedclient.testing.fakes import (
     CountingIds,
     FakeClock,
     FakeScratch,
@@ -15,13 +22,6 @@ from fedclient.adapters.memory import (
     InMemoryTrainer,
     SeededRandom,
 )
-from fedclient.adapters.outbox_store import ProcessOutboxStore
-from fedclient.domain.errors import AuthError
-from fedclient.domain.links import LinkHolder
-from fedclient.domain.model import Identity, StatusReport, Task, TaskKind
-from fedclient.domain.outbox import Outbox
-from fedclient.domain.state import StateMachine
-from fedclient.domain.tasks import TaskRunner
 
 
 class SlowStatusLink(InMemoryLink):

@@ -10,14 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fedclient.adapters.memory import (
-    CountingIds,
-    FakeClock,
-    FakeScratch,
-    InMemoryCombiner,
-    InMemoryLink,
-    SeededRandom,
-)
 from fedclient.adapters.model_npz import load_arrays, save_arrays
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
@@ -33,6 +25,14 @@ from fedclient.domain.model import Identity, StatusLevel, Task, TaskKind
 from fedclient.domain.outbox import Outbox
 from fedclient.domain.state import ClientState, StateMachine, client_state_to_string
 from fedclient.domain.tasks import TaskRunner
+from fedclient.testing.fakes import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    SeededRandom,
+)
 
 ME = Identity("site", "cid-1")
 

@@ -9,7 +9,11 @@ from pathlib import Path
 from dependency_injector import providers
 from fedclient.adapters.combiner_grpc.link import GrpcConnector
 from fedclient.adapters.controller_http import HttpxDiscovery, HttpxPackageSource
-from fedclient.adapters.memory import (
+from fedclient.adapters.package_archive import TarPackageUnpacker
+from fedclient.app.container import build_container, client_lifecycle
+from fedclient.app.settings_load import load_settings
+from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
+from fedclient.testing.fakes import (
     FakeClock,
     InMemoryCombiner,
     InMemoryConnector,
@@ -18,10 +22,6 @@ from fedclient.adapters.memory import (
     InMemoryTrainerFactory,
     InMemoryUnpacker,
 )
-from fedclient.adapters.package_archive import TarPackageUnpacker
-from fedclient.app.container import build_container, client_lifecycle
-from fedclient.app.settings_load import load_settings
-from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
 
 
 async def test_container_builds_the_real_adapters(tmp_path: Path) -> None:

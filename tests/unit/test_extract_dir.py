@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.app.cli import main
 from fedclient.app.plan import build_plan, package_extract_dir
@@ -37,6 +36,7 @@ from fedclient.domain.extract_dir import (
 )
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import Identity
+from fedclient.testing.fakes import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 
 from tests.unit.test_lifecycle import MANIFEST
 

@@ -10,20 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import (
-    CountingIds,
-    FakeClock,
-    FakeScratch,
-    InMemoryCombiner,
-    InMemoryConnector,
-    InMemoryDiscovery,
-    InMemoryOutboxStore,
-    InMemoryPackageSource,
-    InMemoryTrainer,
-    InMemoryTrainerFactory,
-    InMemoryUnpacker,
-    SeededRandom,
-)
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.credentials import Credentials
@@ -44,6 +30,20 @@ from fedclient.domain.package import ChecksumVerdict
 from fedclient.domain.retry import RetryConfig
 from fedclient.domain.state import ClientState
 from fedclient.domain.tasks import DIRECT_ATTEMPTS, RECEIVED, UPDATE_DONE, VALIDATION_DONE
+from fedclient.testing.fakes import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryConnector,
+    InMemoryDiscovery,
+    InMemoryOutboxStore,
+    InMemoryPackageSource,
+    InMemoryTrainer,
+    InMemoryTrainerFactory,
+    InMemoryUnpacker,
+    SeededRandom,
+)
 
 COMBINER = CombinerAddress("127.0.0.1", 12080)
 ASSIGNED = Assignment(

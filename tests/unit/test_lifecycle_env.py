@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import InMemoryTrainer
 from fedclient.domain.errors import PackageError
 from fedclient.domain.model import Task, TaskKind
+from fedclient.testing.fakes import InMemoryTrainer
 
 from tests.unit.test_lifecycle import ASSIGNED, World, archive, train_task
 

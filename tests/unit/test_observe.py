@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import RecordingObserver as Recorder
 from fedclient.app.logs import configure_logging
 from fedclient.domain.model import TaskKind
 from fedclient.domain.observe import Link, TransferKind, log_context, log_scope
 from fedclient.domain.state import ClientState
 from fedclient.domain.status import StatusBoard, human_bytes, status_line, transfer_summary
 from fedclient.domain.tasks import UPDATE_DONE
+from fedclient.testing.fakes import RecordingObserver as Recorder
 
 from tests.unit.test_lifecycle import MANIFEST, World, train_task
 
@@ -82,7 +82,7 @@ async def test_board_follows_a_training_task(
 
 
 async def test_a_failed_task_is_counted_as_failed(tmp_path: Path, archive: Path) -> None:
-    from fedclient.adapters.memory import InMemoryTrainer
+    from fedclient.testing.fakes import InMemoryTrainer
 
     board = StatusBoard(now=time.monotonic)
     w = World(tmp_path, archive, trainer=InMemoryTrainer(fail="train"))

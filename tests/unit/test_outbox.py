@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.memory import (
+from fedclient.adapters.outbox_store import FileOutboxStore
+from fedclient.domain.links import LinkHolder
+from fedclient.domain.model import Identity, ModelUpdate, Task, TaskKind
+from fedclient.domain.outbox import Delivery, Outbox, OutboxEntry, ResultKind, stale_reason
+from fedclient.domain.retry import RetryConfig
+from fedclient.domain.rounds import RoundWatch
+from fedclient.testing.fakes import (
     CountingIds,
     FakeClock,
     InMemoryCombiner,
@@ -17,12 +23,6 @@ from fedclient.adapters.memory import (
     InMemoryOutboxStore,
     SeededRandom,
 )
-from fedclient.adapters.outbox_store import FileOutboxStore
-from fedclient.domain.links import LinkHolder
-from fedclient.domain.model import Identity, ModelUpdate, Task, TaskKind
-from fedclient.domain.outbox import Delivery, Outbox, OutboxEntry, ResultKind, stale_reason
-from fedclient.domain.retry import RetryConfig
-from fedclient.domain.rounds import RoundWatch
 
 ME = Identity("alice", "cid-1")
 FAST = RetryConfig(initial=0.01, maximum=0.05)

@@ -9,14 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import (
-    CountingIds,
-    FakeClock,
-    FakeScratch,
-    InMemoryCombiner,
-    InMemoryLink,
-    SeededRandom,
-)
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
@@ -32,6 +24,14 @@ from fedclient.domain.outbox import Outbox
 from fedclient.domain.package import Manifest
 from fedclient.domain.state import StateMachine
 from fedclient.domain.tasks import TaskRunner
+from fedclient.testing.fakes import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryLink,
+    SeededRandom,
+)
 
 
 def package(tmp_path: Path, body: str, helper: str = "") -> Path:

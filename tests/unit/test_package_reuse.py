@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import Identity
 from fedclient.domain.package import ChecksumVerdict
 from fedclient.domain.package_cache import RECORD
+from fedclient.testing.fakes import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 
 from tests.unit.test_lifecycle import MANIFEST
 

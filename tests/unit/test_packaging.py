@@ -31,7 +31,7 @@ def test_a_user_script_with_app_domain_adapters_of_its_own_does_not_shadow_fedcl
         (tmp_path / f"{name}.py").write_text("raise ImportError('the user module was imported')\n")
     # Run from the user's directory, as `python script.py` would: that directory is first on sys.path.
     probe = (
-        "import fedclient.app.cli, fedclient.domain.lifecycle, fedclient.adapters.memory\n"
+        "import fedclient.app.cli, fedclient.domain.lifecycle, fedclient.testing.fakes\n"
         "print(fedclient.__file__)"
     )
     done = subprocess.run(

@@ -23,18 +23,6 @@ from dependency_injector import providers
 from fedclient.adapters import model_npz
 from fedclient.adapters.dp_accountant import RdpAccountant
 from fedclient.adapters.dp_mechanism import l2_norm, make_generator
-from fedclient.adapters.memory import (
-    CountingIds,
-    FakeClock,
-    FakeScratch,
-    InMemoryCombiner,
-    InMemoryConnector,
-    InMemoryDiscovery,
-    InMemoryPackageSource,
-    InMemoryUnpacker,
-    RecordingObserver,
-    SeededRandom,
-)
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.adapters.text_record import FileTextRecord
@@ -57,6 +45,18 @@ from fedclient.domain.model import (
 from fedclient.domain.package import Manifest
 from fedclient.domain.privacy import RECORD, BudgetExhausted, PrivacyBudget, PrivacySpent, parse_privacy
 from fedclient.domain.tasks import PREDICTION_DONE, UPDATE_DONE, VALIDATION_DONE
+from fedclient.testing.fakes import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryConnector,
+    InMemoryDiscovery,
+    InMemoryPackageSource,
+    InMemoryUnpacker,
+    RecordingObserver,
+    SeededRandom,
+)
 
 CLIP = 0.5
 SECTION = {"clipping_norm": CLIP, "noise_multiplier": 1.0, "delta": 1e-5, "epsilon_budget": 10}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryTrainer
+from fedclient.testing.fakes import FakeClock, InMemoryTrainer
 
 from tests.unit.test_lifecycle import World, archive, train_task
 

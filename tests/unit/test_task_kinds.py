@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import InMemoryTrainer
 from fedclient.domain.model import StatusLevel, Task, TaskKind
 from fedclient.domain.state import ClientState
 from fedclient.domain.tasks import (
@@ -17,6 +16,7 @@ from fedclient.domain.tasks import (
     UPDATE_DONE,
     VALIDATION_DONE,
 )
+from fedclient.testing.fakes import InMemoryTrainer
 
 from tests.unit.test_lifecycle import MANIFEST, ROUND_CONFIG, World
 

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import FakeClock, InMemoryTokenRefresher, SeededRandom
 from fedclient.domain.credentials import NO_REFRESH_HINT, Credentials
 from fedclient.domain.errors import AuthError, TransientError
 from fedclient.domain.model import Assignment, AssignmentStatus
+from fedclient.testing.fakes import FakeClock, InMemoryTokenRefresher, SeededRandom
 
 from tests.unit.test_lifecycle import ASSIGNED, World, archive, train_task
 

@@ -12,10 +12,10 @@ from fedclient.adapters.combiner_grpc.channel import ChannelSettings
 from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink
 from fedclient.adapters.controller_http import ControllerEndpoint, HttpxDiscovery
 from fedclient.adapters.controller_http.refresh import HttpTokenRefresher
-from fedclient.adapters.memory import FakeClock, InMemoryTokenRefresher, SeededRandom
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, ConfigError, TransientError
 from fedclient.domain.model import CombinerAddress, Identity
+from fedclient.testing.fakes import FakeClock, InMemoryTokenRefresher, SeededRandom
 
 URI = "https://auth.example.org/api/token/refresh/"
 REFRESH = "the-refresh-token-0123456789"

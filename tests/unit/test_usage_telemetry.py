@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fedclient.adapters.memory import ScriptedUsageProbe
 from fedclient.adapters.system_usage import ProcUsageProbe, system_usage_probe
 from fedclient.domain.errors import TransientError
 from fedclient.domain.model import ResourceUsage
 from fedclient.domain.usage import UsageMeter, UsageReading, cpu_percent
+from fedclient.testing.fakes import ScriptedUsageProbe
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -20,19 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...domain.lifecycle import ClientPlan, Lifecycle
-from ...domain.model import CombinerAddress, Identity, PackageMode, TaskKind
-from ...domain.outbox import OutboxEntry
-from ...domain.package import Manifest
-from ...domain.retry import RetryConfig
-from ..clock import PythonRandom, SystemClock, UuidIds
-from ..combiner_grpc.link import GrpcConnector
-from ..outbox_store import FileOutboxStore
-from ..package_archive import TarPackageUnpacker
-from ..package_cache import DiskPackageCache
-from ..scratch import TempScratch
-from .combiner import SandboxCombiner, UpdateRecord
-from .fault_proxy import FaultProxy
+from ..adapters.clock import PythonRandom, SystemClock, UuidIds
+from ..adapters.combiner_grpc.link import GrpcConnector
+from ..adapters.outbox_store import FileOutboxStore
+from ..adapters.package_archive import TarPackageUnpacker
+from ..adapters.package_cache import DiskPackageCache
+from ..adapters.sandbox.combiner import SandboxCombiner, UpdateRecord
+from ..adapters.sandbox.fault_proxy import FaultProxy
+from ..adapters.scratch import TempScratch
+from ..domain.lifecycle import ClientPlan, Lifecycle
+from ..domain.model import CombinerAddress, Identity, PackageMode, TaskKind
+from ..domain.outbox import OutboxEntry
+from ..domain.package import Manifest
+from ..domain.retry import RetryConfig
 
 MANIFEST = (
     "entry_points:\n  train:\n    command: python train.py\n  validate:\n    command: python validate.py\n"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..adapters.package_merge import merge_into
 from ..domain.credentials import Credentials
 from ..domain.errors import (
     AuthError,
@@ -51,7 +52,6 @@ from ..domain.outbox import OutboxEntry
 from ..domain.package import MANIFEST_NAME, Manifest, parse_manifest
 from ..domain.privacy import PrivacySpent
 from ..domain.usage import UsageReading
-from .package_merge import merge_into
 
 
 class InMemoryDiscovery:
