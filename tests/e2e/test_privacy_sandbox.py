@@ -63,7 +63,9 @@ def test_digits_learns_under_the_privacy_policy_and_the_budget_is_kept(tmp_path:
     for r in rounds:
         print(f"{r['round']:>5}  {r['metrics']['test_accuracy']:.4f}    {r['epsilon_spent']:.2f}")
     assert all(r["updates"] == 2 for r in rounds)
-    assert rounds[-1]["metrics"]["test_accuracy"] > rounds[0]["metrics"]["test_accuracy"] + 0.1, "it still learns"
+    assert rounds[-1]["metrics"]["test_accuracy"] > rounds[0]["metrics"]["test_accuracy"] + 0.1, (
+        "it still learns"
+    )
     spent = [r["epsilon_spent"] for r in rounds]
     assert spent == pytest.approx([_library_epsilon(k) for k in range(1, ROUNDS + 1)], rel=1e-9)
 

@@ -1,12 +1,16 @@
-"""Fixtures shared by the unit tests that read settings from the environment or run main()."""
+"""Fixtures shared by the unit tests: no FEDN_* environment, the root logger restored, a package archive."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.unit.world import MANIFEST
 
 
 @pytest.fixture
@@ -25,3 +29,11 @@ def restore_root_logger() -> Iterator[None]:
     yield
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    """A package (the in-memory unpacker's JSON form) whose fedn.yaml is MANIFEST."""
+    path = tmp_path / "package.json"
+    path.write_text(json.dumps({"client/fedn.yaml": json.dumps(MANIFEST)}))
+    return path

@@ -12,10 +12,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.app.cli import main
 from fedclient.app.plan import build_plan, package_extract_dir
 from fedclient.app.settings_load import load, load_settings
@@ -34,11 +32,11 @@ from fedclient.domain.extract_dir import (
     unchanged,
     with_record,
 )
-from fedclient.domain.lifecycle import ClientPlan, Lifecycle
-from fedclient.domain.model import Identity
-from fedclient.testing.fakes import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
+from fedclient.domain.lifecycle import Lifecycle
+from fedclient.testing.fakes import InMemoryPackageSource, InMemoryUnpacker
 
-from tests.unit.test_lifecycle import MANIFEST
+from tests.unit import test_package_reuse as package_reuse
+from tests.unit.world import MANIFEST
 
 pytestmark = pytest.mark.usefixtures("no_fedn_env", "restore_root_logger")
 
@@ -231,24 +229,7 @@ def digest(path: Path) -> str:
 
 
 async def start(work: Path, target: Path, source: InMemoryPackageSource) -> Lifecycle:
-    plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, package_extract_dir=target)
-    unused: Any = None  # the ports preparing a package never calls
-    life = Lifecycle(
-        plan,
-        None,
-        source,
-        InMemoryUnpacker(),
-        unused,
-        unused,
-        FakeClock(),
-        package_cache=DiskPackageCache(),
-        outbox_store=unused,
-        scratch=unused,
-        ids=unused,
-        random=SeededRandom(),
-    )
-    await life.prepare_package()
-    return life
+    return await package_reuse.start(work, source, package_extract_dir=target)
 
 
 async def test_every_start_unpacks_over_the_extract_dir_and_keeps_runtime_files(
@@ -310,7 +291,7 @@ async def test_children_a_killed_client_left_are_swept_before_the_package_is_unp
     """After a SIGKILL, the old entry points may still run in the extract dir: gone before the merge."""
     from fedclient.adapters.trainers import PID_FILE, ChildRegistry, subprocess_trainer_factory
 
-    from tests.unit.test_lifecycle import World
+    from tests.unit.world import World
 
     pid_file = tmp_path / "work" / PID_FILE
     leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)

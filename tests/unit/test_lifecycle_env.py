@@ -11,9 +11,7 @@ from fedclient.domain.errors import PackageError
 from fedclient.domain.model import Task, TaskKind
 from fedclient.testing.fakes import InMemoryTrainer
 
-from tests.unit.test_lifecycle import ASSIGNED, World, archive, train_task
-
-__all__ = ["archive"]  # the fixture, re-used
+from tests.unit.world import ASSIGNED, World, train_task
 
 
 class PreparingTrainer(InMemoryTrainer):

@@ -18,14 +18,7 @@ from fedclient.domain.status import StatusBoard, human_bytes, status_line, trans
 from fedclient.domain.tasks import UPDATE_DONE
 from fedclient.testing.fakes import RecordingObserver as Recorder
 
-from tests.unit.test_lifecycle import MANIFEST, World, train_task
-
-
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    path = tmp_path / "package.json"
-    path.write_text(json.dumps({"client/fedn.yaml": json.dumps(MANIFEST)}))
-    return path
+from tests.unit.world import World, train_task
 
 
 @pytest.fixture
@@ -174,7 +167,7 @@ async def test_heartbeat_misses_past_the_limit_show_as_a_reconnect(tmp_path: Pat
 async def test_a_reassignment_shows_the_new_combiner(tmp_path: Path, archive: Path) -> None:
     from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress
 
-    from tests.unit.test_lifecycle import ASSIGNED
+    from tests.unit.world import ASSIGNED
 
     moved = Assignment(
         AssignmentStatus.ASSIGNED, combiner=CombinerAddress("127.0.0.2", 12081), client_id="cid-1"

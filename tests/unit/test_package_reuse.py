@@ -16,7 +16,7 @@ from fedclient.domain.package import ChecksumVerdict
 from fedclient.domain.package_cache import RECORD
 from fedclient.testing.fakes import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 
-from tests.unit.test_lifecycle import MANIFEST
+from tests.unit.world import MANIFEST
 
 
 def package(path: Path, marker: str) -> Path:

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from fedclient.testing.fakes import FakeClock, InMemoryTrainer
 
-from tests.unit.test_lifecycle import World, archive, train_task
+from tests.unit.world import World, train_task
 
-__all__ = ["archive"]
 GRACE = 77.0
 
 

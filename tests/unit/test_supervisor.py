@@ -9,9 +9,7 @@ import pytest
 from fedclient.domain.errors import PermanentError
 from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress
 
-from tests.unit.test_lifecycle import ASSIGNED, COMBINER, World, archive, train_task
-
-__all__ = ["archive"]  # the fixture, re-used
+from tests.unit.world import ASSIGNED, COMBINER, World, train_task
 
 TRY_AGAIN = Assignment(AssignmentStatus.TRY_AGAIN, "No combiner available yet")
 DOWN = Assignment(AssignmentStatus.UNREACHABLE, "connection refused")

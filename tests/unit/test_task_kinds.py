@@ -18,16 +18,9 @@ from fedclient.domain.tasks import (
 )
 from fedclient.testing.fakes import InMemoryTrainer
 
-from tests.unit.test_lifecycle import MANIFEST, ROUND_CONFIG, World
+from tests.unit.world import ROUND_CONFIG, World
 
 SL_CONFIG = json.dumps({"round_id": "3", "is_sl_inference": "False", "task": "forward"})
-
-
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    path = tmp_path / "package.json"
-    path.write_text(json.dumps({"client/fedn.yaml": json.dumps(MANIFEST)}))
-    return path
 
 
 def task(kind: TaskKind, model: str = "seed", data: str = "", corr: str = "c1", type_name: str = "") -> Task:

@@ -11,9 +11,7 @@ from fedclient.domain.errors import AuthError, TransientError
 from fedclient.domain.model import Assignment, AssignmentStatus
 from fedclient.testing.fakes import FakeClock, InMemoryTokenRefresher, SeededRandom
 
-from tests.unit.test_lifecycle import ASSIGNED, World, archive, train_task
-
-__all__ = ["archive"]
+from tests.unit.world import ASSIGNED, World, train_task
 
 EXPIRED = Assignment(AssignmentStatus.UNAUTHORIZED, "the controller refused our credentials: Token expired")
 

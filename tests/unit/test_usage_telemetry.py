@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,10 @@ from fedclient.testing.fakes import ScriptedUsageProbe
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.test_lifecycle import MANIFEST, World
+from tests.unit.world import World
 
 STAT = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 100 0 50 800 50 0 0 0 0 0\nintr 1 2 3\n"
 MEMINFO = "MemTotal:       1000000 kB\nMemFree:         100000 kB\nMemAvailable:    250000 kB\n"
-
-
-@pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    path = tmp_path / "package.json"
-    path.write_text(json.dumps({"client/fedn.yaml": json.dumps(MANIFEST)}))
-    return path
 
 
 def fake_proc(root: Path, stat: str = STAT, meminfo: str = MEMINFO) -> Path:

@@ -1,0 +1,100 @@
+"""The unit tests' world: one Lifecycle over the in-memory fakes, and the tasks they send it.
+
+The ``archive`` fixture (a package holding MANIFEST) is in tests/unit/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from fedclient.adapters.outbox_store import ProcessOutboxStore
+from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.domain.credentials import Credentials
+from fedclient.domain.lifecycle import ClientPlan, Lifecycle
+from fedclient.domain.model import (
+    Assignment,
+    AssignmentStatus,
+    CombinerAddress,
+    Identity,
+    Task,
+    TaskKind,
+)
+from fedclient.testing.fakes import (
+    CountingIds,
+    FakeClock,
+    FakeScratch,
+    InMemoryCombiner,
+    InMemoryConnector,
+    InMemoryDiscovery,
+    InMemoryPackageSource,
+    InMemoryTrainer,
+    InMemoryTrainerFactory,
+    InMemoryUnpacker,
+    SeededRandom,
+)
+
+COMBINER = CombinerAddress("127.0.0.1", 12080)
+ASSIGNED = Assignment(
+    AssignmentStatus.ASSIGNED, combiner=COMBINER, client_id="cid-1", helper_type="numpyhelper"
+)
+MANIFEST = {"entry_points": {"train": {"command": "python train.py"}, "validate": {"command": "python v.py"}}}
+ROUND_CONFIG = json.dumps({"round_id": "1", "session_id": "s1", "client_settings": {"lr": "0.1"}})
+
+
+class World:
+    def __init__(
+        self,
+        tmp_path: Path,
+        archive: Path,
+        *answers: Assignment,
+        checksum: str | None = "auto",
+        trainer: InMemoryTrainer | None = None,
+        credentials: Credentials | None = None,
+        **plan_kw: object,
+    ) -> None:
+        self.combiner = InMemoryCombiner()
+        self.combiner.models["seed"] = b"seed"
+        self.discovery = InMemoryDiscovery(*(answers or (ASSIGNED,)))
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest() if checksum == "auto" else checksum
+        self.source = InMemoryPackageSource(archive, digest)
+        self.trainer = trainer or InMemoryTrainer(num_examples=42)
+        self.clock = FakeClock()
+        self.credentials = credentials or Credentials(None)
+        plan = ClientPlan(identity=Identity("alice", "cid-0"), work_dir=tmp_path / "work", **plan_kw)  # type: ignore[arg-type]
+        self.life = Lifecycle(
+            plan=plan,
+            discovery=self.discovery,
+            package_source=self.source,
+            unpacker=InMemoryUnpacker(),
+            connector=InMemoryConnector(self.combiner, self.credentials),
+            trainer_factory=InMemoryTrainerFactory(self.trainer),
+            clock=self.clock,
+            credentials=self.credentials,
+            package_cache=DiskPackageCache(),
+            outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),
+            scratch=FakeScratch(),
+            ids=CountingIds(),
+            random=SeededRandom(),
+        )
+        self.stop = asyncio.Event()
+
+    async def run_until(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
+        runner = asyncio.create_task(self.life.run(self.stop))
+        try:
+            async with asyncio.timeout(timeout):
+                while not done():
+                    if runner.done():
+                        runner.result()
+                        raise AssertionError("lifecycle ended before the condition held")
+                    await asyncio.sleep(0.005)
+        finally:
+            self.stop.set()
+            await asyncio.wait_for(runner, 5)
+
+
+def train_task(model: str = "seed", corr: str = "c1") -> Task:
+    return Task(TaskKind.TRAIN, model, "s1", corr, ROUND_CONFIG, "combiner-0", json.loads(ROUND_CONFIG))
