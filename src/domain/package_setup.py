@@ -15,7 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .credentials import Credentials
 from .errors import ConfigError, FedClientError, PackageError
@@ -23,13 +22,12 @@ from .extract_dir import RECORD_NAME
 from .model import PackageMode
 from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
 from .package_cache import CACHE_DIR, KeptPackage, intact
+
+# The lifecycle's logger: these lines keep the `logger` they have always had (docs/OPERATING.md).
+from .plan import ClientPlan
 from .ports import Clock, PackageCache, PackageSource, PackageUnpacker, Random, Trainer
 from .retry import call_with_retry
 
-if TYPE_CHECKING:  # lifecycle imports this module
-    from .lifecycle import ClientPlan
-
-# The lifecycle's logger: these lines keep the `logger` they have always had (docs/OPERATING.md).
 log = logging.getLogger("fedclient.lifecycle")
 
 

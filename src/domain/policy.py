@@ -19,6 +19,7 @@ from typing import Any
 from .archive_rules import ArchiveLimits
 from .errors import ConfigError
 from .privacy import PrivacyPolicy, parse_privacy
+from .read_number import as_number
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\s*")
@@ -121,12 +122,7 @@ def parse_size(value: object, what: str) -> int:
 
 
 def parse_number(value: object, what: str, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{what}: expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{what}: expected a number, got {value!r}") from None
+    number = as_number(value, what)
     if not number > 0 or number == float("inf") or (integer and number != int(number)):
         raise ConfigError(f"{what}: expected a positive {'whole ' if integer else ''}number, got {value!r}")
     return number

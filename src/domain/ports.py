@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,7 +25,6 @@ from .model import (
 )
 from .package import Manifest
 from .package_cache import KeptPackage
-from .privacy import GaussianRounds
 
 
 class Discovery(Protocol):
@@ -201,14 +200,6 @@ class HelperAwareTrainer(Protocol):
     """
 
     def use_helper(self, helper_type: str) -> None: ...
-
-
-class PrivacyAccountant(Protocol):
-    """Composes released rounds into one ε (a maintained accountant library behind it, never our own)."""
-
-    def epsilon(self, rounds: Sequence[GaussianRounds], delta: float) -> float:
-        """The ε of all of ``rounds`` together at ``delta``."""
-        ...
 
 
 @runtime_checkable

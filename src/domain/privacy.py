@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import ConfigError, TaskFailed
 from .model_files import DEFAULT_HELPER
+from .read_number import as_number
 
 if TYPE_CHECKING:
-    from .ports import PrivacyAccountant, TextRecord
+    from .ports import TextRecord
 
 RECORD = "privacy.json"  # in the work dir: the rounds this site released under privacy
 PRIVACY_KEYS = ("clipping_norm", "noise_multiplier", "epsilon_per_round", "delta", "epsilon_budget")
@@ -41,6 +42,14 @@ class GaussianRounds:
 
     noise_multiplier: float
     count: int
+
+
+class PrivacyAccountant(Protocol):
+    """Composes released rounds into one ε (a maintained accountant library behind it, never our own)."""
+
+    def epsilon(self, rounds: Sequence[GaussianRounds], delta: float) -> float:
+        """The ε of all of ``rounds`` together at ``delta``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -155,12 +164,7 @@ def _number(
     value: object, what: str, minimum: float, open_min: bool = False, below: float | None = None
 ) -> float:
     """A finite number ≥ ``minimum`` (> with ``open_min``) and < ``below``; text such as ``1e-5`` too."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{what}: expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{what}: expected a number, got {value!r}") from None
+    number = as_number(value, what)
     if not math.isfinite(number) or number < minimum or (open_min and number == minimum):
         bound = f"more than {minimum:g}" if open_min else f"at least {minimum:g}"
         raise ConfigError(f"{what}: must be a finite number {bound}, got {value!r}")
