@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..adapters.clock import PythonRandom, SystemClock, UuidIds
 from ..adapters.combiner_grpc.link import GrpcConnector
 from ..adapters.outbox_store import FileOutboxStore
-from ..adapters.package_archive import TarPackageUnpacker
-from ..adapters.package_cache import DiskPackageCache
 from ..adapters.sandbox.combiner import SandboxCombiner, UpdateRecord
 from ..adapters.sandbox.fault_proxy import FaultProxy
-from ..adapters.scratch import TempScratch
+from ..app.container import Container, build_container
+from ..app.settings_load import load_settings
 from ..domain.lifecycle import ClientPlan, Lifecycle
 from ..domain.model import CombinerAddress, Identity, PackageMode, TaskKind
 from ..domain.outbox import OutboxEntry
@@ -106,6 +104,7 @@ class FaultRig:
     proxy: FaultProxy = field(init=False)
     trainer: CopyTrainer = field(init=False)
     life: Lifecycle | None = None
+    container: Container | None = None
     store: HoldingStore = field(init=False)
     seed_id: str = ""
     rounds: int = 0
@@ -124,11 +123,15 @@ class FaultRig:
         self.seed_id = f"seed-{uuid.uuid4().hex[:8]}"
         self.combiner.put_model(self.seed_id, seed)
         self.trainer = CopyTrainer(self.train_delay)
-        self.start_client()
+        await self.start_client()
         return self
 
-    def start_client(self) -> None:
-        """Start the client over the work directory."""
+    async def start_client(self) -> None:
+        """Start the client over the work directory, built by the container as `fedclient run` is.
+
+        The rig's plan (fast heartbeats and retries), its connector (short timeouts), trainer
+        and holding outbox store are given to the ``lifecycle`` provider as call arguments.
+        """
         package = self.work_dir / "package"
         package.mkdir(exist_ok=True)
         (package / "fedn.yaml").write_text(MANIFEST)
@@ -152,21 +155,25 @@ class FaultRig:
 
         t = self.timeout
         self.store = HoldingStore(plan.work_dir / "outbox")
-        self.life = Lifecycle(
+        settings = load_settings(
+            {
+                "combiner": "127.0.0.1",
+                "combiner_port": self.proxy.port,
+                "local_package": package,
+                "work_dir": plan.work_dir,
+                "name": "rig",
+                "client_id": self.client_id,
+            }
+        )
+        self.container = build_container(settings)
+        self.life = await self.container.lifecycle(
             plan=plan,
-            discovery=None,
-            package_source=None,
-            unpacker=TarPackageUnpacker(),
             connector=GrpcConnector(
                 None, rpc_timeout=t, connect_timeout=t, progress_timeout=t, unknown_timeout=t
             ),
             trainer_factory=factory,
-            clock=SystemClock(),
             outbox_store=self.store,
-            package_cache=DiskPackageCache(),
-            scratch=TempScratch(),
-            ids=UuidIds(),
-            random=PythonRandom(),
+            usage_probe=None,
         )
         self._stop = asyncio.Event()
         self._runner = asyncio.create_task(self.life.run(self._stop), name="rig-client")
@@ -218,5 +225,7 @@ class FaultRig:
         if self._runner is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._runner, 10)
+        if self.container is not None:
+            await self.container.shutdown_resources()
         await self.proxy.stop()
         await self.combiner.stop()
