@@ -25,5 +25,5 @@ class UuidIds:
 
 
 class PythonRandom:
-    def random(self) -> float:
+    def uniform(self) -> float:
         return random.random()  # noqa: S311 - backoff jitter, not crypto

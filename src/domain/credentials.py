@@ -132,7 +132,7 @@ class Credentials:
                     clock.sleep,
                     "token refresh",
                     now=clock.monotonic,
-                    rand=jitter.random,
+                    rand=jitter.uniform,
                 )
             except TransientError as exc:
                 raise AuthError(f"the token was refused and could not be refreshed: {exc}") from None

@@ -246,7 +246,7 @@ class Lifecycle:
             # waited out for as long as it takes and only unreachable tries have a limit.
             if answer.status is AssignmentStatus.TRY_AGAIN:
                 waits += 1
-                delay = next_delay(waits, self.plan.assign_retry, answer.retry_after, self.random.random())
+                delay = next_delay(waits, self.plan.assign_retry, answer.retry_after, self.random.uniform())
                 tries = f"attempt {asks} of {budget}" if budget is not None else f"attempt {asks}"
                 log.info("controller says try again (%s); %s, waiting %.1f s", answer.message, tries, delay)
             else:
@@ -256,7 +256,7 @@ class Lifecycle:
                     raise TransientError(
                         f"the controller stayed unreachable after {unreachable} tries: {answer.message}"
                     )
-                delay = next_delay(unreachable, retry, answer.retry_after, self.random.random())
+                delay = next_delay(unreachable, retry, answer.retry_after, self.random.uniform())
                 if budget is not None:
                     tries, outlook = f"attempt {asks} of {budget}", ""
                 else:
@@ -330,7 +330,7 @@ class Lifecycle:
                     self._outage = (0, self.clock.monotonic())
                 if failures and failures % self.plan.reassign_after == 0:
                     await self._reassign(failures)
-                delay = next_delay(max(failures, 1), self.plan.reconnect_retry, rand=self.random.random())
+                delay = next_delay(max(failures, 1), self.plan.reconnect_retry, rand=self.random.uniform())
                 log.info(
                     "reconnecting to %s in %.1f s (attempt %d)", self.combiner.target, delay, failures + 1
                 )

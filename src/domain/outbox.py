@@ -258,7 +258,7 @@ class Outbox:
                     raise
                 except TransientError as exc:
                     attempt += 1
-                    delay = compute_backoff(attempt, self.retry, self.random.random())
+                    delay = compute_backoff(attempt, self.retry, self.random.uniform())
                     log.warning(
                         "outbox: sending %s %s failed (%s); retry %d in %.1f s",
                         entry.kind.value,

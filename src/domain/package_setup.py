@@ -67,7 +67,7 @@ class PackageSetup:
             self.pause,
             "asking for the package checksum",
             now=self.clock.monotonic,
-            rand=self.random.random,
+            rand=self.random.uniform,
         )
         expected = {n for n in map(normalize_checksum, (server_sum, self.plan.package_checksum)) if n}
         kept = await asyncio.to_thread(self._kept, cache_dir)
@@ -84,7 +84,7 @@ class PackageSetup:
             self.pause,
             "downloading the compute package",
             now=self.clock.monotonic,
-            rand=self.random.random,
+            rand=self.random.uniform,
         )
         if fetched.path is None:
             assert kept is not None

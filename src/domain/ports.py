@@ -253,7 +253,7 @@ class Ids(Protocol):
 class Random(Protocol):
     """Randomness, drawn only through here so a test can replay a run."""
 
-    def random(self) -> float:
+    def uniform(self) -> float:
         """A number in [0, 1): where a backoff falls within its jitter band."""
         ...
 

@@ -277,7 +277,7 @@ class TaskRunner:
             self._clock.sleep,
             f"sending update {update_id}",
             now=self._clock.monotonic,
-            rand=self._random.random,
+            rand=self._random.uniform,
         )
         return result
 
@@ -424,7 +424,12 @@ class TaskRunner:
             await call(await self._links.wait())
 
         await call_with_retry(
-            attempt, self._retry, self._clock.sleep, what, now=self._clock.monotonic, rand=self._random.random
+            attempt,
+            self._retry,
+            self._clock.sleep,
+            what,
+            now=self._clock.monotonic,
+            rand=self._random.uniform,
         )
 
     async def _report_failure(self, task: Task, error: str) -> TaskOutcome:

@@ -519,7 +519,7 @@ class SeededRandom:
     def __init__(self, seed: int = 0) -> None:
         self._random = random.Random(seed)  # noqa: S311 - test jitter, not crypto
 
-    def random(self) -> float:
+    def uniform(self) -> float:
         return self._random.random()
 
 
