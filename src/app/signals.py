@@ -34,12 +34,19 @@ def _again(sig: int) -> str:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: asyncio.Event, outlook: Callable[[], str]) -> Iterator[bool]:
+def stop_on_signals(
+    stop: asyncio.Event,
+    outlook: Callable[[], str],
+    before_exit: Callable[[], None] | None = None,
+    level: int = logging.INFO,
+) -> Iterator[bool]:
     """Inside a running loop: SIGINT/SIGTERM set ``stop``, a second ends the process; True if installed.
 
     ``outlook()`` says what stopping waits for ("waiting for the running train task, up to
-    120 s"). Off the main thread nothing is installed (Python allows it only there) and
-    the caller stops the client its own way.
+    120 s"). ``before_exit`` runs just before a second signal ends the process (e.g. remove
+    a temporary work dir). ``level``: of the stop line (simulate logs WARNING and up by
+    default, and the line must show). Off the main thread nothing is installed (Python allows it only
+    there) and the caller stops the client its own way.
     """
     if threading.current_thread() is not threading.main_thread():
         yield False
@@ -52,10 +59,13 @@ def stop_on_signals(stop: asyncio.Event, outlook: Callable[[], str]) -> Iterator
         received.append(sig)
         name = signal.Signals(sig).name
         if len(received) == 1:
-            log.info("stopping on %s: %s; %s to stop now", name, outlook(), _again(sig))
+            log.log(level, "stopping on %s: %s; %s to stop now", name, outlook(), _again(sig))
             stop.set()
             return
         log.warning("%s again: stopping now", name)
+        if before_exit is not None:
+            with contextlib.suppress(Exception):
+                before_exit()
         flush_background_stderr(1.0)
         os._exit(128 + sig)
 

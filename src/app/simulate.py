@@ -26,8 +26,10 @@ import contextlib
 import json
 import logging
 import os
-import signal
+import shutil
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +48,8 @@ from ..domain.ports import Discovery
 from .container import build_container
 from .plan import build_plan
 from .settings_load import load_settings
+from .signals import stop_on_signals
+from .stderr_writer import flush_background_stderr
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 from .user_paths import output_file, package_dir
 
@@ -59,6 +63,8 @@ log = logging.getLogger("fedclient.simulate")
 ASSIGN_CONCURRENCY = 16
 # Threads the clients' callbacks share (a thousand clients must not mean a thousand threads).
 CALLBACK_THREADS = min(32, (os.cpu_count() or 1) + 4)
+CALLBACK_THREAD_NAME = "fedclient-sim-callbacks"
+SHUTDOWN_GRACE = 5.0
 
 
 class _ThrottledDiscovery:
@@ -115,6 +121,7 @@ class SimulationReport:
     rounds: list[RoundResult] = field(default_factory=list)
     times: TaskTimes = field(default_factory=TaskTimes)
     cpu_seconds: float = 0.0
+    abandoned: int = 0  # callbacks still running when a stopped simulation ended
 
     @property
     def rss_per_client_kib(self) -> float:
@@ -187,7 +194,15 @@ async def simulate(
     rss_before = rss_mib()
     times = TaskTimes()
     base = load_settings(
-        {"api_url": api_url, "api_port": api_port, "token": token, "log_level": log_level, "name": "sim"}
+        {
+            "api_url": api_url,
+            "api_port": api_port,
+            "token": token,
+            "log_level": log_level,
+            "name": "sim",
+            # On SIGINT/SIGTERM a running callback gets this long, not a real client's 120 s.
+            "shutdown_grace": SHUTDOWN_GRACE,
+        }
     )
     # One container builds every client: the shared adapters (the controller client, the
     # channels, shared by all) once, each client's lifecycle from the same providers.
@@ -196,7 +211,7 @@ async def simulate(
     connector = await shared.connector()
     controller = await shared.discovery()
     discovery = _ThrottledDiscovery(controller) if controller is not None else None
-    pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix="fedclient-sim-callbacks")
+    pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix=CALLBACK_THREAD_NAME)
     trainers = callback_trainer_factory(loaded, pool)
     run_id = uuid.uuid4().hex[:6]
     lifecycles: list[Lifecycle] = []
@@ -236,7 +251,7 @@ async def simulate(
         report.rss_idle_mib = rss_mib()
         log.info("%d clients connected in %.1f s", times.connected, report.join_seconds)
         if federation is not None:
-            report.rounds = await federation.run(rounds)
+            report.rounds = await _rounds_until_stopped(federation, rounds, stop)
         else:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), duration)
@@ -249,6 +264,28 @@ async def simulate(
         if federation is not None:
             await federation.stop()
         pool.shutdown(wait=False, cancel_futures=True)
+        report.abandoned = sum(
+            t.is_alive() for t in threading.enumerate() if t.name.startswith(CALLBACK_THREAD_NAME)
+        )
+
+
+async def _rounds_until_stopped(
+    federation: Federation, rounds: int, stop: asyncio.Event
+) -> list[RoundResult]:
+    """The federation's rounds, cut short by ``stop`` (SIGINT/SIGTERM): the rounds done by then."""
+    running = asyncio.ensure_future(federation.run(rounds))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            return running.result()
+        log.warning("stopped after %d of %d rounds", len(federation.results), rounds)
+        return list(federation.results)
+    finally:
+        for job in (running, stopped):
+            job.cancel()
+            with contextlib.suppress(BaseException):
+                await job
 
 
 async def _wait_joined(
@@ -286,33 +323,45 @@ def run_simulate(args: argparse.Namespace) -> int:
     package = package_dir(args.package, "--package").resolve()
     output_file(args.json, "--json")
 
-    async def main(work: Path) -> SimulationReport:
+    async def main(work: Path, temporary: bool) -> SimulationReport:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        return await simulate(
-            package,
-            args.clients,
-            work,
-            rounds=args.rounds,
-            api_url=args.api_url,
-            api_port=args.api_port,
-            token=args.token,
-            duration=args.duration,
-            round_timeout=args.round_timeout,
-            join_timeout=args.join_timeout,
-            callbacks=args.callbacks,
-            log_level=args.log_level,
-            stop=stop,
-        )
+
+        def outlook() -> str:
+            return f"stopping {args.clients} simulated clients (callbacks still running are abandoned)"
+
+        def remove_work() -> None:  # a second signal: no finally runs, so the temp dir goes here
+            if temporary:
+                shutil.rmtree(work, ignore_errors=True)
+
+        with stop_on_signals(stop, outlook, remove_work, logging.WARNING):
+            return await simulate(
+                package,
+                args.clients,
+                work,
+                rounds=args.rounds,
+                api_url=args.api_url,
+                api_port=args.api_port,
+                token=args.token,
+                duration=args.duration,
+                round_timeout=args.round_timeout,
+                join_timeout=args.join_timeout,
+                callbacks=args.callbacks,
+                log_level=args.log_level,
+                stop=stop,
+            )
 
     with contextlib.ExitStack() as stack:
         work = args.work_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-simulate-"))
         )
-        report = asyncio.run(main(work.resolve()))
+        report = asyncio.run(main(work.resolve(), args.work_dir is None))
     print(report.format())
     if args.json:
         args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    if report.abandoned:
+        # Python would wait for those threads at exit; a stopped simulation does not.
+        log.warning("%d callback(s) still running were abandoned", report.abandoned)
+        sys.stdout.flush()
+        flush_background_stderr(1.0)
+        os._exit(0)
     return 0

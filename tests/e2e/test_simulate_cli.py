@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
-from tests.e2e.conftest import ROOT, run_cli
+import pytest
+
+from tests.child import Child
+from tests.e2e.conftest import ROOT, fedclient_exe, run_cli
 
 TINY = ROOT / "examples" / "tiny"
 
@@ -48,3 +55,74 @@ def test_a_package_without_callbacks_is_one_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "no callbacks.py" in result.stderr
+
+
+# A training callback that stays busy, so a signal lands mid-round with callbacks still running.
+SLOW_CALLBACKS = """
+import time
+from pathlib import Path
+
+import tiny
+
+
+def train(model, settings):
+    Path("{marker}").touch()
+    time.sleep(120)
+    return tiny.to_bytes(tiny.step(tiny.load(model))), tiny.metadata()
+
+
+def validate(model):
+    return tiny.metrics(tiny.load(model))
+"""
+
+
+async def _mid_round(tmp_path: Path) -> tuple[Child, Path]:
+    package = tmp_path / "slow"
+    shutil.copytree(TINY, package, ignore=shutil.ignore_patterns("__pycache__"))
+    marker = tmp_path / "training"
+    (package / "callbacks.py").write_text(SLOW_CALLBACKS.format(marker=marker))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    argv = ("simulate", "--clients", "3", "--rounds", "2", "--package", package)
+    child = await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 90
+    while not marker.exists():  # a callback is running: the round is under way
+        assert time.monotonic() < deadline and child.returncode is None, child.tail()
+        await asyncio.sleep(0.1)
+    return child, temp
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_a_signal_mid_round_stops_simulate_within_10_s(tmp_path: Path, sig: signal.Signals) -> None:
+    child, temp = await _mid_round(tmp_path)
+    try:
+        signalled = time.monotonic()
+        code = await child.stop(sig, 30)
+        took = time.monotonic() - signalled
+    finally:
+        await child.kill()
+    assert code == 0, child.tail()
+    assert took < 10, f"simulate took {took:.1f} s to stop\n{child.tail()}"
+    assert f"stopping on {sig.name}: stopping 3 simulated clients" in child.stderr
+    assert "stopped after 0 of 2 rounds" in child.stderr
+    assert "3 callback(s) still running were abandoned" in child.stderr
+    assert "Traceback" not in child.stderr
+    assert list(temp.iterdir()) == [], "the temporary work dir is removed"
+    print(f"simulate stopped {took:.1f} s after {sig.name}")
+
+
+async def test_a_second_signal_ends_simulate_at_once(tmp_path: Path) -> None:
+    child, temp = await _mid_round(tmp_path)
+    try:
+        child.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while "stopping on SIGINT" not in child.stderr:
+            assert time.monotonic() < deadline, child.tail()
+            await asyncio.sleep(0.05)
+        code = await child.stop(signal.SIGINT, 10)
+    finally:
+        await child.kill()
+    assert code == 128 + signal.SIGINT, child.tail()
+    assert "SIGINT again: stopping now" in child.stderr
+    assert list(temp.iterdir()) == [], "the temporary work dir is removed"
