@@ -258,11 +258,13 @@ class Container(containers.DeclarativeContainer):
 @contextlib.asynccontextmanager
 async def client_lifecycle(container: Container) -> AsyncIterator[Lifecycle]:
     """The client the container builds, and everything it opened closed when the block ends."""
-    lifecycle = await container.lifecycle()
     try:
+        lifecycle = await container.lifecycle()
         yield lifecycle
     finally:
-        await container.shutdown_resources()
+        closing = container.shutdown_resources()  # None when nothing asynchronous was opened
+        if closing is not None:
+            await closing
 
 
 def build_container(

@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from .stderr_writer import flush_background_stderr
@@ -31,6 +32,28 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def _again(sig: int) -> str:
     return "Ctrl-C again" if sig == signal.SIGINT else "a second SIGTERM"
+
+
+@dataclass
+class _Stopping:
+    """One client (or simulation) that the signals stop."""
+
+    stop: asyncio.Event
+    outlook: Callable[[], str]
+    before_exit: Callable[[], None] | None
+    level: int
+
+
+@dataclass
+class _Handlers:
+    """The handlers installed on one loop, shared by every ``stop_on_signals`` open on it."""
+
+    previous: dict[int, Any]
+    stopping: list[_Stopping] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)
+
+
+_installed: dict[asyncio.AbstractEventLoop, _Handlers] = {}
 
 
 @contextlib.contextmanager
@@ -45,36 +68,46 @@ def stop_on_signals(
     ``outlook()`` says what stopping waits for ("waiting for the running train task, up to
     120 s"). ``before_exit`` runs just before a second signal ends the process (e.g. remove
     a temporary work dir). ``level``: of the stop line (simulate logs WARNING and up by
-    default, and the line must show). Off the main thread nothing is installed (Python allows it only
-    there) and the caller stops the client its own way.
+    default, and the line must show). Several may be open on one loop at once (two in-process
+    clients): one set of handlers stops them all, and stays until the last one closes. Off
+    the main thread nothing is installed (Python allows it only there) and the caller stops
+    the client its own way.
     """
     if threading.current_thread() is not threading.main_thread():
         yield False
         return
     loop = asyncio.get_running_loop()
-    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    received: list[int] = []
-
-    def on_signal(sig: int) -> None:
-        received.append(sig)
-        name = signal.Signals(sig).name
-        if len(received) == 1:
-            log.log(level, "stopping on %s: %s; %s to stop now", name, outlook(), _again(sig))
-            stop.set()
-            return
-        log.warning("%s again: stopping now", name)
-        if before_exit is not None:
-            with contextlib.suppress(Exception):
-                before_exit()
-        flush_background_stderr(1.0)
-        os._exit(128 + sig)
-
-    for sig in SIGNALS:
-        loop.add_signal_handler(sig, on_signal, sig)
+    handlers = _installed.get(loop)
+    if handlers is None:
+        handlers = _installed[loop] = _Handlers({sig: signal.getsignal(sig) for sig in SIGNALS})
+        for sig in SIGNALS:
+            loop.add_signal_handler(sig, _on_signal, handlers, sig)
+    mine = _Stopping(stop, outlook, before_exit, level)
+    handlers.stopping.append(mine)
     try:
         yield True
     finally:
-        for sig in SIGNALS:
-            loop.remove_signal_handler(sig)
-            if previous[sig] is not None:
-                signal.signal(sig, previous[sig])
+        handlers.stopping.remove(mine)
+        if not handlers.stopping:
+            del _installed[loop]
+            for sig in SIGNALS:
+                loop.remove_signal_handler(sig)
+                if handlers.previous[sig] is not None:
+                    signal.signal(sig, handlers.previous[sig])
+
+
+def _on_signal(handlers: _Handlers, sig: int) -> None:
+    handlers.received.append(sig)
+    name = signal.Signals(sig).name
+    if len(handlers.received) == 1:
+        for each in list(handlers.stopping):
+            log.log(each.level, "stopping on %s: %s; %s to stop now", name, each.outlook(), _again(sig))
+            each.stop.set()
+        return
+    log.warning("%s again: stopping now", name)
+    for each in handlers.stopping:
+        if each.before_exit is not None:
+            with contextlib.suppress(Exception):
+                each.before_exit()
+    flush_background_stderr(1.0)
+    os._exit(128 + sig)

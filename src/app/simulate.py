@@ -47,6 +47,7 @@ from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
 from .container import build_container
 from .plan import build_plan
+from .policy import site_policy
 from .settings_load import load_settings
 from .signals import stop_on_signals
 from .stderr_writer import flush_background_stderr
@@ -183,6 +184,11 @@ async def simulate(
 ) -> SimulationReport:
     stop = stop or asyncio.Event()
     loaded = load_package_callbacks(package, callbacks)  # a broken module is one error now, not N later
+    if site_policy(load_settings({"log_level": log_level})).privacy is not None:  # before anything starts
+        raise ConfigError(
+            "the site policy has a privacy section, which simulate does not enforce "
+            "(its callbacks run without the privacy guard): use fedclient run or the sandbox"
+        )
     federation: Federation | None = None
     if api_url is None:
         from ..adapters.sandbox.federation import Federation
@@ -264,9 +270,16 @@ async def simulate(
         if federation is not None:
             await federation.stop()
         pool.shutdown(wait=False, cancel_futures=True)
-        report.abandoned = sum(
-            t.is_alive() for t in threading.enumerate() if t.name.startswith(CALLBACK_THREAD_NAME)
-        )
+        report.abandoned = _busy_callback_threads()
+
+
+def _busy_callback_threads(settle: float = 0.5) -> int:
+    """Pool threads still running a callback: idle ones exit within ``settle`` s of the shutdown."""
+    workers = [t for t in threading.enumerate() if t.name.startswith(CALLBACK_THREAD_NAME)]
+    deadline = time.monotonic() + settle
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    return sum(worker.is_alive() for worker in workers)
 
 
 async def _rounds_until_stopped(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import os
 import queue
+import select
 import threading
 import time
 
@@ -75,7 +76,10 @@ class StderrWriter:
         data = text.encode("utf-8", "replace")
         try:
             while data:
-                data = data[os.write(self._fd, data) :]
+                try:
+                    data = data[os.write(self._fd, data) :]
+                except BlockingIOError:  # a non-blocking stderr that is full: wait until it drains
+                    select.select([], [self._fd], [])
         except OSError:  # the reader is gone (EPIPE) or the descriptor closed: nothing more to say
             self._broken = True
 
@@ -92,6 +96,15 @@ def background_stderr() -> StderrWriter:
             _writer = StderrWriter(2)
             atexit.register(_writer.flush, EXIT_FLUSH_SECONDS)
         return _writer
+
+
+def _forget_in_child() -> None:
+    """A forked child has the writer but not its thread: it starts its own on first use."""
+    global _writer, _writer_lock
+    _writer, _writer_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def flush_background_stderr(timeout: float) -> None:

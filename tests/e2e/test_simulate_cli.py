@@ -126,3 +126,23 @@ async def test_a_second_signal_ends_simulate_at_once(tmp_path: Path) -> None:
     assert code == 128 + signal.SIGINT, child.tail()
     assert "SIGINT again: stopping now" in child.stderr
     assert list(temp.iterdir()) == [], "the temporary work dir is removed"
+
+
+def test_simulate_refuses_a_site_policy_with_privacy_it_would_not_enforce(tmp_path: Path) -> None:
+    policy = tmp_path / "site.yaml"
+    policy.write_text(
+        "privacy:\n  clipping_norm: 0.5\n  noise_multiplier: 0.3\n  delta: 1e-5\n  epsilon_budget: 10\n"
+    )
+    result = run_cli(
+        "simulate",
+        "--clients",
+        "2",
+        "--package",
+        str(TINY),
+        cwd=tmp_path,
+        env={"FEDN_POLICY_FILE": str(policy)},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    [line] = result.stderr.strip().splitlines()
+    assert "privacy section, which simulate does not enforce" in line
+    assert "Traceback" not in result.stderr

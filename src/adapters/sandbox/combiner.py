@@ -318,8 +318,9 @@ class SandboxCombiner:
         seen: set[str] = set()
         first = []
         for status in self.statuses:
-            if status.level == "ERROR" and status.correlation_id in correlation_ids - seen:
-                seen.add(status.correlation_id)
+            cid = status.correlation_id
+            if status.level == "ERROR" and cid in correlation_ids and cid not in seen:
+                seen.add(cid)
                 first.append(status)
         return first
 

@@ -70,7 +70,8 @@ class PrivateTrainer:
         refusal = privacy_refusal(self._helper)
         if refusal is not None:
             raise TaskFailed(refusal)
-        self._budget.admit()  # BudgetExhausted before the package spends any time on it
+        # BudgetExhausted before the package spends any time on it (the accountant runs off the loop)
+        await asyncio.to_thread(self._budget.admit)
         trained = out_model.with_name(f"trained-{out_model.name}")
         try:
             metadata = await self.inner.train(in_model, trained, client_settings)

@@ -20,7 +20,7 @@ from typing import Any
 from ...app.container import build_container, client_lifecycle
 from ...app.plan import package_extract_dir
 from ...app.signals import stop_on_signals
-from ...app.workdir import extract_dir_lock
+from ...app.workdir import extract_dir_lock, work_dir_lock
 from ...domain.errors import ConfigError, ModelNotFound
 from ...domain.lifecycle import Lifecycle
 from ...domain.model import CombinerAddress, Identity
@@ -42,11 +42,21 @@ class Client:
         self._container = build_container(self.settings)
         self._portal = Portal("fedclient-client")
         # for assign() and connect(); its adapters are closed by close()
-        self._lifecycle: Lifecycle = self._portal.call(self._build())
+        try:
+            self._lifecycle: Lifecycle = self._portal.call(self._build())
+        except BaseException:
+            self._portal.call(self._shut_resources())
+            self._portal.close()
+            raise
         self.name = self.settings.name
         self.id = self.settings.client_id
         self.combiner_config: dict[str, Any] | None = None
         self._link: CombinerLink | None = None
+
+    async def _shut_resources(self) -> None:
+        closing = self._container.shutdown_resources()
+        if closing is not None:
+            await closing
 
     async def _build(self) -> Lifecycle:
         """The lifecycle, built on the portal's loop (its adapters belong to that loop)."""
@@ -134,7 +144,10 @@ class Client:
                     await lifecycle.run(stop)
 
         try:
-            with extract_dir_lock(package_extract_dir(self.settings)):  # one client per extract dir
+            with (
+                work_dir_lock(self.settings.work_dir.resolve()),  # one client per work dir
+                extract_dir_lock(package_extract_dir(self.settings)),  # and per extract dir
+            ):
                 asyncio.run(serve())
         except KeyboardInterrupt:
             log.info("stopped")
@@ -148,7 +161,7 @@ class Client:
         async def shut() -> None:
             if self._link is not None:
                 await self._link.close()
-            await self._container.shutdown_resources()
+            await self._shut_resources()
 
         self._portal.call(shut())
         self._link = None

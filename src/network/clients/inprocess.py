@@ -19,6 +19,7 @@ from typing import Any
 from ...adapters.trainers.callback_trainer import Callbacks, log_attributes, log_metric
 from ...app.container import build_container, client_lifecycle
 from ...app.signals import stop_on_signals
+from ...app.workdir import work_dir_lock
 from ...domain.errors import ConfigError
 from ...domain.lifecycle import Lifecycle
 from ._config import settings_from_config
@@ -91,6 +92,11 @@ class InProcessClient:
             raise ConfigError("give at least one callback (train, validate, predict, forward, backward)")
         self._loop = asyncio.get_running_loop()
         self._stop = stop = asyncio.Event()
+        # one client per work dir: its outbox, identity and privacy record have one writer
+        with work_dir_lock(self.settings.work_dir.resolve()):
+            await self._serve(stop, signals)
+
+    async def _serve(self, stop: asyncio.Event, signals: bool) -> None:
         async with client_lifecycle(build_container(self.settings, callbacks=self.callbacks)) as lifecycle:
             self.lifecycle = lifecycle
             with stop_on_signals(stop, lifecycle.stop_outlook) if signals else contextlib.nullcontext():
@@ -98,12 +104,12 @@ class InProcessClient:
 
     def stop(self) -> None:
         """Ask a running client to stop (from any thread, or from a callback)."""
-        loop, stop, lifecycle = self._loop, self._stop, self.lifecycle
-        if loop is not None and stop is not None and lifecycle is not None:
-            loop.call_soon_threadsafe(self._announce_stop, lifecycle, stop)
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(self._announce_stop, stop)
 
-    @staticmethod
-    def _announce_stop(lifecycle: Lifecycle, stop: asyncio.Event) -> None:
+    def _announce_stop(self, stop: asyncio.Event) -> None:
         if not stop.is_set():
-            log.info("stopping: %s", lifecycle.stop_outlook())
+            lifecycle = self.lifecycle  # None while the client is still being built
+            log.info("stopping: %s", lifecycle.stop_outlook() if lifecycle else "the client is starting")
             stop.set()
