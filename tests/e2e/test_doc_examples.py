@@ -6,32 +6,21 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
 from tests.child import Child
-from tests.e2e.conftest import DIGITS, ROOT
+from tests.e2e.conftest import ROOT
 
-_BLOCK = re.compile(r"<!-- readme-example: (\w+) -->\n```python\n(.*?)```", re.S)
+_BLOCK = re.compile(r"<!-- doc-example: (\w+) -->\n```python\n(.*?)```", re.S)
 
 
-def readme_example(name: str) -> str:
+def doc_example(name: str) -> str:
     blocks = dict(_BLOCK.findall((ROOT / "docs" / "PYTHON-API.md").read_text(encoding="utf-8")))
     assert name in blocks, f"docs/PYTHON-API.md has no example marked {name!r}"
     return blocks[name]
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
-    fed = Federation(DIGITS, tmp_path / "server", expected_clients=1, round_timeout=60)
-    await fed.start()
-    try:
-        yield fed
-    finally:
-        await fed.stop()
 
 
 async def _start(script: Path, federation: Federation, cwd: Path, *, sigint_ignored: bool = False) -> Child:
@@ -56,7 +45,7 @@ async def test_the_api_example_assigns_connects_downloads_and_uploads(
     tmp_path: Path, federation: Federation
 ) -> None:
     script = tmp_path / "api_example.py"
-    script.write_text(readme_example("api"))
+    script.write_text(doc_example("api"))
     child = await _start(script, federation, tmp_path)
     assert await child.wait(120) == 0, child.tail()
     assert federation.combiner is not None
@@ -72,7 +61,7 @@ async def test_the_in_process_example_trains_a_round_and_stops_on_ctrl_c(
     tmp_path: Path, federation: Federation, sigint_ignored: bool
 ) -> None:
     script = tmp_path / "inprocess_example.py"
-    script.write_text(readme_example("inprocess"))
+    script.write_text(doc_example("inprocess"))
     child = await _start(script, federation, tmp_path, sigint_ignored=sigint_ignored)
     try:
         await federation.wait_for_clients(timeout=60)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
 from tests.child import Child
@@ -19,16 +17,6 @@ with open("imports.log", "a") as log:
     log.write(f"{os.getpid()}\\n")
 from callbacks import models, predict, train, validate  # examples/digits/callbacks.py
 """
-
-
-@pytest.fixture
-async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
-    fed = Federation(DIGITS, tmp_path / "server", expected_clients=1, round_timeout=60)
-    await fed.start()
-    try:
-        yield fed
-    finally:
-        await fed.stop()
 
 
 async def test_entrypoint_trains_rounds_with_callbacks_loaded_once(

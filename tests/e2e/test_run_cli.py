@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,6 @@ from fedclient.adapters.sandbox.federation import Federation
 
 from tests.child import Child
 from tests.e2e.conftest import fedclient_exe, run_cli
-
-
-@pytest.fixture
-async def federation(
-    tmp_path: Path, digits: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Federation]:
-    token = getattr(request, "param", None)
-    fed = Federation(digits, tmp_path / "server", expected_clients=1, token=token, round_timeout=60)
-    await fed.start()
-    try:
-        yield fed
-    finally:
-        await fed.stop()
 
 
 async def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Child:

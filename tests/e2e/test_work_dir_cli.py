@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from fedclient.adapters.sandbox.federation import Federation
 
 from tests.e2e.test_run_cli import spawn, stop
-
-
-@pytest.fixture
-async def federation(tmp_path: Path, digits: Path) -> AsyncIterator[Federation]:
-    fed = Federation(digits, tmp_path / "server", expected_clients=1, round_timeout=60)
-    await fed.start()
-    try:
-        yield fed
-    finally:
-        await fed.stop()
 
 
 def downloads(fed: Federation) -> int:
