@@ -33,8 +33,8 @@ from .model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from .ports import Clock, CombinerLink, Random, TokenRefresher
@@ -192,7 +192,7 @@ class RefreshingLink:
     async def send_backward_completion(self, completion: BackwardCompletion) -> None:
         await self._credentials.call(lambda: self.inner.send_backward_completion(completion))
 
-    async def send_status(self, report: StatusReport) -> None:
+    async def send_status(self, report: TaskStatus) -> None:
         await self._credentials.call(lambda: self.inner.send_status(report))
 
     async def send_update(self, update: ModelUpdate) -> None:

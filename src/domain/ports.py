@@ -19,8 +19,8 @@ from .model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from .package import Manifest
@@ -105,7 +105,7 @@ class TaskSource(Protocol):
 
     async def send_telemetry(self, usage: ResourceUsage) -> None: ...
 
-    async def send_status(self, report: StatusReport) -> None: ...
+    async def send_status(self, report: TaskStatus) -> None: ...
 
     async def send_update(self, update: ModelUpdate) -> None: ...
 

@@ -39,8 +39,8 @@ from ...domain.model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from ...domain.observe import NULL_OBSERVER, Observer
@@ -361,7 +361,7 @@ class GrpcCombinerLink:
             f"backward completion of gradients {completion.gradient_id}",
         )
 
-    async def send_status(self, report: StatusReport) -> None:
+    async def send_status(self, report: TaskStatus) -> None:
         await self._unary(self._connector.SendStatus, conv.status_pb(report, self._identity), "status")
 
     async def send_update(self, update: ModelUpdate) -> None:
