@@ -16,6 +16,7 @@ from fedclient.adapters.combiner_grpc.channel import (
 )
 from fedclient.adapters.combiner_grpc.link import GrpcConnector
 from fedclient.adapters.combiner_grpc.rpc_errors import translate
+from fedclient.adapters.controller_http.conversions import combiner_address
 from fedclient.domain.errors import AuthError, ConfigError, PermanentError, TransientError
 from fedclient.domain.failures import Failure, grpc_verdict
 from fedclient.domain.model import CombinerAddress, Identity
@@ -28,7 +29,7 @@ ME = Identity("alice", "cid-1")
     [
         (CombinerAddress("h", 12080), ChannelSettings(), False),
         (CombinerAddress("h", 443), ChannelSettings(), True),
-        (CombinerAddress("h", 12080, fqdn="c.example.org"), ChannelSettings(), True),
+        (combiner_address("h", 12080, fqdn="c.example.org"), ChannelSettings(), True),  # fqdn:443
         (CombinerAddress("h", 12080), ChannelSettings(force_tls=True), True),
         (CombinerAddress("h", 12080), ChannelSettings(root_cert_path=Path("ca.pem")), True),
         (CombinerAddress("h", 12080), ChannelSettings(token="t"), False),

@@ -9,5 +9,5 @@ FQDN_PORT = 443
 
 
 def combiner_address(host: str, port: int, fqdn: str | None = None) -> CombinerAddress:
-    """The address of an assigned combiner: an fqdn means ``fqdn:443``; host and port are then informational."""
+    """An assigned combiner's address: an fqdn means ``fqdn:443``, host and port are then informational."""
     return CombinerAddress(host, port, fqdn, dial=(fqdn, FQDN_PORT) if fqdn else None)
