@@ -72,6 +72,10 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
             await asyncio.sleep(0.01)
 
 
+def _stages(combiner: InMemoryCombiner) -> list[Stage]:
+    return [s.stage for s in combiner.statuses]
+
+
 async def test_a_client_assigns_trains_resends_and_reconnects_over_a_second_transport(tmp_path: Path) -> None:
     package = tmp_path / "pkg"
     package.mkdir()
@@ -97,10 +101,12 @@ async def test_a_client_assigns_trains_resends_and_reconnects_over_a_second_tran
         runner = asyncio.create_task(life.run(stop))
         combiner.submit("cid", Task(TaskKind.TRAIN, "m0", "s1", "train-1", sender_name="comb", round_id="1"))
         await _until(lambda: len(combiner.updates) == 1, "the update")
+        await _until(lambda: _stages(combiner).count(Stage.DONE) == 1, "the training's completion")
         combiner.end_stream("cid")  # the connection is lost; the client reconnects
         await _until(lambda: len(combiner.connects) == 2, "a reconnect")
         combiner.submit("cid", Task(TaskKind.VALIDATE, combiner.updates[0].model_update_id, "s1", "val-1"))
         await _until(lambda: len(combiner.validations) == 1, "the validation")
+        await _until(lambda: _stages(combiner).count(Stage.DONE) == 2, "the validation's completion")
         stop.set()
         await asyncio.wait_for(runner, 10)
 

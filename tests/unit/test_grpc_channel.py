@@ -14,11 +14,12 @@ from fedclient.adapters.combiner_grpc.channel import (
     call_metadata,
     uses_tls,
 )
+from fedclient.adapters.combiner_grpc.failure_table import grpc_verdict
 from fedclient.adapters.combiner_grpc.link import GrpcConnector
 from fedclient.adapters.combiner_grpc.rpc_errors import translate
 from fedclient.adapters.controller_http.conversions import combiner_address
 from fedclient.domain.errors import AuthError, ConfigError, PermanentError, TransientError
-from fedclient.domain.failures import Failure, grpc_verdict
+from fedclient.domain.failures import Failure
 from fedclient.domain.model import CombinerAddress, Identity
 
 ME = Identity("alice", "cid-1")

@@ -29,7 +29,7 @@ from ...domain.errors import (
     StreamEnded,
     TransientError,
 )
-from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
+from ...domain.failures import Failure
 from ...domain.model import (
     AttributeReport,
     BackwardCompletion,
@@ -49,6 +49,7 @@ from ..plaintext import warn_plaintext_token
 from . import conversions as conv
 from .channel import ChannelSettings, Metadata, build_channel, call_metadata, presented_certificate, uses_tls
 from .chunked_io import CHUNK_SIZE
+from .failure_table import WRONG_COMBINER, grpc_verdict
 from .generated import fedn_pb2, fedn_pb2_grpc
 from .outcome import never_sent
 from .rpc_errors import translate

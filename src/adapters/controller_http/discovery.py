@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from ...domain.failures import Failure, http_verdict
+from ...domain.failures import Failure
 from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus
 from ._transport import (
     TRANSPORT_ERRORS,
@@ -25,6 +25,7 @@ from ._transport import (
     retry_after,
 )
 from .conversions import combiner_address
+from .failure_table import http_verdict
 
 log = logging.getLogger(__name__)
 
