@@ -78,7 +78,7 @@ class PackageUnpacker(Protocol):
         ...
 
     def unpack_over(self, archive: Path, target: Path, record: Path) -> MergeReport:
-        """Extract ``archive`` over ``target`` (FEDN_PACKAGE_EXTRACT_DIR), keeping run-time files.
+        """Extract ``archive`` over ``target`` (the site's extract dir), keeping run-time files.
 
         Every member is checked before ``target`` is touched; files the previous version
         shipped (as ``record`` says) and this one does not are removed (domain.extract_dir).

@@ -49,7 +49,7 @@ from fedclient.testing.fakes import (
 ADDRESS = CombinerAddress("combiner.example", 7000)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_fedn_wording(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every function of the gRPC transport's wording and conversions, replaced by a recorder."""
     called: list[str] = []
@@ -76,7 +76,9 @@ def _stages(combiner: InMemoryCombiner) -> list[Stage]:
     return [s.stage for s in combiner.statuses]
 
 
-async def test_a_client_assigns_trains_resends_and_reconnects_over_a_second_transport(tmp_path: Path) -> None:
+async def test_a_client_assigns_trains_resends_and_reconnects_over_a_second_transport(
+    tmp_path: Path, no_fedn_wording: list[str]
+) -> None:
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "fedn.yaml").write_text(json.dumps({"entry_points": {"train": {"command": "python t.py"}}}))
@@ -136,9 +138,12 @@ async def test_a_client_assigns_trains_resends_and_reconnects_over_a_second_tran
     trained, validated = combiner.statuses[2], combiner.statuses[5]
     assert isinstance(trained.result, TrainingOutcome) and trained.result_id == update.model_update_id
     assert isinstance(validated.result, ValidationOutcome) and validated.result.metrics == validation.metrics
+    assert no_fedn_wording == [], "the gRPC transport's wording was never used"
 
 
-async def test_an_in_process_forward_pass_sends_the_callbacks_embeddings(tmp_path: Path) -> None:
+async def test_an_in_process_forward_pass_sends_the_callbacks_embeddings(
+    tmp_path: Path, no_fedn_wording: list[str]
+) -> None:
     """Split learning with in-process callbacks, through the real task runner (not the trainer alone)."""
     import numpy as np
     from fedclient.adapters.trainers.callback_trainer import Callbacks
@@ -175,6 +180,7 @@ async def test_an_in_process_forward_pass_sends_the_callbacks_embeddings(tmp_pat
     [update] = combiner.updates
     assert isinstance(update.outcome, ForwardOutcome) and update.outcome.metadata == {"num_examples": 3}
     assert [s.stage for s in combiner.statuses][-1] is Stage.DONE
+    assert no_fedn_wording == [], "the gRPC transport's wording was never used"
     embeddings = tmp_path / "embeddings.npz"
     embeddings.write_bytes(combiner.models[update.model_update_id])
     with np.load(embeddings) as data:
