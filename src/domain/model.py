@@ -90,7 +90,7 @@ class TaskKind(enum.Enum):
     PREDICT = "predict"
     FORWARD = "forward"  # split learning: compute this client's embeddings
     BACKWARD = "backward"  # split learning: apply the gradients for those embeddings
-    UNSUPPORTED = "unsupported"  # a request type this client cannot run: answered with an ERROR status
+    UNSUPPORTED = "unsupported"  # a request type this client cannot run: answered with a FAILED status
 
 
 @dataclass(frozen=True)
