@@ -55,6 +55,7 @@ from .retry import attempt_of, giving_up, may_retry, next_delay
 from .state import StateMachine
 from .tasks import TaskRunner
 from .usage import UsageMeter, UsageProbe
+from .wording import no_controller_message
 
 __all__ = ["ClientPlan", "Lifecycle", "Stopped"]  # ClientPlan is domain.plan's, imported here by many
 
@@ -206,7 +207,7 @@ class Lifecycle:
         an unreachable controller is retried ``unreachable_retry`` times.
         """
         if self.discovery is None:
-            raise ConfigError("no controller configured: give --api-url, or --combiner and --combiner-port")
+            raise ConfigError(no_controller_message())
         request = AssignmentRequest(self.plan.identity, self.plan.package_mode, self.plan.preferred_combiner)
         asks = waits = unreachable = 0
         started = self.clock.monotonic()
