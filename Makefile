@@ -16,7 +16,7 @@ $(DEMO_STAMP): pyproject.toml
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sandbox,examples]'
+	$(PY) -m pip install --quiet -e '.[dev,sandbox,examples,ray]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)
