@@ -54,13 +54,14 @@ class GroupActor:
         """Build and start the clients (they join in the background); where they run."""
         import ray
 
+        rss_before = proc_status_mib("VmRSS")  # the worker with fedclient imported, no client yet
         self._stop = asyncio.Event()
         self._group = ClientGroup(self.spec, self._stop)
         await self._group.start()
         return {
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
-            "host": os.uname().nodename,
+            "rss_before_mib": rss_before,
         }
 
     async def status(self) -> dict[str, Any]:

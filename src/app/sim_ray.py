@@ -236,6 +236,8 @@ async def simulate_ray(
         if not await _joined(fleet, federation, join_timeout - (time.monotonic() - t0), stop):
             return report
         report.join_seconds = time.monotonic() - t0
+        await asyncio.sleep(min(3.0, 0.5 + clients / 500))  # settle: the first heartbeats are out
+        await _measure_idle(fleet)
         log.info("%d clients on %d actors connected in %.1f s", clients, groups, report.join_seconds)
         if federation is not None:
             report.rounds = await _rounds_until_stopped(federation, rounds, stop)
@@ -280,6 +282,7 @@ async def _started(fleet: _Fleet, timeout: float, stop: asyncio.Event) -> bool:
             cause = getattr(where, "cause", None) or where
             raise FedClientError(f"Ray actor {member.run.index} failed to start: {_first_line(cause)}")
         member.run.node_id, member.run.pid = where["node_id"], where["pid"]
+        member.run.rss_before_mib = where["rss_before_mib"]
         fleet.watch(member)
     return True
 
@@ -308,6 +311,14 @@ async def _joined(fleet: _Fleet, federation: Any, timeout: float, stop: asyncio.
             raise FedClientError(f"only {connected} of {wanted} clients connected within {timeout:.0f} s")
         await asyncio.sleep(0.5)
     return False
+
+
+async def _measure_idle(fleet: _Fleet) -> None:
+    live = fleet.live()
+    statuses = await asyncio.gather(*(m.handle.status.remote() for m in live), return_exceptions=True)
+    for member, status in zip(live, statuses, strict=True):
+        if not isinstance(status, BaseException):
+            member.run.rss_idle_mib = status["rss_mib"]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,13 +21,13 @@ class ActorRun:
     client_names: list[str]
     node_id: str = ""
     pid: int = 0
+    rss_before_mib: float = 0.0  # the worker process before its clients were built
     rss_idle_mib: float = 0.0  # with its clients connected and idle
     rss_peak_mib: float = 0.0
     connected: int = 0
     abandoned: int = 0
     tasks: list[TaskTime] = field(default_factory=list)
     lost: bool = False  # died (its node or its process) before it reported
-    reported: bool = False
     error: str = ""
 
     def record(self, report: dict[str, Any]) -> None:
@@ -37,7 +37,6 @@ class ActorRun:
         self.connected = report["connected"]
         self.abandoned = report["abandoned"]
         self.rss_peak_mib = report["rss_peak_mib"]
-        self.reported = True
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +44,7 @@ class ActorRun:
             "node_id": self.node_id,
             "pid": self.pid,
             "clients": self.clients,
+            "rss_before_mib": round(self.rss_before_mib, 1),
             "rss_idle_mib": round(self.rss_idle_mib, 1),
             "rss_peak_mib": round(self.rss_peak_mib, 1),
             "tasks": len(self.tasks),
@@ -72,6 +72,13 @@ class RayReport:
         return dict(counts)
 
     @property
+    def rss_per_client_kib(self) -> float:
+        """What the clients added to their actors' RSS, per client (idle, every client connected)."""
+        added = sum(m.rss_idle_mib - m.rss_before_mib for m in self.members if m.rss_idle_mib)
+        counted = sum(m.clients for m in self.members if m.rss_idle_mib)
+        return added * 1024 / max(counted, 1)
+
+    @property
     def lost_clients(self) -> int:
         return sum(m.clients for m in self.members if m.lost)
 
@@ -87,6 +94,7 @@ class RayReport:
             "connected": sum(m.connected for m in self.members),
             "join_seconds": self.join_seconds,
             "lost_clients": self.lost_clients,
+            "rss_per_client_kib": round(self.rss_per_client_kib, 1),
             "nodes": [
                 {"node_id": node, "clients": n, "actors": sum(m.node_id == node for m in self.members)}
                 for node, n in self.nodes().items()
@@ -115,6 +123,7 @@ class RayReport:
             rss = ", ".join(f"{m.rss_idle_mib:.0f}" for m in mine)
             gone = " (lost)" if any(m.lost for m in mine) else ""
             lines.append(f"  node {node[:12]}: {n} clients{gone}; actor RSS idle {rss} MiB")
+        lines.append(f"  {self.rss_per_client_kib:.0f} KiB per client (actor RSS idle minus before)")
         if self.lost_clients:
             lines.append(f"lost {self.lost_clients} client(s) with their node or actor")
         times = self.times

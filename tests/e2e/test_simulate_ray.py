@@ -211,9 +211,7 @@ async def test_a_node_lost_mid_round_the_round_completes_with_the_rest(
 
 
 def test_ray_without_the_extra_is_one_clear_error(tmp_path: Path) -> None:
-    hide_ray = (
-        "import sys; sys.modules['ray'] = None; from fedclient.app.cli import main; sys.exit(main())"
-    )
+    hide_ray = "import sys; sys.modules['ray'] = None; from fedclient.app.cli import main; sys.exit(main())"
     argv = [sys.executable, "-c", hide_ray, "simulate", "--ray", "--clients", "2", "--package", str(TINY)]
     result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2, result.stderr
