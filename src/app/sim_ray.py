@@ -21,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -196,40 +197,30 @@ async def simulate_ray(
     groups = min(clients, actors or max(1, int(cpus)))
     archive = ray.put(build_package(package, work / "package.tgz").read_bytes())
     federation = None
-    if api_url is None:
-        from ..adapters.sandbox.federation import Federation
+    fleet = _Fleet(ray, [], None)
+    try:
+        if api_url is None:
+            from ..adapters.sandbox.federation import Federation
 
-        where = host or ray.util.get_node_ip_address()
-        federation = Federation(package, work / "server", clients, round_timeout=round_timeout, host=where)
-        await federation.start()
-        api_url = federation.api_url
-    run_id = uuid.uuid4().hex[:6]
-    actor_class = ray.remote(GroupActor)
-    # One core per actor while there are cores; past that the actors reserve none and share.
-    options = {"num_cpus": 1.0 if groups <= cpus else 0.0, "scheduling_strategy": "SPREAD"}
-    members, first = [], 0
-    for index, count in enumerate(split(clients, groups)):
+            where = host or ray.util.get_node_ip_address()
+            federation = Federation(
+                package, work / "server", clients, round_timeout=round_timeout, host=where
+            )
+            await federation.start()
+            api_url = federation.api_url
+            fleet.on_lost = federation.lose_clients
         spec = GroupSpec(
             package,
             api_url,
             work,
-            first=first,
-            count=count,
-            run_id=run_id,
+            run_id=uuid.uuid4().hex[:6],
             api_port=api_port,
             token=token,
             callbacks=callbacks,
             log_level=log_level,
         )
-        handle = actor_class.options(
-            name=f"sim-{run_id}-{index}", namespace=NAMESPACE, max_restarts=0, **options
-        ).remote(spec, archive)
-        names = [f"sim-{run_id}-{i}" for i in range(first, first + count)]
-        members.append(_Member(ActorRun(index, count, names), handle))
-        first += count
-    fleet = _Fleet(ray, members, federation.lose_clients if federation is not None else None)
-    report = RayReport(clients, groups, members=[m.run for m in members])
-    try:
+        fleet.members = _spawn(ray, spec, split(clients, groups), 1.0 if groups <= cpus else 0.0, archive)
+        report = RayReport(clients, groups, members=[m.run for m in fleet.members])
         t0 = time.monotonic()
         if not await _started(fleet, join_timeout, stop):
             return report
@@ -249,6 +240,25 @@ async def simulate_ray(
         await fleet.stop()
         if federation is not None:
             await federation.stop()
+
+
+def _spawn(ray: Any, spec: GroupSpec, counts: list[int], cpus: float, archive: Any) -> list[_Member]:
+    """One actor per count, placed by Ray (SPREAD); ``cpus`` reserved by each."""
+    actor_class = ray.remote(GroupActor)
+    members, first = [], 0
+    for index, count in enumerate(counts):
+        mine = replace(spec, first=first, count=count)
+        handle = actor_class.options(
+            name=f"sim-{spec.run_id}-{index}",
+            namespace=NAMESPACE,
+            max_restarts=0,
+            num_cpus=cpus,
+            scheduling_strategy="SPREAD",
+        ).remote(mine, archive)
+        names = [f"sim-{spec.run_id}-{i}" for i in range(first, first + count)]
+        members.append(_Member(ActorRun(index, count, names), handle))
+        first += count
+    return members
 
 
 async def _until(stop: asyncio.Event, work: Any, timeout: float) -> Any:
@@ -346,14 +356,18 @@ def run_ray(args: argparse.Namespace, package: Path) -> int:
             logging_level=level if isinstance(level, int) else logging.WARNING,
         )
         stack.callback(ray.shutdown)  # a Ray that ray.init() started here stops with it
-        report = asyncio.run(_with_signals(ray, args, package, work.resolve()))
+        remove = None if args.work_dir else (lambda: shutil.rmtree(work, ignore_errors=True))
+        report = asyncio.run(_with_signals(ray, args, package, work.resolve(), remove))
     print(report.format())
     if args.json:
         args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")
     return 0
 
 
-async def _with_signals(ray: Any, args: argparse.Namespace, package: Path, work: Path) -> RayReport:
+async def _with_signals(
+    ray: Any, args: argparse.Namespace, package: Path, work: Path, before_exit: Any
+) -> RayReport:
+    """The simulation with SIGINT/SIGTERM stopping it; a second signal runs ``before_exit``, ends at once."""
     from .signals import stop_on_signals
 
     stop = asyncio.Event()
@@ -361,7 +375,7 @@ async def _with_signals(ray: Any, args: argparse.Namespace, package: Path, work:
     def outlook() -> str:
         return f"stopping the Ray actors of {args.clients} simulated clients (killed after {STOP_WAIT:.0f} s)"
 
-    with stop_on_signals(stop, outlook, None, logging.WARNING):
+    with stop_on_signals(stop, outlook, before_exit, logging.WARNING):
         return await simulate_ray(
             ray,
             package,

@@ -125,9 +125,12 @@ def _held_package(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 async def _simulate(tmp_path: Path, address: str, package: Path, *extra: str) -> Child:
+    """simulate --ray with 4 clients; its temporary directories go to tmp_path/tmp."""
     argv = ["simulate", "--ray", address, "--clients", "4", "--package", str(package)]
     argv += ["--json", str(tmp_path / "sim.json"), *extra]
-    return await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env={**os.environ, **RAY_ENV})
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, **RAY_ENV, "TMPDIR": str(tmp_path / "tmp")}
+    return await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
 
 
 async def _wait_for(path: Path, child: Child, timeout: float) -> None:
@@ -173,6 +176,7 @@ async def test_ctrl_c_stops_every_actor(cluster: RayCluster, tmp_path: Path) -> 
     assert took < 10, f"simulate --ray took {took:.1f} s to stop\n{child.tail()}"
     assert "stopping on SIGINT: stopping the Ray actors of 4 simulated clients" in child.stderr
     assert "Traceback" not in child.stderr
+    assert list((tmp_path / "tmp").iterdir()) == [], "the driver's temporary work dir is removed"
     report = json.loads((tmp_path / "sim.json").read_text())
     pids = [a["pid"] for a in report["actors"]]
     assert len(pids) == 2 and all(pids)
