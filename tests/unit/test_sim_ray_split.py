@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from fedclient.app.sim_ray import split
 from hypothesis import given
 from hypothesis import strategies as st
-
-from fedclient.app.sim_ray import split
 
 
 @given(st.integers(1, 100_000), st.integers(1, 500))
