@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,21 @@ def import_ray() -> Any:
     import ray
 
     return ray
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail at once on an ADDRESS nothing listens on: ray.init() would retry it for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto":
+        return
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--ray {address}: expected HOST:PORT of a Ray cluster's head (or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+    except OSError as exc:
+        raise FedClientError(
+            f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})"
+        ) from None
 
 
 def split(clients: int, groups: int) -> list[int]:
@@ -344,6 +360,8 @@ def run_ray(args: argparse.Namespace, package: Path) -> int:
     ray = import_ray()
     if args.actors is not None and args.actors < 1:
         raise ConfigError("--actors must be at least 1")
+    if args.ray:
+        check_address(args.ray)
     level = logging.getLevelName(args.log_level)
     with contextlib.ExitStack() as stack:
         work = args.work_dir or Path(

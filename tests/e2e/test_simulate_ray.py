@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -222,6 +223,21 @@ def test_ray_without_the_extra_is_one_clear_error(tmp_path: Path) -> None:
     [line] = result.stderr.strip().splitlines()
     assert "pip install 'fedclient[ray]'" in line
     assert "Traceback" not in result.stderr
+
+
+def test_an_address_where_no_ray_cluster_listens_fails_at_once(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    argv = ["simulate", "--ray", address, "--clients", "2", "--package", str(TINY)]
+    t0 = time.monotonic()
+    result = subprocess.run(
+        [fedclient_exe(), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"--ray {address}: no Ray cluster answers there" in line
+    assert time.monotonic() - t0 < 30
 
 
 def _exists(pid: int) -> bool:
