@@ -79,22 +79,27 @@ class GroupActor:
             "rss_mib": proc_status_mib("VmRSS"),
         }
 
-    async def stop(self) -> None:
+    async def stop(self) -> dict[str, Any]:
+        """Stop the clients; the report so far (``run``'s, when it comes in time, is the final one)."""
         if self._stop is not None:
             self._stop.set()
+        return self._report(0)
+
+    def _report(self, abandoned: int) -> dict[str, Any]:
+        times = self._group.times if self._group is not None else None
+        return {
+            "tasks": [(t.kind, t.latency, t.trainer, dict(t.calls)) for t in times.done] if times else [],
+            "connected": times.connected if times else 0,
+            "abandoned": abandoned,
+            "rss_mib": proc_status_mib("VmRSS"),
+            "rss_peak_mib": proc_status_mib("VmHWM"),
+        }
 
     async def run(self) -> dict[str, Any]:
         """Serve until ``stop``; then close the clients and report every finished task."""
         assert self._group is not None and self._stop is not None
         try:
             await self._stop.wait()
-            abandoned = await self._group.close()
-            return {
-                "tasks": [(t.kind, t.latency, t.trainer, dict(t.calls)) for t in self._group.times.done],
-                "connected": self._group.times.connected,
-                "abandoned": abandoned,
-                "rss_mib": proc_status_mib("VmRSS"),
-                "rss_peak_mib": proc_status_mib("VmHWM"),
-            }
+            return self._report(await self._group.close())
         finally:
             shutil.rmtree(self._scratch, ignore_errors=True)

@@ -166,12 +166,17 @@ class _Fleet:
 
     async def stop(self) -> None:
         """Ask every live actor to stop, wait ``STOP_WAIT`` s for their reports, then kill them all."""
-        for member in self.live():
-            with contextlib.suppress(Exception):
-                member.handle.stop.remote()
+        deadline = time.monotonic() + STOP_WAIT
+        live = [m for m in self.live() if m.watch is not None]
+        # What each actor has done so far, kept in case it cannot close within STOP_WAIT.
+        sofar = asyncio.gather(*(m.handle.stop.remote() for m in live), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            for member, report in zip(live, await asyncio.wait_for(sofar, STOP_WAIT), strict=True):
+                if isinstance(report, dict):
+                    member.run.record(report)
         watches = [m.watch for m in self.members if m.watch is not None]
         if watches:
-            await asyncio.wait(watches, timeout=STOP_WAIT)
+            await asyncio.wait(watches, timeout=max(0.1, deadline - time.monotonic()))
         self.stopping = True
         for member in self.members:
             with contextlib.suppress(Exception):

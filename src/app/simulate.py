@@ -257,6 +257,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         from .sim_ray import run_ray
 
         return run_ray(args, package)
+    if args.actors is not None or args.host is not None:
+        raise ConfigError("--actors and --host are for --ray (the clients as Ray actors)")
 
     async def main(work: Path, temporary: bool) -> SimulationReport:
         stop = asyncio.Event()
