@@ -18,7 +18,7 @@ $(DEMO_STAMP): pyproject.toml
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,sandbox,examples]'
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,sandbox,examples,ray]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)

@@ -3,6 +3,7 @@
     python bench/scale.py                   # N = 10, 100, 300, 1000
     python bench/scale.py --quick           # N = 10, 100 (what `make bench` runs)
     python bench/scale.py --clients 2000 --rounds 3
+    python bench/scale.py --ray 1000        # Ray: two nodes on this machine, simulate --ray
 
 For each N two processes run side by side on this machine:
   server  the sandbox federation (controller + combiner + FedAvg, bench/scale.py --serve),
@@ -147,6 +148,81 @@ def report(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def measure_ray(clients: int, rounds: int, work: Path) -> dict[str, Any]:
+    """``fedclient simulate --ray`` on a two-node Ray cluster on this machine (one CPU per node, loopback)."""
+    # Loopback addresses for every node and driver (see tests/e2e/test_simulate_ray.py); no usage report.
+    ray_env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    os.environ.update(ray_env)
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "object_store_memory": 100 * 1024 * 1024}
+    work.mkdir(parents=True)
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        cluster.add_node(**node)
+        out = work / "simulate.json"
+        cmd = [str(FEDCLIENT), "simulate", "--ray", cluster.address, "--clients", str(clients)]
+        cmd += [
+            "--rounds",
+            str(rounds),
+            "--package",
+            str(PACKAGE),
+            "--json",
+            str(out),
+            "--log-level",
+            "ERROR",
+        ]
+        t0 = time.monotonic()
+        subprocess.run(cmd, env={**os.environ, "TINY_MODEL_KIB": "4"}, stdout=subprocess.DEVNULL, check=True)
+        wall = time.monotonic() - t0
+    finally:
+        cluster.shutdown()
+    got = json.loads(out.read_text())
+    return {
+        "clients": clients,
+        "wall_s": wall,
+        "join_s": got["join_seconds"],
+        "nodes": [n["clients"] for n in got["nodes"]],
+        "actor_rss_idle_mib": [a["rss_idle_mib"] for a in got["actors"]],
+        "rss_per_client_kib": got["rss_per_client_kib"],
+        "round_s": [r["seconds"] for r in got["rounds"]],
+        "updates": [r["updates"] for r in got["rounds"]],
+        "latency_s": got["train_latency_s"],
+        "overhead_s": got["overhead_s"],
+    }
+
+
+def report_ray(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{'clients':>7s} {'per node':>10s} {'join s':>7s} {'actor RSS idle':>15s} {'KiB/client':>10s} "
+        f"{'round s':>8s} {'train p50':>10s} {'p90':>8s} {'p99':>8s} {'wall s':>7s}"
+    )
+    for r in rows:
+        lat = r["latency_s"]
+        print(
+            f"{r['clients']:7d} {'+'.join(map(str, r['nodes'])):>10s} {r['join_s']:7.1f} "
+            f"{' + '.join(f'{m:.0f}' for m in r['actor_rss_idle_mib']):>13s} M "
+            f"{r['rss_per_client_kib']:10.0f} {statistics.median(r['round_s']):8.2f} "
+            f"{lat.get('p50', 0) * 1000:8.0f}ms {lat.get('p90', 0) * 1000:6.0f}ms "
+            f"{lat.get('p99', 0) * 1000:6.0f}ms {r['wall_s']:7.1f}"
+        )
+
+
+def main_ray(counts: list[int], rounds: int, json_out: Path | None) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fedclient-scale-ray-") as tmp:
+        for n in counts:
+            rows.append(measure_ray(n, rounds, Path(tmp) / f"n{n}"))
+            print(f"  N={n}: rounds {rows[-1]['round_s']}, updates {rows[-1]['updates']}", flush=True)
+    print(
+        f"\nsimulate --ray: a two-node Ray cluster (1 CPU each) on this machine, {os.cpu_count()} CPUs, "
+        "the sandbox federation in the driver, examples/tiny (4 KiB model)"
+    )
+    report_ray(rows)
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clients", default="10,100,300,1000", help="comma-separated values of N")
@@ -154,7 +230,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 10, 100")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--ray", help="comma-separated N: simulate --ray on two Ray nodes instead")
     args = parser.parse_args()
+    if args.ray:
+        main_ray([int(n) for n in args.ray.split(",") if n], args.rounds, args.json)
+        return
     if args.serve:
         asyncio.run(_serve(int(args.serve[0]), int(args.serve[1]), Path(args.serve[2])))
         return

@@ -7,7 +7,7 @@ import importlib.util
 from ..domain.errors import ConfigError
 
 # The modules each extra of pyproject.toml brings.
-EXTRAS = {"sandbox": ("numpy", "matplotlib"), "privacy": ("numpy", "dp_accounting")}
+EXTRAS = {"sandbox": ("numpy", "matplotlib"), "privacy": ("numpy", "dp_accounting"), "ray": ("ray",)}
 
 
 class MissingExtra(ConfigError):

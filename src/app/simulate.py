@@ -61,6 +61,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument("--log-level", default="WARNING", type=str.upper, help="log level")
+    from .sim_ray import add_ray_arguments  # Ray itself is imported only with --ray
+
+    add_ray_arguments(p)
 
 
 def rss_mib() -> float:
@@ -250,6 +253,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--clients and --rounds must be at least 1")
     package = package_dir(args.package, "--package").resolve()
     output_file(args.json, "--json")
+    if args.ray is not None:
+        from .sim_ray import run_ray
+
+        return run_ray(args, package)
+    if args.actors is not None or args.host is not None:
+        raise ConfigError("--actors and --host are for --ray (the clients as Ray actors)")
 
     async def main(work: Path, temporary: bool) -> SimulationReport:
         stop = asyncio.Event()

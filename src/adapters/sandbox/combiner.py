@@ -114,6 +114,8 @@ class SandboxCombiner:
         self.validations: list[ValidationRecord] = []
         self.predictions: list[PredictionRecord] = []
         self.heartbeats: dict[str, float] = {}  # client_id -> when its last heartbeat came
+        # Clients declared gone for good (``lose_clients``): never online, their tasks count as answered.
+        self.lost: set[str] = set()
         self.heartbeat_records: list[HeartbeatRecord] = []  # every heartbeat, with its usage fields
         self.telemetry: list[TelemetryRecord] = []
         self.backward_completions: list[BackwardRecord] = []
@@ -270,8 +272,19 @@ class SandboxCombiner:
         return {
             client_id
             for client_id, streams in self._subscribed.items()
-            if streams > 0 and now - self.heartbeats.get(client_id, float("-inf")) < ONLINE_WINDOW
+            if streams > 0
+            and now - self.heartbeats.get(client_id, float("-inf")) < ONLINE_WINDOW
+            and client_id not in self.lost
         }
+
+    async def lose_clients(self, client_ids: Iterable[str]) -> None:
+        """These clients are gone for good (their process died): waits for their tasks end now.
+
+        Without this a round waits for a dead client until its timeout, as FEDn's does; the
+        one who knows a client died (``simulate --ray`` when a node is lost) says so here.
+        """
+        self.lost.update(client_ids)
+        await self._notify()
 
     async def wait_for_clients(self, n: int, timeout: float) -> set[str]:
         """Wait until ``n`` clients are online; return those online at the end (maybe fewer)."""
@@ -308,6 +321,8 @@ class SandboxCombiner:
 
         def answered() -> bool:
             done = {r.correlation_id for r in records} | {s.correlation_id for s in self.failures(wanted)}
+            if self.lost:  # tasks of clients declared lost will never be answered
+                done |= {cid for cid in wanted - done if self._sent[cid][0] in self.lost}
             return wanted <= done
 
         await self._wait(answered, timeout)

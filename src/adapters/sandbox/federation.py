@@ -69,6 +69,9 @@ class Federation:
     controller: SandboxController | None = None
     seed_model_id: str = ""
     results: list[RoundResult] = field(default_factory=list)
+    # The address both servers listen on and the controller hands out: other machines (the nodes
+    # of a Ray cluster) reach the federation only on an address of theirs, never on loopback.
+    host: str = "127.0.0.1"
 
     async def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -84,19 +87,19 @@ class Federation:
         self.combiner = SandboxCombiner(
             self.work_dir / "models", require_token=self.token, tokens=self.tokens
         )
-        port = await self.combiner.start("127.0.0.1", 0)
+        port = await self.combiner.start(self.host, 0)
         self.controller = SandboxController(
-            "127.0.0.1", port, package=archive, token=self.token, tokens=self.tokens
+            self.host, port, package=archive, token=self.token, tokens=self.tokens
         )
-        self.controller.start("127.0.0.1", 0)
+        self.controller.start(self.host, 0)
         self.seed_model_id = str(uuid.uuid4())
         self.combiner.put_model(self.seed_model_id, seed)
-        log.info("sandbox up: controller %s, combiner 127.0.0.1:%d", self.api_url, port)
+        log.info("sandbox up: controller %s, combiner %s:%d", self.api_url, self.host, port)
 
     @property
     def api_url(self) -> str:
         assert self.controller is not None
-        return f"http://127.0.0.1:{self.controller.port}"
+        return f"http://{self.host}:{self.controller.port}"
 
     @property
     def refresh_uri(self) -> str:
@@ -185,6 +188,11 @@ class Federation:
             len(validations),
             time.monotonic() - started,
         )
+
+    async def lose_clients(self, client_ids: list[str]) -> None:
+        """These clients are gone for good (their process or machine died): rounds stop waiting for them."""
+        if self.combiner is not None:
+            await self.combiner.lose_clients(client_ids)
 
     async def stop(self) -> None:
         if self.controller is not None:

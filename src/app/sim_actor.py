@@ -1,0 +1,105 @@
+"""One Ray actor of `fedclient simulate --ray`: a ``ClientGroup`` in the actor's own event loop.
+
+The actor is the same group of production clients one-process ``simulate`` runs
+(``app/sim_group.py``, built by the composition root), only in a Ray worker process on
+whichever node Ray placed it. Nothing here imports Ray at module level except for the
+node id: ``app/sim_ray.py`` wraps this class with ``ray.remote`` when it creates the actors.
+
+The actor gets the compute package as the bytes of its archive (the driver's directory
+is not on the other nodes), unpacks it into a scratch directory of its own, and answers
+with plain data only: its node id, pid, RSS and every finished task as a tuple.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..adapters.package_archive import TarPackageUnpacker
+from .logs import configure_logging
+from .sim_group import ClientGroup, GroupSpec
+
+
+def proc_status_mib(field: str) -> float:
+    """A ``/proc/self/status`` size of this process in MiB (VmRSS now, VmHWM its peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class GroupActor:
+    """``spec.count`` clients; ``start`` builds them, ``run`` returns once ``stop`` was called."""
+
+    def __init__(self, spec: GroupSpec, package_archive: bytes) -> None:
+        configure_logging(spec.log_level)
+        self._scratch = Path(tempfile.mkdtemp(prefix="fedclient-ray-"))
+        archive = self._scratch / "package.tgz"
+        archive.write_bytes(package_archive)
+        package = TarPackageUnpacker().unpack(archive, self._scratch / "package")
+        archive.unlink()
+        self.spec = replace(spec, package=package, work=self._scratch / "clients")
+        self._stop: asyncio.Event | None = None
+        self._group: ClientGroup | None = None
+
+    async def start(self) -> dict[str, Any]:
+        """Build and start the clients (they join in the background); where they run."""
+        import ray
+
+        rss_before = proc_status_mib("VmRSS")  # the worker with fedclient imported, no client yet
+        self._stop = asyncio.Event()
+        self._group = ClientGroup(self.spec, self._stop)
+        await self._group.start()
+        return {
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "rss_before_mib": rss_before,
+        }
+
+    async def status(self) -> dict[str, Any]:
+        """How far the clients got: connected, and the first error of a client that stopped."""
+        assert self._group is not None
+        failed = [r for r in self._group.runners if r.done() and not r.cancelled() and r.exception()]
+        error = ""
+        if failed:
+            exc = failed[0].exception()
+            error = f"{type(exc).__name__}: {exc}"
+        return {
+            "connected": self._group.times.connected,
+            "failed": len(failed),
+            "error": error,
+            "rss_mib": proc_status_mib("VmRSS"),
+        }
+
+    async def stop(self) -> dict[str, Any]:
+        """Stop the clients; the report so far (``run``'s, when it comes in time, is the final one)."""
+        if self._stop is not None:
+            self._stop.set()
+        return self._report(0)
+
+    def _report(self, abandoned: int) -> dict[str, Any]:
+        times = self._group.times if self._group is not None else None
+        return {
+            "tasks": [(t.kind, t.latency, t.trainer, dict(t.calls)) for t in times.done] if times else [],
+            "connected": times.connected if times else 0,
+            "abandoned": abandoned,
+            "rss_mib": proc_status_mib("VmRSS"),
+            "rss_peak_mib": proc_status_mib("VmHWM"),
+        }
+
+    async def run(self) -> dict[str, Any]:
+        """Serve until ``stop``; then close the clients and report every finished task."""
+        assert self._group is not None and self._stop is not None
+        try:
+            await self._stop.wait()
+            return self._report(await self._group.close())
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
