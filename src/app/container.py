@@ -42,7 +42,7 @@ from ..domain.observe import NULL_OBSERVER, Observer
 from ..domain.policy import SitePolicy
 from ..domain.ports import TrainerFactory
 from ..domain.redaction import register_secrets
-from .client_graph import client_graph_lifecycle
+from .client_graph import ClientGraph, build_client
 from .plan import build_plan, package_extract_dir
 from .policy import max_model_bytes, privacy_budget, site_policy
 from .settings import Settings
@@ -267,9 +267,12 @@ class Container(containers.DeclarativeContainer):
     outbox_store = providers.Singleton(_outbox_store, settings)
     package_cache = providers.Singleton(DiskPackageCache)
     scratch = providers.Singleton(TempScratch)
-    # One client's graph (app.client_graph) per call; simulate gives its own ports as call arguments.
+    # Each call builds a new client from the one client graph (app.client_graph); simulate
+    # gives each client's own plan, connector, trainer and outbox store as call arguments.
+    client_graph = providers.Singleton(ClientGraph)
     lifecycle = providers.Factory(
-        client_graph_lifecycle,
+        build_client,
+        client_graph,
         plan=plan,
         discovery=discovery,
         package_source=package_source,
