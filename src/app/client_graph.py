@@ -7,8 +7,7 @@ runner's factory is bound to those parts; the lifecycle calls it once the traine
 
 The app ``Container`` keeps one graph and ``build_client`` resets its parts for every client
 it builds, so ``simulate``'s thousands of clients from one container each get their own
-links, outbox and supervisor (a fresh graph per client would cost about 13 ms each, a reset
-well under one).
+links, outbox and supervisor (a reset and build: about 0.4 ms a client; a fresh graph: 2.7 ms).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ the work dir's lock and its identity file: resolving a provider writes nothing t
 ``client_lifecycle`` is that build → run → close, written once for every entry point
 (``fedclient run``, the sandbox's clients, ``Client``, ``InProcessClient``). Each client's
 own parts (links, outbox, task runner, assigner, package setup, supervisor) are wired by
-``app.client_graph``, one graph per ``lifecycle`` call. Tests build the container with
+``app.client_graph``: one graph, its parts new at each ``lifecycle`` call. Tests build the container with
 real settings and override providers with the in-memory fakes.
 """
 

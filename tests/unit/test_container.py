@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -99,3 +100,17 @@ async def test_the_http_clients_the_container_opened_are_closed_when_the_client_
         opened = [life.assigner.discovery.client(), life.package.source.client()]
         assert not any(client.is_closed for client in opened)
     assert all(client.is_closed for client in opened), "shutdown_resources() closed both httpx clients"
+
+
+async def test_each_client_built_from_one_container_has_parts_of_its_own(tmp_path: Path) -> None:
+    # simulate builds thousands of clients from one container, each with its plan as a call argument
+    settings = load_settings({"api_url": "localhost", "work_dir": tmp_path, "client_id": "c", "name": "n"})
+    container = build_container(settings)
+    plans = [dataclasses.replace(container.plan(), work_dir=tmp_path / f"client-{i}") for i in range(2)]
+    first, second = [await container.lifecycle(plan=plan, usage_probe=None) for plan in plans]
+    assert (first.plan, second.plan) == (plans[0], plans[1])
+    for part in ("supervisor", "outbox", "assigner", "package", "state", "links"):
+        assert getattr(first, part) is not getattr(second, part), part
+    assert first.supervisor.connection.connector is second.supervisor.connection.connector  # shared adapters
+    assert first.assigner.plan is plans[0] and second.package.plan.work_dir == tmp_path / "client-1"
+    await container.shutdown_resources()

@@ -1,8 +1,8 @@
 """``Client``: FEDn's client class, as a synchronous facade over fedclient's lifecycle and adapters.
 
 ``assign()`` is the client's own assigner (``domain.assigner``: its retry and wait rules),
-``connect()`` opens the container's gRPC connector's link, and the model calls stream through that link's
-transfer, so nothing here re-implements a rule. Each Client owns a private event loop
+``connect()`` opens a link with the container's gRPC connector, and the model calls stream
+through that link's transfer, so nothing here re-implements a rule. Each Client owns a private event loop
 on a daemon thread; call ``close()`` (or use ``with``) when done.
 """
 
