@@ -13,10 +13,12 @@ $(DEMO_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[sandbox]'
 	touch $(DEMO_STAMP)
 
+# uv (from PyPI, like everything else) installs the test tools in seconds where pip takes
+# minutes; the tiers' other venvs are made with it too (tests/interop/installer.py).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sandbox,examples]'
+	$(PY) -m pip install --quiet --upgrade pip uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,sandbox,examples]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)

@@ -12,6 +12,10 @@ import os
 import sys
 from pathlib import Path
 
+# Loading the app makes the domain's messages name settings as its users set them (flags,
+# FEDN_* variables), as every entry point does; tests that build the domain directly see the same.
+import fedclient.app  # noqa: F401
+
 _BIN = str(Path(sys.executable).parent)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
     os.environ["PATH"] = os.pathsep.join(p for p in (_BIN, os.environ.get("PATH", "")) if p)

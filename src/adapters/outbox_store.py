@@ -6,6 +6,8 @@ name, fsynced, renamed into place, and the directory fsynced. The ``.json`` is w
 last and removed first, so its presence means the entry is complete; a model file
 without one is the leftover of a crash and is swept at load.
 
+The entries' format is ``outbox_format``'s (it reads what earlier versions wrote too).
+
 ``ProcessOutboxStore`` keeps the entries in memory and only the model files on disk: it
 survives reconnects, not restarts (for simulations and embedding).
 """
@@ -20,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from ..domain.outbox import OutboxEntry
+from .outbox_format import entry_from_json, entry_to_json
 
 log = logging.getLogger("fedclient.outbox")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -48,7 +51,7 @@ class FileOutboxStore:
         target = self._path(entry.key, ".json")
         temp = target.with_name(f".{target.name}.tmp")
         with temp.open("w", encoding="utf-8") as out:
-            json.dump(entry.to_json(), out)
+            json.dump(entry_to_json(entry), out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, target)
@@ -66,7 +69,7 @@ class FileOutboxStore:
             if path.suffix != ".json":
                 continue
             try:
-                entry = OutboxEntry.from_json(json.loads(path.read_text(encoding="utf-8")))
+                entry = entry_from_json(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 log.warning("outbox: discarding unreadable entry %s: %s", path.name, exc)
                 path.unlink(missing_ok=True)

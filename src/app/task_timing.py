@@ -22,8 +22,8 @@ from ..domain.model import (
     Identity,
     ModelUpdate,
     Prediction,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from ..domain.package import Manifest
@@ -116,7 +116,7 @@ class _TimedLink:
             self._clock.received(task)
             yield task
 
-    async def send_status(self, report: StatusReport) -> None:
+    async def send_status(self, report: TaskStatus) -> None:
         await self._timed("status", self._link.send_status(report))
 
     async def download(self, model_id: str, dest: Path) -> int:

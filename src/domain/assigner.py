@@ -19,6 +19,7 @@ from .plan import ClientPlan
 from .ports import Clock, Discovery, Random
 from .retry import attempt_of, giving_up, may_retry, next_delay
 from .stopping import Stopped, pause
+from .wording import no_controller_message
 
 # The lifecycle's logger: these lines keep the `logger` they have always had (docs/OPERATING.md).
 log = logging.getLogger("fedclient.lifecycle")
@@ -51,7 +52,7 @@ class Assigner:
         ends the waits with ``Stopped``.
         """
         if self.discovery is None:
-            raise ConfigError("no controller configured: give --api-url, or --combiner and --combiner-port")
+            raise ConfigError(no_controller_message())
         stop = stop or asyncio.Event()
         plan = self.plan
         request = AssignmentRequest(plan.identity, plan.package_mode, plan.preferred_combiner)

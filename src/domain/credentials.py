@@ -33,21 +33,27 @@ from .model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from .ports import Clock, CombinerLink, Random, TokenRefresher
 from .retry import RetryConfig, call_with_retry
+from .wording import Form, setting
 
 log = logging.getLogger("fedclient.auth")
 T = TypeVar("T")
 
 REFRESH_RETRY = RetryConfig(initial=1.0, maximum=10.0, max_attempts=5)
-NO_REFRESH_HINT = (
-    "no refresh token is configured (FEDN_AUTH_REFRESH_TOKEN and FEDN_AUTH_REFRESH_TOKEN_URI), "
-    "so the client cannot renew it: give it a valid token"
-)
+
+
+def no_refresh_hint() -> str:
+    """Why a refused token ends the client when no refresh token is configured."""
+    token, uri = setting("refresh_token", Form.ENV), setting("refresh_token_uri", Form.ENV)
+    return (
+        f"no refresh token is configured ({token} and {uri}), "
+        "so the client cannot renew it: give it a valid token"
+    )
 
 
 class Credentials:
@@ -163,7 +169,7 @@ class Credentials:
         if not refused.refreshable or self._token is None:
             return refused
         if self._refresher is None:
-            return AuthError(f"{refused} — {NO_REFRESH_HINT}", refreshable=False)
+            return AuthError(f"{refused} — {no_refresh_hint()}", refreshable=False)
         return AuthError(f"{refused} — the refreshed token was refused as well", refreshable=False)
 
 
@@ -192,7 +198,7 @@ class RefreshingLink:
     async def send_backward_completion(self, completion: BackwardCompletion) -> None:
         await self._credentials.call(lambda: self.inner.send_backward_completion(completion))
 
-    async def send_status(self, report: StatusReport) -> None:
+    async def send_status(self, report: TaskStatus) -> None:
         await self._credentials.call(lambda: self.inner.send_status(report))
 
     async def send_update(self, update: ModelUpdate) -> None:

@@ -1,4 +1,4 @@
-"""FEDN_PACKAGE_EXTRACT_DIR: the package unpacked over a directory the site names, as FEDn's client does.
+"""The site's extract dir: the package unpacked over a directory the site names, as FEDn's client does.
 
 The stock client extracts every package over the same directory, so files its code
 writes there at run time (a client-side model, prepared data) survive a restart and a

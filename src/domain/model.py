@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import TaskFailed
+from .results import BackwardOutcome, ForwardOutcome, TaskResult, TrainingOutcome
 
 
 @dataclass(frozen=True)
@@ -34,20 +34,26 @@ class AssignmentRequest:
 
 @dataclass(frozen=True)
 class CombinerAddress:
+    """A combiner as the controller named it, and where to connect to it.
+
+    ``dial`` is set by the transport's conversions when the connection goes somewhere else
+    than ``host:port`` (a public name on another port); ``host``/``port`` stay as assigned.
+    """
+
     host: str
     port: int
     fqdn: str | None = None
+    dial: tuple[str, int] | None = None
 
     @property
     def target(self) -> str:
-        """Where to dial: an fqdn always means port 443 (as FEDn does)."""
-        if self.fqdn:
-            return f"{self.fqdn}:443"
-        return f"{self.host}:{self.port}"
+        """Where to dial, as ``host:port``."""
+        host, port = self.dial or (self.host, self.port)
+        return f"{host}:{port}"
 
     @property
     def dial_port(self) -> int:
-        return 443 if self.fqdn else self.port
+        return self.dial[1] if self.dial else self.port
 
 
 @dataclass(frozen=True)
@@ -84,16 +90,17 @@ class TaskKind(enum.Enum):
     PREDICT = "predict"
     FORWARD = "forward"  # split learning: compute this client's embeddings
     BACKWARD = "backward"  # split learning: apply the gradients for those embeddings
-    UNSUPPORTED = "unsupported"  # a request type this client cannot run: answered with an ERROR status
+    UNSUPPORTED = "unsupported"  # a request type this client cannot run: answered with a FAILED status
 
 
 @dataclass(frozen=True)
 class Task:
-    """One request from the combiner, in our own terms.
+    """One request from the combiner, in our own terms (the transport's conversions type it).
 
-    ``data`` is the raw request payload (for training: the round config as a JSON
-    string whose values are all strings); ``config`` is its parsed form.
-    ``sender_name`` is the combiner that asked, whom results are addressed to.
+    ``data`` is the raw request payload, opaque here: results echo it back to the
+    combiner, which reads it. ``sender_name`` is the combiner that asked, whom results
+    are addressed to. ``request_problem`` says why the payload is unusable (set by the
+    transport), so that the task fails visibly instead of running on a config nobody sent.
     """
 
     kind: TaskKind
@@ -102,87 +109,44 @@ class Task:
     correlation_id: str = ""
     data: str = ""
     sender_name: str = ""
-    config: Mapping[str, Any] = field(default_factory=dict)
+    round_id: str = ""
+    round_timeout: float | None = None  # seconds, when the round has a usable one
+    client_settings: Mapping[str, Any] = field(default_factory=dict)
+    sl_inference: bool = False  # a FORWARD task for split-learning inference (validation), not training
+    request_problem: str | None = None
     # For UNSUPPORTED: how the request's type was named on the wire, for the error message.
     type_name: str = ""
 
     @property
     def problem(self) -> str | None:
         """Why this request cannot be served as sent (it then fails, visibly), or None."""
-        return task_problem(self.model_id, self.data)
-
-    @property
-    def round_id(self) -> str:
-        return str(self.config.get("round_id", ""))
-
-    @property
-    def sl_inference(self) -> bool:
-        """A FORWARD task for split-learning inference (validation), not for training.
-
-        The server sends the flag as a JSON bool or as the text "True"/"False".
-        """
-        value = self.config.get("is_sl_inference", False)
-        if isinstance(value, str):
-            return value.strip().lower() == "true"
-        return bool(value)
-
-    @property
-    def client_settings(self) -> Mapping[str, Any]:
-        settings = self.config.get("client_settings", {})
-        return settings if isinstance(settings, Mapping) else {}
+        return model_id_problem(self.model_id) or self.request_problem
 
 
-MAX_TASK_DATA_CHARS = 1024 * 1024
 MAX_MODEL_ID_CHARS = 256
 
 
-def task_problem(model_id: str, data: str) -> str | None:
-    """What is wrong with a TaskRequest's model id or ``data``, or None when it is usable."""
+def model_id_problem(model_id: str) -> str | None:
+    """What is wrong with a requested model id, or None when it is usable."""
     if not model_id or len(model_id) > MAX_MODEL_ID_CHARS or not model_id.isprintable():
         return f"the request names no usable model id ({model_id[:80]!r})"
-    if len(data) > MAX_TASK_DATA_CHARS:
-        return f"the request data is larger than {MAX_TASK_DATA_CHARS} characters"
-    if not data.strip():
-        return None
-    try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError):
-        return f"the request data is not JSON: {data[:60]!r}"
-    if not isinstance(parsed, dict):
-        return f"the request data must be a JSON object, got {type(parsed).__name__}"
     return None
-
-
-def parse_task_data(data: str) -> dict[str, Any]:
-    """Parse a TaskRequest's ``data``: a JSON object, or nothing at all.
-
-    FEDn sends an empty string for validation and a JSON object for training;
-    anything else is kept raw by the caller and reads as an empty config.
-    """
-    if not data.strip():
-        return {}
-    if len(data) > MAX_TASK_DATA_CHARS:
-        return {}
-    try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError):
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
 
 
 @dataclass(frozen=True)
 class ModelUpdate:
-    """A finished local training run, ready to be reported to the combiner."""
+    """A finished local training run (or a forward pass's embeddings), ready for the combiner.
+
+    ``task_data`` is the request's raw payload, echoed back (the combiner reads the round from it).
+    """
 
     model_id: str
     model_update_id: str
-    meta: Mapping[str, Any]
+    outcome: TrainingOutcome | ForwardOutcome
     receiver_name: str
     correlation_id: str = ""
     session_id: str = ""
-
-    def meta_json(self) -> str:
-        return json.dumps(dict(self.meta))
+    task_data: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,13 +154,11 @@ class BackwardCompletion:
     """A split-learning backward pass that finished: the gradients were applied locally."""
 
     gradient_id: str
-    meta: Mapping[str, Any]
+    outcome: BackwardOutcome
     receiver_name: str
     correlation_id: str = ""
     session_id: str = ""
-
-    def meta_json(self) -> str:
-        return json.dumps(dict(self.meta))
+    task_data: str = ""
 
 
 @dataclass(frozen=True)
@@ -232,14 +194,6 @@ class Prediction:
     prediction_id: str = ""
 
 
-class StatusLevel(enum.Enum):
-    INFO = "info"
-    DEBUG = "debug"
-    WARNING = "warning"
-    ERROR = "error"
-    AUDIT = "audit"
-
-
 @dataclass(frozen=True)
 class MetricReport:
     """Numbers the user's code logs during a task (``log_metric``), with the task's context."""
@@ -272,13 +226,38 @@ def check_training_metadata(metadata: object, where: str) -> dict[str, Any]:
     return dict(metadata)
 
 
-@dataclass(frozen=True)
-class StatusReport:
-    """A human-readable status line for the combiner's records."""
+class Stage(enum.Enum):
+    """Where a task is, as reported to the combiner."""
 
-    text: str
-    level: StatusLevel = StatusLevel.INFO
-    kind: TaskKind | None = None
-    session_id: str = ""
-    correlation_id: str = ""
-    data: str = ""
+    RECEIVED = "received"
+    STARTED = "started"  # the user's code is about to run (after the download, when there is one)
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """A report about a task for the combiner's records; its transport phrases it.
+
+    DONE carries the task's ``result`` (and for an update the id it was sent as);
+    FAILED carries the ``error`` (already scrubbed of secrets).
+    """
+
+    stage: Stage
+    task: Task
+    result: TaskResult | None = None
+    result_id: str = ""
+    error: str = ""
+
+    @property
+    def failure(self) -> str:
+        """The failure in one line, as it is logged and reported."""
+        return failure_message(self.task, self.error)
+
+    def describe(self) -> str:
+        """A short description for log lines about the report itself."""
+        return f"{self.task.kind.value} {self.stage.value} (model {self.task.model_id})"
+
+
+def failure_message(task: Task, error: str) -> str:
+    return f"{task.kind.value} task for model {task.model_id} failed: {error}"

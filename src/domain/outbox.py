@@ -33,8 +33,8 @@ import contextlib
 import enum
 import logging
 from collections import deque
-from collections.abc import Coroutine, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,13 +42,14 @@ from .errors import AuthError, DeliveryUncertain, FatalError, FedClientError, Tr
 from .links import LinkHolder
 from .model import ModelUpdate, Validation
 from .ports import Clock, CombinerLink, Ids, Random
+from .results import TrainingOutcome, ValidationOutcome
 from .retry import RetryConfig, compute_backoff
 from .rounds import RoundWatch
 
 log = logging.getLogger("fedclient.outbox")
 
 # How a finished result is retried, for the whole client: ClientPlan.delivery_retry (its cap is
-# FEDN_DELIVERY_RETRY_MAX) reaches this outbox and the TaskRunner. No attempt limit: a result is
+# the site's delivery retry setting) reaches this outbox and the TaskRunner. No attempt limit: a result is
 # tried again for as long as its round's rules allow, and whatever ends it says why in the log
 # (docs/RELIABILITY.md section 8). The runner bounds its own direct calls (tasks.DIRECT_ATTEMPTS).
 DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0)
@@ -82,28 +83,21 @@ class OutboxEntry:
     correlation_id: str
     session_id: str
     round_id: str
-    payload: Mapping[str, Any]  # the update's meta, or the validation's metrics
+    payload: TrainingOutcome | ValidationOutcome
     created_at: float  # wall clock, seconds
     expires_at: float  # wall clock: after this the result's round is closed
     uploaded_id: str = ""  # updates: the model id the combiner acknowledged an upload of
     has_model: bool = False  # updates: the store holds the model file
     sending: bool = False  # the message call may have left (set durably before it is made)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["kind"] = self.kind.value
-        data["payload"] = dict(self.payload)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OutboxEntry:
-        fields = dict(data)
-        fields["kind"] = ResultKind(fields["kind"])
-        return cls(**fields)
+    task_data: str = ""  # the request's raw payload, echoed back with an update
 
 
 class OutboxStore(Protocol):
-    """Where outbox entries live. Every method is blocking file work (the outbox runs it in a thread)."""
+    """Where outbox entries live. Every method is blocking file work (the outbox runs it in a thread).
+
+    A store that outlives the process serialises entries in a format of its own and keeps
+    reading what earlier versions of it wrote: a restart never loses a finished result.
+    """
 
     def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
         """Write ``entry`` durably, replacing an older version; ``model`` is moved in with it."""
@@ -303,13 +297,13 @@ class Outbox:
     async def _attempt(self, entry: OutboxEntry, link: CombinerLink) -> None:
         moved = self._link_of.get(entry.key) != self.links.generation
         self._link_of[entry.key] = self.links.generation
-        if entry.kind is ResultKind.VALIDATION:
+        if isinstance(entry.payload, ValidationOutcome):
             await self._send(
                 entry,
                 link.send_validation(
                     Validation(
                         entry.model_id,
-                        dict(entry.payload),
+                        dict(entry.payload.metrics),
                         entry.receiver_name,
                         entry.correlation_id,
                         entry.session_id,
@@ -333,21 +327,19 @@ class Outbox:
             entry = replace(entry, uploaded_id=upload_id)
             await asyncio.to_thread(self.store.save, entry)
             self._pending[entry.key] = entry
-        meta = dict(entry.payload)
-        meta["upload_model"] = upload_time
-        meta["processing_time"] = (
-            float(meta.get("fetch_model", 0.0)) + float(meta.get("exec_training", 0.0)) + upload_time
-        )
+        if not isinstance(entry.payload, TrainingOutcome):
+            raise FatalError(f"outbox entry {entry.key} is an update without a training outcome")
         await self._send(
             entry,
             link.send_update(
                 ModelUpdate(
                     entry.model_id,
                     entry.uploaded_id,
-                    meta,
+                    replace(entry.payload, upload=upload_time),
                     entry.receiver_name,
                     entry.correlation_id,
                     entry.session_id,
+                    task_data=entry.task_data,
                 )
             ),
         )

@@ -3,7 +3,7 @@
 Pure policy; the adapter ``adapters.trainers.package_env`` does the I/O. Three decisions live here:
 
 * the interpreter for each ``python``/``python3`` command (``choose_interpreter``):
-  an explicit ``--python`` wins, then the package's built ``python_env``, then the
+  an interpreter the site names explicitly wins, then the package's built ``python_env``, then the
   client's start-up PATH (what FEDn's shell would run), and only then the client's own
   interpreter, with a warning because that is rarely what a site meant;
 * what a ``python_env`` file says (``parse_python_env``), with FEDn 0.33's keys and defaults;
@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import PackageError
+from .wording import setting
 
 # The commands that mean "the Python interpreter" in an entry point.
 PYTHON_NAMES = ("python", "python3")
@@ -29,12 +30,16 @@ _CACHE_FORMAT = "fedclient-env-v1"
 
 
 class Source:
-    """Why an interpreter was chosen (the words appear in the start-up log line)."""
+    """Why an interpreter was chosen (the words appear in the start-up log line; also ``override_source``)."""
 
-    OVERRIDE = "set by --python"
     MANAGED_ENV = "the package's python_env"
     PATH = "found on PATH"
     OWN = "fedclient's own interpreter"
+
+
+def override_source() -> str:
+    """Why an interpreter the site named explicitly was chosen."""
+    return f"set by {setting('python')}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ def choose_interpreter(
     ``on_path(name)`` looks ``name`` up on the client's start-up PATH, as a shell would.
     """
     if override:
-        return InterpreterChoice(command, override, Source.OVERRIDE)
+        return InterpreterChoice(command, override, override_source())
     if env_bin is not None:
         found = env_bin(command) or env_bin("python")
         if found:
@@ -168,8 +173,8 @@ def _check_requirement(source: str, key: str, item: str) -> None:
     """One requirement per entry, and nothing that changes how or from where pip installs.
 
     The entries become lines of a requirements file, so a line break would smuggle in a
-    second line, and a line starting with ``-`` is a pip option (``--index-url``,
-    ``--extra-index-url``, ``-r other.txt``, ``-e ../..``, ``--trusted-host``), not a package.
+    second line, and a line starting with ``-`` is a pip option (an index URL, a trusted host,
+    ``-r other.txt``, ``-e ../..``), not a package.
     """
     if any(ch in item for ch in "\r\n\x00") or not item.isprintable():
         raise PackageError(f"{source}: '{key}' entry {item[:80]!r} holds a line break or control character")

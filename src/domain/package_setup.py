@@ -5,7 +5,7 @@ plan of its own (``PackagePlan``) and a ``PreparedPackage`` as its result: the
 local or callback modes that need no download, the checksum asked of the controller, the
 copy kept from the last start (``domain.package_cache``), the download, the SHA-256 checks
 against the server, the pin and the site allowlist, the unpack (a fresh directory per
-version, or over FEDN_PACKAGE_EXTRACT_DIR, ``domain.extract_dir``), and the package's
+version, or over the site's extract dir, ``domain.extract_dir``), and the package's
 ``startup`` entry point. Written against the Protocols in ``domain.ports`` only.
 """
 
@@ -25,6 +25,7 @@ from .package_cache import CACHE_DIR, KeptPackage, intact
 from .ports import Clock, PackageCache, PackageSource, PackageUnpacker, Random, Trainer
 from .retry import RetryConfig, call_with_retry
 from .stopping import pause
+from .wording import Form, setting
 
 # The lifecycle's logger: these lines keep the `logger` they have always had (docs/OPERATING.md).
 log = logging.getLogger("fedclient.lifecycle")
@@ -147,7 +148,12 @@ class PackageSetup:
         if target is None:  # a fresh private directory per version
             return self.unpacker.unpack(archive, self.plan.work_dir / "packages" / sha256[:16])
         report = self.unpacker.unpack_over(archive, target, self.plan.work_dir / RECORD_NAME)
-        log.info("package unpacked into %s (FEDN_PACKAGE_EXTRACT_DIR): %s", report.target, report.describe())
+        log.info(
+            "package unpacked into %s (%s): %s",
+            report.target,
+            setting("package_extract_dir", Form.ENV),
+            report.describe(),
+        )
         return report.package_dir
 
     def verify_package(self, archive: Path, server_sum: str | None) -> tuple[str, ChecksumVerdict]:
@@ -192,7 +198,8 @@ def _layout_hint(failure: str) -> str:
     """
     if "No such file or directory: '../" not in failure:
         return ""
+    extract_dir = setting("package_extract_dir", Form.ENV)
     return (
         "\n(the package opens a path above its own directory, which FEDn's client unpacks into "
-        "<start dir>/package: set FEDN_PACKAGE_EXTRACT_DIR=package for that layout, docs/MIGRATING.md)"
+        f"<start dir>/package: set {extract_dir}=package for that layout, docs/MIGRATING.md)"
     )

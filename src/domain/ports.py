@@ -19,8 +19,8 @@ from .model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from .package import Manifest
@@ -78,7 +78,7 @@ class PackageUnpacker(Protocol):
         ...
 
     def unpack_over(self, archive: Path, target: Path, record: Path) -> MergeReport:
-        """Extract ``archive`` over ``target`` (FEDN_PACKAGE_EXTRACT_DIR), keeping run-time files.
+        """Extract ``archive`` over ``target`` (the site's extract dir), keeping run-time files.
 
         Every member is checked before ``target`` is touched; files the previous version
         shipped (as ``record`` says) and this one does not are removed (domain.extract_dir).
@@ -105,7 +105,7 @@ class TaskSource(Protocol):
 
     async def send_telemetry(self, usage: ResourceUsage) -> None: ...
 
-    async def send_status(self, report: StatusReport) -> None: ...
+    async def send_status(self, report: TaskStatus) -> None: ...
 
     async def send_update(self, update: ModelUpdate) -> None: ...
 

@@ -27,12 +27,9 @@ def round_number(round_id: str) -> int | None:
 
 
 def round_timeout(task: Task) -> float | None:
-    """The round's timeout in seconds from the task config, if it has a usable one."""
-    try:
-        value = float(task.config.get("round_timeout", ""))
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
+    """The round's timeout in seconds, if the request gave a usable (positive) one."""
+    value = task.round_timeout
+    return value if value is not None and value > 0 else None
 
 
 @dataclass(frozen=True)

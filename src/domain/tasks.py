@@ -1,15 +1,17 @@
 """Running one task: download the model, run the user's code, send the result back.
 
 A task never takes the client down: whatever goes wrong is reported to the
-combiner as an ERROR status and the client moves on to the next task. Only a
+combiner as a FAILED status and the client moves on to the next task. Only a
 refused token (AuthError) and cancellation (the client is stopping) get through.
+
+What the runner reports is typed (``TaskStatus`` events, ``domain.results`` outcomes);
+the transport's conversions phrase them for the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -25,15 +27,23 @@ from .model import (
     MetricReport,
     ModelUpdate,
     Prediction,
-    StatusLevel,
-    StatusReport,
+    Stage,
     Task,
     TaskKind,
+    TaskStatus,
+    failure_message,
 )
 from .observe import NULL_OBSERVER, Observer, log_scope
 from .outbox import DEFAULT_MAX_AGE, DELIVERY_RETRY, Delivery, Outbox, OutboxEntry, ResultKind
 from .ports import Clock, Ids, Random, Scratch, Trainer
 from .redaction import redact
+from .results import (
+    BackwardOutcome,
+    ForwardOutcome,
+    PredictionOutcome,
+    TrainingOutcome,
+    ValidationOutcome,
+)
 from .retry import RetryConfig, call_with_retry
 from .rounds import round_timeout
 from .state import StateMachine
@@ -45,17 +55,10 @@ log = logging.getLogger("fedclient.tasks")
 # own calls to the combiner have no such rule (model downloads, and what is sent without the outbox:
 # predictions, split-learning embeddings and backward completions, metrics and attributes), so they
 # use its backoff but give up after this many tries, each waiting for a connection first, and the
-# task is reported failed: an ERROR status to the combiner and a log line, never silently.
+# task is reported failed: a FAILED status to the combiner and a log line, never silently.
 DIRECT_ATTEMPTS = 8
 # How many task outcomes are kept in memory (the newest).
 OUTCOME_HISTORY = 64
-
-RECEIVED = "Received request from combiner."
-UPDATE_DONE = "Model update completed."
-VALIDATION_DONE = "Model validation completed."
-PREDICTION_DONE = "Model prediction completed."
-FORWARD_DONE = "Forward pass completed."
-BACKWARD_DONE = "Backward pass completed. Status: finished_backward"
 
 
 @dataclass
@@ -129,16 +132,7 @@ class TaskRunner:
                 self._observer.task_finished(task, ok)
 
     async def _handle(self, task: Task) -> TaskOutcome:
-        await self._status(
-            StatusReport(
-                RECEIVED,
-                StatusLevel.AUDIT,
-                task.kind,
-                task.session_id,
-                task.correlation_id,
-                data=_task_json(task),
-            )
-        )
+        await self._status(TaskStatus(Stage.RECEIVED, task))
         if task.problem:
             # Served as {} this would train on a config nobody sent; fail it where the combiner sees.
             outcome = await self._report_failure(task, f"refused the request: {task.problem}")
@@ -179,26 +173,11 @@ class TaskRunner:
         t0 = self._clock.monotonic()
         await self._download(task.model_id, in_model)
         fetch = self._clock.monotonic() - t0
-        await self._status(
-            StatusReport(
-                f"\t Starting processing of training request for model_id {task.model_id}",
-                StatusLevel.INFO,
-                TaskKind.TRAIN,
-                task.session_id,
-                task.correlation_id,
-            )
-        )
+        await self._status(TaskStatus(Stage.STARTED, task))
         t1 = self._clock.monotonic()
         metadata = await self._trainer.train(in_model, out_model, dict(task.client_settings))
-        exec_training = self._clock.monotonic() - t1
-        meta: dict[str, Any] = {
-            "training_metadata": metadata,
-            "exec_training": exec_training,
-            "fetch_model": fetch,
-            # The combiner reads round_id from this raw request string (JSON in JSON).
-            "config": task.data,
-        }
-        entry = await self.outbox.add(self._entry(task, ResultKind.UPDATE, meta), out_model)
+        outcome = TrainingOutcome(metadata, fetch=fetch, execute=self._clock.monotonic() - t1)
+        entry = await self.outbox.add(self._entry(task, ResultKind.UPDATE, outcome), out_model)
         self._delivery = await self.outbox.deliver(entry.key)
         if self._delivery is not Delivery.DELIVERED:
             self._log_undelivered(task, self._delivery)
@@ -210,18 +189,11 @@ class TaskRunner:
             task.round_id or "?",
             metadata.get("num_examples"),
         )
-        await self._status(
-            StatusReport(
-                UPDATE_DONE,
-                StatusLevel.AUDIT,
-                TaskKind.TRAIN,
-                task.session_id,
-                task.correlation_id,
-                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": meta}),
-            )
-        )
+        await self._status(TaskStatus(Stage.DONE, task, outcome, update_id))
 
-    def _entry(self, task: Task, kind: ResultKind, payload: dict[str, Any]) -> OutboxEntry:
+    def _entry(
+        self, task: Task, kind: ResultKind, payload: TrainingOutcome | ValidationOutcome
+    ) -> OutboxEntry:
         """A finished result, with the wall-clock time after which its round no longer takes it."""
         now = self._clock.time()
         opened = self.outbox.watch.opened_at(task)
@@ -236,6 +208,7 @@ class TaskRunner:
             session_id=task.session_id,
             round_id=task.round_id,
             payload=payload,
+            task_data=task.data,
             created_at=now,
             expires_at=expires,
         )
@@ -249,29 +222,35 @@ class TaskRunner:
             )
 
     async def _deliver_update(
-        self, task: Task, update_id: str, out_file: Path, meta: dict[str, Any], t0: float
-    ) -> dict[str, Any]:
-        """Upload ``out_file`` as ``update_id`` and report it as a ModelUpdate; return the full meta.
+        self, task: Task, update_id: str, out_file: Path, outcome: ForwardOutcome, t0: float
+    ) -> ForwardOutcome:
+        """Upload ``out_file`` as ``update_id`` and report it as a ModelUpdate; return the timed outcome.
 
         Used for split-learning embeddings, which only their own forward pass can use: they
         are sent directly, not kept in the outbox (training updates are, see ``_train``).
         """
 
-        async def deliver() -> dict[str, Any]:
+        async def deliver() -> ForwardOutcome:
             # Each try starts over from the file: a half-sent upload is never resumed.
             link = await self._links.wait()
             t2 = self._clock.monotonic()
             await link.upload(update_id, out_file)
             now = self._clock.monotonic()
-            full = {**meta, "upload_model": now - t2, "processing_time": now - t0}
+            full = dataclasses.replace(outcome, upload=now - t2, processing=now - t0)
             await link.send_update(
                 ModelUpdate(
-                    task.model_id, update_id, full, task.sender_name, task.correlation_id, task.session_id
+                    task.model_id,
+                    update_id,
+                    full,
+                    task.sender_name,
+                    task.correlation_id,
+                    task.session_id,
+                    task_data=task.data,
                 )
             )
             return full
 
-        result: dict[str, Any] = await call_with_retry(
+        result: ForwardOutcome = await call_with_retry(
             deliver,
             self._retry,
             self._clock.sleep,
@@ -285,36 +264,15 @@ class TaskRunner:
 
     async def _forward(self, task: Task, scratch: Path) -> None:
         """Run ``forward``, upload the embeddings, report them as a ModelUpdate (no model download)."""
-        await self._status(
-            StatusReport(
-                f"\t Starting processing of forward request for model_id {task.model_id}",
-                StatusLevel.INFO,
-                TaskKind.FORWARD,
-                task.session_id,
-                task.correlation_id,
-            )
-        )
+        await self._status(TaskStatus(Stage.STARTED, task))
         out = scratch / "embeddings"
         t0 = self._clock.monotonic()
         metadata = await self._trainer.forward(self._client_id(), out, task.sl_inference)
         update_id = self._ids.new_id()
-        meta: dict[str, Any] = {
-            "exec_training": self._clock.monotonic() - t0,
-            "training_metadata": metadata,
-            "config": task.data,
-        }
-        full = await self._deliver_update(task, update_id, out, meta, t0)
+        outcome = ForwardOutcome(metadata, execute=self._clock.monotonic() - t0)
+        full = await self._deliver_update(task, update_id, out, outcome, t0)
         log.info("embeddings %s for model %s sent", update_id, task.model_id)
-        await self._status(
-            StatusReport(
-                FORWARD_DONE,
-                StatusLevel.AUDIT,
-                TaskKind.TRAIN,  # the combiner files it as a model update, as FEDn's client does
-                task.session_id,
-                task.correlation_id,
-                data=json.dumps({"model_id": task.model_id, "model_update_id": update_id, "meta": full}),
-            )
-        )
+        await self._status(TaskStatus(Stage.DONE, task, full, update_id))
 
     async def _backward(self, task: Task, scratch: Path) -> None:
         """Download the gradients (``model_id`` is their id), run ``backward``, report completion."""
@@ -322,40 +280,23 @@ class TaskRunner:
         t0 = self._clock.monotonic()
         await self._download(task.model_id, gradients)
         fetch = self._clock.monotonic() - t0
-        await self._status(
-            StatusReport(
-                f"\t Starting processing of backward request for gradient_id {task.model_id}",
-                StatusLevel.INFO,
-                TaskKind.BACKWARD,
-                task.session_id,
-                task.correlation_id,
-            )
-        )
+        await self._status(TaskStatus(Stage.STARTED, task))
         t1 = self._clock.monotonic()
         await self._trainer.backward(gradients, self._client_id())
-        elapsed = self._clock.monotonic() - t1
-        # Only a backward pass that succeeded is reported complete; a failure is an ERROR status.
+        outcome = BackwardOutcome(fetch=fetch, execute=self._clock.monotonic() - t1)
+        # Only a backward pass that succeeded is reported complete; a failure is a FAILED status.
         completion = BackwardCompletion(
             task.model_id,
-            {
-                "exec_training": elapsed,
-                "processing_time": elapsed,
-                "fetch_model": fetch,
-                "config": task.data,
-                "status": "success",
-            },
+            outcome,
             task.sender_name,
             task.correlation_id,
             task.session_id,
+            task_data=task.data,
         )
         await self._send(
             lambda link: link.send_backward_completion(completion), "sending backward completion"
         )
-        await self._status(
-            StatusReport(
-                BACKWARD_DONE, StatusLevel.AUDIT, TaskKind.BACKWARD, task.session_id, task.correlation_id
-            )
-        )
+        await self._status(TaskStatus(Stage.DONE, task, outcome))
 
     async def _unsupported(self, task: Task, scratch: Path) -> None:
         raise TaskFailed(f"this client cannot run {task.type_name or 'this kind of'} requests")
@@ -363,34 +304,17 @@ class TaskRunner:
     # --------------------------------------------------------------- validate --
 
     async def _validate(self, task: Task, scratch: Path) -> None:
-        await self._status(
-            StatusReport(
-                f"Processing validate request for model_id {task.model_id}",
-                StatusLevel.INFO,
-                TaskKind.VALIDATE,
-                task.session_id,
-                task.correlation_id,
-            )
-        )
+        await self._status(TaskStatus(Stage.STARTED, task))
         in_model = scratch / f"in{self._suffix}"
         await self._download(task.model_id, in_model)
         # No suffix on the JSON outputs either: the stock client names them that way too.
-        metrics = await self._trainer.validate(in_model, scratch / "metrics")
-        entry = await self.outbox.add(self._entry(task, ResultKind.VALIDATION, dict(metrics)))
+        outcome = ValidationOutcome(await self._trainer.validate(in_model, scratch / "metrics"))
+        entry = await self.outbox.add(self._entry(task, ResultKind.VALIDATION, outcome))
         self._delivery = await self.outbox.deliver(entry.key)
         if self._delivery is not Delivery.DELIVERED:
             self._log_undelivered(task, self._delivery)
             return
-        await self._status(
-            StatusReport(
-                VALIDATION_DONE,
-                StatusLevel.AUDIT,
-                TaskKind.VALIDATE,
-                task.session_id,
-                task.correlation_id,
-                data=json.dumps({"model_id": task.model_id, "metrics": metrics}),
-            )
-        )
+        await self._status(TaskStatus(Stage.DONE, task, outcome))
 
     # ---------------------------------------------------------------- predict --
 
@@ -400,11 +324,7 @@ class TaskRunner:
         output = await self._trainer.predict(in_model, scratch / "prediction")
         prediction = Prediction(task.model_id, output, task.sender_name, task.correlation_id, task.session_id)
         await self._send(lambda link: link.send_prediction(prediction), "sending prediction")
-        await self._status(
-            StatusReport(
-                PREDICTION_DONE, StatusLevel.AUDIT, TaskKind.PREDICT, task.session_id, task.correlation_id
-            )
-        )
+        await self._status(TaskStatus(Stage.DONE, task, PredictionOutcome(output)))
 
     # ---------------------------------------------------------- user reports --
 
@@ -433,14 +353,13 @@ class TaskRunner:
         )
 
     async def _report_failure(self, task: Task, error: str) -> TaskOutcome:
-        message = f"{task.kind.value} task for model {task.model_id} failed: {error}"
-        log.error("%s", message)
-        await self._status(
-            StatusReport(message, StatusLevel.ERROR, task.kind, task.session_id, task.correlation_id)
-        )
+        log.error("%s", failure_message(task, error))
+        # What the combiner (and everyone who reads its logs) sees: no secret of ours in it,
+        # whatever the package's code printed into an error message.
+        await self._status(TaskStatus(Stage.FAILED, task, error=redact(error)))
         return TaskOutcome(task, ok=False, error=error)
 
-    async def _status(self, report: StatusReport) -> None:
+    async def _status(self, report: TaskStatus) -> None:
         """Queue a status report; the task goes on while it is sent (in order, one after another).
 
         Status lines are informative: losing one (no connection right now) never fails a
@@ -448,25 +367,22 @@ class TaskRunner:
         half of a 1 MiB task's overhead against FEDn 0.33, docs/PERFORMANCE.md), so they
         are sent in the background and ``handle()`` waits for them only at its end.
         """
-        # What the combiner (and everyone who reads its logs) sees: no secret of ours in it,
-        # whatever the package's code printed into an error message.
-        report = dataclasses.replace(report, text=redact(report.text), data=redact(report.data))
         previous = self._statuses[-1] if self._statuses else None
         self._statuses.append(asyncio.ensure_future(self._send_status(previous, report)))
 
-    async def _send_status(self, previous: asyncio.Task[None] | None, report: StatusReport) -> None:
+    async def _send_status(self, previous: asyncio.Task[None] | None, report: TaskStatus) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # keep the order; its outcome is collected by _statuses_sent
         link = self._links.current()
         if link is None:
-            log.warning("not connected; status %r not sent", report.text)
+            log.warning("not connected; status %r not sent", report.describe())
             return
         try:
             await link.send_status(report)
         except AuthError:
             raise
         except FedClientError as exc:
-            log.warning("could not send status %r: %s", report.text, exc)
+            log.warning("could not send status %r: %s", report.describe(), exc)
 
     async def _statuses_sent(self) -> None:
         """Wait until the queued status reports are out; an AuthError among them is raised here."""
@@ -483,16 +399,3 @@ class TaskRunner:
             error = None if status.cancelled() else status.exception()
             if error is not None:
                 raise error  # only AuthError escapes _send_status
-
-
-def _task_json(task: Task) -> str:
-    return json.dumps(
-        {
-            "type": task.kind.value,
-            "model_id": task.model_id,
-            "session_id": task.session_id,
-            "correlation_id": task.correlation_id,
-            "sender": task.sender_name,
-            "data": task.data,
-        }
-    )

@@ -43,8 +43,8 @@ from ..domain.model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from ..domain.observe import NULL_OBSERVER, Link, Observer, TransferKind
@@ -158,7 +158,7 @@ class InMemoryCombiner:
 
     models: dict[str, bytes] = field(default_factory=dict)
     queues: dict[str, asyncio.Queue[Task | None]] = field(default_factory=dict)
-    statuses: list[StatusReport] = field(default_factory=list)
+    statuses: list[TaskStatus] = field(default_factory=list)
     updates: list[ModelUpdate] = field(default_factory=list)
     validations: list[Validation] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
@@ -255,7 +255,7 @@ class InMemoryLink:
         self._check("send_backward_completion")
         self.combiner.backward_completions.append(completion)
 
-    async def send_status(self, report: StatusReport) -> None:
+    async def send_status(self, report: TaskStatus) -> None:
         self._check("send_status")
         self.combiner.statuses.append(report)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnector
+from fedclient.adapters.combiner_grpc.vocabulary import task_of
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.domain.errors import AuthError, ModelNotFound, StreamEnded, TransientError
 from fedclient.domain.model import (
@@ -18,12 +19,13 @@ from fedclient.domain.model import (
     Identity,
     ModelUpdate,
     Prediction,
-    StatusLevel,
-    StatusReport,
+    Stage,
     Task,
     TaskKind,
+    TaskStatus,
     Validation,
 )
+from fedclient.domain.results import TrainingOutcome
 
 ME = Identity("alice", "cid-123")
 TOKEN = "s3cret-token"
@@ -100,8 +102,8 @@ async def test_download_of_unknown_model_is_model_not_found(link: GrpcCombinerLi
 
 async def test_model_update_reaches_the_combiner(combiner: SandboxCombiner, link: GrpcCombinerLink) -> None:
     config = json.dumps({"round_id": "3", "session_id": "s1"})
-    meta = {"training_metadata": {"num_examples": 42}, "exec_training": 0.5, "config": config}
-    await link.send_update(ModelUpdate("m0", "u1", meta, "combiner-1", "corr-1", "s1"))
+    outcome = TrainingOutcome({"num_examples": 42}, fetch=0.25, execute=0.5, upload=0.125)
+    await link.send_update(ModelUpdate("m0", "u1", outcome, "combiner-1", "corr-1", "s1", task_data=config))
     [update] = await combiner.wait_for_updates(["corr-1"], 1.0)
     assert (update.model_id, update.model_update_id, update.correlation_id) == ("m0", "u1", "corr-1")
     assert (update.sender_name, update.sender_client_id, update.receiver_name) == (
@@ -111,6 +113,11 @@ async def test_model_update_reaches_the_combiner(combiner: SandboxCombiner, link
     )
     assert update.meta["training_metadata"]["num_examples"] == 42
     assert json.loads(update.meta["config"])["round_id"] == "3"
+    assert (update.meta["fetch_model"], update.meta["upload_model"], update.meta["processing_time"]) == (
+        0.25,
+        0.125,
+        0.875,
+    )
     assert update.timestamp.endswith("+00:00")  # str(datetime.now(UTC)), as FEDn
 
 
@@ -133,9 +140,7 @@ async def test_prediction_reaches_the_combiner(combiner: SandboxCombiner, link: 
 
 
 async def test_status_and_heartbeat_are_recorded(combiner: SandboxCombiner, link: GrpcCombinerLink) -> None:
-    await link.send_status(
-        StatusReport("Received request from combiner.", StatusLevel.AUDIT, TaskKind.TRAIN, "s1")
-    )
+    await link.send_status(TaskStatus(Stage.RECEIVED, task_of(TaskKind.TRAIN, "m0", "s1")))
     await link.heartbeat()
     [status] = combiner.statuses
     assert (status.text, status.level, status.type) == (

@@ -16,13 +16,16 @@ from fedclient.adapters.combiner_grpc.link import GrpcCombinerLink, GrpcConnecto
 from fedclient.adapters.sandbox.combiner import SandboxCombiner
 from fedclient.domain.errors import DeliveryUncertain, TransientError
 from fedclient.domain.model import CombinerAddress, Identity, ModelUpdate, Validation
+from fedclient.domain.results import TrainingOutcome
 from fedclient.testing.fakes import InMemoryCombiner, InMemoryLink
 
 ME = Identity("alice", "cid-9")
 
 
 def update(update_id: str) -> ModelUpdate:
-    return ModelUpdate("seed", update_id, {"training_metadata": {"num_examples": 1}}, "combiner")
+    return ModelUpdate(
+        "seed", update_id, TrainingOutcome({"num_examples": 1}, 0.1, 0.2, upload=0.1), "combiner"
+    )
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from fedclient.domain.model import (
     Task,
     TaskKind,
 )
+from fedclient.domain.results import BackwardOutcome
 
 ME = Identity("alice", "cid-123")
 
@@ -59,8 +60,17 @@ async def test_every_task_type_reaches_the_client(combiner: SandboxCombiner, lin
 async def test_backward_completion_telemetry_and_heartbeat_usage_are_recorded(
     combiner: SandboxCombiner, link: GrpcCombinerLink
 ) -> None:
-    meta = {"status": "success", "fetch_model": 0.1}
-    await link.send_backward_completion(BackwardCompletion("grad-1", meta, "combiner-1", "corr-1", "s1"))
+    outcome = BackwardOutcome(fetch=0.1, execute=0.5)
+    await link.send_backward_completion(
+        BackwardCompletion("grad-1", outcome, "combiner-1", "corr-1", "s1", task_data="{}")
+    )
+    meta = {
+        "exec_training": 0.5,
+        "processing_time": 0.5,
+        "fetch_model": 0.1,
+        "config": "{}",
+        "status": "success",
+    }
     await link.send_telemetry(ResourceUsage(cpu_percent=12.5, memory_percent=61.25))
     await link.heartbeat(ResourceUsage(cpu_percent=3.5, memory_percent=61.5))
     await link.heartbeat()

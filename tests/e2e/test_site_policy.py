@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.clock import PythonRandom, UuidIds
+from fedclient.adapters.combiner_grpc.vocabulary import task_of
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.adapters.scratch import TempScratch
@@ -29,7 +30,7 @@ from fedclient.domain.model import (
     AssignmentStatus,
     CombinerAddress,
     Identity,
-    StatusLevel,
+    Stage,
     Task,
     TaskKind,
 )
@@ -104,7 +105,7 @@ def _life(
 
 def _task(model: str) -> Task:
     config = {"round_id": "1"}
-    return Task(TaskKind.TRAIN, model, "s1", f"corr-{model}", json.dumps(config), "combiner", config)
+    return task_of(TaskKind.TRAIN, model, "s1", f"corr-{model}", json.dumps(config), "combiner")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="setrlimit is POSIX")
@@ -131,7 +132,7 @@ async def test_limit_breakers_fail_their_tasks_and_the_client_serves_the_next(tm
     assert "CPU time limit of 1 s" in outcomes["spin"].error
     assert "output limit of 200000 bytes" in outcomes["flood"].error
     assert outcomes["good"].ok and len(combiner.updates) == 1
-    errors = [s.text for s in combiner.statuses if s.level is StatusLevel.ERROR]
+    errors = [s.failure for s in combiner.statuses if s.stage is Stage.FAILED]
     assert len(errors) == 3 and all("limit" in text for text in errors)  # the combiner is told why
     assert _processes_mentioning(str(tmp_path)) == []  # no child left spinning or flooding
 

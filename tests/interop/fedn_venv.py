@@ -24,6 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    from .installer import create_commands, install_command
+except ImportError:  # run as a script (`make fedn-venv`)
+    from installer import create_commands, install_command  # type: ignore[import-not-found,no-redef]
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO / ".fedn-venv"
 # pyjwt, flask, grpcio... come with fedn; psutil is what our harness uses for cleanup checks.
@@ -78,7 +83,7 @@ def ensure_fedn_venv(path: Path = DEFAULT_VENV) -> Path:
     """Create (once) the FEDn server venv at ``path``; return ``path``.
 
     A cache hit costs one ``python -c`` call (~30 ms). A miss recreates the venv from
-    scratch (about a minute with a warm pip cache) so no stale package survives.
+    scratch (seconds with uv, about a minute with pip and a warm cache) so no stale package survives.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,9 +97,10 @@ def ensure_fedn_venv(path: Path = DEFAULT_VENV) -> Path:
             return path
         started = time.monotonic()
         shutil.rmtree(path, ignore_errors=True)
-        _run([base, "-m", "venv", str(path)], "create the venv")
-        pip = [str(venv_python(path)), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
-        _run([*pip, *packages], "install " + " ".join(packages))
+        pip_only = packages == TORCH_REQUIREMENTS  # only pip takes the CPU torch wheel on disk
+        for command in create_commands(base, path, pip_only=pip_only):
+            _run(command, "create the venv")
+        _run(install_command(path, *packages, pip_only=pip_only), "install " + " ".join(packages))
         stamp.write_text(wanted)
         print(f"[interop] FEDn venv built in {time.monotonic() - started:.0f} s at {path}", file=sys.stderr)
     return path

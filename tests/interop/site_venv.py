@@ -28,6 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    from .installer import create_commands, install_command
+except ImportError:  # run as a script (`make site-venv`)
+    from installer import create_commands, install_command  # type: ignore[import-not-found,no-redef]
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SITE_VENV = REPO / ".site-venv"
 PRIVACY_SITE_VENV = REPO / ".site-privacy-venv"
@@ -67,12 +72,11 @@ def ensure_site_venv(path: Path = DEFAULT_SITE_VENV, extras: tuple[str, ...] = (
             return path
         started = time.monotonic()
         shutil.rmtree(path, ignore_errors=True)
-        _run([sys.executable, "-m", "venv", str(path)], "create the site venv")
-        python = str(site_bin(path) / "python")
-        _run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], "upgrade pip")
+        for command in create_commands(sys.executable, path):
+            _run(command, "create the site venv")
         target = f"{REPO}[{','.join(extras)}]" if extras else str(REPO)
         what = f"pip install fedclient[{','.join(extras)}]" if extras else "pip install fedclient (no extras)"
-        _run([python, "-m", "pip", "install", "--quiet", "-e", target], what)
+        _run(install_command(path, "-e", target), what)
         check_site_venv(path, extras)
         stamp.write_text(wanted)
         print(f"[interop] site venv built in {time.monotonic() - started:.0f} s at {path}", file=sys.stderr)

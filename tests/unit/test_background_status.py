@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.combiner_grpc.vocabulary import task_of
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.domain.errors import AuthError
 from fedclient.domain.links import LinkHolder
-from fedclient.domain.model import Identity, StatusReport, Task, TaskKind
+from fedclient.domain.model import Identity, Task, TaskKind, TaskStatus
 from fedclient.domain.outbox import Outbox
 from fedclient.domain.state import StateMachine
 from fedclient.domain.tasks import TaskRunner
@@ -32,11 +33,11 @@ class SlowStatusLink(InMemoryLink):
         self.delay = delay
         self.events: list[str] = []
 
-    async def send_status(self, report: StatusReport) -> None:
-        self.events.append(f"status> {report.text.strip()[:20]}")
+    async def send_status(self, report: TaskStatus) -> None:
+        self.events.append(f"status> {report.describe()}")
         await asyncio.sleep(self.delay)
         await super().send_status(report)
-        self.events.append(f"status< {report.text.strip()[:20]}")
+        self.events.append(f"status< {report.describe()}")
 
     async def download(self, model_id: str, dest: Path) -> int:
         self.events.append("download")
@@ -64,7 +65,7 @@ def runner(tmp_path: Path, link: InMemoryLink) -> TaskRunner:
 async def test_training_starts_before_the_first_status_is_acknowledged(tmp_path: Path) -> None:
     combiner = InMemoryCombiner(models={"m": b"seed"})
     link = SlowStatusLink(combiner, delay=0.2)
-    task = Task(TaskKind.TRAIN, "m", "s", "c1", '{"round_id": "1"}', "combiner")
+    task = task_of(TaskKind.TRAIN, "m", "s", "c1", '{"round_id": "1"}', "combiner")
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     outcome = await runner(tmp_path, link).handle(task)
@@ -74,7 +75,7 @@ async def test_training_starts_before_the_first_status_is_acknowledged(tmp_path:
     assert link.events.index("download") < first_ack
     assert combiner.updates and combiner.updates[0].correlation_id == "c1"
     # ... every status went out, one after another, in the order the task made them ...
-    sent = [s.text for s in combiner.statuses]
+    sent = [s.stage for s in combiner.statuses]
     assert len(sent) == 3 and sent[-1] != sent[0]
     starts = [e for e in link.events if e.startswith("status>")]
     ends = [e for e in link.events if e.startswith("status<")]

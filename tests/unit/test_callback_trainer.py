@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fedclient.adapters.combiner_grpc.vocabulary import StatusLevel, task_of
 from fedclient.adapters.model_npz import load_arrays, save_arrays
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
@@ -21,7 +22,7 @@ from fedclient.adapters.trainers.callback_trainer import (
 )
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.links import LinkHolder
-from fedclient.domain.model import Identity, StatusLevel, Task, TaskKind
+from fedclient.domain.model import Identity, Task, TaskKind
 from fedclient.domain.outbox import Outbox
 from fedclient.domain.state import ClientState, StateMachine, client_state_to_string
 from fedclient.domain.tasks import TaskRunner
@@ -33,6 +34,8 @@ from fedclient.testing.fakes import (
     InMemoryLink,
     SeededRandom,
 )
+
+from tests.unit.world import lines, meta
 
 ME = Identity("site", "cid-1")
 
@@ -59,7 +62,7 @@ def _runner(tmp_path: Path, callbacks: Callbacks) -> tuple[TaskRunner, InMemoryC
 
 def _train_task(model_id: str, round_id: str = "7") -> Task:
     data = json.dumps({"round_id": round_id, "client_settings": {"lr": "0.5"}})
-    return Task(TaskKind.TRAIN, model_id, "sess-1", "corr-1", data, "combiner", json.loads(data))
+    return task_of(TaskKind.TRAIN, model_id, "sess-1", "corr-1", data, "combiner")
 
 
 def _seed(combiner: InMemoryCombiner, tmp_path: Path, model_id: str = "seed") -> None:
@@ -87,7 +90,7 @@ async def test_numpy_callbacks_train_log_metrics_with_the_task_context_and_keep_
         assert outcome.ok, outcome.error
     assert len(set(threads)) == 1 and threads[0] == "fedclient-callbacks"
     update = combiner.updates[0]
-    assert update.meta["training_metadata"] == {"num_examples": 42}
+    assert meta(update)["training_metadata"] == {"num_examples": 42}
     out = tmp_path / "out.npz"
     out.write_bytes(combiner.models[update.model_update_id])
     assert [a.tolist() for a in load_arrays(out)] == [[1, 1, 1], [[2, 2], [2, 2]]]
@@ -112,7 +115,7 @@ async def test_a_raising_callback_fails_its_task_and_the_next_task_runs(tmp_path
     _seed(combiner, tmp_path)
     bad = await runner.handle(_train_task("seed"))
     assert not bad.ok and "the train callback raised RuntimeError: out of data" in bad.error
-    errors = [s for s in combiner.statuses if s.level is StatusLevel.ERROR]
+    errors = [s for s in lines(combiner.statuses) if s.level is StatusLevel.ERROR]
     assert len(errors) == 1 and "out of data" in errors[0].text
     good = await runner.handle(_train_task("seed"))
     assert good.ok and len(combiner.updates) == 1

@@ -82,7 +82,7 @@ async def test_overridden_container_runs_a_task_with_fakes(tmp_path: Path) -> No
             await asyncio.sleep(0.01)
     stop.set()
     await runner
-    assert combiner.updates[0].meta["training_metadata"] == {"num_examples": 10}
+    assert combiner.updates[0].outcome.metadata == {"num_examples": 10}
 
 
 async def test_the_http_clients_the_container_opened_are_closed_when_the_client_ends(tmp_path: Path) -> None:

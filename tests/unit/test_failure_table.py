@@ -1,4 +1,4 @@
-"""The one error table (domain.failures), checked over every gRPC status code and every HTTP status."""
+"""The error tables (adapters' failure_table modules), checked over every gRPC code and HTTP status."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ import email.utils
 
 import grpc
 import pytest
+from fedclient.adapters.combiner_grpc.failure_table import GRPC, grpc_verdict
+from fedclient.adapters.controller_http.failure_table import http_verdict, transport_verdict
 from fedclient.domain.errors import AuthError, PermanentError, TransientError
-from fedclient.domain.failures import (
-    GRPC,
-    MAX_RETRY_AFTER,
-    Failure,
-    error_for,
-    grpc_verdict,
-    http_verdict,
-    parse_retry_after,
-    transport_verdict,
-)
+from fedclient.domain.failures import MAX_RETRY_AFTER, Failure, error_for, parse_retry_after
 from fedclient.domain.retry import RetryConfig, compute_backoff, next_delay
 from hypothesis import given
 from hypothesis import strategies as st

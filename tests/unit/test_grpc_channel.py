@@ -14,10 +14,12 @@ from fedclient.adapters.combiner_grpc.channel import (
     call_metadata,
     uses_tls,
 )
+from fedclient.adapters.combiner_grpc.failure_table import grpc_verdict
 from fedclient.adapters.combiner_grpc.link import GrpcConnector
 from fedclient.adapters.combiner_grpc.rpc_errors import translate
+from fedclient.adapters.controller_http.conversions import combiner_address
 from fedclient.domain.errors import AuthError, ConfigError, PermanentError, TransientError
-from fedclient.domain.failures import Failure, grpc_verdict
+from fedclient.domain.failures import Failure
 from fedclient.domain.model import CombinerAddress, Identity
 
 ME = Identity("alice", "cid-1")
@@ -28,7 +30,7 @@ ME = Identity("alice", "cid-1")
     [
         (CombinerAddress("h", 12080), ChannelSettings(), False),
         (CombinerAddress("h", 443), ChannelSettings(), True),
-        (CombinerAddress("h", 12080, fqdn="c.example.org"), ChannelSettings(), True),
+        (combiner_address("h", 12080, fqdn="c.example.org"), ChannelSettings(), True),  # fqdn:443
         (CombinerAddress("h", 12080), ChannelSettings(force_tls=True), True),
         (CombinerAddress("h", 12080), ChannelSettings(root_cert_path=Path("ca.pem")), True),
         (CombinerAddress("h", 12080), ChannelSettings(token="t"), False),

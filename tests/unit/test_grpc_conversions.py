@@ -8,17 +8,19 @@ from datetime import datetime
 import pytest
 from fedclient.adapters.combiner_grpc import conversions as conv
 from fedclient.adapters.combiner_grpc.generated import fedn_pb2 as pb
+from fedclient.adapters.combiner_grpc.vocabulary import StatusLevel, task_of
 from fedclient.domain.model import (
     BackwardCompletion,
     Identity,
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusLevel,
-    StatusReport,
+    Stage,
     TaskKind,
+    TaskStatus,
     Validation,
 )
+from fedclient.domain.results import BackwardOutcome, TrainingOutcome
 
 ME = Identity("alice", "cid-1")
 
@@ -106,7 +108,13 @@ def test_tasks_not_from_a_combiner_are_ignored(role: int) -> None:
 
 def test_unparseable_data_reads_as_empty_config() -> None:
     task = conv.task_from_pb(request(pb.MODEL_PREDICTION, data="not json"))
-    assert task is not None and task.config == {} and task.data == "not json"
+    assert task is not None and task.data == "not json"
+    assert (task.round_id, task.round_timeout, task.client_settings, task.sl_inference) == (
+        "",
+        None,
+        {},
+        False,
+    )
 
 
 def sender_ok(message: pb.ModelUpdate | pb.ModelValidation | pb.ModelPrediction | pb.Status) -> None:
@@ -114,12 +122,17 @@ def sender_ok(message: pb.ModelUpdate | pb.ModelValidation | pb.ModelPrediction 
 
 
 def test_model_update() -> None:
-    meta = {"training_metadata": {"num_examples": 3}, "config": '{"round_id": "1"}'}
-    msg = conv.update_pb(ModelUpdate("m0", "u1", meta, "combiner-1", "corr", "s1"), ME)
+    outcome = TrainingOutcome({"num_examples": 3}, fetch=1.5, execute=2.0, upload=0.5)
+    update = ModelUpdate("m0", "u1", outcome, "combiner-1", "corr", "s1", task_data='{"round_id": "1"}')
+    msg = conv.update_pb(update, ME)
     sender_ok(msg)
     assert (msg.receiver.name, msg.receiver.role) == ("combiner-1", 2)
     assert (msg.model_id, msg.model_update_id, msg.correlation_id, msg.config) == ("m0", "u1", "corr", "")
-    assert json.loads(msg.meta) == meta
+    # The stock client's layout, key order included: the combiner reads round_id from "config".
+    assert msg.meta == (
+        '{"training_metadata": {"num_examples": 3}, "exec_training": 2.0, "fetch_model": 1.5, '
+        '"config": "{\\"round_id\\": \\"1\\"}", "upload_model": 0.5, "processing_time": 4.0}'
+    )
     assert datetime.fromisoformat(msg.timestamp).utcoffset() is not None  # "2026-... +00:00"
     assert msg.timestamp.endswith("+00:00") and "T" not in msg.timestamp
 
@@ -152,27 +165,31 @@ def test_model_prediction() -> None:
     ],
 )
 def test_status_levels(level: StatusLevel, wire: int) -> None:
-    assert conv.status_pb(StatusReport("x", level), ME).log_level == wire
+    assert conv.log_level(level) == wire
 
 
 @pytest.mark.parametrize(
     ("kind", "wire"), [(TaskKind.TRAIN, 2), (TaskKind.VALIDATE, 4), (TaskKind.PREDICT, 5), (None, 0)]
 )
 def test_status_types(kind: TaskKind | None, wire: int) -> None:
-    assert conv.status_pb(StatusReport("x", kind=kind), ME).type == wire
+    assert conv.task_type(kind) == wire
 
 
 def test_status_fields() -> None:
-    report = StatusReport(
-        "Model update completed.", StatusLevel.AUDIT, TaskKind.TRAIN, "s1", "corr", '{"a": 1}'
-    )
+    task = task_of(TaskKind.TRAIN, "m0", "s1", "corr", "", "combiner-1")
+    report = TaskStatus(Stage.DONE, task, TrainingOutcome({"a": 1}, fetch=1.0, execute=2.0), "u1")
     msg = conv.status_pb(report, ME)
     sender_ok(msg)
-    assert (msg.status, msg.session_id, msg.correlation_id, msg.data) == (
+    assert (msg.status, msg.session_id, msg.correlation_id, msg.log_level, msg.type) == (
         "Model update completed.",
         "s1",
         "corr",
-        '{"a": 1}',
+        pb.AUDIT,
+        pb.MODEL_UPDATE,
+    )
+    assert msg.data == (
+        '{"model_id": "m0", "model_update_id": "u1", "meta": {"training_metadata": {"a": 1}, '
+        '"exec_training": 2.0, "fetch_model": 1.0, "config": ""}}'
     )
     assert msg.HasField("timestamp")
 
@@ -208,9 +225,14 @@ def test_telemetry_message_uses_fedn_keys_and_skips_unmeasured() -> None:
 
 
 def test_backward_completion() -> None:
-    done = BackwardCompletion("g1", {"status": "success", "config": "{}"}, "combiner-1", "corr", "s1")
+    outcome = BackwardOutcome(fetch=0.5, execute=1.25)
+    done = BackwardCompletion("g1", outcome, "combiner-1", "corr", "s1", task_data="{}")
     msg = conv.backward_completion_pb(done, ME)
     sender_ok(msg)  # type: ignore[arg-type]
     assert (msg.receiver.name, msg.receiver.role, msg.gradient_id) == ("combiner-1", pb.COMBINER, "g1")
     assert (msg.correlation_id, msg.session_id) == ("corr", "s1")
-    assert json.loads(msg.meta) == {"status": "success", "config": "{}"} and msg.HasField("timestamp")
+    assert msg.meta == (
+        '{"exec_training": 1.25, "processing_time": 1.25, "fetch_model": 0.5, "config": "{}", '
+        '"status": "success"}'
+    )
+    assert msg.HasField("timestamp")

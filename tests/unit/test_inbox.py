@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from fedclient.adapters.combiner_grpc.vocabulary import task_of
 from fedclient.domain.inbox import TaskInbox
 from fedclient.domain.model import Task, TaskKind
 from fedclient.domain.rounds import RoundWatch
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 def train(corr: str, round_id: str = "1", session: str = "s1", timeout: str = "60") -> Task:
     config = {"round_id": round_id, "round_timeout": timeout}
-    return Task(TaskKind.TRAIN, "g", session, corr, json.dumps(config), "combiner", config)
+    return task_of(TaskKind.TRAIN, "g", session, corr, json.dumps(config), "combiner")
 
 
 class Wall:

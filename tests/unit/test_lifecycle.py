@@ -8,46 +8,47 @@ import time
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.combiner_grpc.vocabulary import RECEIVED, UPDATE_DONE, VALIDATION_DONE, StatusLevel
 from fedclient.domain.errors import AuthError, ConfigError, PackageError, TaskFailed, TransientError
 from fedclient.domain.model import (
     Assignment,
     AssignmentStatus,
     Identity,
     PackageMode,
-    StatusLevel,
     Task,
     TaskKind,
 )
 from fedclient.domain.outbox import OutboxEntry, ResultKind
 from fedclient.domain.package import ChecksumVerdict
+from fedclient.domain.results import TrainingOutcome
 from fedclient.domain.retry import RetryConfig
 from fedclient.domain.state import ClientState
-from fedclient.domain.tasks import DIRECT_ATTEMPTS, RECEIVED, UPDATE_DONE, VALIDATION_DONE
+from fedclient.domain.tasks import DIRECT_ATTEMPTS
 from fedclient.testing.fakes import (
     InMemoryOutboxStore,
     InMemoryTrainer,
 )
 
-from tests.unit.world import ASSIGNED, COMBINER, MANIFEST, ROUND_CONFIG, World, train_task
+from tests.unit.world import ASSIGNED, COMBINER, MANIFEST, ROUND_CONFIG, World, lines, meta, train_task
 
 
 async def test_train_task_end_to_end(tmp_path: Path, archive: Path) -> None:
     w = World(tmp_path, archive)
     w.combiner.submit("cid-1", train_task())
-    await w.run_until(lambda: any(s.text == UPDATE_DONE for s in w.combiner.statuses))
+    await w.run_until(lambda: any(s.text == UPDATE_DONE for s in lines(w.combiner.statuses)))
 
     [update] = w.combiner.updates
     assert update.model_id == "seed"
     assert update.receiver_name == "combiner-0"
-    assert update.meta["training_metadata"] == {"num_examples": 42}
-    assert update.meta["config"] == ROUND_CONFIG  # raw request string, JSON in JSON
-    assert {"fetch_model", "exec_training", "upload_model", "processing_time"} <= set(update.meta)
+    assert meta(update)["training_metadata"] == {"num_examples": 42}
+    assert meta(update)["config"] == ROUND_CONFIG  # raw request string, JSON in JSON
+    assert {"fetch_model", "exec_training", "upload_model", "processing_time"} <= set(meta(update))
     assert w.combiner.models[update.model_update_id] == b"seed+"
     assert w.trainer.calls[0][2] == {"lr": "0.1"}
     # the controller's client_id is adopted, and used to subscribe
     assert w.life.identity == Identity("alice", "cid-1")
     assert w.combiner.connects[0] == (COMBINER, Identity("alice", "cid-1"))
-    texts = [(s.text, s.level) for s in w.combiner.statuses]
+    texts = [(s.text, s.level) for s in lines(w.combiner.statuses)]
     assert texts[0] == (RECEIVED, StatusLevel.AUDIT)
     assert texts[-1] == (UPDATE_DONE, StatusLevel.AUDIT)
     assert list(w.life.state.history) == [ClientState.IDLE, ClientState.TRAINING, ClientState.IDLE]
@@ -58,7 +59,7 @@ async def test_train_task_end_to_end(tmp_path: Path, archive: Path) -> None:
 async def test_validate_task_end_to_end(tmp_path: Path, archive: Path) -> None:
     w = World(tmp_path, archive)
     w.combiner.submit("cid-1", Task(TaskKind.VALIDATE, "seed", "s1", "c2", "", "combiner-0"))
-    await w.run_until(lambda: any(s.text == VALIDATION_DONE for s in w.combiner.statuses))
+    await w.run_until(lambda: any(s.text == VALIDATION_DONE for s in lines(w.combiner.statuses)))
     [validation] = w.combiner.validations
     assert validation.metrics == {"accuracy": 0.04}
     assert (validation.model_id, validation.correlation_id, validation.session_id) == ("seed", "c2", "s1")
@@ -144,7 +145,7 @@ async def test_failed_training_is_reported_and_the_client_lives_on(tmp_path: Pat
     w.combiner.submit("cid-1", train_task())
     w.combiner.submit("cid-1", Task(TaskKind.VALIDATE, "seed", "s1", "c2", "", "combiner-0"))
     await w.run_until(lambda: bool(w.combiner.validations))
-    errors = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    errors = [s for s in lines(w.combiner.statuses) if s.level is StatusLevel.ERROR]
     assert len(errors) == 1 and "train exited with code 1" in errors[0].text
     assert errors[0].kind is TaskKind.TRAIN
     assert not w.combiner.updates
@@ -154,8 +155,8 @@ async def test_failed_training_is_reported_and_the_client_lives_on(tmp_path: Pat
 async def test_missing_model_is_reported(tmp_path: Path, archive: Path) -> None:
     w = World(tmp_path, archive)
     w.combiner.submit("cid-1", train_task(model="nope"))
-    await w.run_until(lambda: any(s.level is StatusLevel.ERROR for s in w.combiner.statuses))
-    [error] = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    await w.run_until(lambda: any(s.level is StatusLevel.ERROR for s in lines(w.combiner.statuses)))
+    [error] = [s for s in lines(w.combiner.statuses) if s.level is StatusLevel.ERROR]
     assert "nope" in error.text
 
 
@@ -216,9 +217,9 @@ async def test_a_result_sent_without_the_outbox_fails_its_task_after_a_bounded_n
     w = World(tmp_path, archive)
     w.combiner.fail_next["send_prediction"] = 1000
     w.combiner.submit("cid-1", Task(TaskKind.PREDICT, "seed", "p1", "c3", "", "combiner-0"))
-    await w.run_until(lambda: any(s.level is StatusLevel.ERROR for s in w.combiner.statuses))
+    await w.run_until(lambda: any(s.level is StatusLevel.ERROR for s in lines(w.combiner.statuses)))
     assert w.combiner.tries("send_prediction") == DIRECT_ATTEMPTS
-    [error] = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    [error] = [s for s in lines(w.combiner.statuses) if s.level is StatusLevel.ERROR]
     assert "predict task for model seed failed: send_prediction: scripted failure" in error.text
 
 
@@ -274,7 +275,7 @@ async def test_update_survives_an_outage_longer_than_the_first_retries(tmp_path:
     await w.run_until(lambda: bool(w.combiner.updates))
     assert len(w.combiner.updates) == 1
     assert len(w.combiner.connects) == 8
-    assert not [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    assert not [s for s in lines(w.combiner.statuses) if s.level is StatusLevel.ERROR]
 
 
 class CrashingTrainer(InMemoryTrainer):
@@ -289,7 +290,7 @@ async def test_unexpected_errors_in_a_task_are_reported_and_serving_goes_on(
     w.combiner.submit("cid-1", train_task())
     w.combiner.submit("cid-1", Task(TaskKind.VALIDATE, "seed", "s1", "c2", "", "combiner-0"))
     await w.run_until(lambda: bool(w.combiner.validations))
-    [error] = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    [error] = [s for s in lines(w.combiner.statuses) if s.level is StatusLevel.ERROR]
     assert "PermissionError: disk says no" in error.text
 
 
@@ -380,7 +381,7 @@ async def test_results_left_by_an_earlier_run_are_delivered_at_start(tmp_path: P
             "c-old",
             "s1",
             "1",
-            {"training_metadata": {"num_examples": 3}},
+            TrainingOutcome({"num_examples": 3}, fetch=0.1, execute=0.2),
             now,
             now + 60,
             has_model=True,

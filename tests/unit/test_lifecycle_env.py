@@ -95,6 +95,6 @@ async def test_json_outputs_have_no_suffix_like_the_stock_clients(tmp_path: Path
     trainer = OutputNamesTrainer()
     w = World(tmp_path, archive, trainer=trainer)
     for kind, corr in ((TaskKind.VALIDATE, "v1"), (TaskKind.PREDICT, "p1")):
-        w.combiner.submit("cid-1", Task(kind, "seed", "s1", corr, "", "combiner-0", {}))
+        w.combiner.submit("cid-1", Task(kind, "seed", "s1", corr, "", "combiner-0"))
     await w.run_until(lambda: len(trainer.outputs) == 2 and bool(w.combiner.predictions))
     assert [Path(name).suffix for name in trainer.outputs] == ["", ""], trainer.outputs

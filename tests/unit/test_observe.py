@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.combiner_grpc.vocabulary import UPDATE_DONE
 from fedclient.app.logs import configure_logging
 from fedclient.domain.model import TaskKind
 from fedclient.domain.observe import Link, TransferKind, log_context, log_scope
 from fedclient.domain.state import ClientState
 from fedclient.domain.status import StatusBoard, human_bytes, status_line, transfer_summary
-from fedclient.domain.tasks import UPDATE_DONE
 from fedclient.testing.fakes import RecordingObserver as Recorder
 
-from tests.unit.world import World, train_task
+from tests.unit.world import World, lines, train_task
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ async def test_board_follows_a_training_task(
     w = World(tmp_path, archive, observer=board)
     w.container.connector().observer = board  # type: ignore[attr-defined]
     w.combiner.submit("cid-1", train_task())
-    await w.run_until(lambda: any(s.text == UPDATE_DONE for s in w.combiner.statuses))
+    await w.run_until(lambda: any(s.text == UPDATE_DONE for s in lines(w.combiner.statuses)))
     # done(), not any key: reading a missing key of the tasks counter adds it with 0
     await w.run_until(lambda: board.snapshot.done() + board.snapshot.failed() >= 1)
 

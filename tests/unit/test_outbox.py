@@ -13,6 +13,7 @@ from fedclient.adapters.outbox_store import FileOutboxStore
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, ModelUpdate, Task, TaskKind
 from fedclient.domain.outbox import Delivery, Outbox, OutboxEntry, ResultKind, stale_reason
+from fedclient.domain.results import TrainingOutcome, ValidationOutcome
 from fedclient.domain.retry import RetryConfig
 from fedclient.domain.rounds import RoundWatch
 from fedclient.testing.fakes import (
@@ -42,7 +43,8 @@ def entry(key: str = "k1", round_id: str = "3", expires_in: float = 600.0, **kw:
         "correlation_id": f"corr-{key}",
         "session_id": "s1",
         "round_id": round_id,
-        "payload": {"training_metadata": {"num_examples": 5}, "config": "{}"},
+        "payload": TrainingOutcome({"num_examples": 5}, fetch=0.5, execute=2.0),
+        "task_data": "{}",
         "created_at": now,
         "expires_at": now + expires_in,
     }
@@ -120,7 +122,7 @@ async def test_no_connection_leaves_it_pending_and_a_flush_delivers_it(tmp_path:
 async def test_a_validation_goes_through_the_outbox_too(tmp_path: Path) -> None:
     combiner, outbox = world(InMemoryOutboxStore(tmp_path / "box"))
     combiner.fail_next["send_validation"] = 1
-    await outbox.add(entry(kind=ResultKind.VALIDATION, payload={"accuracy": 0.5}))
+    await outbox.add(entry(kind=ResultKind.VALIDATION, payload=ValidationOutcome({"accuracy": 0.5})))
     assert await outbox.deliver("k1") is Delivery.DELIVERED
     [validation] = combiner.validations
     assert validation.metrics == {"accuracy": 0.5} and combiner.tries("send_validation") == 2
@@ -134,7 +136,7 @@ def test_stale_reason_names_the_rule() -> None:
     now = time.time()
     assert stale_reason(entry(), now, watch) is None
     assert "closed" in (stale_reason(entry(expires_in=-5), now, watch) or "")
-    watch.saw(Task(TaskKind.TRAIN, "g2", "s1", "c9", config={"round_id": "4"}), now)
+    watch.saw(Task(TaskKind.TRAIN, "g2", "s1", "c9", round_id="4"), now)
     assert stale_reason(entry(), now, watch) == "round 3 was superseded by round 4"
     assert stale_reason(entry(kind=ResultKind.VALIDATION), now, watch) is None
     assert stale_reason(entry(session_id="other"), now, watch) is None
@@ -146,7 +148,7 @@ async def test_a_superseded_update_is_dropped_not_sent(
     combiner, outbox = world(InMemoryOutboxStore(tmp_path / "box"))
     combiner.fail_next["send_update"] = 1_000
     await outbox.add(entry(), model_file(tmp_path))
-    outbox.watch.saw(Task(TaskKind.TRAIN, "g2", "s1", "c9", config={"round_id": "4"}), time.time())
+    outbox.watch.saw(Task(TaskKind.TRAIN, "g2", "s1", "c9", round_id="4"), time.time())
     assert await outbox.deliver("k1") is Delivery.DROPPED
     assert not combiner.updates
     assert "superseded by round 4" in caplog.text

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from fedclient.adapters.combiner_grpc.vocabulary import task_of
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
@@ -81,7 +82,7 @@ def test_a_module_without_train_or_that_fails_to_import_is_a_config_error(tmp_pa
 
 def _train_task(client: int) -> Task:
     data = json.dumps({"round_id": "1", "client_settings": {}})
-    return Task(TaskKind.TRAIN, "seed", "sess", f"corr-{client}", data, "combiner", json.loads(data))
+    return task_of(TaskKind.TRAIN, "seed", "sess", f"corr-{client}", data, "combiner")
 
 
 async def test_many_clients_share_the_executor_threads_and_keep_their_task_context(tmp_path: Path) -> None:

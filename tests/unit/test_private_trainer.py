@@ -21,6 +21,13 @@ import numpy as np
 import pytest
 from dependency_injector import providers
 from fedclient.adapters import model_npz
+from fedclient.adapters.combiner_grpc.vocabulary import (
+    PREDICTION_DONE,
+    UPDATE_DONE,
+    VALIDATION_DONE,
+    StatusLevel,
+    task_of,
+)
 from fedclient.adapters.dp_accountant import RdpAccountant
 from fedclient.adapters.dp_mechanism import l2_norm, make_generator
 from fedclient.adapters.outbox_store import ProcessOutboxStore
@@ -40,13 +47,11 @@ from fedclient.domain.model import (
     AssignmentStatus,
     CombinerAddress,
     Identity,
-    StatusLevel,
     Task,
     TaskKind,
 )
 from fedclient.domain.package import Manifest
 from fedclient.domain.privacy import RECORD, BudgetExhausted, PrivacyBudget, PrivacySpent, parse_privacy
-from fedclient.domain.tasks import PREDICTION_DONE, UPDATE_DONE, VALIDATION_DONE
 from fedclient.testing.fakes import (
     CountingIds,
     FakeClock,
@@ -59,6 +64,8 @@ from fedclient.testing.fakes import (
     RecordingObserver,
     SeededRandom,
 )
+
+from tests.unit.world import lines
 
 CLIP = 0.5
 SECTION = {"clipping_norm": CLIP, "noise_multiplier": 1.0, "delta": 1e-5, "epsilon_budget": 10}
@@ -245,7 +252,7 @@ def _lifecycle(tmp_path: Path, helper: str, **section: Any) -> tuple[Lifecycle, 
 
 def _task(kind: TaskKind, corr: str) -> Task:
     config = {"round_id": corr, "session_id": "s1"}
-    return Task(kind, "seed", "s1", corr, json.dumps(config), "combiner", config)
+    return task_of(kind, "seed", "s1", corr, json.dumps(config), "combiner")
 
 
 async def _serve(life: Lifecycle, combiner: InMemoryCombiner, tasks: list[Task]) -> None:
@@ -281,11 +288,11 @@ async def test_past_the_budget_the_combiner_gets_an_error_and_no_update_and_vali
     assert l2_norm([r - g for r, g in zip(released, GLOBAL, strict=True)]) > CLIP, (
         "noised: beyond the clip alone"
     )
-    errors = [s for s in combiner.statuses if s.level is StatusLevel.ERROR]
+    errors = [s for s in lines(combiner.statuses) if s.level is StatusLevel.ERROR]
     [error] = errors
     assert error.text.startswith("train task for model seed failed: privacy budget exhausted: ")
     assert "privacy.epsilon_budget" in error.text and error.correlation_id == "2"
-    texts = {s.text for s in combiner.statuses}
+    texts = {s.text for s in lines(combiner.statuses)}
     assert {UPDATE_DONE, VALIDATION_DONE, PREDICTION_DONE} <= texts
     assert len(combiner.validations) == 1 and len(combiner.predictions) == 1
 
@@ -294,7 +301,7 @@ async def test_the_helper_chosen_by_the_controller_reaches_the_guard(tmp_path: P
     life, combiner = _lifecycle(tmp_path, "androidhelper")
     await _serve(life, combiner, [_task(TaskKind.TRAIN, "1")])
     assert not combiner.updates
-    [error] = [s for s in combiner.statuses if s.level is StatusLevel.ERROR]
+    [error] = [s for s in lines(combiner.statuses) if s.level is StatusLevel.ERROR]
     assert "helper_type is 'androidhelper'" in error.text and "no update is released" in error.text
 
 

@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 from fedclient.adapters.combiner_grpc.conversions import task_from_pb
 from fedclient.adapters.combiner_grpc.generated import fedn_pb2 as pb
+from fedclient.adapters.combiner_grpc.vocabulary import task_problem
 from fedclient.adapters.controller_http import ControllerEndpoint, HttpxDiscovery, HttpxPackageSource
 from fedclient.adapters.controller_http._transport import MAX_REPLY_BYTES
 from fedclient.domain.archive_rules import ArchiveMember, MemberChecker, MemberType, shown
 from fedclient.domain.errors import FedClientError, PackageError
-from fedclient.domain.model import AssignmentRequest, AssignmentStatus, Identity, PackageMode, task_problem
+from fedclient.domain.model import AssignmentRequest, AssignmentStatus, Identity, PackageMode
 from fedclient.domain.package import parse_manifest
 from fedclient.domain.redaction import forget_secret, redact, register_secret
 from hypothesis import HealthCheck, given, settings

@@ -6,26 +6,27 @@ import json
 from pathlib import Path
 
 import pytest
-from fedclient.domain.model import StatusLevel, Task, TaskKind
-from fedclient.domain.state import ClientState
-from fedclient.domain.tasks import (
+from fedclient.adapters.combiner_grpc.vocabulary import (
     BACKWARD_DONE,
     FORWARD_DONE,
     PREDICTION_DONE,
     RECEIVED,
     UPDATE_DONE,
     VALIDATION_DONE,
+    StatusLevel,
+    task_of,
 )
+from fedclient.domain.model import Task, TaskKind
+from fedclient.domain.state import ClientState
 from fedclient.testing.fakes import InMemoryTrainer
 
-from tests.unit.world import ROUND_CONFIG, World
+from tests.unit.world import ROUND_CONFIG, World, lines, meta
 
 SL_CONFIG = json.dumps({"round_id": "3", "is_sl_inference": "False", "task": "forward"})
 
 
 def task(kind: TaskKind, model: str = "seed", data: str = "", corr: str = "c1", type_name: str = "") -> Task:
-    config = json.loads(data) if data else {}
-    return Task(kind, model, "s1", corr, data, "combiner-0", config, type_name=type_name)
+    return task_of(kind, model, "s1", corr, data, "combiner-0", type_name)
 
 
 # What the combiner records last for each kind, when the task succeeded.
@@ -50,7 +51,7 @@ async def test_every_kind_is_run_or_answered_with_an_error(
     await w.run_until(lambda: bool(w.life.runner and w.life.runner.outcomes))
 
     [outcome] = w.life.runner.outcomes  # type: ignore[union-attr]
-    statuses = w.combiner.statuses
+    statuses = lines(w.combiner.statuses)
     assert (statuses[0].text, statuses[0].level, statuses[0].kind) == (RECEIVED, StatusLevel.AUDIT, kind)
     if kind is TaskKind.UNSUPPORTED:
         assert not outcome.ok and outcome.error == "this client cannot run NETWORK requests"
@@ -72,7 +73,7 @@ async def test_forward_sends_embeddings_as_a_model_update_with_fedns_argv(
     w = World(tmp_path, archive)
     inference = json.dumps({"round_id": "3", "is_sl_inference": "True"})
     w.combiner.submit("cid-1", task(TaskKind.FORWARD, "session-model", inference))
-    await w.run_until(lambda: any(s.text == FORWARD_DONE for s in w.combiner.statuses))
+    await w.run_until(lambda: any(s.text == FORWARD_DONE for s in lines(w.combiner.statuses)))
 
     [(entry, out, args)] = w.trainer.calls
     assert (entry, args) == ("forward", {"client_id": "cid-1", "sl_inference": True})  # the assigned id
@@ -80,17 +81,17 @@ async def test_forward_sends_embeddings_as_a_model_update_with_fedns_argv(
     [update] = w.combiner.updates
     assert update.model_id == "session-model" and update.receiver_name == "combiner-0"
     assert w.combiner.models[update.model_update_id] == b"embeddings of cid-1"
-    assert update.meta["training_metadata"] == {"num_examples": 42}
-    assert update.meta["config"] == inference
-    assert {"exec_training", "upload_model", "processing_time"} <= set(update.meta)
-    assert "fetch_model" not in update.meta  # nothing is downloaded for a forward pass
-    texts = [(s.text, s.kind) for s in w.combiner.statuses]
+    assert meta(update)["training_metadata"] == {"num_examples": 42}
+    assert meta(update)["config"] == inference
+    assert {"exec_training", "upload_model", "processing_time"} <= set(meta(update))
+    assert "fetch_model" not in meta(update)  # nothing is downloaded for a forward pass
+    texts = [(s.text, s.kind) for s in lines(w.combiner.statuses)]
     assert texts == [
         (RECEIVED, TaskKind.FORWARD),
         ("\t Starting processing of forward request for model_id session-model", TaskKind.FORWARD),
         (FORWARD_DONE, TaskKind.TRAIN),  # filed as a model update, as FEDn's client does
     ]
-    assert json.loads(w.combiner.statuses[-1].data)["model_update_id"] == update.model_update_id
+    assert json.loads(lines(w.combiner.statuses)[-1].data)["model_update_id"] == update.model_update_id
 
 
 async def test_backward_downloads_gradients_runs_backward_and_reports_completion(
@@ -99,7 +100,7 @@ async def test_backward_downloads_gradients_runs_backward_and_reports_completion
     w = World(tmp_path, archive)
     w.combiner.models["grad-7"] = b"the gradients"
     w.combiner.submit("cid-1", task(TaskKind.BACKWARD, "grad-7", SL_CONFIG, corr="c9"))
-    await w.run_until(lambda: any(s.text == BACKWARD_DONE for s in w.combiner.statuses))
+    await w.run_until(lambda: any(s.text == BACKWARD_DONE for s in lines(w.combiner.statuses)))
 
     [(entry, path, args)] = w.trainer.calls
     assert (entry, args) == ("backward", {"client_id": "cid-1", "gradients": b"the gradients"})
@@ -111,8 +112,8 @@ async def test_backward_downloads_gradients_runs_backward_and_reports_completion
         "c9",
         "s1",
     )
-    assert done.meta["status"] == "success" and done.meta["config"] == SL_CONFIG
-    assert {"exec_training", "processing_time", "fetch_model"} <= set(done.meta)
+    assert meta(done)["status"] == "success" and meta(done)["config"] == SL_CONFIG
+    assert {"exec_training", "processing_time", "fetch_model"} <= set(meta(done))
     assert w.combiner.updates == []
 
 
@@ -126,7 +127,7 @@ async def test_a_failed_split_learning_pass_is_an_error_status_not_a_success(
     w.combiner.submit("cid-1", task(TaskKind.VALIDATE, corr="next"))
     await w.run_until(lambda: bool(w.combiner.validations))  # the client serves the next task
 
-    errors = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    errors = [s for s in lines(w.combiner.statuses) if s.level is StatusLevel.ERROR]
     assert [(e.kind, e.correlation_id) for e in errors] == [(kind, "c1")]
     assert f"{kind.value} exited with code 1" in errors[0].text
     # Unlike FEDn's client, a failed backward is not reported as a successful completion.
@@ -137,6 +138,6 @@ async def test_a_missing_gradient_is_an_error_status(tmp_path: Path, archive: Pa
     w = World(tmp_path, archive)
     w.combiner.submit("cid-1", task(TaskKind.BACKWARD, "no-such-gradient", SL_CONFIG))
     await w.run_until(lambda: bool(w.life.runner and w.life.runner.outcomes))
-    [error] = [s for s in w.combiner.statuses if s.level is StatusLevel.ERROR]
+    [error] = [s for s in lines(w.combiner.statuses) if s.level is StatusLevel.ERROR]
     assert "no-such-gradient" in error.text and error.kind is TaskKind.BACKWARD
     assert w.trainer.calls == []

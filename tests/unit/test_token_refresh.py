@@ -6,13 +6,18 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from fedclient.domain.credentials import NO_REFRESH_HINT, Credentials
+from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, TransientError
 from fedclient.domain.model import Assignment, AssignmentStatus
 from fedclient.testing.fakes import FakeClock, InMemoryTokenRefresher, SeededRandom
 
 from tests.unit.world import ASSIGNED, World, train_task
 
+# What the user reads when a refused token cannot be renewed (the app names the settings).
+NO_REFRESH_HINT = (
+    "no refresh token is configured (FEDN_AUTH_REFRESH_TOKEN and FEDN_AUTH_REFRESH_TOKEN_URI), "
+    "so the client cannot renew it: give it a valid token"
+)
 EXPIRED = Assignment(AssignmentStatus.UNAUTHORIZED, "the controller refused our credentials: Token expired")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dependency_injector import providers
+from fedclient.adapters.combiner_grpc.vocabulary import StatusLine, outcome_meta, status_line, task_of
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.app.container import Container, build_container
@@ -23,10 +24,13 @@ from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import (
     Assignment,
     AssignmentStatus,
+    BackwardCompletion,
     CombinerAddress,
     Identity,
+    ModelUpdate,
     Task,
     TaskKind,
+    TaskStatus,
 )
 from fedclient.domain.observe import NULL_OBSERVER, Observer
 from fedclient.domain.outbox import OutboxStore
@@ -126,4 +130,14 @@ class World:
 
 
 def train_task(model: str = "seed", corr: str = "c1") -> Task:
-    return Task(TaskKind.TRAIN, model, "s1", corr, ROUND_CONFIG, "combiner-0", json.loads(ROUND_CONFIG))
+    return task_of(TaskKind.TRAIN, model, "s1", corr, ROUND_CONFIG, "combiner-0")
+
+
+def lines(statuses: list[TaskStatus]) -> list[StatusLine]:
+    """The status reports as the gRPC transport phrases them (FEDn's texts, levels and types)."""
+    return [status_line(s) for s in statuses]
+
+
+def meta(result: ModelUpdate | BackwardCompletion) -> dict[str, Any]:
+    """A result's meta in FEDn's layout, as the gRPC transport sends it."""
+    return outcome_meta(result.outcome, result.task_data)

@@ -1,7 +1,8 @@
 """Pure mapping between FEDn 0.33 protobuf messages and our domain values.
 
 This is the only place that knows how a domain value is spelled on the wire
-(docs/PROTOCOL.md §3.4-§3.13). Everything is a plain function so it can be tested
+(docs/PROTOCOL.md §3.4-§3.13); the wording inside them (status texts, meta JSON,
+the request's config) is ``vocabulary``'s. Everything is a plain function so it can be tested
 without a network. Where FEDn omits a field we still fill it when it costs the
 combiner nothing and helps it (``sender.client_id`` everywhere, correlation ids):
 one explicit client id is what the combiner keys on (docs/PROTOCOL.md §4).
@@ -23,14 +24,13 @@ from ...domain.model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusLevel,
-    StatusReport,
     Task,
     TaskKind,
+    TaskStatus,
     Validation,
-    parse_task_data,
 )
 from .generated import fedn_pb2 as pb
+from .vocabulary import StatusLevel, outcome_meta, status_line, task_of, update_meta_json
 
 _KIND_BY_TYPE: dict[int, TaskKind] = {
     pb.MODEL_UPDATE: TaskKind.TRAIN,
@@ -87,16 +87,14 @@ def task_from_pb(request: pb.TaskRequest) -> Task | None:
     """
     if request.sender.role != pb.COMBINER:
         return None
-    kind = task_kind(request.type)
-    return Task(
-        kind=kind,
-        model_id=request.model_id,
-        session_id=request.session_id,
-        correlation_id=request.correlation_id,
-        data=request.data,
-        sender_name=request.sender.name,
-        config=parse_task_data(request.data),
-        type_name=type_name(request.type),
+    return task_of(
+        task_kind(request.type),
+        request.model_id,
+        request.session_id,
+        request.correlation_id,
+        request.data,
+        request.sender.name,
+        type_name(request.type),
     )
 
 
@@ -147,20 +145,21 @@ def backward_completion_pb(completion: BackwardCompletion, identity: Identity) -
         correlation_id=completion.correlation_id,
         session_id=completion.session_id,
         timestamp=now_timestamp(),
-        meta=completion.meta_json(),
+        meta=json.dumps(outcome_meta(completion.outcome, completion.task_data)),
     )
 
 
-def status_pb(report: StatusReport, identity: Identity) -> pb.Status:
+def status_pb(status: TaskStatus, identity: Identity) -> pb.Status:
+    line = status_line(status)
     return pb.Status(
         sender=client_pb(identity),
-        status=report.text,
-        log_level=log_level(report.level),
-        data=report.data,
-        correlation_id=report.correlation_id,
+        status=line.text,
+        log_level=log_level(line.level),
+        data=line.data,
+        correlation_id=line.correlation_id,
         timestamp=now_timestamp(),
-        type=task_type(report.kind),
-        session_id=report.session_id,
+        type=task_type(line.kind),
+        session_id=line.session_id,
     )
 
 
@@ -173,7 +172,7 @@ def update_pb(update: ModelUpdate, identity: Identity) -> pb.ModelUpdate:
         model_update_id=update.model_update_id,
         correlation_id=update.correlation_id,
         timestamp=str(datetime.now(UTC)),
-        meta=update.meta_json(),
+        meta=update_meta_json(update),
     )
 
 

@@ -29,7 +29,7 @@ from ...domain.errors import (
     StreamEnded,
     TransientError,
 )
-from ...domain.failures import WRONG_COMBINER, Failure, grpc_verdict
+from ...domain.failures import Failure
 from ...domain.model import (
     AttributeReport,
     BackwardCompletion,
@@ -39,8 +39,8 @@ from ...domain.model import (
     ModelUpdate,
     Prediction,
     ResourceUsage,
-    StatusReport,
     Task,
+    TaskStatus,
     Validation,
 )
 from ...domain.observe import NULL_OBSERVER, Observer
@@ -49,6 +49,7 @@ from ..plaintext import warn_plaintext_token
 from . import conversions as conv
 from .channel import ChannelSettings, Metadata, build_channel, call_metadata, presented_certificate, uses_tls
 from .chunked_io import CHUNK_SIZE
+from .failure_table import WRONG_COMBINER, grpc_verdict
 from .generated import fedn_pb2, fedn_pb2_grpc
 from .outcome import never_sent
 from .rpc_errors import translate
@@ -361,7 +362,7 @@ class GrpcCombinerLink:
             f"backward completion of gradients {completion.gradient_id}",
         )
 
-    async def send_status(self, report: StatusReport) -> None:
+    async def send_status(self, report: TaskStatus) -> None:
         await self._unary(self._connector.SendStatus, conv.status_pb(report, self._identity), "status")
 
     async def send_update(self, update: ModelUpdate) -> None:

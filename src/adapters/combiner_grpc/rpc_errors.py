@@ -13,8 +13,9 @@ import grpc
 import grpc.aio
 
 from ...domain.errors import FedClientError
-from ...domain.failures import Failure, error_for, grpc_verdict
+from ...domain.failures import Failure, error_for
 from ...domain.redaction import redact, register_secret
+from .failure_table import grpc_verdict
 
 
 def _one_line(text: str, secrets: Iterable[str | None]) -> str:

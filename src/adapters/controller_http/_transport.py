@@ -17,10 +17,11 @@ import httpx
 
 from ...domain.credentials import Credentials
 from ...domain.errors import ConfigError
-from ...domain.failures import Failure, parse_retry_after, transport_verdict
+from ...domain.failures import Failure, parse_retry_after
 from ...domain.redaction import redact, register_secret
 from ..plaintext import warn_plaintext_token
 from .endpoint import ControllerEndpoint
+from .failure_table import transport_verdict
 
 # Controller answers (other than the package body) are a few hundred bytes; a reply
 # bigger than this is not one of them and is not worth holding in memory.

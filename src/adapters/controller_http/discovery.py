@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from ...domain.failures import Failure, http_verdict
-from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus, CombinerAddress
+from ...domain.failures import Failure
+from ...domain.model import Assignment, AssignmentRequest, AssignmentStatus
 from ._transport import (
     TRANSPORT_ERRORS,
     ControllerHttp,
@@ -24,6 +24,8 @@ from ._transport import (
     read_capped,
     retry_after,
 )
+from .conversions import combiner_address
+from .failure_table import http_verdict
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,9 @@ def parse_assigned(data: dict[str, Any], request: AssignmentRequest) -> Assignme
     """Turn an ``assigned`` body into an Assignment, refusing one we could not dial."""
     host, fqdn, port = _text(data.get("host")), _text(data.get("fqdn")), _port(data.get("port"))
     if fqdn is not None:
-        # An fqdn means fqdn:443 (CombinerAddress.target); host/port are then informational.
-        address = CombinerAddress(host=host or fqdn, port=port or 443, fqdn=fqdn)
+        address = combiner_address(host or fqdn, port or 443, fqdn)
     elif host is not None and port is not None:
-        address = CombinerAddress(host=host, port=port)
+        address = combiner_address(host, port)
     else:
         return Assignment(
             AssignmentStatus.UNMATCHED_CONFIG,

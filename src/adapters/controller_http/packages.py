@@ -26,7 +26,7 @@ from ...domain.errors import (
     PermanentError,
     TransientError,
 )
-from ...domain.failures import Failure, http_verdict
+from ...domain.failures import Failure
 from ...domain.model import FetchedPackage
 from ...domain.observe import NULL_OBSERVER, Observer, TransferKind
 from ...domain.package import safe_filename
@@ -45,6 +45,7 @@ from ._transport import (
     retry_after as header_retry_after,
 )
 from .endpoint import ControllerEndpoint
+from .failure_table import http_verdict
 
 log = logging.getLogger(__name__)
 

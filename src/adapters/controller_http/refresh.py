@@ -18,7 +18,7 @@ import logging
 import httpx
 
 from ...domain.errors import AuthError, ConfigError, FedClientError, TransientError
-from ...domain.failures import error_for, http_verdict
+from ...domain.failures import error_for
 from ...domain.redaction import redact, register_secret
 from ._transport import (
     Verify,
@@ -29,6 +29,7 @@ from ._transport import (
     retry_after,
     tls_setting,
 )
+from .failure_table import http_verdict
 
 log = logging.getLogger(__name__)
 

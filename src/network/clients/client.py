@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ...adapters.controller_http.conversions import combiner_address
 from ...app.container import build_container, client_lifecycle
 from ...app.signals import stop_on_signals
 from ...domain.assigner import Assigner
@@ -183,4 +184,4 @@ def _address(config: Mapping[str, Any]) -> CombinerAddress:
         port_number = int(port) if port is not None else 443
     except (TypeError, ValueError):
         raise ConfigError(f"the combiner config's port is not a number: {port!r}") from None
-    return CombinerAddress(str(host or fqdn), port_number, str(fqdn) if fqdn else None)
+    return combiner_address(str(host or fqdn), port_number, str(fqdn) if fqdn else None)
