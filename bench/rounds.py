@@ -52,14 +52,15 @@ def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any
     container = build_container(settings)
     clock = TaskClock(times)
     loop = asyncio.new_event_loop()
-    lifecycle = loop.run_until_complete(container.lifecycle())
-    lifecycle.connector = TimedConnector(lifecycle.connector, clock, times)
     factory = (
         callback_trainer_factory(load_package_callbacks(TINY))
         if kind == "inprocess"
-        else lifecycle.trainer_factory
+        else container.trainer_factory()
     )
-    lifecycle.trainer_factory = timed_factory(factory, clock)
+    connector = TimedConnector(loop.run_until_complete(container.connector()), clock, times)
+    lifecycle = loop.run_until_complete(
+        container.lifecycle(connector=connector, trainer_factory=timed_factory(factory, clock))
+    )
     stop = asyncio.Event()
 
     async def serve() -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,17 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from .. import __version__
 from ..domain.errors import AuthError, ConfigError, FedClientError
-from ..domain.observe import Observer
+from ..domain.model import Identity
+from ..domain.status import StatusBoard
 from . import config_show, package_cmd, policy_cmd, settings_rules
 from .cli_flags import OneLineParser, add_settings_flags, cli_values
 from .extras import extra_for_missing, require_extra
 from .logs import configure_logging, scrub
 from .operators import operator_views
-from .plan import package_extract_dir
 from .settings import Settings
 from .settings_load import Loaded, load
 from .signals import stop_on_signals
 from .stderr_writer import flush_background_stderr
-from .workdir import extract_dir_lock, resolve_identity, work_dir_lock
 
 log = logging.getLogger("fedclient")
 
@@ -127,11 +127,21 @@ def _loaded_from(args: argparse.Namespace) -> Loaded:
     return load(cli_values(args), Path(args.init) if args.init else None)
 
 
-async def _run(settings: Settings, observer: Observer | None = None) -> None:
+async def _run(settings: Settings, extract_dir_origin: str) -> None:
+    from dependency_injector import providers
+
     from .container import build_container, client_lifecycle
 
+    def views(identity: Identity) -> AbstractContextManager[StatusBoard]:
+        # The identity kept in the work dir, settled before the metrics endpoint labels it.
+        return operator_views(
+            settings.model_copy(update={"name": identity.name, "client_id": identity.client_id})
+        )
+
+    container = build_container(settings)
+    container.extract_dir_origin.override(providers.Object(extract_dir_origin))
     stop = asyncio.Event()
-    async with client_lifecycle(build_container(settings, observer=observer)) as lifecycle:
+    async with client_lifecycle(container, views) as lifecycle:
         identity = lifecycle.plan.identity
         log.info("fedclient %s (%s) starting", identity.name, identity.client_id)
         with stop_on_signals(stop, lifecycle.stop_outlook):
@@ -157,19 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flag.replace("_", "-"),
                         "TOKEN" if flag == "token" else "REFRESH_TOKEN",
                     )
-            work_dir = settings.work_dir.resolve()
-            extract_dir = package_extract_dir(settings)
-            with (
-                work_dir_lock(work_dir),
-                extract_dir_lock(extract_dir, loaded.origin("package_extract_dir")),
-            ):
-                # The identity kept in the work dir, settled before the metrics endpoint labels it.
-                identity = resolve_identity(work_dir, settings.name, settings.client_id)
-                settings = settings.model_copy(
-                    update={"name": identity.name, "client_id": identity.client_id}
-                )
-                with operator_views(settings) as board:
-                    asyncio.run(_run(settings, board))
+            # The work dir's lock and identity, the operator views and the client: app.container.
+            asyncio.run(_run(settings, loaded.origin("package_extract_dir")))
         elif args.command == "config":
             loaded = _loaded_from(args)
             configure_logging("WARNING", loaded.settings.secrets)

@@ -2,17 +2,22 @@
 
 Adapters that hold something open (the controller's HTTP clients, the token refresher's,
 the gRPC connector's shared channels) are ``providers.Resource``s: the container opens
-them when the client is first built and closes them in ``shutdown_resources()``.
+them when the client is first built and closes them in ``shutdown_resources()``. So are
+the work dir's lock and its identity file: resolving a provider writes nothing to disk;
+``client_lifecycle`` takes the lock and keeps the identity when the client starts.
 ``client_lifecycle`` is that build → run → close, written once for every entry point
-(``fedclient run``, the sandbox's clients, ``Client``, ``InProcessClient``). Tests build
-the container with real settings and override providers with the in-memory fakes.
+(``fedclient run``, the sandbox's clients, ``Client``, ``InProcessClient``). Each client's
+own parts (links, outbox, task runner, assigner, package setup, supervisor) are wired by
+``app.client_graph``: one graph, its parts new at each ``lifecycle`` call. Tests build the container with
+real settings and override providers with the in-memory fakes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,13 +37,16 @@ from ..adapters.trainers.callback_trainer import Callbacks, callback_trainer_fac
 from ..domain.credentials import Credentials
 from ..domain.errors import ConfigError
 from ..domain.lifecycle import Lifecycle
+from ..domain.model import Identity
 from ..domain.observe import NULL_OBSERVER, Observer
 from ..domain.policy import SitePolicy
 from ..domain.ports import TrainerFactory
 from ..domain.redaction import register_secrets
+from .client_graph import ClientGraph, build_client
 from .plan import build_plan, package_extract_dir
 from .policy import max_model_bytes, privacy_budget, site_policy
 from .settings import Settings
+from .workdir import extract_dir_lock, keep_identity, work_dir_lock
 
 log = logging.getLogger("fedclient")
 T = TypeVar("T")
@@ -130,6 +138,23 @@ def _package_source(
     )
 
 
+def _work_dir(settings: Settings) -> Path:
+    return settings.work_dir.resolve()
+
+
+def _locked(work_dir: Path, extract_dir: Path | None, origin: str) -> Iterator[Path]:
+    """A Resource's life: the work dir (and the package extract dir) locked until shutdown."""
+    with work_dir_lock(work_dir), extract_dir_lock(extract_dir, origin):
+        yield work_dir
+
+
+def _identity_file(settings: Settings, work_dir: Path, identity: Identity) -> Identity:
+    """The identity made or completed from the work dir, kept there (given whole: nothing written)."""
+    if settings.name and settings.client_id:
+        return identity
+    return keep_identity(work_dir, identity)
+
+
 def _outbox_store(settings: Settings) -> FileOutboxStore:
     return FileOutboxStore(settings.work_dir.resolve() / "outbox")
 
@@ -180,7 +205,14 @@ class Container(containers.DeclarativeContainer):
     observer = providers.Object(NULL_OBSERVER)
 
     policy = providers.Singleton(site_policy, settings)
-    plan = providers.Singleton(build_plan, settings, policy)
+    plan = providers.Singleton(build_plan, settings, policy)  # reads the kept identity, writes nothing
+    work_dir = providers.Callable(_work_dir, settings)
+    # The package extract dir locked with the work dir (None for the in-process client), and
+    # how the lock's refusal names it (the CLI says which setting it came from).
+    extract_dir = providers.Callable(package_extract_dir, settings)
+    extract_dir_origin = providers.Object("--package-extract-dir")
+    work_dir_lock = providers.Resource(_locked, work_dir, extract_dir, extract_dir_origin)
+    identity_file = providers.Resource(_identity_file, settings, work_dir, plan.provided.identity)
     endpoint = providers.Singleton(_endpoint, settings)
     refresher = providers.Resource(_opened, providers.Callable(_refresher, settings))
     credentials = providers.Singleton(_credentials, settings, refresher)
@@ -235,8 +267,12 @@ class Container(containers.DeclarativeContainer):
     outbox_store = providers.Singleton(_outbox_store, settings)
     package_cache = providers.Singleton(DiskPackageCache)
     scratch = providers.Singleton(TempScratch)
+    # Each call builds a new client from the one client graph (app.client_graph); simulate
+    # gives each client's own plan, connector, trainer and outbox store as call arguments.
+    client_graph = providers.Singleton(ClientGraph)
     lifecycle = providers.Factory(
-        Lifecycle,
+        build_client,
+        client_graph,
         plan=plan,
         discovery=discovery,
         package_source=package_source,
@@ -256,15 +292,29 @@ class Container(containers.DeclarativeContainer):
 
 
 @contextlib.asynccontextmanager
-async def client_lifecycle(container: Container) -> AsyncIterator[Lifecycle]:
-    """The client the container builds, and everything it opened closed when the block ends."""
-    try:
-        lifecycle = await container.lifecycle()
-        yield lifecycle
-    finally:
-        closing = container.shutdown_resources()  # None when nothing asynchronous was opened
-        if closing is not None:
-            await closing
+async def client_lifecycle(
+    container: Container, views: Callable[[Identity], AbstractContextManager[Observer]] | None = None
+) -> AsyncIterator[Lifecycle]:
+    """The client the container builds, and everything it opened closed when the block ends.
+
+    First the work dir is locked and the identity kept in it (``work_dir_lock``,
+    ``identity_file``); then ``views`` (if given) opens what shows the client to its operator,
+    labelled with that identity, and becomes the observer; then the client is built.
+    On the way out: the views close, then every resource (channels, HTTP clients, the lock).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(_shutdown, container)
+        container.work_dir_lock()
+        identity = container.identity_file()
+        if views is not None:
+            container.observer.override(providers.Object(stack.enter_context(views(identity))))
+        yield await container.lifecycle()
+
+
+async def _shutdown(container: Container) -> None:
+    closing = container.shutdown_resources()  # None when nothing asynchronous was opened
+    if closing is not None:
+        await closing
 
 
 def build_container(
@@ -287,4 +337,5 @@ def build_container(
     if callbacks is not None:
         container.base_trainer_factory.override(providers.Object(callback_trainer_factory(callbacks)))
         container.plan.override(providers.Singleton(build_plan, settings, in_process=True))
+        container.extract_dir.override(providers.Object(None))  # nothing is unpacked
     return container

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from ..domain.errors import ConfigError
 from ..domain.extract_dir import overlap
-from ..domain.lifecycle import ClientPlan
 from ..domain.model import CombinerAddress, PackageMode
 from ..domain.outbox import DELIVERY_RETRY
 from ..domain.package import MANIFEST_NAME
+from ..domain.plan import ClientPlan
 from ..domain.policy import SitePolicy
 from .settings import Settings
-from .workdir import resolve_identity
+from .workdir import decide_identity
 
 
 def resolve_local_package(path: Path) -> Path:
@@ -53,7 +53,11 @@ def extract_dir_overlap(
 
 
 def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process: bool = False) -> ClientPlan:
-    """``in_process``: the trainer is the user's own callbacks (also with --entrypoint), no package."""
+    """``in_process``: the trainer is the user's own callbacks (also with --entrypoint), no package.
+
+    The identity kept in the work dir is read, not written: the container's ``identity_file``
+    resource keeps it when the client starts.
+    """
     in_process = in_process or settings.entrypoint is not None
     if settings.combiner and not settings.combiner_port:
         raise ConfigError("--combiner needs --combiner-port")
@@ -75,7 +79,7 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
     )
     work_dir = settings.work_dir.resolve()
     return ClientPlan(
-        identity=resolve_identity(work_dir, settings.name, settings.client_id),
+        identity=decide_identity(work_dir, settings.name, settings.client_id),
         work_dir=work_dir,
         # FEDn's in-process client joins as a local-package client too.
         package_mode=PackageMode.LOCAL if local or in_process else PackageMode.REMOTE,

@@ -29,17 +29,37 @@ LOCK_FILE = "fedclient.lock"
 
 
 def resolve_identity(work_dir: Path, name: str | None, client_id: str | None) -> Identity:
-    """The identity to join as: given values win; missing ones come from (or go into) the work dir."""
+    """The identity to join as (``decide_identity``), kept in the work dir (``keep_identity``).
+
+    Both given: nothing is read or written.
+    """
+    identity = decide_identity(work_dir, name, client_id)
+    if not (name and client_id):
+        keep_identity(work_dir, identity)
+    return identity
+
+
+def decide_identity(work_dir: Path, name: str | None, client_id: str | None) -> Identity:
+    """The identity to join as: given values win; missing ones come from the work dir, or are new.
+
+    Nothing is written (``keep_identity`` does that).
+    """
     if name and client_id:
         return Identity(name, client_id)
     path = work_dir / IDENTITY_FILE
     kept = _read_identity(path)
     if kept is not None and not client_id:
         log.info("using the client id %s kept in %s", kept.client_id, path)
-    identity = Identity(
+    return Identity(
         name or (kept.name if kept else f"client{uuid.uuid4().hex[:8]}"),
         client_id or (kept.client_id if kept else str(uuid.uuid4())),
     )
+
+
+def keep_identity(work_dir: Path, identity: Identity) -> Identity:
+    """Write ``identity`` into the work dir unless it is what is kept there already; return it."""
+    path = work_dir / IDENTITY_FILE
+    kept = _read_identity(path)
     if identity != kept:
         _write_identity(path, identity)
     return identity

@@ -1,6 +1,7 @@
 """How a compute package gets from the controller to a verified, unpacked directory.
 
-``PackageSetup`` holds the package step of the client's life (``domain.lifecycle``): the
+``PackageSetup`` holds the package step of the client's life (``domain.lifecycle``), with a
+plan of its own (``PackagePlan``) and a ``PreparedPackage`` as its result: the
 local or callback modes that need no download, the checksum asked of the controller, the
 copy kept from the last start (``domain.package_cache``), the download, the SHA-256 checks
 against the server, the pin and the site allowlist, the unpack (a fresh directory per
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,55 +22,81 @@ from .extract_dir import RECORD_NAME
 from .model import PackageMode
 from .package import ChecksumVerdict, Manifest, check_checksum, normalize_checksum
 from .package_cache import CACHE_DIR, KeptPackage, intact
-
-# The lifecycle's logger: these lines keep the `logger` they have always had (docs/OPERATING.md).
-from .plan import ClientPlan
 from .ports import Clock, PackageCache, PackageSource, PackageUnpacker, Random, Trainer
-from .retry import call_with_retry
+from .retry import RetryConfig, call_with_retry
+from .stopping import pause
 from .wording import Form, setting
 
+# The lifecycle's logger: these lines keep the `logger` they have always had (docs/OPERATING.md).
 log = logging.getLogger("fedclient.lifecycle")
+
+
+@dataclass(frozen=True)
+class PackagePlan:
+    """What the package step needs to know (the app derives it from the client's plan)."""
+
+    work_dir: Path  # the cache, the download and the per-version directories are under it
+    # An unreachable controller (checksum, download) is retried this often.
+    unreachable_retry: RetryConfig
+    mode: PackageMode = PackageMode.REMOTE
+    local_dir: Path | None = None
+    # Unpack over this directory (as FEDn's client does), not a fresh one per version (domain.extract_dir).
+    extract_dir: Path | None = None
+    needed: bool = True  # False: the trainer is the user's own Python, no compute package at all
+    checksum: str | None = None  # pinned by the site
+    require_checksum: bool = False
+    allowed: frozenset[str] = frozenset()  # the site policy's allowlist of SHA-256s (empty: any)
+
+
+@dataclass(frozen=True)
+class PreparedPackage:
+    """The package ready to run: where it is, its manifest, and how its checksum was judged."""
+
+    package_dir: Path
+    manifest: Manifest
+    checksum_verdict: ChecksumVerdict | None = None  # None: nothing was downloaded or unpacked
 
 
 @dataclass
 class PackageSetup:
-    """One preparation of the compute package; ``package_dir`` and ``checksum_verdict`` are its results."""
+    """Prepares the compute package (``prepare``) and runs its ``startup`` entry point; keeps no result."""
 
-    plan: ClientPlan
-    package_source: PackageSource | None
+    plan: PackagePlan
+    source: PackageSource | None
     unpacker: PackageUnpacker
     credentials: Credentials
-    # Waits between retries; raises when the client is stopped meanwhile.
-    pause: Callable[[float], Awaitable[None]]
     cache: PackageCache
     clock: Clock
     random: Random
-    package_dir: Path | None = None
-    checksum_verdict: ChecksumVerdict | None = None
 
-    async def prepare(self) -> Manifest:
-        if not self.plan.package_needed:
-            self.package_dir = self.plan.work_dir
-            return Manifest()
-        unpacker = self.unpacker
-        if self.plan.package_mode is PackageMode.LOCAL:
-            if self.plan.local_package_dir is None:
+    async def prepare(self, stop: asyncio.Event | None = None) -> PreparedPackage:
+        """Ready the package; the waits between retries end with ``Stopped`` when ``stop`` is set."""
+        plan, unpacker = self.plan, self.unpacker
+        if not plan.needed:
+            return PreparedPackage(plan.work_dir, Manifest())
+        if plan.mode is PackageMode.LOCAL:
+            if plan.local_dir is None:
                 raise PackageError("local package mode needs a package directory")
-            self.package_dir = self.plan.local_package_dir
-            return await asyncio.to_thread(unpacker.load_manifest, self.package_dir)
-        source = self.package_source
+            manifest = await asyncio.to_thread(unpacker.load_manifest, plan.local_dir)
+            return PreparedPackage(plan.local_dir, manifest)
+        stopping = stop or asyncio.Event()
+
+        async def wait(seconds: float) -> None:
+            await pause(stopping, self.clock, seconds)
+
+        source = self.source
         if source is None:
             raise ConfigError("remote package mode needs a controller to download the package from")
-        cache_dir = self.plan.work_dir / CACHE_DIR
+        cache_dir = plan.work_dir / CACHE_DIR
         server_sum = await call_with_retry(
             lambda: self.credentials.call(source.checksum),
-            self.plan.unreachable_retry,
-            self.pause,
+            plan.unreachable_retry,
+            wait,
             "asking for the package checksum",
             now=self.clock.monotonic,
             rand=self.random.uniform,
         )
-        expected = {n for n in map(normalize_checksum, (server_sum, self.plan.package_checksum)) if n}
+        expected = {n for n in map(normalize_checksum, (server_sum, plan.checksum)) if n}
         kept = await asyncio.to_thread(self._kept, cache_dir)
         unchanged_tag = None
         if kept is not None and expected == {kept.sha256}:
@@ -78,11 +104,11 @@ class PackageSetup:
             return await asyncio.to_thread(self._use_kept, kept, server_sum, why)
         if kept is not None and not expected:
             unchanged_tag = kept.tag  # no checksum to compare: ask the server if our copy is current
-        download_dir = self.plan.work_dir / "download"  # the source creates it
+        download_dir = plan.work_dir / "download"  # the source creates it
         fetched = await call_with_retry(
             lambda: self.credentials.call(lambda: source.fetch(download_dir, unchanged_tag)),
-            self.plan.unreachable_retry,
-            self.pause,
+            plan.unreachable_retry,
+            wait,
             "downloading the compute package",
             now=self.clock.monotonic,
             rand=self.random.uniform,
@@ -95,29 +121,30 @@ class PackageSetup:
         # Hashing and unpacking a big package take seconds: off the event loop, so
         # heartbeats and signals are not held up.
         try:
-            actual = await asyncio.to_thread(self.verify_package, archive, server_sum)
-            self.package_dir = await asyncio.to_thread(self._unpack, archive, actual)
+            actual, verdict = await asyncio.to_thread(self.verify_package, archive, server_sum)
+            package_dir = await asyncio.to_thread(self._unpack, archive, actual)
             # Recognised next start:
             await asyncio.to_thread(self.cache.keep, cache_dir, archive, actual, fetched.tag)
         finally:
             self.cache.discard(archive)  # refused: the download is not kept
-        return await asyncio.to_thread(self.unpacker.load_manifest, self.package_dir)
+        manifest = await asyncio.to_thread(self.unpacker.load_manifest, package_dir)
+        return PreparedPackage(package_dir, manifest, verdict)
 
     def _kept(self, cache_dir: Path) -> KeptPackage | None:
         """The package kept from the last start, if there is one and its file still has the recorded hash."""
         kept = self.cache.lookup(cache_dir)
         return kept if kept is not None and intact(kept, self.unpacker.sha256) else None
 
-    def _use_kept(self, kept: KeptPackage, server_sum: str | None, why: str) -> Manifest:
+    def _use_kept(self, kept: KeptPackage, server_sum: str | None, why: str) -> PreparedPackage:
         """Unpack the kept archive instead of downloading it, after the same checks as a download."""
-        actual = self.verify_package(kept.archive, server_sum)
+        actual, verdict = self.verify_package(kept.archive, server_sum)
         log.info("package %s not downloaded again: %s (sha256 %s…)", kept.archive.name, why, actual[:12])
-        self.package_dir = self._unpack(kept.archive, actual)
-        return self.unpacker.load_manifest(self.package_dir)
+        package_dir = self._unpack(kept.archive, actual)
+        return PreparedPackage(package_dir, self.unpacker.load_manifest(package_dir), verdict)
 
     def _unpack(self, archive: Path, sha256: str) -> Path:
         """A verified archive into its directory; return the directory holding fedn.yaml."""
-        target = self.plan.package_extract_dir
+        target = self.plan.extract_dir
         if target is None:  # a fresh private directory per version
             return self.unpacker.unpack(archive, self.plan.work_dir / "packages" / sha256[:16])
         report = self.unpacker.unpack_over(archive, target, self.plan.work_dir / RECORD_NAME)
@@ -129,17 +156,18 @@ class PackageSetup:
         )
         return report.package_dir
 
-    def verify_package(self, archive: Path, server_sum: str | None) -> str:
-        """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it."""
+    def verify_package(self, archive: Path, server_sum: str | None) -> tuple[str, ChecksumVerdict]:
+        """Check the archive's SHA-256 against the server, the pin and the site allowlist; return it
+        with the verdict."""
         actual = self.unpacker.sha256(archive)
-        self.checksum_verdict = check_checksum(archive.name, actual, server_sum, self.plan.package_checksum)
-        allowed = self.plan.allowed_packages
+        verdict = check_checksum(archive.name, actual, server_sum, self.plan.checksum)
+        allowed = self.plan.allowed
         if allowed and actual not in allowed:
             raise PackageError(
                 f"package '{archive.name}' (sha256 {actual}) is not in the site policy's allowlist "
                 f"of {len(allowed)} package(s); refused before unpacking"
             )
-        if self.checksum_verdict is ChecksumVerdict.UNVERIFIED and not allowed:
+        if verdict is ChecksumVerdict.UNVERIFIED and not allowed:
             if self.plan.require_checksum:
                 raise PackageError(
                     f"package '{archive.name}' could not be verified: the server gave no checksum "
@@ -150,7 +178,7 @@ class PackageSetup:
             )
         else:
             log.info("package %s verified (sha256 %s)", archive.name, actual)
-        return actual
+        return actual, verdict
 
     async def startup(self, trainer: Trainer) -> None:
         """FEDn runs a package's `startup` entry point once before serving (e.g. to fetch data)."""
@@ -158,7 +186,7 @@ class PackageSetup:
         try:
             await trainer.startup()
         except FedClientError as exc:
-            hint = "" if self.plan.package_extract_dir else _layout_hint(str(exc))
+            hint = "" if self.plan.extract_dir else _layout_hint(str(exc))
             raise PackageError(f"the package's startup entry point failed: {exc}{hint}") from None
 
 

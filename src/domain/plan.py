@@ -1,7 +1,7 @@
 """``ClientPlan``: everything the client's life needs to know, decided by the app layer from settings.
 
-Its own module so that the lifecycle and the package setup both read it without importing
-each other.
+Its own module so that every part of the client's life reads it without importing the
+lifecycle; the package step gets only its own part of it (``package``, a ``PackagePlan``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from .inbox import DEFAULT_LIMIT
 from .model import CombinerAddress, Identity, PackageMode
 from .outbox import DELIVERY_RETRY
+from .package_setup import PackagePlan
 from .retry import RetryConfig
 
 
@@ -65,3 +66,18 @@ class ClientPlan:
     shutdown_flush: float = 10.0
     # After a reconnect, how long the outbox lets queued tasks arrive before it resends anything.
     outbox_settle: float = 1.0
+
+    @property
+    def package(self) -> PackagePlan:
+        """The package step's part of the plan (``domain.package_setup``)."""
+        return PackagePlan(
+            work_dir=self.work_dir,
+            unreachable_retry=self.unreachable_retry,
+            mode=self.package_mode,
+            local_dir=self.local_package_dir,
+            extract_dir=self.package_extract_dir,
+            needed=self.package_needed,
+            checksum=self.package_checksum,
+            require_checksum=self.require_checksum,
+            allowed=self.allowed_packages,
+        )

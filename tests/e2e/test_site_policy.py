@@ -21,6 +21,8 @@ from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.adapters.scratch import TempScratch
 from fedclient.adapters.trainers import subprocess_trainer_factory
+from fedclient.app.client_graph import client_graph_lifecycle
+from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import (
@@ -83,7 +85,8 @@ def _life(
 ) -> tuple[Lifecycle, InMemoryUnpacker]:
     archive = _package(tmp_path)
     unpacker = InMemoryUnpacker()
-    life = Lifecycle(
+    life = client_graph_lifecycle(  # the container's graph of one client, over these ports
+        credentials=Credentials(None),
         plan=ClientPlan(identity=Identity("site-a", "cid"), work_dir=tmp_path / "work", **plan),  # type: ignore[arg-type]
         discovery=InMemoryDiscovery(ASSIGNED),
         package_source=InMemoryPackageSource(archive, hashlib.sha256(archive.read_bytes()).hexdigest()),
@@ -189,6 +192,6 @@ async def test_a_listed_package_is_unpacked(tmp_path: Path) -> None:
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
     combiner = InMemoryCombiner()
     life, unpacker = _life(tmp_path, combiner, allowed_packages=frozenset({sha}))
-    manifest = await life.prepare_package()
+    manifest = (await life.package.prepare()).manifest
     assert manifest.has("train") and len(unpacker.unpacked) == 1
     assert unpacker.unpacked[0].name == sha[:16]  # one private directory per package version

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,11 +31,14 @@ async def test_container_builds_the_real_adapters(tmp_path: Path) -> None:
     )
     async with client_lifecycle(build_container(settings)) as life:
         pass
-    assert isinstance(life.discovery, HttpxDiscovery)
-    assert isinstance(life.package_source, HttpxPackageSource)
-    assert isinstance(life.connector, GrpcConnector)
-    assert isinstance(life.unpacker, TarPackageUnpacker)
-    assert life.discovery.endpoint.url("api/v1/clients/add") == "http://localhost:8092/api/v1/clients/add"
+    assert isinstance(life.assigner.discovery, HttpxDiscovery)
+    assert isinstance(life.package.source, HttpxPackageSource)
+    assert isinstance(life.supervisor.connection.connector, GrpcConnector)
+    assert isinstance(life.package.unpacker, TarPackageUnpacker)
+    assert (
+        life.assigner.discovery.endpoint.url("api/v1/clients/add")
+        == "http://localhost:8092/api/v1/clients/add"
+    )
 
 
 async def test_direct_combiner_mode_builds_no_controller_adapters(tmp_path: Path) -> None:
@@ -48,7 +52,7 @@ async def test_direct_combiner_mode_builds_no_controller_adapters(tmp_path: Path
         }
     )
     async with client_lifecycle(build_container(settings)) as life:
-        assert life.discovery is None and life.package_source is None
+        assert life.assigner.discovery is None and life.package.source is None
 
 
 async def test_overridden_container_runs_a_task_with_fakes(tmp_path: Path) -> None:
@@ -92,7 +96,21 @@ async def test_the_http_clients_the_container_opened_are_closed_when_the_client_
     )
     container = build_container(settings)
     async with client_lifecycle(container) as life:
-        assert life.discovery is not None and life.package_source is not None
-        opened = [life.discovery.client(), life.package_source.client()]
+        assert life.assigner.discovery is not None and life.package.source is not None
+        opened = [life.assigner.discovery.client(), life.package.source.client()]
         assert not any(client.is_closed for client in opened)
     assert all(client.is_closed for client in opened), "shutdown_resources() closed both httpx clients"
+
+
+async def test_each_client_built_from_one_container_has_parts_of_its_own(tmp_path: Path) -> None:
+    # simulate builds thousands of clients from one container, each with its plan as a call argument
+    settings = load_settings({"api_url": "localhost", "work_dir": tmp_path, "client_id": "c", "name": "n"})
+    container = build_container(settings)
+    plans = [dataclasses.replace(container.plan(), work_dir=tmp_path / f"client-{i}") for i in range(2)]
+    first, second = [await container.lifecycle(plan=plan, usage_probe=None) for plan in plans]
+    assert (first.plan, second.plan) == (plans[0], plans[1])
+    for part in ("supervisor", "outbox", "assigner", "package", "state", "links"):
+        assert getattr(first, part) is not getattr(second, part), part
+    assert first.supervisor.connection.connector is second.supervisor.connection.connector  # shared adapters
+    assert first.assigner.plan is plans[0] and second.package.plan.work_dir == tmp_path / "client-1"
+    await container.shutdown_resources()

@@ -119,7 +119,9 @@ ALLOWED_IO = {
     # Shutdown is bounded in real time (cancelled tasks, hooks, closing the link), and the
     # outbox's flush on the way out too: event-loop timeouts, replayable on a virtual-time
     # loop. A Clock-based timeout helper (racing Clock.sleep) in the domain would move them.
-    ("lifecycle.py", "wait_for"): "shutdown steps bounded by event-loop timeouts",
+    ("worker.py", "wait_for"): "shutdown: cancelling the task loop, bounded by an event-loop timeout",
+    ("session.py", "wait_for"): "shutdown hooks bounded by event-loop timeouts",
+    ("connection.py", "wait_for"): "closing the link, bounded by an event-loop timeout",
     ("outbox.py", "wait_for"): "flush_within bounds the flush on stop by an event-loop timeout",
 }
 

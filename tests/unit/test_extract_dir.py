@@ -309,9 +309,13 @@ async def test_children_a_killed_client_left_are_swept_before_the_package_is_unp
                     alive_at_unpack.append(False)
                 return super().unpack_over(archive, target, record)
 
-        w = World(tmp_path, package(tmp_path / "v1.json", "one"), package_extract_dir=tmp_path / "package")
-        w.life.unpacker = Watching()
-        w.life.trainer_factory = subprocess_trainer_factory(pid_file=pid_file)
+        w = World(
+            tmp_path,
+            package(tmp_path / "v1.json", "one"),
+            package_extract_dir=tmp_path / "package",
+            unpacker=Watching(),
+            trainer_factory=subprocess_trainer_factory(pid_file=pid_file),
+        )
         await w.run_until(lambda: w.life.runner is not None)
         assert alive_at_unpack == [False]
         assert json.loads(pid_file.read_text()) == []

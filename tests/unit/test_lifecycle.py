@@ -388,8 +388,7 @@ async def test_results_left_by_an_earlier_run_are_delivered_at_start(tmp_path: P
         ),
         model,
     )
-    w = World(tmp_path, archive)
-    w.life.outbox_store = store
+    w = World(tmp_path, archive, outbox_store=store)
     await w.run_until(lambda: bool(w.combiner.updates))
     [update] = w.combiner.updates
     assert update.correlation_id == "c-old"

@@ -37,9 +37,8 @@ async def test_board_follows_a_training_task(
     configure_logging("INFO", ["a-secret-token-123"], log_format="json", stream=root_logging)
     recorder = Recorder()
     board = StatusBoard([recorder], now=time.monotonic)
-    w = World(tmp_path, archive)
-    w.life.observer = board
-    w.life.connector.observer = board  # type: ignore[attr-defined]
+    w = World(tmp_path, archive, observer=board)
+    w.container.connector().observer = board  # type: ignore[attr-defined]
     w.combiner.submit("cid-1", train_task())
     await w.run_until(lambda: any(s.text == UPDATE_DONE for s in lines(w.combiner.statuses)))
     # done(), not any key: reading a missing key of the tasks counter adds it with 0
@@ -78,8 +77,7 @@ async def test_a_failed_task_is_counted_as_failed(tmp_path: Path, archive: Path)
     from fedclient.testing.fakes import InMemoryTrainer
 
     board = StatusBoard(now=time.monotonic)
-    w = World(tmp_path, archive, trainer=InMemoryTrainer(fail="train"))
-    w.life.observer = board
+    w = World(tmp_path, archive, trainer=InMemoryTrainer(fail="train"), observer=board)
     w.combiner.submit("cid-1", train_task())
     await w.run_until(lambda: board.snapshot.failed() == 1)
     assert board.snapshot.tasks[("train", "failed")] == 1
@@ -139,8 +137,7 @@ def test_transfer_totals_and_summary_text() -> None:
 
 async def test_link_stays_up_for_the_shutdown_hooks_then_goes_down(tmp_path: Path, archive: Path) -> None:
     recorder = Recorder()
-    w = World(tmp_path, archive)
-    w.life.observer = recorder
+    w = World(tmp_path, archive, observer=recorder)
     seen_by_hook: list[object] = []
 
     async def hook() -> None:
@@ -156,8 +153,7 @@ async def test_link_stays_up_for_the_shutdown_hooks_then_goes_down(tmp_path: Pat
 
 async def test_heartbeat_misses_past_the_limit_show_as_a_reconnect(tmp_path: Path, archive: Path) -> None:
     board = StatusBoard(now=time.monotonic)
-    w = World(tmp_path, archive, heartbeat_miss_limit=2)
-    w.life.observer = board
+    w = World(tmp_path, archive, heartbeat_miss_limit=2, observer=board)
     w.combiner.fail_next["heartbeat"] = 2
     await w.run_until(lambda: board.snapshot.connects >= 2 and board.snapshot.connected)
     assert board.snapshot.heartbeats_missed == 2
@@ -174,8 +170,7 @@ async def test_a_reassignment_shows_the_new_combiner(tmp_path: Path, archive: Pa
     )
     recorder = Recorder()
     board = StatusBoard([recorder], now=time.monotonic)
-    w = World(tmp_path, archive, ASSIGNED, moved, reassign_after=2)
-    w.life.observer = board
+    w = World(tmp_path, archive, ASSIGNED, moved, reassign_after=2, observer=board)
     w.combiner.refuse_connects = 2
     w.combiner.submit("cid-1", train_task())
     await w.run_until(lambda: board.snapshot.done() == 1)

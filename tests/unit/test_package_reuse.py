@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import PackageError
-from fedclient.domain.lifecycle import ClientPlan, Lifecycle
+from fedclient.domain.lifecycle import ClientPlan
 from fedclient.domain.model import Identity
 from fedclient.domain.package import ChecksumVerdict
 from fedclient.domain.package_cache import RECORD
+from fedclient.domain.package_setup import PackageSetup, PreparedPackage
 from fedclient.testing.fakes import FakeClock, InMemoryPackageSource, InMemoryUnpacker, SeededRandom
 
 from tests.unit.world import MANIFEST
@@ -29,26 +31,19 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-async def start(work: Path, source: InMemoryPackageSource, **plan_kw: object) -> Lifecycle:
+async def start(work: Path, source: InMemoryPackageSource, **plan_kw: Any) -> PreparedPackage:
     """One client start up to a ready package (what run() does before connecting)."""
-    plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, **plan_kw)  # type: ignore[arg-type]
-    unused: Any = None  # the ports preparing a package never calls
-    life = Lifecycle(
-        plan,
-        None,
+    plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, **plan_kw)
+    setup = PackageSetup(
+        plan.package,
         source,
         InMemoryUnpacker(),
-        unused,
-        unused,
+        Credentials(None),
+        DiskPackageCache(),
         FakeClock(),
-        package_cache=DiskPackageCache(),
-        outbox_store=unused,
-        scratch=unused,
-        ids=unused,
-        random=SeededRandom(),
+        SeededRandom(),
     )
-    await life.prepare_package()
-    return life
+    return await setup.prepare()
 
 
 async def test_unchanged_package_is_reused_changed_one_downloaded(tmp_path: Path) -> None:

@@ -35,9 +35,11 @@ from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.adapters.text_record import FileTextRecord
 from fedclient.adapters.trainers.callback_trainer import Callbacks
 from fedclient.adapters.trainers.private import PrivateTrainer, PrivateTrainerFactory
+from fedclient.app.client_graph import client_graph_lifecycle
 from fedclient.app.container import build_container
 from fedclient.app.extras import MissingExtra
 from fedclient.app.settings_load import load_settings
+from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import TaskFailed
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import (
@@ -228,7 +230,8 @@ def _lifecycle(tmp_path: Path, helper: str, **section: Any) -> tuple[Lifecycle, 
     combiner.models["seed"] = buffer.getvalue()
     budget = _budget(tmp_path, **section)
     inner = NpzTrainer()
-    life = Lifecycle(
+    life = client_graph_lifecycle(  # the container's graph of one client, over these ports
+        credentials=Credentials(None),
         plan=ClientPlan(identity=Identity("site", "cid"), work_dir=tmp_path / "work"),
         discovery=InMemoryDiscovery(
             Assignment(AssignmentStatus.ASSIGNED, combiner=COMBINER, client_id="cid", helper_type=helper)

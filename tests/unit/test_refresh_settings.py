@@ -39,9 +39,9 @@ async def test_the_container_shares_one_credentials_object(tmp_path: Path) -> No
     container = build_container(settings)
     life = await container.lifecycle()
     assert isinstance(life.credentials.refresher, HttpTokenRefresher)
-    assert life.discovery.credentials is life.credentials  # type: ignore[union-attr]
-    assert life.package_source.credentials is life.credentials  # type: ignore[union-attr]
-    assert life.connector.credentials is life.credentials  # type: ignore[attr-defined]
+    assert life.assigner.discovery.credentials is life.credentials  # type: ignore[union-attr]
+    assert life.package.source.credentials is life.credentials  # type: ignore[union-attr]
+    assert life.supervisor.connection.connector.credentials is life.credentials  # type: ignore[attr-defined]
     assert life.plan.shutdown_grace == 5
     await container.shutdown_resources()
 

@@ -48,11 +48,10 @@ class SlowTrainer(InMemoryTrainer):
         return await super().train(in_model, out_model, client_settings)
 
 
-def world(tmp_path: Path, archive: Path) -> tuple[World, SlowTrainer, GraceClock, list[str]]:
+def world(tmp_path: Path, archive: Path, **plan: Any) -> tuple[World, SlowTrainer, GraceClock, list[str]]:
     trainer = SlowTrainer()
-    w = World(tmp_path, archive, trainer=trainer, shutdown_grace=GRACE)
     clock = GraceClock()
-    w.clock = w.life.clock = clock
+    w = World(tmp_path, archive, trainer=trainer, shutdown_grace=GRACE, clock=clock, **plan)
     events: list[str] = []
 
     async def flush() -> None:
@@ -85,7 +84,7 @@ async def test_the_running_task_finishes_then_hooks_run_then_the_link_closes(
     assert update.correlation_id == "running"
     assert [c[0] for c in trainer.calls] == ["train"], "the queued task was not started"
     assert events == ["flush: 1 updates, link open"]
-    assert w.combiner.connects and all(link.closed for link in w.life.connector.links)  # type: ignore[attr-defined]
+    assert w.combiner.connects and all(link.closed for link in w.container.connector().links)  # type: ignore[attr-defined]
     lines = [r.getMessage() for r in caplog.records]
     assert any("stopping: no new tasks; waiting for the running train task, up to 77 s" in ln for ln in lines)
 
@@ -118,8 +117,7 @@ async def test_an_idle_client_stops_at_once(tmp_path: Path, archive: Path) -> No
 
 
 async def test_a_hanging_hook_is_bounded(tmp_path: Path, archive: Path) -> None:
-    w, _, _, events = world(tmp_path, archive)
-    w.life.plan = type(w.life.plan)(**{**w.life.plan.__dict__, "flush_timeout": 0.05})
+    w, _, _, events = world(tmp_path, archive, flush_timeout=0.05)
 
     async def hang() -> None:
         await asyncio.Event().wait()

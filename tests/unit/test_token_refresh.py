@@ -25,9 +25,7 @@ def world(tmp_path: Path, archive: Path, *answers: Assignment, refresh: bool = T
     clock = FakeClock()
     refresher = InMemoryTokenRefresher()
     credentials = Credentials("token-0", refresher if refresh else None, clock, random=SeededRandom())
-    w = World(tmp_path, archive, *answers, credentials=credentials)
-    w.clock = clock
-    w.life.clock = clock
+    w = World(tmp_path, archive, *answers, credentials=credentials, clock=clock)
     refresher.combiner = w.combiner
     w.refresher = refresher  # type: ignore[attr-defined]
     return w

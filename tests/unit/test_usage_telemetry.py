@@ -74,8 +74,8 @@ def test_cpu_percent_is_a_percentage_or_unknown(values: tuple[float, float, floa
 
 
 async def test_telemetry_every_interval_and_usage_in_heartbeats(tmp_path: Path, archive: Path) -> None:
-    w = World(tmp_path, archive, telemetry_interval=5.0, heartbeat_interval=2.0)
-    w.life.usage_probe = ScriptedUsageProbe(*(UsageReading(10 * i, 100 * i, 30.0 + i) for i in range(200)))
+    probe = ScriptedUsageProbe(*(UsageReading(10 * i, 100 * i, 30.0 + i) for i in range(200)))
+    w = World(tmp_path, archive, telemetry_interval=5.0, heartbeat_interval=2.0, usage_probe=probe)
     await w.run_until(lambda: len(w.combiner.telemetry) >= 3)
 
     sent = [usage for client, usage in w.combiner.telemetry]
@@ -88,13 +88,18 @@ async def test_telemetry_every_interval_and_usage_in_heartbeats(tmp_path: Path, 
 
 
 async def test_telemetry_off_or_failing_never_ends_the_session(tmp_path: Path, archive: Path) -> None:
-    w = World(tmp_path, archive, telemetry_interval=0)
-    w.life.usage_probe = ScriptedUsageProbe(UsageReading(1, 10, 5.0))
+    w = World(
+        tmp_path, archive, telemetry_interval=0, usage_probe=ScriptedUsageProbe(UsageReading(1, 10, 5.0))
+    )
     await w.run_until(lambda: len(w.combiner.heartbeats) >= 3)
     assert w.combiner.telemetry == [] and "send_telemetry" not in [name for name, _ in w.combiner.attempts]
 
-    w = World(tmp_path / "2", archive, telemetry_interval=1.0)
-    w.life.usage_probe = ScriptedUsageProbe(UsageReading(1, 10, 5.0))
+    w = World(
+        tmp_path / "2",
+        archive,
+        telemetry_interval=1.0,
+        usage_probe=ScriptedUsageProbe(UsageReading(1, 10, 5.0)),
+    )
     w.combiner.fail_next["send_telemetry"] = 3
     w.combiner.fail_with["send_telemetry"] = TransientError("telemetry: unavailable")
     await w.run_until(lambda: len(w.combiner.telemetry) >= 2)

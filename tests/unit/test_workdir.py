@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from fedclient.app.container import build_container, client_lifecycle
 from fedclient.app.plan import build_plan
 from fedclient.app.settings_load import load_settings
-from fedclient.app.workdir import IDENTITY_FILE, resolve_identity, work_dir_lock
+from fedclient.app.workdir import IDENTITY_FILE, keep_identity, resolve_identity, work_dir_lock
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.model import Identity
 
@@ -43,7 +44,31 @@ def test_given_values_win_and_missing_ones_are_kept(tmp_path: Path) -> None:
 
 def test_the_plan_uses_the_kept_identity(tmp_path: Path) -> None:
     settings = load_settings({"api_url": "localhost", "work_dir": tmp_path / "w"})
+    keep_identity(tmp_path / "w", build_plan(settings).identity)  # the container's identity_file, at start
     assert build_plan(settings).identity == build_plan(settings).identity
+
+
+async def test_resolving_providers_writes_nothing_the_client_start_keeps_the_identity_and_the_lock(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings({"api_url": "localhost", "work_dir": tmp_path / "w"})
+    container = build_container(settings)
+    planned = container.plan().identity
+    await container.lifecycle()
+    assert not (tmp_path / "w").exists(), "building the client wrote nothing"
+    await container.shutdown_resources()
+
+    async with client_lifecycle(build_container(settings)) as life:
+        assert (
+            json.loads((tmp_path / "w" / IDENTITY_FILE).read_text())["client_id"]
+            == life.plan.identity.client_id
+        )
+        with pytest.raises(ConfigError, match="already using the work dir"), work_dir_lock(tmp_path / "w"):
+            pass
+    assert life.plan.identity != planned  # nothing was kept by the first container: a new identity
+    with work_dir_lock(tmp_path / "w"):  # released when the client closed
+        pass
+    assert build_plan(settings).identity == life.plan.identity  # the next start is the same client
 
 
 @pytest.mark.parametrize("text", ["{not json", "[]", '{"name": "a"}', '{"name": "", "client_id": "x"}'])

@@ -1,4 +1,5 @@
-"""The unit tests' world: one Lifecycle over the in-memory fakes, and the tasks they send it.
+"""The unit tests' world: one client built by the app's container over the in-memory fakes
+(providers overridden with ``providers.Object``), and the tasks they send it.
 
 The ``archive`` fixture (a package holding MANIFEST) is in tests/unit/conftest.py.
 """
@@ -12,9 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dependency_injector import providers
 from fedclient.adapters.combiner_grpc.vocabulary import StatusLine, outcome_meta, status_line, task_of
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.app.container import Container, build_container
+from fedclient.app.settings_load import load_settings
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
 from fedclient.domain.model import (
@@ -28,6 +32,10 @@ from fedclient.domain.model import (
     TaskKind,
     TaskStatus,
 )
+from fedclient.domain.observe import NULL_OBSERVER, Observer
+from fedclient.domain.outbox import OutboxStore
+from fedclient.domain.ports import PackageUnpacker, TrainerFactory
+from fedclient.domain.usage import UsageProbe
 from fedclient.testing.fakes import (
     CountingIds,
     FakeClock,
@@ -51,6 +59,12 @@ ROUND_CONFIG = json.dumps({"round_id": "1", "session_id": "s1", "client_settings
 
 
 class World:
+    """The fakes the client runs over, the container that wires them, and the client (``life``).
+
+    Any port can be given instead of the world's fake (``clock=``, ``observer=``, ``unpacker=``,
+    ``trainer_factory=``, ``outbox_store=``, ``usage_probe=``); the other keywords are the plan's.
+    """
+
     def __init__(
         self,
         tmp_path: Path,
@@ -59,7 +73,13 @@ class World:
         checksum: str | None = "auto",
         trainer: InMemoryTrainer | None = None,
         credentials: Credentials | None = None,
-        **plan_kw: object,
+        clock: FakeClock | None = None,
+        observer: Observer = NULL_OBSERVER,
+        unpacker: PackageUnpacker | None = None,
+        trainer_factory: TrainerFactory | None = None,
+        outbox_store: OutboxStore | None = None,
+        usage_probe: UsageProbe | None = None,
+        **plan_kw: Any,
     ) -> None:
         self.combiner = InMemoryCombiner()
         self.combiner.models["seed"] = b"seed"
@@ -67,24 +87,32 @@ class World:
         digest = hashlib.sha256(archive.read_bytes()).hexdigest() if checksum == "auto" else checksum
         self.source = InMemoryPackageSource(archive, digest)
         self.trainer = trainer or InMemoryTrainer(num_examples=42)
-        self.clock = FakeClock()
+        self.clock = clock or FakeClock()
         self.credentials = credentials or Credentials(None)
-        plan = ClientPlan(identity=Identity("alice", "cid-0"), work_dir=tmp_path / "work", **plan_kw)  # type: ignore[arg-type]
-        self.life = Lifecycle(
-            plan=plan,
-            discovery=self.discovery,
-            package_source=self.source,
-            unpacker=InMemoryUnpacker(),
-            connector=InMemoryConnector(self.combiner, self.credentials),
-            trainer_factory=InMemoryTrainerFactory(self.trainer),
-            clock=self.clock,
-            credentials=self.credentials,
-            package_cache=DiskPackageCache(),
-            outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),
-            scratch=FakeScratch(),
-            ids=CountingIds(),
-            random=SeededRandom(),
+        plan = ClientPlan(identity=Identity("alice", "cid-0"), work_dir=tmp_path / "work", **plan_kw)
+        self.container: Container = build_container(
+            load_settings({"api_url": "localhost", "work_dir": plan.work_dir})
         )
+        fakes: dict[str, object] = {
+            "plan": plan,
+            "discovery": self.discovery,
+            "package_source": self.source,
+            "unpacker": unpacker or InMemoryUnpacker(),
+            "connector": InMemoryConnector(self.combiner, self.credentials),
+            "trainer_factory": trainer_factory or InMemoryTrainerFactory(self.trainer),
+            "clock": self.clock,
+            "observer": observer,
+            "credentials": self.credentials,
+            "usage_probe": usage_probe,
+            "package_cache": DiskPackageCache(),
+            "outbox_store": outbox_store or ProcessOutboxStore(plan.work_dir / "outbox"),
+            "scratch": FakeScratch(),
+            "ids": CountingIds(),
+            "random": SeededRandom(),
+        }
+        for name, fake in fakes.items():
+            getattr(self.container, name).override(providers.Object(fake))
+        self.life: Lifecycle = self.container.lifecycle()
         self.stop = asyncio.Event()
 
     async def run_until(self, done: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -1,8 +1,8 @@
 """``Client``: FEDn's client class, as a synchronous facade over fedclient's lifecycle and adapters.
 
-``assign()`` is the lifecycle's own assignment (its retry and wait rules), ``connect()``
-opens the gRPC adapter's link, and the model calls stream through that link's
-transfer, so nothing here re-implements a rule. Each Client owns a private event loop
+``assign()`` is the client's own assigner (``domain.assigner``: its retry and wait rules),
+``connect()`` opens a link with the container's gRPC connector, and the model calls stream
+through that link's transfer, so nothing here re-implements a rule. Each Client owns a private event loop
 on a daemon thread; call ``close()`` (or use ``with``) when done.
 """
 
@@ -19,13 +19,11 @@ from typing import Any
 
 from ...adapters.controller_http.conversions import combiner_address
 from ...app.container import build_container, client_lifecycle
-from ...app.plan import package_extract_dir
 from ...app.signals import stop_on_signals
-from ...app.workdir import extract_dir_lock, work_dir_lock
+from ...domain.assigner import Assigner
 from ...domain.errors import ConfigError, ModelNotFound
-from ...domain.lifecycle import Lifecycle
 from ...domain.model import CombinerAddress, Identity
-from ...domain.ports import CombinerLink
+from ...domain.ports import CombinerConnector, CombinerLink
 from ._config import settings_from_config
 from ._portal import Portal
 from .connect import combiner_config
@@ -44,7 +42,7 @@ class Client:
         self._portal = Portal("fedclient-client")
         # for assign() and connect(); its adapters are closed by close()
         try:
-            self._lifecycle: Lifecycle = self._portal.call(self._build())
+            self._assigner, self._connector = self._portal.call(self._build())
         except BaseException:
             self._portal.call(self._shut_resources())
             self._portal.close()
@@ -59,18 +57,25 @@ class Client:
         if closing is not None:
             await closing
 
-    async def _build(self) -> Lifecycle:
-        """The lifecycle, built on the portal's loop (its adapters belong to that loop)."""
-        return await self._container.lifecycle()
+    async def _build(self) -> tuple[Assigner, CombinerConnector]:
+        """The assigner and the connector, built on the portal's loop (its adapters belong to that loop).
+
+        The identity is kept in the work dir now, so that ``run()`` joins as the same client.
+        """
+        self._container.identity_file()
+        lifecycle = await self._container.lifecycle()
+        return lifecycle.assigner, await self._container.connector()
 
     # ---------------------------------------------------------- controller --
 
     def assign(self) -> dict[str, Any]:
         """Ask the controller for a combiner, waiting while it says "try again"; the combiner config."""
-        answer = self._portal.call(self._lifecycle.assign())
+        assigned = self._portal.call(self._assigner.assign())
+        assert assigned is not None  # without a budget: assigned, or an error
+        answer = assigned.answer
         if answer.client_id:
             self.id = answer.client_id
-        self.combiner_config = combiner_config(answer, self._lifecycle.plan.package_mode)
+        self.combiner_config = combiner_config(answer, self._assigner.plan.package_mode)
         return self.combiner_config
 
     # ------------------------------------------------------------ combiner --
@@ -81,7 +86,7 @@ class Client:
         identity = Identity(self.name, str(combiner_config.get("client_id") or self.id))
         if self._link is not None:
             self._portal.call(self._link.close())
-        self._link = self._portal.call(self._lifecycle.connector.connect(address, identity))
+        self._link = self._portal.call(self._connector.connect(address, identity))
         self.id = identity.client_id
         log.info("connected to combiner %s", address.target)
         return True
@@ -145,11 +150,7 @@ class Client:
                     await lifecycle.run(stop)
 
         try:
-            with (
-                work_dir_lock(self.settings.work_dir.resolve()),  # one client per work dir
-                extract_dir_lock(package_extract_dir(self.settings)),  # and per extract dir
-            ):
-                asyncio.run(serve())
+            asyncio.run(serve())  # client_lifecycle: one client per work dir and per extract dir
         except KeyboardInterrupt:
             log.info("stopped")
 

@@ -19,7 +19,6 @@ from typing import Any
 from ...adapters.trainers.callback_trainer import Callbacks, log_attributes, log_metric
 from ...app.container import build_container, client_lifecycle
 from ...app.signals import stop_on_signals
-from ...app.workdir import work_dir_lock
 from ...domain.errors import ConfigError
 from ...domain.lifecycle import Lifecycle
 from ._config import settings_from_config
@@ -92,11 +91,7 @@ class InProcessClient:
             raise ConfigError("give at least one callback (train, validate, predict, forward, backward)")
         self._loop = asyncio.get_running_loop()
         self._stop = stop = asyncio.Event()
-        # one client per work dir: its outbox, identity and privacy record have one writer
-        with work_dir_lock(self.settings.work_dir.resolve()):
-            await self._serve(stop, signals)
-
-    async def _serve(self, stop: asyncio.Event, signals: bool) -> None:
+        # client_lifecycle locks the work dir: its outbox, identity and privacy record have one writer
         async with client_lifecycle(build_container(self.settings, callbacks=self.callbacks)) as lifecycle:
             self.lifecycle = lifecycle
             with stop_on_signals(stop, lifecycle.stop_outlook) if signals else contextlib.nullcontext():
