@@ -205,8 +205,6 @@ async def simulate_ray(
     log_level: str = "WARNING",
     stop: asyncio.Event | None = None,
 ) -> RayReport:
-    from .simulate import _rounds_until_stopped
-
     stop = stop or asyncio.Event()
     load_package_callbacks(package, callbacks)  # a broken callbacks module: one error, here
     if site_policy(load_settings({"log_level": log_level})).privacy is not None:
@@ -252,7 +250,7 @@ async def simulate_ray(
         await _measure_idle(fleet)
         log.info("%d clients on %d actors connected in %.1f s", clients, groups, report.join_seconds)
         if federation is not None:
-            report.rounds = await _rounds_until_stopped(federation, rounds, stop)
+            report.rounds = await federation.run_until_stopped(rounds, stop)
         else:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), duration)

@@ -187,7 +187,7 @@ async def simulate(
         report.rss_idle_mib = rss_mib()
         log.info("%d clients connected in %.1f s", times.connected, report.join_seconds)
         if federation is not None:
-            report.rounds = await _rounds_until_stopped(federation, rounds, stop)
+            report.rounds = await federation.run_until_stopped(rounds, stop)
         else:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), duration)
@@ -198,25 +198,6 @@ async def simulate(
         report.abandoned = await group.close()
         if federation is not None:
             await federation.stop()
-
-
-async def _rounds_until_stopped(
-    federation: Federation, rounds: int, stop: asyncio.Event
-) -> list[RoundResult]:
-    """The federation's rounds, cut short by ``stop`` (SIGINT/SIGTERM): the rounds done by then."""
-    running = asyncio.ensure_future(federation.run(rounds))
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            return running.result()
-        log.warning("stopped after %d of %d rounds", len(federation.results), rounds)
-        return list(federation.results)
-    finally:
-        for job in (running, stopped):
-            job.cancel()
-            with contextlib.suppress(BaseException):
-                await job
 
 
 async def _wait_joined(

@@ -7,6 +7,7 @@ are real fedclient clients on the same code path as `fedclient run`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import statistics
@@ -122,6 +123,22 @@ class Federation:
                 on_round(result)
             model_id = result.model_id
         return self.results
+
+    async def run_until_stopped(self, rounds: int, stop: asyncio.Event) -> list[RoundResult]:
+        """``run(rounds)`` cut short by ``stop`` (SIGINT/SIGTERM): the rounds done by then."""
+        running = asyncio.ensure_future(self.run(rounds))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if running.done():
+                return running.result()
+            log.warning("stopped after %d of %d rounds", len(self.results), rounds)
+            return list(self.results)
+        finally:
+            for job in (running, stopped):
+                job.cancel()
+                with contextlib.suppress(BaseException):
+                    await job
 
     async def run_round(self, number: int, model_id: str) -> RoundResult:
         assert self.combiner is not None
