@@ -1,9 +1,11 @@
 """One client's object graph: the domain's parts wired over the ports the app ``Container`` gives.
 
 ``ClientGraph``'s singletons are one client's parts: the link holder shared by the task
-runner, the outbox and the connection; the outbox; the assigner; the package setup; the
-heartbeats; the connection and its supervisor; and the lifecycle that runs them. The task
-runner's factory is bound to those parts; the lifecycle calls it once the trainer is known.
+runner, the outbox and the connection; the outbox and its ledger; the assigner; the package
+setup; the heartbeats; the connection and its supervisor; the task runner's parts (its calls
+and status reports, the outbox's result filer, a handler per task kind); and the lifecycle
+that runs them. The task runner's factory is bound to those parts; the lifecycle calls it
+once the trainer is known.
 
 The app ``Container`` keeps one graph and ``build_client`` resets its parts for every client
 it builds, so ``simulate``'s thousands of clients from one container each get their own
@@ -22,13 +24,17 @@ from ..domain.assigner import Assigner
 from ..domain.connection import Connection
 from ..domain.lifecycle import Lifecycle
 from ..domain.links import LinkHolder
+from ..domain.model import TaskKind
 from ..domain.observe import NULL_OBSERVER
-from ..domain.outbox import Outbox
+from ..domain.outbox import Outbox, OutboxLedger
 from ..domain.package_setup import PackageSetup
 from ..domain.plan import ClientPlan
 from ..domain.pulse import Pulse
 from ..domain.session import Supervisor
 from ..domain.state import StateMachine
+from ..domain.task_calls import StatusReporter, TaskCalls, direct_retry
+from ..domain.task_kinds import Evaluation, SplitLearning, Training, unsupported
+from ..domain.task_results import ResultFiler
 from ..domain.tasks import TaskRunner
 
 
@@ -57,9 +63,10 @@ class ClientGraph(containers.DeclarativeContainer):
     # The client's parts.
     state = providers.Singleton(StateMachine)
     links = providers.Singleton(LinkHolder, plan.provided.link_wait)
+    ledger = providers.Singleton(OutboxLedger, outbox_store)
     outbox = providers.Singleton(
         Outbox,
-        outbox_store,
+        ledger,
         links,
         clock,
         plan.provided.delivery_retry,
@@ -83,22 +90,39 @@ class ClientGraph(containers.DeclarativeContainer):
         Connection, connector, links, credentials, observer, clock, pulse, outbox
     )
     supervisor = providers.Singleton(Supervisor, plan, connection, assigner, credentials, clock, random)
+    # The task runner's parts: its calls and status reports, the outbox's filer, one handler per kind.
+    client_id = supervisor.provided.client_id
+    task_calls = providers.Singleton(
+        TaskCalls, links, clock, random, providers.Callable(direct_retry, plan.provided.delivery_retry)
+    )
+    statuses = providers.Singleton(StatusReporter, links)
+    results = providers.Singleton(ResultFiler, outbox, clock, ids)
+    training = providers.Singleton(Training, task_calls, statuses, results)
+    evaluation = providers.Singleton(Evaluation, task_calls, statuses, results)
+    split_learning = providers.Singleton(SplitLearning, task_calls, statuses, ids, client_id)
+    handlers = providers.Dict(
+        {
+            TaskKind.TRAIN: training.provided.train,
+            TaskKind.VALIDATE: evaluation.provided.validate,
+            TaskKind.PREDICT: evaluation.provided.predict,
+            TaskKind.FORWARD: split_learning.provided.forward,
+            TaskKind.BACKWARD: split_learning.provided.backward,
+            TaskKind.UNSUPPORTED: providers.Object(unsupported),
+        }
+    )
     # The task runner's factory, bound to this client's parts: the lifecycle calls it with
     # trainer= and model_suffix= once the package is ready.
     task_runner = providers.Factory(
         functools.partial,
         TaskRunner,
-        links=links,
-        work_dir=providers.Callable(_tasks_dir, plan),
-        state=state,
-        clock=clock,
-        outbox=outbox,
-        scratch=scratch,
-        ids=ids,
-        random=random,
-        delivery_retry=plan.provided.delivery_retry,
+        handlers,
+        task_calls,
+        statuses,
+        outbox,
+        state,
+        scratch,
+        providers.Callable(_tasks_dir, plan),
         observer=observer,
-        client_id=supervisor.provided.client_id,
     )
     lifecycle = providers.Singleton(
         Lifecycle,
@@ -114,7 +138,24 @@ class ClientGraph(containers.DeclarativeContainer):
 
 
 # One client's parts: reset before each client is built.
-PARTS = ("state", "links", "outbox", "assigner", "package", "pulse", "connection", "supervisor", "lifecycle")
+PARTS = (
+    "state",
+    "links",
+    "ledger",
+    "outbox",
+    "assigner",
+    "package",
+    "pulse",
+    "connection",
+    "supervisor",
+    "task_calls",
+    "statuses",
+    "results",
+    "training",
+    "evaluation",
+    "split_learning",
+    "lifecycle",
+)
 
 
 def build_client(graph: ClientGraph, **ports: Any) -> Lifecycle:

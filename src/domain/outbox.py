@@ -30,96 +30,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .errors import AuthError, DeliveryUncertain, FatalError, FedClientError, TransientError
 from .links import LinkHolder
 from .model import ModelUpdate, Validation
+from .outbox_ledger import (
+    HISTORY,
+    Delivery,
+    OutboxEntry,
+    OutboxEvent,
+    OutboxLedger,
+    OutboxStore,
+    ResultKind,
+    RoundGone,
+)
 from .ports import Clock, CombinerLink, Ids, Random
 from .results import TrainingOutcome, ValidationOutcome
 from .retry import RetryConfig, compute_backoff
 from .rounds import RoundWatch
 
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "DELIVERY_RETRY",
+    "HISTORY",
+    "Delivery",
+    "Outbox",
+    "OutboxEntry",
+    "OutboxEvent",
+    "OutboxLedger",
+    "OutboxStore",
+    "ResultKind",
+    "RoundGone",
+    "stale_reason",
+]
+
 log = logging.getLogger("fedclient.outbox")
 
 # How a finished result is retried, for the whole client: ClientPlan.delivery_retry (its cap is
-# the site's delivery retry setting) reaches this outbox and the TaskRunner. No attempt limit: a result is
+# the site's delivery retry setting) reaches this outbox and the task calls. No attempt limit: a result is
 # tried again for as long as its round's rules allow, and whatever ends it says why in the log
-# (docs/RELIABILITY.md section 8). The runner bounds its own direct calls (tasks.DIRECT_ATTEMPTS).
+# (docs/RELIABILITY.md section 8). A task bounds its own direct calls (task_calls.DIRECT_ATTEMPTS).
 DELIVERY_RETRY = RetryConfig(initial=1.0, maximum=30.0)
 # Results with no round deadline (validations, or a round without round_timeout) are kept this long.
 DEFAULT_MAX_AGE = 24 * 3600.0
-HISTORY = 256
-
-
-class ResultKind(enum.Enum):
-    UPDATE = "update"
-    VALIDATION = "validation"
-
-
-class Delivery(enum.Enum):
-    DELIVERED = "delivered"
-    DROPPED = "dropped"
-    UNCERTAIN = "uncertain"  # may have arrived; not resent by design
-    PENDING = "pending"  # still in the outbox, waiting for a connection
-
-
-class RoundGone(FedClientError):
-    """The combiner no longer holds what the result belongs to: its round is over."""
-
-
-@dataclass(frozen=True)
-class OutboxEntry:
-    key: str  # unique per result (the task's correlation id)
-    kind: ResultKind
-    model_id: str  # the global model the task was about
-    receiver_name: str
-    correlation_id: str
-    session_id: str
-    round_id: str
-    payload: TrainingOutcome | ValidationOutcome
-    created_at: float  # wall clock, seconds
-    expires_at: float  # wall clock: after this the result's round is closed
-    uploaded_id: str = ""  # updates: the model id the combiner acknowledged an upload of
-    has_model: bool = False  # updates: the store holds the model file
-    sending: bool = False  # the message call may have left (set durably before it is made)
-    task_data: str = ""  # the request's raw payload, echoed back with an update
-
-
-class OutboxStore(Protocol):
-    """Where outbox entries live. Every method is blocking file work (the outbox runs it in a thread).
-
-    A store that outlives the process serialises entries in a format of its own and keeps
-    reading what earlier versions of it wrote: a restart never loses a finished result.
-    """
-
-    def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
-        """Write ``entry`` durably, replacing an older version; ``model`` is moved in with it."""
-        ...
-
-    def load(self) -> list[OutboxEntry]:
-        """Every complete entry; half-written leftovers of a crash are discarded."""
-        ...
-
-    def model_file(self, key: str) -> Path: ...
-
-    def remove(self, key: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class OutboxEvent:
-    key: str
-    kind: ResultKind
-    outcome: Delivery
-    reason: str = ""
-    result_id: str = ""  # updates: the model_update_id that was sent
-    correlation_id: str = ""
 
 
 def stale_reason(entry: OutboxEntry, now: float, watch: RoundWatch) -> str | None:
@@ -136,7 +95,9 @@ def stale_reason(entry: OutboxEntry, now: float, watch: RoundWatch) -> str | Non
 
 @dataclass
 class Outbox:
-    store: OutboxStore
+    """The delivery rules over the ledger's pending results (the bookkeeping is ``OutboxLedger``'s)."""
+
+    ledger: OutboxLedger
     links: LinkHolder
     clock: Clock
     retry: RetryConfig = DELIVERY_RETRY
@@ -144,41 +105,37 @@ class Outbox:
     # After a reconnect, wait this long before resending, so that tasks the combiner queued for us
     # (a newer round that supersedes a pending update) arrive first.
     settle: float = 1.0
-    history: deque[OutboxEvent] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    counts: dict[Delivery, int] = field(default_factory=lambda: dict.fromkeys(Delivery, 0))
     ids: Ids = field(kw_only=True)  # upload ids
     random: Random = field(kw_only=True)  # backoff jitter
 
     def __post_init__(self) -> None:
-        self._pending: dict[str, OutboxEntry] = {}
         self._lock = asyncio.Lock()
         # The link each entry was last worked on; a different link means the combiner may have restarted.
         self._link_of: dict[str, int] = {}
         self._first_seen: tuple[int, float] = (-1, 0.0)  # (link generation, when the outbox first saw it)
 
-    def _outcome_of(self, key: str) -> Delivery:
-        for event in reversed(self.history):
-            if event.key == key:
-                return event.outcome
-        return Delivery.DELIVERED
+    # What the ledger knows, for the client and its operator.
+
+    @property
+    def history(self) -> deque[OutboxEvent]:
+        return self.ledger.history
+
+    @property
+    def counts(self) -> dict[Delivery, int]:
+        return self.ledger.counts
 
     def result_id(self, key: str) -> str:
         """The model_update_id a delivered update was sent as ("" if unknown)."""
-        for event in reversed(self.history):
-            if event.key == key:
-                return event.result_id
-        return ""
+        return self.ledger.result_id(key)
 
     # ------------------------------------------------------------ contents --
 
     def pending(self) -> list[OutboxEntry]:
-        return sorted(self._pending.values(), key=lambda e: e.created_at)
+        return self.ledger.pending()
 
     async def load(self) -> int:
         """Take over what a previous run left; returns how many results wait for delivery."""
-        entries = await asyncio.to_thread(self.store.load)
-        for entry in entries:
-            self._pending[entry.key] = entry
+        entries = await self.ledger.load()
         for entry in [e for e in entries if e.sending]:
             await self._finish(
                 entry,
@@ -195,8 +152,7 @@ class Outbox:
         """Write a finished result durably before anything is sent."""
         if model is not None:
             entry = replace(entry, has_model=True)
-        await asyncio.to_thread(self.store.save, entry, model)
-        self._pending[entry.key] = entry
+        await self.ledger.save(entry, model)
         if self.links.current() is not None:
             self._link_of[entry.key] = self.links.generation
         return entry
@@ -215,9 +171,9 @@ class Outbox:
         async with self._lock:
             attempt = 0
             while True:
-                entry = self._pending.get(key)
+                entry = self.ledger.get(key)
                 if entry is None:  # finished by someone else (a flush) while we waited for the lock
-                    return self._outcome_of(key)
+                    return self.ledger.outcome_of(key)
                 if entry.sending:  # an earlier try was cut short (cancelled) while its call was out
                     return await self._finish(
                         entry,
@@ -280,19 +236,8 @@ class Outbox:
         return self._first_seen[1] + self.settle - now
 
     async def _finish(self, entry: OutboxEntry, outcome: Delivery, reason: str = "") -> Delivery:
-        await asyncio.to_thread(self.store.remove, entry.key)
-        current = self._pending.pop(entry.key, entry)
         self._link_of.pop(entry.key, None)
-        self.counts[outcome] += 1
-        result_id = current.uploaded_id
-        self.history.append(
-            OutboxEvent(entry.key, entry.kind, outcome, reason, result_id, entry.correlation_id)
-        )
-        if outcome is Delivery.DROPPED:
-            log.warning("outbox: dropped %s %s: %s", entry.kind.value, entry.key, reason)
-        elif outcome is Delivery.UNCERTAIN:
-            log.warning("outbox: %s %s left unconfirmed: %s", entry.kind.value, entry.key, reason)
-        return outcome
+        return await self.ledger.finish(entry, outcome, reason)
 
     async def _attempt(self, entry: OutboxEntry, link: CombinerLink) -> None:
         moved = self._link_of.get(entry.key) != self.links.generation
@@ -320,13 +265,11 @@ class Outbox:
             upload_id = self.ids.new_id()  # fresh per try: FEDn appends to a half-written file of the same id
             started = self.clock.monotonic()
             try:
-                await link.upload(upload_id, self.store.model_file(entry.key))
+                await link.upload(upload_id, self.ledger.model_file(entry.key))
             except DeliveryUncertain as exc:  # harmless for an upload: the next try uses a new id
                 raise TransientError(str(exc)) from None
             upload_time = self.clock.monotonic() - started
-            entry = replace(entry, uploaded_id=upload_id)
-            await asyncio.to_thread(self.store.save, entry)
-            self._pending[entry.key] = entry
+            entry = await self.ledger.save(replace(entry, uploaded_id=upload_id))
         if not isinstance(entry.payload, TrainingOutcome):
             raise FatalError(f"outbox entry {entry.key} is an update without a training outcome")
         await self._send(
@@ -351,21 +294,18 @@ class Outbox:
         treats the result as ambiguous. The mark is cleared when the call provably
         never left, so the next try sends it.
         """
-        entry = replace(self._pending.get(entry.key, entry), sending=True)
+        entry = replace(self.ledger.get(entry.key) or entry, sending=True)
         try:
-            await asyncio.to_thread(self.store.save, entry)
+            await self.ledger.save(entry)
         except BaseException:
             call.close()
             raise
-        self._pending[entry.key] = entry
         try:
             await call
         except DeliveryUncertain:
             raise
         except TransientError:
-            entry = replace(entry, sending=False)
-            await asyncio.to_thread(self.store.save, entry)
-            self._pending[entry.key] = entry
+            await self.ledger.save(replace(entry, sending=False))
             raise
 
     async def _check_combiner(self, entry: OutboxEntry, link: CombinerLink) -> OutboxEntry:
@@ -379,9 +319,7 @@ class Outbox:
             )
         if entry.uploaded_id:
             log.info("outbox: the combiner lost upload %s; uploading again", entry.uploaded_id)
-            entry = replace(entry, uploaded_id="")
-            await asyncio.to_thread(self.store.save, entry)
-            self._pending[entry.key] = entry
+            entry = await self.ledger.save(replace(entry, uploaded_id=""))
         return entry
 
     async def flush_within(self, seconds: float) -> dict[Delivery, int] | None:

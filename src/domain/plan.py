@@ -60,7 +60,7 @@ class ClientPlan:
     # Tasks received and not yet started (the oldest is dropped, with a log line, when full).
     task_queue_limit: int = DEFAULT_LIMIT
     # How results are retried: the outbox's (no attempt limit: its round's rules end them) and the
-    # task runner's direct calls (the same backoff, at most tasks.DIRECT_ATTEMPTS tries).
+    # task runner's direct calls (the same backoff, at most task_calls.DIRECT_ATTEMPTS tries).
     delivery_retry: RetryConfig = DELIVERY_RETRY
     # On stop, how long the outbox may take to deliver what it holds before the channels close.
     shutdown_flush: float = 10.0

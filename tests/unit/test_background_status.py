@@ -7,22 +7,20 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.combiner_grpc.vocabulary import task_of
-from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.domain.errors import AuthError
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, Task, TaskKind, TaskStatus
-from fedclient.domain.outbox import Outbox
-from fedclient.domain.state import StateMachine
 from fedclient.domain.tasks import TaskRunner
 from fedclient.testing.fakes import (
     CountingIds,
     FakeClock,
-    FakeScratch,
     InMemoryCombiner,
     InMemoryLink,
     InMemoryTrainer,
     SeededRandom,
 )
+
+from tests.unit.world import task_runner
 
 
 class SlowStatusLink(InMemoryLink):
@@ -47,18 +45,8 @@ class SlowStatusLink(InMemoryLink):
 def runner(tmp_path: Path, link: InMemoryLink) -> TaskRunner:
     links = LinkHolder()
     links.set(link)
-    clock, ids, jitter = FakeClock(), CountingIds(), SeededRandom()
-    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock, ids=ids, random=jitter)
-    return TaskRunner(
-        links,
-        InMemoryTrainer(),
-        tmp_path / "tasks",
-        StateMachine(),
-        clock,
-        outbox=outbox,
-        scratch=FakeScratch(),
-        ids=ids,
-        random=jitter,
+    return task_runner(
+        links, InMemoryTrainer(), tmp_path, clock=FakeClock(), ids=CountingIds(), random=SeededRandom()
     )
 
 

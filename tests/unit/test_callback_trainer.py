@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from fedclient.adapters.combiner_grpc.vocabulary import StatusLevel, task_of
 from fedclient.adapters.model_npz import load_arrays, save_arrays
-from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
     CallbackTrainer,
@@ -23,19 +22,17 @@ from fedclient.adapters.trainers.callback_trainer import (
 from fedclient.domain.errors import ConfigError
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, Task, TaskKind
-from fedclient.domain.outbox import Outbox
-from fedclient.domain.state import ClientState, StateMachine, client_state_to_string
+from fedclient.domain.state import ClientState, client_state_to_string
 from fedclient.domain.tasks import TaskRunner
 from fedclient.testing.fakes import (
     CountingIds,
     FakeClock,
-    FakeScratch,
     InMemoryCombiner,
     InMemoryLink,
     SeededRandom,
 )
 
-from tests.unit.world import lines, meta
+from tests.unit.world import lines, meta, task_runner
 
 ME = Identity("site", "cid-1")
 
@@ -44,18 +41,13 @@ def _runner(tmp_path: Path, callbacks: Callbacks) -> tuple[TaskRunner, InMemoryC
     combiner = InMemoryCombiner()
     links = LinkHolder()
     links.set(InMemoryLink(combiner, ME))
-    clock, ids, jitter = FakeClock(), CountingIds(), SeededRandom()
-    outbox = Outbox(ProcessOutboxStore(tmp_path / "tasks" / "outbox"), links, clock, ids=ids, random=jitter)
-    runner = TaskRunner(
+    runner = task_runner(
         links,
         CallbackTrainer(callbacks),
-        tmp_path / "tasks",
-        StateMachine(),
-        clock,
-        outbox=outbox,
-        scratch=FakeScratch(),
-        ids=ids,
-        random=jitter,
+        tmp_path,
+        clock=FakeClock(),
+        ids=CountingIds(),
+        random=SeededRandom(),
     )
     return runner, combiner
 

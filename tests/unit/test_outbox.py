@@ -12,7 +12,7 @@ import pytest
 from fedclient.adapters.outbox_store import FileOutboxStore
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, ModelUpdate, Task, TaskKind
-from fedclient.domain.outbox import Delivery, Outbox, OutboxEntry, ResultKind, stale_reason
+from fedclient.domain.outbox import Delivery, Outbox, OutboxEntry, OutboxLedger, ResultKind, stale_reason
 from fedclient.domain.results import TrainingOutcome, ValidationOutcome
 from fedclient.domain.retry import RetryConfig
 from fedclient.domain.rounds import RoundWatch
@@ -56,7 +56,9 @@ def world(store: Any, combiner: InMemoryCombiner | None = None) -> tuple[InMemor
     combiner = combiner or InMemoryCombiner(models={"global-1": b"g"})
     links = LinkHolder(wait_limit=0.2)
     links.set(InMemoryLink(combiner, ME))
-    return combiner, Outbox(store, links, FakeClock(), FAST, ids=CountingIds(), random=SeededRandom())
+    return combiner, Outbox(
+        OutboxLedger(store), links, FakeClock(), FAST, ids=CountingIds(), random=SeededRandom()
+    )
 
 
 def model_file(tmp_path: Path) -> Path:
@@ -241,7 +243,7 @@ async def test_every_crash_point_ends_in_one_update_or_a_stated_outcome(
     links = LinkHolder(wait_limit=0.2)
     links.set(CrashingLink(combiner, steps))
     first = Outbox(
-        CrashingStore(tmp_path / "box", steps),
+        OutboxLedger(CrashingStore(tmp_path / "box", steps)),
         links,
         FakeClock(),
         FAST,
@@ -258,7 +260,12 @@ async def test_every_crash_point_ends_in_one_update_or_a_stated_outcome(
     restarted_links.set(InMemoryLink(combiner, ME))
     store = FileOutboxStore(tmp_path / "box")
     second = Outbox(
-        store, restarted_links, FakeClock(), FAST, ids=CountingIds("second-run"), random=SeededRandom()
+        OutboxLedger(store),
+        restarted_links,
+        FakeClock(),
+        FAST,
+        ids=CountingIds("second-run"),
+        random=SeededRandom(),
     )
     await second.load()
     await second.flush()

@@ -12,7 +12,7 @@ from fedclient.adapters.outbox_format import entry_from_json, entry_to_json
 from fedclient.adapters.outbox_store import FileOutboxStore
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity
-from fedclient.domain.outbox import Delivery, Outbox, OutboxEntry, ResultKind
+from fedclient.domain.outbox import Delivery, Outbox, OutboxEntry, OutboxLedger, ResultKind
 from fedclient.domain.results import TrainingOutcome, ValidationOutcome
 from fedclient.testing.fakes import CountingIds, FakeClock, InMemoryCombiner, InMemoryLink, SeededRandom
 
@@ -55,7 +55,9 @@ async def test_a_restart_delivers_updates_and_validations_an_earlier_version_lef
     combiner = InMemoryCombiner(models={"global-1": b"g"})
     links = LinkHolder()
     links.set(InMemoryLink(combiner, ME))
-    outbox = Outbox(FileOutboxStore(box), links, FakeClock(), ids=CountingIds(), random=SeededRandom())
+    outbox = Outbox(
+        OutboxLedger(FileOutboxStore(box)), links, FakeClock(), ids=CountingIds(), random=SeededRandom()
+    )
 
     assert await outbox.load() == 2
     assert await outbox.flush() == {**dict.fromkeys(Delivery, 0), Delivery.DELIVERED: 2}

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from fedclient.adapters.combiner_grpc.vocabulary import task_of
-from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.trainers.callback_trainer import (
     Callbacks,
     CallbackTrainer,
@@ -21,18 +20,16 @@ from fedclient.adapters.trainers.callback_trainer import (
 from fedclient.domain.errors import ConfigError, TaskFailed
 from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import Identity, Task, TaskKind
-from fedclient.domain.outbox import Outbox
 from fedclient.domain.package import Manifest
-from fedclient.domain.state import StateMachine
-from fedclient.domain.tasks import TaskRunner
 from fedclient.testing.fakes import (
     CountingIds,
     FakeClock,
-    FakeScratch,
     InMemoryCombiner,
     InMemoryLink,
     SeededRandom,
 )
+
+from tests.unit.world import task_runner
 
 
 def package(tmp_path: Path, body: str, helper: str = "") -> Path:
@@ -106,21 +103,14 @@ async def test_many_clients_share_the_executor_threads_and_keep_their_task_conte
             links = LinkHolder()
             links.set(InMemoryLink(combiner, Identity(f"site-{client}", f"cid-{client}")))
             trainer = factory(tmp_path, manifest)
-            clock, ids, jitter = FakeClock(), CountingIds(f"client-{client}"), SeededRandom(client)
-            outbox = Outbox(
-                ProcessOutboxStore(tmp_path / f"t{client}" / "outbox"), links, clock, ids=ids, random=jitter
-            )
             runners.append(
-                TaskRunner(
+                task_runner(
                     links,
                     trainer,
                     tmp_path / f"t{client}",
-                    StateMachine(),
-                    clock,
-                    outbox=outbox,
-                    scratch=FakeScratch(),
-                    ids=ids,
-                    random=jitter,
+                    clock=FakeClock(),
+                    ids=CountingIds(f"client-{client}"),
+                    random=SeededRandom(client),
                 )
             )
         outcomes = await asyncio.gather(*(r.handle(_train_task(i)) for i, r in enumerate(runners)))

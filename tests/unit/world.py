@@ -17,10 +17,12 @@ from dependency_injector import providers
 from fedclient.adapters.combiner_grpc.vocabulary import StatusLine, outcome_meta, status_line, task_of
 from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.app.client_graph import ClientGraph
 from fedclient.app.container import Container, build_container
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
+from fedclient.domain.links import LinkHolder
 from fedclient.domain.model import (
     Assignment,
     AssignmentStatus,
@@ -34,7 +36,8 @@ from fedclient.domain.model import (
 )
 from fedclient.domain.observe import NULL_OBSERVER, Observer
 from fedclient.domain.outbox import OutboxStore
-from fedclient.domain.ports import PackageUnpacker, TrainerFactory
+from fedclient.domain.ports import Clock, Ids, PackageUnpacker, Random, Trainer, TrainerFactory
+from fedclient.domain.tasks import TaskRunner
 from fedclient.domain.usage import UsageProbe
 from fedclient.testing.fakes import (
     CountingIds,
@@ -141,3 +144,25 @@ def lines(statuses: list[TaskStatus]) -> list[StatusLine]:
 def meta(result: ModelUpdate | BackwardCompletion) -> dict[str, Any]:
     """A result's meta in FEDn's layout, as the gRPC transport sends it."""
     return outcome_meta(result.outcome, result.task_data)
+
+
+def task_runner(
+    links: LinkHolder, trainer: Trainer, work_dir: Path, *, clock: Clock, ids: Ids, random: Random
+) -> TaskRunner:
+    """A task runner alone over ``links``, from the app's client graph (its outbox in work_dir/tasks)."""
+    graph = ClientGraph()
+    plan = ClientPlan(identity=Identity("site", "cid-1"), work_dir=work_dir)
+    ports = {
+        "plan": plan,
+        "links": links,
+        "clock": clock,
+        "ids": ids,
+        "random": random,
+        "scratch": FakeScratch(),
+        "outbox_store": ProcessOutboxStore(work_dir / "tasks" / "outbox"),
+        "client_id": lambda: "",
+    }
+    for name, port in ports.items():
+        getattr(graph, name).override(providers.Object(port))
+    runner: TaskRunner = graph.task_runner()(trainer=trainer)
+    return runner
