@@ -45,6 +45,7 @@ from ..domain.redaction import register_secrets
 from .client_graph import ClientGraph, build_client
 from .plan import build_plan, package_extract_dir
 from .policy import max_model_bytes, privacy_budget, site_policy
+from .setting_names import spell
 from .settings import Settings
 from .workdir import extract_dir_lock, keep_identity, work_dir_lock
 
@@ -105,6 +106,7 @@ def _credentials(settings: Settings, refresher: HttpTokenRefresher | None) -> Cr
         SystemClock(),
         on_new_token=lambda token: register_secrets([token]),
         random=PythonRandom(),
+        names=spell,
     )
 
 
@@ -252,6 +254,7 @@ class Container(containers.DeclarativeContainer):
         pid_file=providers.Callable(_pid_file, settings),
         read_only_package=providers.Callable(_read_only_view, settings, policy),
         read_only_root=providers.Callable(package_extract_dir, settings),
+        setting_names=providers.Object(spell),
     )
     # ...and, with a privacy section in the site policy, the guard around it. The noise comes
     # from fresh OS entropy; tests override noise_seed for a deterministic generator.

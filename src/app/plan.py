@@ -12,6 +12,7 @@ from ..domain.outbox import DELIVERY_RETRY
 from ..domain.package import MANIFEST_NAME
 from ..domain.plan import ClientPlan
 from ..domain.policy import SitePolicy
+from .setting_names import spell
 from .settings import Settings
 from .workdir import decide_identity
 
@@ -79,6 +80,7 @@ def build_plan(settings: Settings, policy: SitePolicy | None = None, in_process:
     )
     work_dir = settings.work_dir.resolve()
     return ClientPlan(
+        setting_names=spell,
         identity=decide_identity(work_dir, settings.name, settings.client_id),
         work_dir=work_dir,
         # FEDn's in-process client joins as a local-package client too.

@@ -52,7 +52,7 @@ class Assigner:
         ends the waits with ``Stopped``.
         """
         if self.discovery is None:
-            raise ConfigError(no_controller_message())
+            raise ConfigError(no_controller_message(self.plan.setting_names))
         stop = stop or asyncio.Event()
         plan = self.plan
         request = AssignmentRequest(plan.identity, plan.package_mode, plan.preferred_combiner)

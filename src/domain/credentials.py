@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,7 +40,7 @@ from .model import (
 )
 from .ports import Clock, CombinerLink, Random, TokenRefresher
 from .retry import RetryConfig, call_with_retry
-from .wording import Form, setting
+from .wording import Form, SettingNames, field_names
 
 log = logging.getLogger("fedclient.auth")
 T = TypeVar("T")
@@ -47,13 +48,21 @@ T = TypeVar("T")
 REFRESH_RETRY = RetryConfig(initial=1.0, maximum=10.0, max_attempts=5)
 
 
-def no_refresh_hint() -> str:
+def no_refresh_hint(names: SettingNames = field_names) -> str:
     """Why a refused token ends the client when no refresh token is configured."""
-    token, uri = setting("refresh_token", Form.ENV), setting("refresh_token_uri", Form.ENV)
+    token, uri = names("refresh_token", Form.ENV), names("refresh_token_uri", Form.ENV)
     return (
         f"no refresh token is configured ({token} and {uri}), "
         "so the client cannot renew it: give it a valid token"
     )
+
+
+@dataclass(frozen=True)
+class RefreshRules:
+    """How a refused token is refreshed: the retries of one refresh, and the pause between two."""
+
+    cooldown: float  # a token refreshed less than this long ago and refused again is final
+    retry: RetryConfig
 
 
 class Credentials:
@@ -66,7 +75,9 @@ class Credentials:
         on_new_token: Callable[[str], None] | None = None,
         refresh_retry: RetryConfig = REFRESH_RETRY,
         random: Random | None = None,
+        names: SettingNames = field_names,
     ) -> None:
+        """``names``: how the final error's hint names the refresh settings (the app's spelling)."""
         if refresher is not None and (clock is None or random is None):
             raise ValueError(
                 "refreshing the token needs a clock and a random source (its cooldown and retries)"
@@ -75,9 +86,9 @@ class Credentials:
         self._refresher = refresher
         self._clock = clock
         self._random = random
-        self._cooldown = cooldown
+        self._rules = RefreshRules(cooldown, refresh_retry)
         self._on_new_token = on_new_token
-        self._retry = refresh_retry
+        self._names = names
         self._version = 0
         self._refreshed_at: float | None = None
         self._lock: asyncio.Lock | None = None
@@ -126,7 +137,7 @@ class Credentials:
                 return False
             clock, jitter = self._clock, self._random
             now = clock.monotonic()
-            if self._refreshed_at is not None and now - self._refreshed_at < self._cooldown:
+            if self._refreshed_at is not None and now - self._refreshed_at < self._rules.cooldown:
                 log.error("the refreshed token was refused too (%s); not refreshing again", refused)
                 return False
             log.warning("token refused (%s); refreshing it", refused)
@@ -134,7 +145,7 @@ class Credentials:
             try:
                 token = await call_with_retry(
                     refresher.refresh,
-                    self._retry,
+                    self._rules.retry,
                     clock.sleep,
                     "token refresh",
                     now=clock.monotonic,
@@ -169,7 +180,7 @@ class Credentials:
         if not refused.refreshable or self._token is None:
             return refused
         if self._refresher is None:
-            return AuthError(f"{refused} — {no_refresh_hint()}", refreshable=False)
+            return AuthError(f"{refused} — {no_refresh_hint(self._names)}", refreshable=False)
         return AuthError(f"{refused} — the refreshed token was refused as well", refreshable=False)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import PackageError
-from .wording import setting
+from .wording import Form, SettingNames, field_names
 
 # The commands that mean "the Python interpreter" in an entry point.
 PYTHON_NAMES = ("python", "python3")
@@ -37,9 +37,9 @@ class Source:
     OWN = "fedclient's own interpreter"
 
 
-def override_source() -> str:
+def override_source(names: SettingNames = field_names) -> str:
     """Why an interpreter the site named explicitly was chosen."""
-    return f"set by {setting('python')}"
+    return f"set by {names('python', Form.FLAG)}"
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,16 @@ def choose_interpreter(
     env_bin: Callable[[str], str | None] | None,
     on_path: Callable[[str], str | None],
     own: str,
+    names: SettingNames = field_names,
 ) -> InterpreterChoice:
     """The interpreter that runs ``command`` (``python`` or ``python3``) in an entry point.
 
     ``env_bin(name)`` finds ``name`` in the package's built env (None: no managed env);
-    ``on_path(name)`` looks ``name`` up on the client's start-up PATH, as a shell would.
+    ``on_path(name)`` looks ``name`` up on the client's start-up PATH, as a shell would;
+    ``names`` says how the override's setting is named (the app's spelling).
     """
     if override:
-        return InterpreterChoice(command, override, override_source())
+        return InterpreterChoice(command, override, override_source(names))
     if env_bin is not None:
         found = env_bin(command) or env_bin("python")
         if found:

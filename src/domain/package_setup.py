@@ -25,7 +25,7 @@ from .package_cache import CACHE_DIR, KeptPackage, intact
 from .ports import Clock, PackageCache, PackageSource, PackageUnpacker, Random, Trainer
 from .retry import RetryConfig, call_with_retry
 from .stopping import pause
-from .wording import Form, setting
+from .wording import Form, SettingNames, field_names
 
 # The lifecycle's logger: these lines keep the `logger` they have always had (docs/OPERATING.md).
 log = logging.getLogger("fedclient.lifecycle")
@@ -46,6 +46,7 @@ class PackagePlan:
     checksum: str | None = None  # pinned by the site
     require_checksum: bool = False
     allowed: frozenset[str] = frozenset()  # the site policy's allowlist of SHA-256s (empty: any)
+    setting_names: SettingNames = field_names  # how messages name a setting (the app's spelling)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class PackageSetup:
         log.info(
             "package unpacked into %s (%s): %s",
             report.target,
-            setting("package_extract_dir", Form.ENV),
+            self.plan.setting_names("package_extract_dir", Form.ENV),
             report.describe(),
         )
         return report.package_dir
@@ -186,11 +187,11 @@ class PackageSetup:
         try:
             await trainer.startup()
         except FedClientError as exc:
-            hint = "" if self.plan.extract_dir else _layout_hint(str(exc))
+            hint = "" if self.plan.extract_dir else _layout_hint(str(exc), self.plan.setting_names)
             raise PackageError(f"the package's startup entry point failed: {exc}{hint}") from None
 
 
-def _layout_hint(failure: str) -> str:
+def _layout_hint(failure: str, names: SettingNames) -> str:
     """A hint for a package that looked for a file above its own directory (``../data``).
 
     FEDn's client unpacks into ``<start dir>/package``, so such paths reach the site's files
@@ -198,7 +199,7 @@ def _layout_hint(failure: str) -> str:
     """
     if "No such file or directory: '../" not in failure:
         return ""
-    extract_dir = setting("package_extract_dir", Form.ENV)
+    extract_dir = names("package_extract_dir", Form.ENV)
     return (
         "\n(the package opens a path above its own directory, which FEDn's client unpacks into "
         f"<start dir>/package: set {extract_dir}=package for that layout, docs/MIGRATING.md)"

@@ -14,6 +14,7 @@ from .model import CombinerAddress, Identity, PackageMode
 from .outbox import DELIVERY_RETRY
 from .package_setup import PackagePlan
 from .retry import RetryConfig
+from .wording import SettingNames, field_names
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class ClientPlan:
     shutdown_flush: float = 10.0
     # After a reconnect, how long the outbox lets queued tasks arrive before it resends anything.
     outbox_settle: float = 1.0
+    # How the client's messages name a setting the user can change (the app's flags and variables).
+    setting_names: SettingNames = field_names
 
     @property
     def package(self) -> PackagePlan:
@@ -80,4 +83,5 @@ class ClientPlan:
             checksum=self.package_checksum,
             require_checksum=self.require_checksum,
             allowed=self.allowed_packages,
+            setting_names=self.setting_names,
         )

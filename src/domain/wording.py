@@ -1,10 +1,11 @@
 """How the domain's messages name a setting the user can change.
 
 The domain names a setting by its field (``api_url``, ``package_extract_dir``) and the
-form the message needs (a command-line flag, an environment variable); how a user
-actually sets it is the app's to say (``app.setting_names`` installs that when the app
-is loaded). Without it a setting is named by its field, which any other runtime
-reusing the domain can live with.
+form the message needs (a command-line flag, an environment variable). How a user
+actually sets it is the app's to say: it hands a ``SettingNames`` to the parts whose
+messages name settings (the plan's ``setting_names``, the credentials' ``names``, the
+interpreter choice's ``names``). Without one a setting is named by its field
+(``field_names``), which any other runtime reusing the domain can live with.
 """
 
 from __future__ import annotations
@@ -18,23 +19,18 @@ class Form(enum.Enum):
     ENV = "env"  # as given in the environment
 
 
-_spelling: Callable[[str, Form], str] | None = None
+# How the user sets the setting ``name``, in the given form.
+SettingNames = Callable[[str, Form], str]
 
 
-def setting(name: str, form: Form = Form.FLAG) -> str:
-    """How the user sets ``name``, in the given form."""
-    return name if _spelling is None else _spelling(name, form)
+def field_names(name: str, form: Form = Form.FLAG, /) -> str:
+    """A setting named by its field (no app to say how users set it)."""
+    return name
 
 
-def install_spelling(spell: Callable[[str, Form], str]) -> None:
-    """Name settings the way the app's users set them (called once by the app)."""
-    global _spelling
-    _spelling = spell
-
-
-def no_controller_message() -> str:
+def no_controller_message(names: SettingNames = field_names) -> str:
     """A client with neither a controller nor a combiner to attach to."""
     return (
-        f"no controller configured: give {setting('api_url')}, "
-        f"or {setting('combiner')} and {setting('combiner_port')}"
+        f"no controller configured: give {names('api_url', Form.FLAG)}, "
+        f"or {names('combiner', Form.FLAG)} and {names('combiner_port', Form.FLAG)}"
     )

@@ -25,6 +25,7 @@ from ..adapters.outbox_store import FileOutboxStore
 from ..adapters.sandbox.combiner import SandboxCombiner, UpdateRecord
 from ..adapters.sandbox.fault_proxy import FaultProxy
 from ..app.container import Container, build_container
+from ..app.setting_names import spell
 from ..app.settings_load import load_settings
 from ..domain.lifecycle import ClientPlan, Lifecycle
 from ..domain.model import CombinerAddress, Identity, PackageMode, TaskKind
@@ -147,6 +148,7 @@ class FaultRig:
             link_wait=30.0,
             shutdown_flush=2.0,
             outbox_settle=0.3,
+            setting_names=spell,
         )
         trainer = self.trainer
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fedclient.adapters.package_cache import DiskPackageCache
+from fedclient.app.setting_names import spell
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import PackageError
 from fedclient.domain.lifecycle import ClientPlan
@@ -33,7 +34,7 @@ def digest(path: Path) -> str:
 
 async def start(work: Path, source: InMemoryPackageSource, **plan_kw: Any) -> PreparedPackage:
     """One client start up to a ready package (what run() does before connecting)."""
-    plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, **plan_kw)
+    plan = ClientPlan(identity=Identity("a", "b"), work_dir=work, setting_names=spell, **plan_kw)
     setup = PackageSetup(
         plan.package,
         source,

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from fedclient.app.setting_names import spell
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.errors import AuthError, TransientError
 from fedclient.domain.model import Assignment, AssignmentStatus
@@ -24,7 +25,9 @@ EXPIRED = Assignment(AssignmentStatus.UNAUTHORIZED, "the controller refused our 
 def world(tmp_path: Path, archive: Path, *answers: Assignment, refresh: bool = True) -> World:
     clock = FakeClock()
     refresher = InMemoryTokenRefresher()
-    credentials = Credentials("token-0", refresher if refresh else None, clock, random=SeededRandom())
+    credentials = Credentials(
+        "token-0", refresher if refresh else None, clock, random=SeededRandom(), names=spell
+    )
     w = World(tmp_path, archive, *answers, credentials=credentials, clock=clock)
     refresher.combiner = w.combiner
     w.refresher = refresher  # type: ignore[attr-defined]

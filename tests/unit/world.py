@@ -19,6 +19,7 @@ from fedclient.adapters.outbox_store import ProcessOutboxStore
 from fedclient.adapters.package_cache import DiskPackageCache
 from fedclient.app.client_graph import ClientGraph
 from fedclient.app.container import Container, build_container
+from fedclient.app.setting_names import spell
 from fedclient.app.settings_load import load_settings
 from fedclient.domain.credentials import Credentials
 from fedclient.domain.lifecycle import ClientPlan, Lifecycle
@@ -92,6 +93,8 @@ class World:
         self.trainer = trainer or InMemoryTrainer(num_examples=42)
         self.clock = clock or FakeClock()
         self.credentials = credentials or Credentials(None)
+        # The app names settings in messages as its users set them (build_plan does the same).
+        plan_kw.setdefault("setting_names", spell)
         plan = ClientPlan(identity=Identity("alice", "cid-0"), work_dir=tmp_path / "work", **plan_kw)
         self.container: Container = build_container(
             load_settings({"api_url": "localhost", "work_dir": plan.work_dir})

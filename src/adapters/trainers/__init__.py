@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ...domain.package import Manifest
 from ...domain.policy import ResourceLimits
+from ...domain.wording import SettingNames, field_names
 from .child_process import ChildRegistry
 from .package_env import PackageEnvs
 from .subprocess_trainer import SubprocessTrainer
@@ -39,6 +40,7 @@ class SubprocessTrainerFactory:
     limits: ResourceLimits | None = None
     read_only: bool = False
     read_only_root: Path | None = None
+    setting_names: SettingNames = field_names  # how its log lines name a setting (the app's spelling)
     _swept: bool = field(default=False, init=False)
 
     def sweep(self) -> None:
@@ -63,6 +65,7 @@ class SubprocessTrainerFactory:
             registry=self.registry,
             read_only=self.read_only,
             read_only_root=self.read_only_root,
+            setting_names=self.setting_names,
         )
 
 
@@ -75,6 +78,7 @@ def subprocess_trainer_factory(
     pid_file: Path | None = None,
     read_only_package: bool = False,
     read_only_root: Path | None = None,
+    setting_names: SettingNames = field_names,
 ) -> SubprocessTrainerFactory:
     """A ``TrainerFactory``: the lifecycle learns the package directory only after unpacking.
 
@@ -86,6 +90,7 @@ def subprocess_trainer_factory(
     the trainer is built, before any entry point of this run starts.
     ``read_only_package``: entry points see their package directory as a read-only mount
     (the whole of ``read_only_root``, the package extract dir, when it holds that directory).
+    ``setting_names``: how the trainers' log lines name a setting (the app's flags).
     """
     return SubprocessTrainerFactory(
         registry=ChildRegistry(pid_file) if pid_file is not None else None,
@@ -96,4 +101,5 @@ def subprocess_trainer_factory(
         limits=limits,
         read_only=read_only_package,
         read_only_root=read_only_root,
+        setting_names=setting_names,
     )

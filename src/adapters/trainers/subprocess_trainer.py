@@ -30,6 +30,7 @@ from ...domain.model import check_training_metadata
 from ...domain.package import Manifest
 from ...domain.package_env import PYTHON_NAMES, InterpreterChoice, choose_interpreter, python_commands
 from ...domain.policy import ResourceLimits
+from ...domain.wording import SettingNames, field_names
 from .child_process import ChildRegistry, kill_group, reap, spawn_child
 from .limits import OutputBudget, limit_hit, rlimits_for
 from .package_env import BuiltEnv, PackageEnvs
@@ -58,6 +59,7 @@ class SubprocessTrainer:
         registry: ChildRegistry | None = None,
         read_only: bool = False,
         read_only_root: Path | None = None,
+        setting_names: SettingNames = field_names,
     ) -> None:
         """``python`` overrides the interpreter; ``envs`` (None: --no-managed-env) builds python_env.
 
@@ -85,6 +87,7 @@ class SubprocessTrainer:
         self._own = os.path.abspath(own_python)
         self.env: BuiltEnv | None = None
         self._prepared = not (manifest.python_env and envs is not None and self._override is None)
+        self._names = setting_names  # how the interpreter choice names --python
         self.interpreters = self._choose()
         self._env = self._child_env()
 
@@ -123,7 +126,12 @@ class SubprocessTrainer:
         env_bin = self.env.find if self.env is not None else None
         return {
             name: choose_interpreter(
-                name, override=self._override, env_bin=env_bin, on_path=on_path, own=self._own
+                name,
+                override=self._override,
+                env_bin=env_bin,
+                on_path=on_path,
+                own=self._own,
+                names=self._names,
             )
             for name in PYTHON_NAMES
         }
