@@ -1,7 +1,8 @@
 """The composition root: one dependency-injector container wires adapters into the domain.
 
 Adapters that hold something open (the controller's HTTP clients, the token refresher's,
-the gRPC connector's shared channels) are ``providers.Resource``s: the container opens
+the gRPC connector's shared channels, the operator's views with the metrics server) are
+``providers.Resource``s: the container opens
 them when the client is first built and closes them in ``shutdown_resources()``. So are
 the work dir's lock and its identity file: resolving a provider writes nothing to disk;
 ``client_lifecycle`` takes the lock and keeps the identity when the client starts.
@@ -157,6 +158,17 @@ def _identity_file(settings: Settings, work_dir: Path, identity: Identity) -> Id
     return keep_identity(work_dir, identity)
 
 
+def _shown(
+    views: Callable[[Identity], AbstractContextManager[Observer]] | None, identity: Identity
+) -> Iterator[Observer | None]:
+    """A Resource's life: what shows the client to its operator, opened with its kept identity."""
+    if views is None:
+        yield None
+        return
+    with views(identity) as observer:
+        yield observer
+
+
 def _outbox_store(settings: Settings) -> FileOutboxStore:
     return FileOutboxStore(settings.work_dir.resolve() / "outbox")
 
@@ -215,6 +227,10 @@ class Container(containers.DeclarativeContainer):
     extract_dir_origin = providers.Object("--package-extract-dir")
     work_dir_lock = providers.Resource(_locked, work_dir, extract_dir, extract_dir_origin)
     identity_file = providers.Resource(_identity_file, settings, work_dir, plan.provided.identity)
+    # What shows the client to its operator (fedclient run: the status board, the terminal
+    # display, the metrics endpoint), given the kept identity; None: nothing is shown.
+    views = providers.Object(None)
+    operator_views = providers.Resource(_shown, views, identity_file)
     endpoint = providers.Singleton(_endpoint, settings)
     refresher = providers.Resource(_opened, providers.Callable(_refresher, settings))
     credentials = providers.Singleton(_credentials, settings, refresher)
@@ -267,6 +283,7 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Singleton(UuidIds)
     random = providers.Singleton(PythonRandom)
     usage_probe = providers.Singleton(system_usage_probe)
+    # Holds nothing open (each save and load is whole), so no Resource: nothing to close.
     outbox_store = providers.Singleton(_outbox_store, settings)
     package_cache = providers.Singleton(DiskPackageCache)
     scratch = providers.Singleton(TempScratch)
@@ -302,15 +319,17 @@ async def client_lifecycle(
 
     First the work dir is locked and the identity kept in it (``work_dir_lock``,
     ``identity_file``); then ``views`` (if given) opens what shows the client to its operator,
-    labelled with that identity, and becomes the observer; then the client is built.
-    On the way out: the views close, then every resource (channels, HTTP clients, the lock).
+    labelled with that identity (``operator_views``), and becomes the observer; then the
+    client is built. On the way out every resource closes (the views, channels, HTTP clients,
+    the lock), each after those that depend on it.
     """
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(_shutdown, container)
         container.work_dir_lock()
-        identity = container.identity_file()
+        container.identity_file()
         if views is not None:
-            container.observer.override(providers.Object(stack.enter_context(views(identity))))
+            container.views.override(providers.Object(views))
+            container.observer.override(providers.Object(container.operator_views()))
         yield await container.lifecycle()
 
 

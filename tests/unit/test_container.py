@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from dependency_injector import providers
@@ -13,7 +15,7 @@ from fedclient.adapters.controller_http import HttpxDiscovery, HttpxPackageSourc
 from fedclient.adapters.package_archive import TarPackageUnpacker
 from fedclient.app.container import build_container, client_lifecycle
 from fedclient.app.settings_load import load_settings
-from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Task, TaskKind
+from fedclient.domain.model import Assignment, AssignmentStatus, CombinerAddress, Identity, Task, TaskKind
 from fedclient.testing.fakes import (
     FakeClock,
     InMemoryCombiner,
@@ -22,6 +24,7 @@ from fedclient.testing.fakes import (
     InMemoryTrainer,
     InMemoryTrainerFactory,
     InMemoryUnpacker,
+    RecordingObserver,
 )
 
 
@@ -114,3 +117,25 @@ async def test_each_client_built_from_one_container_has_parts_of_its_own(tmp_pat
     assert first.supervisor.connection.connector is second.supervisor.connection.connector  # shared adapters
     assert first.assigner.plan is plans[0] and second.package.plan.work_dir == tmp_path / "client-1"
     await container.shutdown_resources()
+
+
+async def test_the_operator_views_open_with_the_kept_identity_and_close_with_the_client(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        {"api_url": "localhost", "work_dir": tmp_path, "client_id": "cid", "name": "site"}
+    )
+    events: list[str] = []
+    board = RecordingObserver()
+
+    @contextlib.contextmanager
+    def views(identity: Identity) -> Iterator[RecordingObserver]:
+        events.append(f"open {identity.name}/{identity.client_id}")
+        yield board
+        events.append("closed")
+
+    container = build_container(settings)
+    async with client_lifecycle(container, views) as life:
+        assert events == ["open site/cid"]
+        assert container.observer() is board and life.supervisor.connection.observer is board
+    assert events == ["open site/cid", "closed"], "shutdown_resources() closed the views"
