@@ -64,6 +64,9 @@ class Federation:
     # Expiring tokens (seconds each lives) and a refresh endpoint; ``token`` is then the first one minted.
     token_ttl: float | None = None
     tokens: SandboxTokens | None = None
+    # Keep only the last that many heartbeats and calls in the combiner's records (simulate's
+    # thousands of clients); None keeps all.
+    history: int | None = None
     session_id: str = field(default_factory=lambda: f"sandbox-{uuid.uuid4().hex[:8]}")
     combiner: SandboxCombiner | None = None
     controller: SandboxController | None = None
@@ -82,7 +85,7 @@ class Federation:
             self.tokens = SandboxTokens(self.token_ttl)
             self.token = self.tokens.mint()
         self.combiner = SandboxCombiner(
-            self.work_dir / "models", require_token=self.token, tokens=self.tokens
+            self.work_dir / "models", require_token=self.token, tokens=self.tokens, history=self.history
         )
         port = await self.combiner.start("127.0.0.1", 0)
         self.controller = SandboxController(
