@@ -5,13 +5,9 @@ process and ``--rounds`` rounds are trained. With ``--api-url`` the clients join
 controller (a sandbox in another process, or a real FEDn network whose rounds someone
 else starts) and serve until ``--duration`` seconds have passed or SIGINT/SIGTERM.
 
-Every client is a full production ``Lifecycle`` (assignment, TaskStream, heartbeats,
-model transfers, status reports). What they share, to stay small: the controller
-client, one gRPC channel per combiner (each call still carries its own client's
-metadata) and one callback trainer (``adapters/trainers/callback_trainer.py``, the
-in-process client's) whose callbacks, ``<package>/callbacks.py`` loaded once, run on a
-thread pool of ``CALLBACK_THREADS``. Each uses the package directory as its
-local package, so nothing is downloaded or unpacked N times.
+The clients are one ``ClientGroup`` (``app/sim_group.py``): full production clients
+built by the composition root, sharing the controller client, the channels and one
+callback trainer.
 
 Printed at the end: RSS before and with the clients, per client, and the task
 latency (TaskRequest received -> result acknowledged) and overhead (latency minus
@@ -29,60 +25,25 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dependency_injector import providers
-
-from ..adapters.outbox_store import ProcessOutboxStore
-from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
 from ..domain.errors import ConfigError, FedClientError
-from ..domain.lifecycle import Lifecycle
-from ..domain.model import Assignment, AssignmentRequest
-from ..domain.ports import Discovery
-from .container import build_container
-from .plan import build_plan
 from .policy import site_policy
 from .settings_load import load_settings
 from .signals import stop_on_signals
+from .sim_group import ClientGroup, GroupSpec
 from .stderr_writer import flush_background_stderr
-from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
+from .task_timing import TaskTimes
 from .user_paths import output_file, package_dir
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
     from ..adapters.sandbox.federation import Federation, RoundResult
 
 log = logging.getLogger("fedclient.simulate")
-
-# Assignments in flight at once: a thousand clients asking the controller together overflow
-# its connection pool and accept queue (PoolTimeout / ConnectTimeout, then backoff).
-ASSIGN_CONCURRENCY = 16
-# Threads the clients' callbacks share (a thousand clients must not mean a thousand threads).
-CALLBACK_THREADS = min(32, (os.cpu_count() or 1) + 4)
-CALLBACK_THREAD_NAME = "fedclient-sim-callbacks"
-SHUTDOWN_GRACE = 5.0
-
-
-class _ThrottledDiscovery:
-    """The shared controller client, with at most ``limit`` assignment requests in flight."""
-
-    def __init__(self, discovery: Discovery, limit: int = ASSIGN_CONCURRENCY) -> None:
-        self._discovery = discovery
-        self._slots = asyncio.Semaphore(limit)
-
-    async def assign(self, request: AssignmentRequest) -> Assignment:
-        async with self._slots:
-            return await self._discovery.assign(request)
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._discovery, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def add_parser(sub: Any) -> None:
@@ -183,7 +144,20 @@ async def simulate(
     stop: asyncio.Event | None = None,
 ) -> SimulationReport:
     stop = stop or asyncio.Event()
-    loaded = load_package_callbacks(package, callbacks)  # a broken module is one error now, not N later
+    spec = GroupSpec(
+        package,
+        api_url or "",
+        work,
+        count=clients,
+        run_id=uuid.uuid4().hex[:6],
+        api_port=api_port,
+        token=token,
+        callbacks=callbacks,
+        log_level=log_level,
+    )
+    times = TaskTimes()
+    group = ClientGroup(spec, stop, times)
+    group.load()  # a broken callbacks module fails here, before a federation starts
     if site_policy(load_settings({"log_level": log_level})).privacy is not None:  # before anything starts
         raise ConfigError(
             "the site policy has a privacy section, which simulate does not enforce "
@@ -195,61 +169,14 @@ async def simulate(
 
         federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
         await federation.start()
-        api_url = federation.api_url
+        group.spec = replace(spec, api_url=federation.api_url)
     cpu0 = time.process_time()
     rss_before = rss_mib()
-    times = TaskTimes()
-    base = load_settings(
-        {
-            "api_url": api_url,
-            "api_port": api_port,
-            "token": token,
-            "log_level": log_level,
-            "name": "sim",
-            # On SIGINT/SIGTERM a running callback gets this long, not a real client's 120 s.
-            "shutdown_grace": SHUTDOWN_GRACE,
-        }
-    )
-    # One container builds every client: the shared adapters (the controller client, the
-    # channels, shared by all) once, each client's lifecycle from the same providers.
-    shared = build_container(base)
-    shared.share_channels.override(providers.Object(True))
-    connector = await shared.connector()
-    controller = await shared.discovery()
-    discovery = _ThrottledDiscovery(controller) if controller is not None else None
-    pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix=CALLBACK_THREAD_NAME)
-    trainers = callback_trainer_factory(loaded, pool)
-    run_id = uuid.uuid4().hex[:6]
-    lifecycles: list[Lifecycle] = []
-    runners: list[asyncio.Task[None]] = []
     report = SimulationReport(clients, 0, rss_before, rss_before, 0.0, times=times)
     try:
         t0 = time.monotonic()
-        for index in range(clients):
-            settings = base.model_copy(
-                update={
-                    "name": f"sim-{run_id}-{index}",
-                    "client_id": f"sim-{run_id}-{index}",
-                    "work_dir": work / f"client-{index}",
-                    "local_package": package,
-                }
-            )
-            task_clock = TaskClock(times)
-            plan = build_plan(settings)
-            lifecycle = await shared.lifecycle(
-                plan=plan,
-                discovery=discovery,
-                package_source=None,
-                connector=TimedConnector(connector, task_clock, times),
-                trainer_factory=timed_factory(trainers, task_clock),
-                outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
-                usage_probe=None,  # no telemetry from thousands of simulated clients
-            )
-            lifecycles.append(lifecycle)
-            runners.append(asyncio.create_task(lifecycle.run(stop), name=f"sim-client-{index}"))
-            if index % 50 == 49:
-                await asyncio.sleep(0)  # let the first ones get going while the rest are built
-        if not await _wait_joined(times, clients, runners, join_timeout, federation, stop):
+        await group.start()
+        if not await _wait_joined(times, clients, group.runners, join_timeout, federation, stop):
             return report  # stopped (SIGINT/SIGTERM) before every client had joined
         report.join_seconds = time.monotonic() - t0
         report.connected = times.connected
@@ -265,21 +192,9 @@ async def simulate(
         return report
     finally:
         stop.set()
-        await asyncio.gather(*(asyncio.wait_for(r, 20) for r in runners), return_exceptions=True)
-        await shared.shutdown_resources()  # the shared channels and the controller client
+        report.abandoned = await group.close()
         if federation is not None:
             await federation.stop()
-        pool.shutdown(wait=False, cancel_futures=True)
-        report.abandoned = _busy_callback_threads()
-
-
-def _busy_callback_threads(settle: float = 0.5) -> int:
-    """Pool threads still running a callback: idle ones exit within ``settle`` s of the shutdown."""
-    workers = [t for t in threading.enumerate() if t.name.startswith(CALLBACK_THREAD_NAME)]
-    deadline = time.monotonic() + settle
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-    return sum(worker.is_alive() for worker in workers)
 
 
 async def _rounds_until_stopped(

@@ -1,0 +1,169 @@
+"""A group of simulated clients in one event loop: what `fedclient simulate` runs, and each Ray actor.
+
+Every client is a full production lifecycle (assignment, TaskStream, heartbeats, model
+transfers, status reports), built by the composition root (``app/container.py``). What the
+group's clients share, to stay small: the controller client, one gRPC channel per combiner
+(each call still carries its own client's metadata) and one callback trainer
+(``adapters/trainers/callback_trainer.py``, the in-process client's) whose callbacks,
+``<package>/callbacks.py`` loaded once, run on a thread pool of ``CALLBACK_THREADS``. Each
+uses the package directory as its local package, so nothing is downloaded or unpacked N times.
+
+The group knows nothing of where it runs: ``app/simulate.py`` runs one in its own loop;
+a Ray actor runs one per actor and reports the same ``TaskTimes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dependency_injector import providers
+
+from ..adapters.outbox_store import ProcessOutboxStore
+from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
+from ..domain.model import Assignment, AssignmentRequest
+from ..domain.ports import Discovery
+from .container import build_container
+from .plan import build_plan
+from .settings_load import load_settings
+from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
+
+log = logging.getLogger("fedclient.simulate")
+
+# Assignments in flight at once: a thousand clients asking the controller together overflow
+# its connection pool and accept queue (PoolTimeout / ConnectTimeout, then backoff).
+ASSIGN_CONCURRENCY = 16
+# Threads the clients' callbacks share (a thousand clients must not mean a thousand threads).
+CALLBACK_THREADS = min(32, (os.cpu_count() or 1) + 4)
+CALLBACK_THREAD_NAME = "fedclient-sim-callbacks"
+# On SIGINT/SIGTERM a running callback gets this long, not a real client's 120 s.
+SHUTDOWN_GRACE = 5.0
+# Seconds each client gets to finish after the stop before the group stops waiting.
+CLOSE_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """Which clients a group runs and where they join; plain values, so a Ray actor can be given one."""
+
+    package: Path
+    api_url: str
+    work: Path  # each client's work dir is work/client-<index>
+    first: int = 0  # index of the group's first client (names are sim-<run_id>-<index>)
+    count: int = 1
+    run_id: str = "run"
+    api_port: int | None = None
+    token: str | None = None
+    callbacks: str = "callbacks"
+    log_level: str = "WARNING"
+
+
+class _ThrottledDiscovery:
+    """The shared controller client, with at most ``limit`` assignment requests in flight."""
+
+    def __init__(self, discovery: Discovery, limit: int = ASSIGN_CONCURRENCY) -> None:
+        self._discovery = discovery
+        self._slots = asyncio.Semaphore(limit)
+
+    async def assign(self, request: AssignmentRequest) -> Assignment:
+        async with self._slots:
+            return await self._discovery.assign(request)
+
+
+class ClientGroup:
+    """``spec.count`` clients built from one container, started by ``start`` and ended by ``close``."""
+
+    def __init__(self, spec: GroupSpec, stop: asyncio.Event, times: TaskTimes | None = None) -> None:
+        self.spec = spec
+        self.times = times if times is not None else TaskTimes()
+        self._stop = stop
+        self._runners: list[asyncio.Task[None]] = []
+        self._container: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._loaded: Any = None
+
+    @property
+    def runners(self) -> list[asyncio.Task[None]]:
+        return self._runners
+
+    def load(self) -> None:
+        """Import the package's callbacks: a broken module is one error now, not N later."""
+        if self._loaded is None:
+            self._loaded = load_package_callbacks(self.spec.package, self.spec.callbacks)
+
+    async def start(self) -> None:
+        """Build every client and start it (assignment and connection go on in the background)."""
+        spec = self.spec
+        self.load()
+        base = load_settings(
+            {
+                "api_url": spec.api_url,
+                "api_port": spec.api_port,
+                "token": spec.token,
+                "log_level": spec.log_level,
+                "name": "sim",
+                "shutdown_grace": SHUTDOWN_GRACE,
+            }
+        )
+        # One container builds every client: the shared adapters (the controller client, the
+        # channels) once, each client's lifecycle from the same providers.
+        shared = self._container = build_container(base)
+        shared.share_channels.override(providers.Object(True))
+        connector = await shared.connector()
+        controller = await shared.discovery()
+        discovery = _ThrottledDiscovery(controller) if controller is not None else None
+        self._pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix=CALLBACK_THREAD_NAME)
+        trainers = callback_trainer_factory(self._loaded, self._pool)
+        for index in range(spec.first, spec.first + spec.count):
+            name = f"sim-{spec.run_id}-{index}"
+            settings = base.model_copy(
+                update={
+                    "name": name,
+                    "client_id": name,
+                    "work_dir": spec.work / f"client-{index}",
+                    "local_package": spec.package,
+                }
+            )
+            task_clock = TaskClock(self.times)
+            plan = build_plan(settings)
+            lifecycle = await shared.lifecycle(
+                plan=plan,
+                discovery=discovery,
+                package_source=None,
+                connector=TimedConnector(connector, task_clock, self.times),
+                trainer_factory=timed_factory(trainers, task_clock),
+                outbox_store=ProcessOutboxStore(plan.work_dir / "outbox"),  # no restart to survive
+                usage_probe=None,  # no telemetry from thousands of simulated clients
+            )
+            self._runners.append(asyncio.create_task(lifecycle.run(self._stop), name=f"sim-client-{index}"))
+            if index % 50 == 49:
+                await asyncio.sleep(0)  # let the first ones get going while the rest are built
+
+    async def close(self) -> int:
+        """Stop every client, close the shared adapters; returns the callbacks abandoned still running."""
+        self._stop.set()
+        await asyncio.gather(
+            *(asyncio.wait_for(r, CLOSE_TIMEOUT) for r in self._runners), return_exceptions=True
+        )
+        if self._container is not None:
+            await self._container.shutdown_resources()  # the shared channels and the controller client
+        if self._pool is None:
+            return 0
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        return busy_callback_threads()
+
+
+def busy_callback_threads(settle: float = 0.5) -> int:
+    """Pool threads still running a callback: idle ones exit within ``settle`` s of the shutdown."""
+    workers = [t for t in threading.enumerate() if t.name.startswith(CALLBACK_THREAD_NAME)]
+    deadline = time.monotonic() + settle
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    return sum(worker.is_alive() for worker in workers)
