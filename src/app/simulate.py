@@ -35,10 +35,14 @@ from ..domain.errors import ConfigError, FedClientError
 from .policy import site_policy
 from .settings_load import load_settings
 from .signals import stop_on_signals
-from .sim_group import ClientGroup, GroupSpec
+from .sim_group import ClientGroup, GroupSpec, heartbeat_interval
 from .stderr_writer import flush_background_stderr
 from .task_timing import TaskTimes
 from .user_paths import output_file, package_dir
+
+# The sandbox keeps the last this many heartbeats and calls (not all: thousands of clients beat).
+HISTORY = 10_000
+FEDN_ONLINE_WINDOW = 10.0  # FEDn 0.33: online = last heartbeat younger than this
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
     from ..adapters.sandbox.federation import Federation, RoundResult
@@ -144,6 +148,9 @@ async def simulate(
     stop: asyncio.Event | None = None,
 ) -> SimulationReport:
     stop = stop or asyncio.Event()
+    # The sandbox is ours: its online window widens with the paced heartbeats. A controller
+    # given by --api-url may be FEDn's, which counts a client offline after 10 s without one.
+    beat = heartbeat_interval(clients, None if api_url is None else FEDN_ONLINE_WINDOW)
     spec = GroupSpec(
         package,
         api_url or "",
@@ -154,6 +161,7 @@ async def simulate(
         token=token,
         callbacks=callbacks,
         log_level=log_level,
+        heartbeat_interval=beat,
     )
     times = TaskTimes()
     group = ClientGroup(spec, stop, times)
@@ -167,7 +175,11 @@ async def simulate(
     if api_url is None:
         from ..adapters.sandbox.federation import Federation
 
-        federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
+        federation = Federation(
+            package, work / "server", clients, round_timeout=round_timeout,
+            history=HISTORY,
+            online_window=max(FEDN_ONLINE_WINDOW, 3 * beat),
+        )
         await federation.start()
         group.spec = replace(spec, api_url=federation.api_url)
     cpu0 = time.process_time()

@@ -106,12 +106,16 @@ class SandboxCombiner:
         client_ca: bytes | None = None,
         tokens: SandboxTokens | None = None,
         history: int | None = None,
+        online_window: float = ONLINE_WINDOW,
     ) -> None:
         """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext;
         ``client_ca`` (PEM) then also requires clients to present a certificate it signed (mTLS).
         ``history``: keep only the last that many heartbeats and calls (``heartbeat_log``,
         ``heartbeat_records``, ``calls``), not all (thousands of simulated clients beat
-        hundreds of times a second); None keeps every one, as tests read them."""
+        hundreds of times a second); None keeps every one, as tests read them.
+        ``online_window``: a client is online while its last heartbeat is younger (FEDn: 10 s;
+        simulate paces thousands of clients' heartbeats slower and widens it to match)."""
+        self.online_window = online_window
         self.model_dir = Path(model_dir)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -287,7 +291,7 @@ class SandboxCombiner:
         return {
             client_id
             for client_id, streams in self._subscribed.items()
-            if streams > 0 and now - self.heartbeats.get(client_id, float("-inf")) < ONLINE_WINDOW
+            if streams > 0 and now - self.heartbeats.get(client_id, float("-inf")) < self.online_window
         }
 
     async def wait_for_clients(self, n: int, timeout: float) -> set[str]:
@@ -450,7 +454,7 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
         self._c.heartbeats[client_id] = now
         self._c.heartbeat_log.append((client_id, now))
         self._c.heartbeat_records.append(heartbeat_record(request))
-        if last is None or now - last >= ONLINE_WINDOW:  # it may have come online: wake the waiters
+        if last is None or now - last >= self._c.online_window:  # it may have come online: wake the waiters
             await self._c._notify()
         return self._reply("Heartbeat received")
 
