@@ -86,7 +86,9 @@ class Federation:
             self.tokens = SandboxTokens(self.token_ttl)
             self.token = self.tokens.mint()
         self.combiner = SandboxCombiner(
-            self.work_dir / "models", require_token=self.token, tokens=self.tokens,
+            self.work_dir / "models",
+            require_token=self.token,
+            tokens=self.tokens,
             history=self.history,
             online_window=self.online_window,
         )
