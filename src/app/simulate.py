@@ -43,6 +43,11 @@ from .user_paths import output_file, package_dir
 
 # The sandbox keeps the last this many heartbeats and calls (not all: thousands of clients beat).
 HISTORY = 10_000
+# FEDn 0.33's combiner runs a fixed pool of 350 gRPC threads (fedn/network/grpc/server.py) and
+# each open TaskStream holds one for its whole life; heartbeats, statuses and transfers need the
+# rest. The client-side figure where rounds stall is not measured yet (see docs/PERFORMANCE.md).
+FEDN_GRPC_THREADS = 350
+FEDN_TASK_STREAMS = 300
 FEDN_ONLINE_WINDOW = 10.0  # FEDn 0.33: online = last heartbeat younger than this
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
@@ -242,12 +247,29 @@ async def _run(
     await asyncio.sleep(min(3.0, 0.5 + clients / 500))  # settle: the first heartbeats are out
     report.rss_idle_mib = rss_mib()
     log.info("%d clients connected in %.1f s", times.connected, report.join_seconds)
+    if federation is None:
+        _warn_fedn_capacity(clients, times.combiners)
     if federation is not None:
         report.rounds = await _rounds_until_stopped(federation, rounds, stop)
     else:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), duration)
     report.cpu_seconds = time.process_time() - cpu0
+
+
+def _warn_fedn_capacity(clients: int, combiners: set[str]) -> None:
+    """One line when the clients outnumber the task streams FEDn's combiners can hold."""
+    room = FEDN_TASK_STREAMS * max(len(combiners), 1)
+    if clients > room:
+        log.warning(
+            "%d clients on %d combiner(s): a FEDn 0.33 combiner serves each task stream on one of "
+            "its %d gRPC threads, so past about %d clients per combiner rounds stall; "
+            "add combiners or simulate fewer clients",
+            clients,
+            len(combiners),
+            FEDN_GRPC_THREADS,
+            FEDN_TASK_STREAMS,
+        )
 
 
 async def _rounds_until_stopped(
