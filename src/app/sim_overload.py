@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,25 +30,30 @@ CALL_DEADLINE = 30.0
 # Share of the clients that lost their connection within one period that ends the run.
 LOST_SHARE = 0.10
 ADVICE = "run fewer clients in this process (--clients), or split them over several processes"
-# What a client's line says, by the start of its format string.
-_LABELS = (
-    ("heartbeat %d/%d missed", "heartbeats missed"),
-    ("connection to %s lost", "connections lost (heartbeats missed in a row)"),
-    ("task stream to %s lost", "task streams lost"),
-    ("combiner %s closed the task stream", "task streams closed"),
-    ("could not send status", "statuses not sent"),
-    ("the running task did not finish within", "tasks cut short by the stop (grace over)"),
-    ("cannot connect to combiner", "connections refused"),
+# What a client's line says, by how it starts (the message as written: the redaction filter
+# formats it, so the numbers are in it).
+_LABELS = tuple(
+    (re.compile(pattern), label)
+    for pattern, label in (
+        (r"heartbeat \d+/\d+ missed", "heartbeats missed"),
+        (r"connection to \S+ lost", "connections lost (heartbeats missed in a row)"),
+        (r"task stream to \S+ lost", "task streams lost"),
+        (r"combiner \S+ closed the task stream", "task streams closed"),
+        (r"could not send status", "statuses not sent"),
+        (r"the running task did not finish within", "tasks cut short by the stop (grace over)"),
+        (r"cannot connect to combiner", "connections refused"),
+        (r"outbox: \d+ result\(s\) not delivered", "results not delivered at the stop"),
+    )
 )
 LOST = "connections lost (heartbeats missed in a row)"
 
 
 def _label(record: logging.LogRecord) -> str:
-    template = str(record.msg)
-    for start, label in _LABELS:
-        if template.startswith(start):
+    message = record.getMessage()
+    for pattern, label in _LABELS:
+        if pattern.match(message):
             return label
-    return template.split(":")[0][:60]
+    return re.sub(r"\d+", "N", message.split(":")[0])[:60]
 
 
 class OverloadReport(logging.Filter):
@@ -63,6 +69,7 @@ class OverloadReport(logging.Filter):
         self._counts: Counter[str] = Counter()
         self._who: dict[str, set[str]] = {}
         self.lag = 0.0
+        self._last: logging.LogRecord | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
@@ -71,6 +78,9 @@ class OverloadReport(logging.Filter):
         client = context.get("client_id", "")
         if not client.startswith("sim-"):
             return True
+        if record is self._last:  # the same record at the next handler: counted once
+            return False
+        self._last = record
         label = _label(record)
         self._counts[label] += 1
         self._who.setdefault(label, set()).add(client)
