@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import pytest
-
 from fedclient.app.sim_overload import OverloadReport, aggregated_client_logs
 from fedclient.domain.observe import log_scope
 
@@ -60,7 +59,8 @@ def test_clients_losing_their_connection_stop_the_run(handler: _Lines) -> None:
         report.flush()
     assert stop.is_set()
     assert report.failed is not None and "2 of 20 clients lost their connection" in report.failed
-    assert any(line.startswith("simulate cannot go on: this process cannot keep 20") for line in handler.lines)
+    cannot = "simulate cannot go on: this process cannot keep 20"
+    assert any(line.startswith(cannot) for line in handler.lines)
 
 
 def test_the_stop_is_one_line_not_one_per_client(handler: _Lines) -> None:
