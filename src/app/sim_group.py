@@ -28,6 +28,7 @@ from dependency_injector import providers
 
 from ..adapters.outbox_store import ProcessOutboxStore
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
+from ..domain.lifecycle import Stopped
 from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
 from .container import build_container
@@ -91,12 +92,17 @@ class GroupSpec:
 class _ThrottledDiscovery:
     """The shared controller client, with at most ``limit`` assignment requests in flight."""
 
-    def __init__(self, discovery: Discovery, limit: int = ASSIGN_CONCURRENCY) -> None:
+    def __init__(self, discovery: Discovery, stop: asyncio.Event, limit: int = ASSIGN_CONCURRENCY) -> None:
         self._discovery = discovery
+        self._stop = stop
         self._slots = asyncio.Semaphore(limit)
 
     async def assign(self, request: AssignmentRequest) -> Assignment:
         async with self._slots:
+            # Thousands wait here for their turn: once stopped, none of them asks any more
+            # (the lifecycle looks at the stop only between its own tries).
+            if self._stop.is_set():
+                raise Stopped
             return await self._discovery.assign(request)
 
 
@@ -144,10 +150,12 @@ class ClientGroup:
         # A round's task calls take turns (app/sim_gate.py); heartbeats never wait.
         connector = GatedConnector(await shared.connector(), self.gate)
         controller = await shared.discovery()
-        discovery = _ThrottledDiscovery(controller) if controller is not None else None
+        discovery = _ThrottledDiscovery(controller, self._stop) if controller is not None else None
         self._pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix=CALLBACK_THREAD_NAME)
         trainers = callback_trainer_factory(self._loaded, self._pool)
         for index in range(spec.first, spec.first + spec.count):
+            if self._stop.is_set():
+                break  # stopped while the clients were being built: build no more
             name = f"sim-{spec.run_id}-{index}"
             settings = base.model_copy(
                 update={

@@ -240,7 +240,7 @@ async def _run(
     clients, times = report.clients, report.times
     t0 = time.monotonic()
     await group.start()
-    if not await _wait_joined(times, clients, group.runners, join_timeout, federation, stop):
+    if stop.is_set() or not await _wait_joined(times, clients, group.runners, join_timeout, federation, stop):
         return  # stopped (SIGINT/SIGTERM) before every client had joined
     report.join_seconds = time.monotonic() - t0
     report.connected = times.connected
