@@ -48,12 +48,20 @@ _LABELS = tuple(
 LOST = "connections lost (heartbeats missed in a row)"
 
 
+_CODE = re.compile(
+    r"\b(DEADLINE_EXCEEDED|CANCELLED|UNAVAILABLE|RESOURCE_EXHAUSTED|UNAUTHENTICATED|UNKNOWN)\b"
+)
+
+
 def _label(record: logging.LogRecord) -> str:
+    """What happened, with the gRPC status it ended in (which limit: deadline, cancelled...)."""
     message = record.getMessage()
+    code = _CODE.search(message)
+    why = f", {code.group(1)}" if code else ""
     for pattern, label in _LABELS:
         if pattern.match(message):
-            return label
-    return re.sub(r"\d+", "N", message.split(":")[0])[:60]
+            return label + why
+    return re.sub(r"\d+", "N", message.split(":")[0])[:60] + why
 
 
 class OverloadReport(logging.Filter):
@@ -92,7 +100,7 @@ class OverloadReport(logging.Filter):
         if not self._counts:
             return
         parts = [f"{n} {label} ({len(self._who[label])} clients)" for label, n in self._counts.most_common()]
-        lost = len(self._who.get(LOST, ()))
+        lost = sum(len(who) for label, who in self._who.items() if label.startswith(LOST))
         self._counts.clear()
         self._who.clear()
         behind = f"; the event loop is {self.lag:.1f} s behind" if self.lag >= 1.0 else ""
