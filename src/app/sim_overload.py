@@ -30,6 +30,9 @@ CALL_DEADLINE = 30.0
 # Share of the clients that lost their connection within one period that ends the run.
 LOST_SHARE = 0.10
 ADVICE = "run fewer clients in this process (--clients), or split them over several processes"
+# When this process keeps up and the calls still fail, the limit is the server's (FEDn 0.33's
+# combiner: 350 gRPC threads, one held by each task stream).
+SERVER_ADVICE = "add combiners, or simulate fewer clients per combiner (FEDn 0.33: under 350 each)"
 # What a client's line says, by how it starts (the message as written: the redaction filter
 # formats it, so the numbers are in it).
 _LABELS = tuple(
@@ -115,7 +118,11 @@ class OverloadReport(logging.Filter):
                 if lost >= max(1, LOST_SHARE * self.clients)
                 else f"the event loop is {self.lag:.0f} s behind, past the {CALL_DEADLINE:.0f} s deadline"
             )
-            self.failed = f"this process cannot keep {self.clients} clients going: {why}; {ADVICE}"
+            if self.lag >= 1.0:  # this process is the one behind
+                self.failed = f"this process cannot keep {self.clients} clients going: {why}; {ADVICE}"
+            else:  # this process keeps up: the server does not answer
+                who = f"the combiner does not keep up with {self.clients} clients"
+                self.failed = f"{who}: {why}; {SERVER_ADVICE}"
             log.error("simulate cannot go on: %s", self.failed)
             self.lines += 1
             self.stop.set()

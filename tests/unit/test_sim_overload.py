@@ -60,8 +60,21 @@ def test_clients_losing_their_connection_stop_the_run(handler: _Lines) -> None:
         report.flush()
     assert stop.is_set()
     assert report.failed is not None and "2 of 20 clients lost their connection" in report.failed
-    cannot = "simulate cannot go on: this process cannot keep 20"
-    assert any(line.startswith(cannot) for line in handler.lines)
+    # The loop kept up (no lag measured): the limit is the server's, and the line says so.
+    cannot = "simulate cannot go on: the combiner does not keep up with 20 clients"
+    assert any(line.startswith(cannot) and "add combiners" in line for line in handler.lines)
+
+
+def test_a_process_behind_is_told_to_run_fewer_clients(handler: _Lines) -> None:
+    report = OverloadReport(20, asyncio.Event())
+    report.lag = 31.0  # behind past a call's deadline
+    with aggregated_client_logs(report):
+        with log_scope(client_id="sim-abc-0"):
+            logging.getLogger("fedclient.lifecycle").warning("heartbeat %d/%d missed: %s", 1, 3, "x")
+        report.flush()
+    assert report.stop.is_set()
+    assert report.failed is not None and report.failed.startswith("this process cannot keep 20 clients going")
+    assert "the event loop is 31 s behind" in report.failed and "--clients" in report.failed
 
 
 def test_the_stop_is_one_line_not_one_per_client(handler: _Lines) -> None:
