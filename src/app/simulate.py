@@ -45,9 +45,11 @@ from .user_paths import output_file, package_dir
 HISTORY = 10_000
 # FEDn 0.33's combiner runs a fixed pool of 350 gRPC threads (fedn/network/grpc/server.py) and
 # each open TaskStream holds one for its whole life; heartbeats, statuses and transfers need the
-# rest. The client-side figure where rounds stall is not measured yet (see docs/PERFORMANCE.md).
+# rest. Measured (bench/fedn_combiner.py, one combiner, examples/tiny): 345 clients finished a
+# round, 350 did not (every heartbeat DEADLINE_EXCEEDED, the round Failed with no update), 450
+# never all came online. Warned past 340, a few threads left for the other calls.
 FEDN_GRPC_THREADS = 350
-FEDN_TASK_STREAMS = 300
+FEDN_TASK_STREAMS = 340
 FEDN_ONLINE_WINDOW = 10.0  # FEDn 0.33: online = last heartbeat younger than this
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
@@ -262,9 +264,9 @@ def _warn_fedn_capacity(clients: int, combiners: set[str]) -> None:
     room = FEDN_TASK_STREAMS * max(len(combiners), 1)
     if clients > room:
         log.warning(
-            "%d clients on %d combiner(s): a FEDn 0.33 combiner serves each task stream on one of "
-            "its %d gRPC threads, so past about %d clients per combiner rounds stall; "
-            "add combiners or simulate fewer clients",
+            "%d clients on %d combiner(s): a FEDn 0.33 combiner holds one of its %d gRPC threads per "
+            "task stream, and past about %d clients per combiner its heartbeats time out and rounds "
+            "fail; add combiners or simulate fewer clients",
             clients,
             len(combiners),
             FEDN_GRPC_THREADS,
