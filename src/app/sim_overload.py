@@ -46,6 +46,7 @@ _LABELS = tuple(
         (r"the running task did not finish within", "tasks cut short by the stop (grace over)"),
         (r"cannot connect to combiner", "connections refused"),
         (r"outbox: \d+ result\(s\) not delivered", "results not delivered at the stop"),
+        (r"outbox: \S+ \S+ left unconfirmed", "results left unconfirmed (their send was cut short)"),
     )
 )
 LOST = "connections lost (heartbeats missed in a row)"
