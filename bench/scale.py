@@ -4,6 +4,7 @@
     python bench/scale.py --quick           # N = 10, 100 (what `make bench` runs)
     python bench/scale.py --clients 2000 --rounds 3
     python bench/scale.py --ray 1000        # Ray: two nodes on this machine, simulate --ray
+    python bench/scale.py --one-process --clients 1000,5000 --rounds 3   # simulate with its own sandbox
 
 For each N two processes run side by side on this machine:
   server  the sandbox federation (controller + combiner + FedAvg, bench/scale.py --serve),
@@ -127,6 +128,52 @@ def measure(clients: int, rounds: int, work: Path) -> dict[str, Any]:
                 proc.wait(30)
 
 
+def one_process(clients: int, rounds: int, work: Path) -> dict[str, Any]:
+    """Scenario: ``fedclient simulate`` alone, the sandbox in its own process (one loop, one core).
+
+    Figures: join time, RSS idle and peak (VmHWM, rounds included), KiB per idle client,
+    round times, task latency percentiles, lines written to stderr and the client warnings
+    counted into the aggregated lines instead.
+    """
+    work.mkdir(parents=True)
+    out, err = work / "simulate.json", work / "stderr.log"
+    cmd = [str(FEDCLIENT), "simulate", "--clients", str(clients), "--rounds", str(rounds)]
+    cmd += ["--package", str(PACKAGE), "--json", str(out), "--work-dir", str(work / "clients")]
+    t0 = time.monotonic()
+    with err.open("wb") as stderr:
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=stderr, check=False)
+    wall = time.monotonic() - t0
+    got = json.loads(out.read_text()) if out.exists() else {}
+    return {
+        "clients": clients,
+        "exit": proc.returncode,
+        "wall_s": wall,
+        "join_s": got.get("join_seconds"),
+        "rounds": [(r["round"], r["updates"], r["seconds"]) for r in got.get("rounds", [])],
+        "rss_idle_mib": got.get("rss_idle_mib"),
+        "rss_peak_mib": got.get("rss_peak_mib"),
+        "rss_per_client_kib": got.get("rss_per_client_kib"),
+        "latency_s": got.get("train_latency_s"),
+        "stderr_lines": len(err.read_bytes().splitlines()),
+        "client_warnings": got.get("client_warnings"),
+        "failed": got.get("failed"),
+    }
+
+
+def report_one_process(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        lat = r["latency_s"] or {}
+        rounds = ", ".join(f"{n}: {u} updates {sec:.0f} s" for n, u, sec in r["rounds"]) or "none"
+        print(
+            f"N={r['clients']}: exit {r['exit']}, {r['wall_s']:.0f} s wall, join {r['join_s'] or 0:.0f} s; "
+            f"rounds {rounds}; RSS idle {r['rss_idle_mib'] or 0:.0f} MiB "
+            f"({r['rss_per_client_kib'] or 0:.0f} KiB/client), peak {r['rss_peak_mib'] or 0:.0f} MiB; "
+            f"train latency p50 {lat.get('p50', 0):.1f} s p99 {lat.get('p99', 0):.1f} s; "
+            f"stderr {r['stderr_lines']} lines ({r['client_warnings']} client warnings aggregated)"
+            + (f"; failed: {r['failed']}" if r["failed"] else "")
+        )
+
+
 def report(rows: list[dict[str, Any]]) -> None:
     print(
         f"{'clients':>7s} {'join s':>7s} {'RSS idle':>9s} {'KiB/client':>10s} {'round s':>8s} "
@@ -231,12 +278,23 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--ray", help="comma-separated N: simulate --ray on two Ray nodes instead")
+    parser.add_argument(
+        "--one-process", action="store_true", help="simulate with its own sandbox (e.g. --clients 1000,5000)"
+    )
     args = parser.parse_args()
     if args.ray:
         main_ray([int(n) for n in args.ray.split(",") if n], args.rounds, args.json)
         return
     if args.serve:
         asyncio.run(_serve(int(args.serve[0]), int(args.serve[1]), Path(args.serve[2])))
+        return
+    if args.one_process:
+        with tempfile.TemporaryDirectory(prefix="fedclient-scale-") as tmp:
+            counts = [int(n) for n in args.clients.split(",") if n]
+            rows = [one_process(n, args.rounds, Path(tmp) / f"n{n}") for n in counts]
+        report_one_process(rows)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
         return
     counts = [10, 100] if args.quick else [int(n) for n in args.clients.split(",") if n]
     rows = []

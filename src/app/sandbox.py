@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import shutil
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,10 +31,13 @@ from ..domain.status import StatusBoard, human_bytes
 from .container import build_container, client_lifecycle
 from .demo import demo_package
 from .settings_load import load_settings
+from .stderr_writer import flush_background_stderr
 from .user_paths import output_file, package_dir
 
 log = logging.getLogger("fedclient.sandbox")
 T = TypeVar("T")
+# On SIGINT/SIGTERM the clients get this long to finish their tasks, then they are cancelled.
+STOP_WAIT = 5.0
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
@@ -55,7 +60,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
         epsilons: list[float] = []
         try:
             results = asyncio.run(
-                _cancelled_on_sigterm(
+                _cancelled_on_signals(
                     sandbox(
                         package,
                         work.resolve(),
@@ -66,10 +71,11 @@ def run_sandbox(args: argparse.Namespace) -> int:
                         boards,
                         policy_file=policy_file,
                         epsilons=epsilons,
-                    )
+                    ),
+                    lambda: shutil.rmtree(work, ignore_errors=True) if args.work_dir is None else None,
                 )
             )
-        except asyncio.CancelledError:  # SIGTERM: stopped as by Ctrl-C, the temporary work dir removed
+        except asyncio.CancelledError:  # a signal: stopped, the temporary work dir removed
             raise KeyboardInterrupt from None
     spent = epsilons if any(b.snapshot.privacy is not None for b in boards) else None
     print(format_table(results, spent))
@@ -143,22 +149,52 @@ async def sandbox(
         return results
     finally:
         stop.set()
+        # All clients together, not one after the other: a stop within 10 s however many train.
+        if runners:
+            await asyncio.wait(runners, timeout=STOP_WAIT)
         for runner in runners:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(runner, 10)
+            runner.cancel()  # a task still running: its training process is killed
+        await asyncio.gather(*runners, return_exceptions=True)
         await opened.aclose()
         await federation.stop()
 
 
-async def _cancelled_on_sigterm(work: Coroutine[Any, Any, T]) -> T:
-    """Run ``work``; SIGTERM cancels it as Ctrl-C does, so every ``finally`` (clients, servers) runs."""
+async def _cancelled_on_signals(work: Coroutine[Any, Any, T], before_exit: Callable[[], None]) -> T:
+    """Run ``work``; SIGINT or SIGTERM cancels it, so every ``finally`` (clients, servers) runs.
+
+    A second signal ends the process at once with 128 + its number, ``before_exit`` (the
+    temporary work dir's removal) first: no ``finally`` runs then.
+    """
     loop, me = asyncio.get_running_loop(), asyncio.current_task()
     assert me is not None
-    loop.add_signal_handler(signal.SIGTERM, me.cancel)
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        received.append(sig)
+        name = signal.Signals(sig).name
+        if len(received) == 1:
+            again = "Ctrl-C again" if sig == signal.SIGINT else "a second SIGTERM"
+            log.warning(
+                "stopping on %s: the clients get %.0f s, then the federation stops; %s to stop now",
+                name,
+                STOP_WAIT,
+                again,
+            )
+            me.cancel()
+            return
+        log.warning("%s again: stopping now", name)
+        with contextlib.suppress(Exception):
+            before_exit()
+        flush_background_stderr(1.0)
+        os._exit(128 + sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         return await work
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 async def _settle(boards: list[StatusBoard], limit: float = 5.0) -> None:

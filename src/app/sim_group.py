@@ -28,11 +28,13 @@ from dependency_injector import providers
 
 from ..adapters.outbox_store import ProcessOutboxStore
 from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
+from ..domain.lifecycle import Stopped
 from ..domain.model import Assignment, AssignmentRequest
 from ..domain.ports import Discovery
 from .container import build_container
 from .plan import build_plan
 from .settings_load import load_settings
+from .sim_gate import CallGate, GatedConnector
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
 log = logging.getLogger("fedclient.simulate")
@@ -45,8 +47,32 @@ CALLBACK_THREADS = min(32, (os.cpu_count() or 1) + 4)
 CALLBACK_THREAD_NAME = "fedclient-sim-callbacks"
 # On SIGINT/SIGTERM a running callback gets this long, not a real client's 120 s.
 SHUTDOWN_GRACE = 5.0
+# On a stop, seconds the outbox gets to deliver what it holds (a real client's 10 s keeps it for the
+# next start; a simulated client's outbox lives in memory, and 5,000 of them took 21 s to stop).
+SHUTDOWN_FLUSH = 1.0
 # Seconds each client gets to finish after the stop before the group stops waiting.
 CLOSE_TIMEOUT = 20.0
+# Heartbeats per second a group's clients send in all. One heartbeat costs ~1 ms of one core
+# (grpc.aio, client and in-process sandbox combiner: ~1,000 a second saturate the event loop),
+# so 5,000 clients at the real client's 2 s (2,500 a second) left no time for rounds and every
+# call ran into its deadline. Simulated clients beat slower instead: N / this rate seconds
+# apart, never less often than a combiner's online window allows (``heartbeat_interval``).
+HEARTBEAT_RATE = 250.0
+DEFAULT_HEARTBEAT_INTERVAL = 2.0  # the real client's default
+
+
+def heartbeat_interval(clients: int, online_window: float | None = None) -> float:
+    """Seconds between one simulated client's heartbeats when ``clients`` share a process.
+
+    ``online_window``: the combiner counts a client online while its last heartbeat is
+    younger than that (FEDn 0.33: 10 s); the interval stays under a third of it, so one late
+    or missed beat does not take the client offline. None: the combiner is ours (the sandbox),
+    whose window is widened to ``3 * interval`` instead.
+    """
+    paced = max(DEFAULT_HEARTBEAT_INTERVAL, clients / HEARTBEAT_RATE)
+    if online_window is not None:
+        paced = min(paced, max(DEFAULT_HEARTBEAT_INTERVAL, online_window / 3))
+    return paced
 
 
 @dataclass(frozen=True)
@@ -63,17 +89,23 @@ class GroupSpec:
     token: str | None = None
     callbacks: str = "callbacks"
     log_level: str = "WARNING"
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
 
 
 class _ThrottledDiscovery:
     """The shared controller client, with at most ``limit`` assignment requests in flight."""
 
-    def __init__(self, discovery: Discovery, limit: int = ASSIGN_CONCURRENCY) -> None:
+    def __init__(self, discovery: Discovery, stop: asyncio.Event, limit: int = ASSIGN_CONCURRENCY) -> None:
         self._discovery = discovery
+        self._stop = stop
         self._slots = asyncio.Semaphore(limit)
 
     async def assign(self, request: AssignmentRequest) -> Assignment:
         async with self._slots:
+            # Thousands wait here for their turn: once stopped, none of them asks any more
+            # (the lifecycle looks at the stop only between its own tries).
+            if self._stop.is_set():
+                raise Stopped
             return await self._discovery.assign(request)
 
 
@@ -88,6 +120,7 @@ class ClientGroup:
         self._container: Any = None
         self._pool: ThreadPoolExecutor | None = None
         self._loaded: Any = None
+        self.gate = CallGate()
 
     @property
     def runners(self) -> list[asyncio.Task[None]]:
@@ -110,18 +143,23 @@ class ClientGroup:
                 "log_level": spec.log_level,
                 "name": "sim",
                 "shutdown_grace": SHUTDOWN_GRACE,
+                "shutdown_flush": SHUTDOWN_FLUSH,
+                "heartbeat_interval": spec.heartbeat_interval,
             }
         )
         # One container builds every client: the shared adapters (the controller client, the
         # channels) once, each client's lifecycle from the same providers.
         shared = self._container = build_container(base)
         shared.share_channels.override(providers.Object(True))
-        connector = await shared.connector()
+        # A round's task calls take turns (app/sim_gate.py); heartbeats never wait.
+        connector = GatedConnector(await shared.connector(), self.gate)
         controller = await shared.discovery()
-        discovery = _ThrottledDiscovery(controller) if controller is not None else None
+        discovery = _ThrottledDiscovery(controller, self._stop) if controller is not None else None
         self._pool = ThreadPoolExecutor(CALLBACK_THREADS, thread_name_prefix=CALLBACK_THREAD_NAME)
         trainers = callback_trainer_factory(self._loaded, self._pool)
         for index in range(spec.first, spec.first + spec.count):
+            if self._stop.is_set():
+                break  # stopped while the clients were being built: build no more
             name = f"sim-{spec.run_id}-{index}"
             settings = base.model_copy(
                 update={

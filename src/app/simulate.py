@@ -35,10 +35,22 @@ from ..domain.errors import ConfigError, FedClientError
 from .policy import site_policy
 from .settings_load import load_settings
 from .signals import stop_on_signals
-from .sim_group import ClientGroup, GroupSpec
+from .sim_group import ClientGroup, GroupSpec, heartbeat_interval
+from .sim_overload import OverloadReport, aggregated_client_logs
 from .stderr_writer import flush_background_stderr
 from .task_timing import TaskTimes
 from .user_paths import output_file, package_dir
+
+# The sandbox keeps the last this many heartbeats and calls (not all: thousands of clients beat).
+HISTORY = 10_000
+# FEDn 0.33's combiner runs a fixed pool of 350 gRPC threads (fedn/network/grpc/server.py) and
+# each open TaskStream holds one for its whole life; heartbeats, statuses and transfers need the
+# rest. Measured (bench/fedn_combiner.py, one combiner, examples/tiny): 345 clients finished a
+# round, 350 did not (every heartbeat DEADLINE_EXCEEDED, the round Failed with no update), 450
+# never all came online. Warned past 340, a few threads left for the other calls.
+FEDN_GRPC_THREADS = 350
+FEDN_TASK_STREAMS = 340
+FEDN_ONLINE_WINDOW = 10.0  # FEDn 0.33: online = last heartbeat younger than this
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
     from ..adapters.sandbox.federation import Federation, RoundResult
@@ -66,10 +78,11 @@ def add_parser(sub: Any) -> None:
     add_ray_arguments(p)
 
 
-def rss_mib() -> float:
+def rss_mib(field: str = "VmRSS") -> float:
+    """This process's resident memory now (VmRSS) or at its peak so far (VmHWM), MiB."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -87,6 +100,10 @@ class SimulationReport:
     times: TaskTimes = field(default_factory=TaskTimes)
     cpu_seconds: float = 0.0
     abandoned: int = 0  # callbacks still running when a stopped simulation ended
+    rss_peak_mib: float = 0.0  # the process's peak (VmHWM) at the end, rounds included
+    log_lines: int = 0  # aggregated overload lines written for the clients
+    client_warnings: int = 0  # client warnings counted into them instead of written
+    failed: str | None = None  # why the run could not go on (overload)
 
     @property
     def rss_per_client_kib(self) -> float:
@@ -99,6 +116,10 @@ class SimulationReport:
             "rss_before_mib": self.rss_before_mib,
             "rss_idle_mib": self.rss_idle_mib,
             "rss_per_client_kib": self.rss_per_client_kib,
+            "rss_peak_mib": self.rss_peak_mib,
+            "log_lines": self.log_lines,
+            "client_warnings": self.client_warnings,
+            "failed": self.failed,
             "join_seconds": self.join_seconds,
             "cpu_seconds": self.cpu_seconds,
             "tasks": len(self.times.done),
@@ -123,7 +144,9 @@ class SimulationReport:
             f"clients {self.clients} in one process, {self.connected} connected in {self.join_seconds:.1f} s",
             f"RSS {self.rss_before_mib:.0f} MiB before the clients, "
             f"{self.rss_idle_mib:.0f} MiB with them idle "
-            f"({self.rss_per_client_kib:.0f} KiB per client); CPU {self.cpu_seconds:.1f} s",
+            f"({self.rss_per_client_kib:.0f} KiB per client), peak {self.rss_peak_mib:.0f} MiB; "
+            f"CPU {self.cpu_seconds:.1f} s",
+            f"client warnings {self.client_warnings}, written as {self.log_lines} aggregated lines",
             f"tasks {len(self.times.done)}: latency {ms(self.times.percentiles('latency'))}",
             f"  overhead (latency minus callbacks) {ms(self.times.percentiles('overhead'))}",
         ]
@@ -147,6 +170,9 @@ async def simulate(
     stop: asyncio.Event | None = None,
 ) -> SimulationReport:
     stop = stop or asyncio.Event()
+    # The sandbox is ours: its online window widens with the paced heartbeats. A controller
+    # given by --api-url may be FEDn's, which counts a client offline after 10 s without one.
+    beat = heartbeat_interval(clients, None if api_url is None else FEDN_ONLINE_WINDOW)
     spec = GroupSpec(
         package,
         api_url or "",
@@ -157,6 +183,7 @@ async def simulate(
         token=token,
         callbacks=callbacks,
         log_level=log_level,
+        heartbeat_interval=beat,
     )
     times = TaskTimes()
     group = ClientGroup(spec, stop, times)
@@ -170,34 +197,84 @@ async def simulate(
     if api_url is None:
         from ..adapters.sandbox.federation import Federation
 
-        federation = Federation(package, work / "server", clients, round_timeout=round_timeout)
+        federation = Federation(
+            package,
+            work / "server",
+            clients,
+            round_timeout=round_timeout,
+            history=HISTORY,
+            online_window=max(FEDN_ONLINE_WINDOW, 3 * beat),
+        )
         await federation.start()
         group.spec = replace(spec, api_url=federation.api_url)
     cpu0 = time.process_time()
     rss_before = rss_mib()
     report = SimulationReport(clients, 0, rss_before, rss_before, 0.0, times=times)
+    overload = OverloadReport(clients, stop)
     try:
-        t0 = time.monotonic()
-        await group.start()
-        if not await _wait_joined(times, clients, group.runners, join_timeout, federation, stop):
-            return report  # stopped (SIGINT/SIGTERM) before every client had joined
-        report.join_seconds = time.monotonic() - t0
-        report.connected = times.connected
-        await asyncio.sleep(min(3.0, 0.5 + clients / 500))  # settle: the first heartbeats are out
-        report.rss_idle_mib = rss_mib()
-        log.info("%d clients connected in %.1f s", times.connected, report.join_seconds)
-        if federation is not None:
-            report.rounds = await federation.run_until_stopped(rounds, stop)
-        else:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), duration)
-        report.cpu_seconds = time.process_time() - cpu0
-        return report
+        with aggregated_client_logs(overload):  # its last line (the stop's warnings) when it closes
+            watcher = asyncio.create_task(overload.watch(), name="fedclient-sim-overload")
+            try:
+                await _run(group, federation, report, rounds, duration, join_timeout, stop, cpu0)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                stop.set()
+                report.abandoned = await group.close()
+                if federation is not None:
+                    await federation.stop()
     finally:
-        stop.set()
-        report.abandoned = await group.close()
-        if federation is not None:
-            await federation.stop()
+        report.log_lines, report.client_warnings = overload.lines, overload.swallowed
+        report.failed = overload.failed
+        report.rss_peak_mib = rss_mib("VmHWM")
+    return report
+
+
+async def _run(
+    group: ClientGroup,
+    federation: Federation | None,
+    report: SimulationReport,
+    rounds: int,
+    duration: float | None,
+    join_timeout: float,
+    stop: asyncio.Event,
+    cpu0: float,
+) -> None:
+    """Start the clients, wait until they joined, then the rounds (or ``duration``), into ``report``."""
+    clients, times = report.clients, report.times
+    t0 = time.monotonic()
+    await group.start()
+    if stop.is_set() or not await _wait_joined(times, clients, group.runners, join_timeout, federation, stop):
+        return  # stopped (SIGINT/SIGTERM) before every client had joined
+    report.join_seconds = time.monotonic() - t0
+    report.connected = times.connected
+    await asyncio.sleep(min(3.0, 0.5 + clients / 500))  # settle: the first heartbeats are out
+    report.rss_idle_mib = rss_mib()
+    log.info("%d clients connected in %.1f s", times.connected, report.join_seconds)
+    if federation is None:
+        _warn_fedn_capacity(clients, times.combiners)
+    if federation is not None:
+        report.rounds = await federation.run_until_stopped(rounds, stop)
+    else:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+    report.cpu_seconds = time.process_time() - cpu0
+
+
+def _warn_fedn_capacity(clients: int, combiners: set[str]) -> None:
+    """One line when the clients outnumber the task streams FEDn's combiners can hold."""
+    room = FEDN_TASK_STREAMS * max(len(combiners), 1)
+    if clients > room:
+        log.warning(
+            "%d clients on %d combiner(s): a FEDn 0.33 combiner holds one of its %d gRPC threads per "
+            "task stream, and past about %d clients per combiner its heartbeats time out and rounds "
+            "fail; add combiners or simulate fewer clients",
+            clients,
+            len(combiners),
+            FEDN_GRPC_THREADS,
+            FEDN_TASK_STREAMS,
+        )
 
 
 async def _wait_joined(
@@ -276,10 +353,12 @@ def run_simulate(args: argparse.Namespace) -> int:
     print(report.format())
     if args.json:
         args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    if report.failed:
+        log.error("simulate stopped: %s", report.failed)
     if report.abandoned:
         # Python would wait for those threads at exit; a stopped simulation does not.
         log.warning("%d callback(s) still running were abandoned", report.abandoned)
         sys.stdout.flush()
         flush_background_stderr(1.0)
-        os._exit(0)
-    return 0
+        os._exit(1 if report.failed else 0)
+    return 1 if report.failed else 0

@@ -57,6 +57,7 @@ class TaskTimes:
 
     done: list[TaskTime] = field(default_factory=list)
     connected: int = 0
+    combiners: set[str] = field(default_factory=set)  # every combiner a client connected to
 
     def percentiles(self, attr: str = "latency", kind: str | None = None) -> dict[str, float]:
         values = sorted(getattr(t, attr) for t in self.done if kind is None or t.kind == kind)
@@ -149,6 +150,7 @@ class TimedConnector:
     async def connect(self, address: CombinerAddress, identity: Identity) -> CombinerLink:
         link = await self._connector.connect(address, identity)
         self._times.connected += 1
+        self._times.combiners.add(address.target)
         return _TimedLink(link, self._clock)  # type: ignore[return-value]
 
 

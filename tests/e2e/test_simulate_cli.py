@@ -128,6 +128,37 @@ async def test_a_second_signal_ends_simulate_at_once(tmp_path: Path) -> None:
     assert list(temp.iterdir()) == [], "the temporary work dir is removed"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_a_signal_mid_assignment_stops_simulate_within_10_s(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    argv = ("simulate", "--clients", "400", "--rounds", "2", "--package", TINY)
+    child = await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        # The sandbox is up (its seed model stored): the clients are being built and assigned,
+        # which takes 400 of them several seconds.
+        while not list(temp.glob("fedclient-simulate-*/server/models/*")):
+            assert time.monotonic() < deadline and child.returncode is None, child.tail()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.0)
+        signalled = time.monotonic()
+        code = await child.stop(sig, 30)
+        took = time.monotonic() - signalled
+    finally:
+        await child.kill()
+    assert code == 0, child.tail()
+    assert took < 10, f"simulate took {took:.1f} s to stop\n{child.tail()}"
+    assert f"stopping on {sig.name}: stopping 400 simulated clients" in child.stderr
+    assert "clients 400 in one process, 0 connected" in child.stdout, f"not mid-assignment\n{child.stderr}"
+    assert "Traceback" not in child.stderr
+    assert list(temp.iterdir()) == [], "the temporary work dir is removed"
+    print(f"simulate stopped {took:.1f} s after {sig.name} mid-assignment")
+
+
 def test_simulate_refuses_a_site_policy_with_privacy_it_would_not_enforce(tmp_path: Path) -> None:
     policy = tmp_path / "site.yaml"
     policy.write_text(

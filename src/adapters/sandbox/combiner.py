@@ -64,6 +64,13 @@ SERVER_OPTIONS = (
     ("grpc.max_connection_idle_ms", 300_000),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.http2.max_ping_strikes", 2),
+    # Calls gRPC holds for the asyncio server until its event loop asks for them: past the
+    # defaults (1,000, hard 3,000) gRPC CANCELs new calls. With thousands of clients in this
+    # process (simulate), the loop is busy and heartbeats and task streams were cancelled by
+    # the thousand (measured: 5,000 clients, ~2,800 streams got through). FEDn's threaded
+    # server has the same limits, but a thread pool that never lags that far behind.
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
 )
 
 
@@ -98,15 +105,24 @@ class SandboxCombiner:
         tls: tuple[bytes, bytes] | None = None,
         client_ca: bytes | None = None,
         tokens: SandboxTokens | None = None,
+        history: int | None = None,
+        online_window: float = ONLINE_WINDOW,
     ) -> None:
         """``tls`` = (private key PEM, certificate chain PEM) serves TLS instead of plaintext;
-        ``client_ca`` (PEM) then also requires clients to present a certificate it signed (mTLS)."""
+        ``client_ca`` (PEM) then also requires clients to present a certificate it signed (mTLS).
+        ``history``: keep only the last that many heartbeats and calls (``heartbeat_log``,
+        ``heartbeat_records``, ``calls``), not all (thousands of simulated clients beat
+        hundreds of times a second); None keeps every one, as tests read them.
+        ``online_window``: a client is online while its last heartbeat is younger (FEDn: 10 s;
+        simulate paces thousands of clients' heartbeats slower and widens it to match)."""
+        self.online_window = online_window
         self.model_dir = Path(model_dir)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.require_token = require_token
         self.tokens = tokens  # expiring tokens (checked on every call, as FEDn's interceptor does)
-        self.calls: list[str] = []  # every RPC as it arrived, refused or not
+        # every RPC as it arrived, refused or not
+        self.calls: list[str] | deque[str] = [] if history is None else deque(maxlen=history)
         self._tls = tls
         self._client_ca = client_ca
         self.statuses: list[StatusRecord] = []
@@ -116,7 +132,10 @@ class SandboxCombiner:
         self.heartbeats: dict[str, float] = {}  # client_id -> when its last heartbeat came
         # Clients declared gone for good (``lose_clients``): never online, their tasks count as answered.
         self.lost: set[str] = set()
-        self.heartbeat_records: list[HeartbeatRecord] = []  # every heartbeat, with its usage fields
+        # every heartbeat, with its usage fields
+        self.heartbeat_records: list[HeartbeatRecord] | deque[HeartbeatRecord] = (
+            [] if history is None else deque(maxlen=history)
+        )
         self.telemetry: list[TelemetryRecord] = []
         self.backward_completions: list[BackwardRecord] = []
         # Every call a client made, in order, whatever came of it: (method, model/update id or "").
@@ -129,7 +148,9 @@ class SandboxCombiner:
         self.misbehave: dict[str, str] = {}
         self.downloads: list[str] = []  # every Download request, in order
         # Every heartbeat as (client_id, monotonic time of arrival): the jitter benchmark reads it.
-        self.heartbeat_log: list[tuple[str, float]] = []
+        self.heartbeat_log: list[tuple[str, float]] | deque[tuple[str, float]] = (
+            [] if history is None else deque(maxlen=history)
+        )
         self.metrics: list[MetricRecord] = []
         self.attributes: list[AttributeRecord] = []
         self.metadata_seen: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
@@ -273,7 +294,7 @@ class SandboxCombiner:
             client_id
             for client_id, streams in self._subscribed.items()
             if streams > 0
-            and now - self.heartbeats.get(client_id, float("-inf")) < ONLINE_WINDOW
+            and now - self.heartbeats.get(client_id, float("-inf")) < self.online_window
             and client_id not in self.lost
         }
 
@@ -318,12 +339,21 @@ class SandboxCombiner:
         round whose every client has failed ends then, not at its timeout.
         """
         wanted = set(correlation_ids)
+        missing = set(wanted)
+        seen = {"records": 0, "statuses": 0}  # records and statuses only grow: look at the new ones
 
         def answered() -> bool:
-            done = {r.correlation_id for r in records} | {s.correlation_id for s in self.failures(wanted)}
-            if self.lost:  # tasks of clients declared lost will never be answered
-                done |= {cid for cid in wanted - done if self._sent[cid][0] in self.lost}
-            return wanted <= done
+            # Called at every notification: with thousands of clients, rescanning everything
+            # each time costs more than the round itself.
+            for record in records[seen["records"] :]:
+                missing.discard(record.correlation_id)
+            for status in self.statuses[seen["statuses"] :]:
+                if status.level == "ERROR":
+                    missing.discard(status.correlation_id)
+            seen["records"], seen["statuses"] = len(records), len(self.statuses)
+            if self.lost and missing:  # tasks of clients declared lost will never be answered
+                missing.difference_update({cid for cid in missing if self._sent[cid][0] in self.lost})
+            return not missing
 
         await self._wait(answered, timeout)
         return [r for r in records if r.correlation_id in wanted], self.failures(wanted)
@@ -434,10 +464,13 @@ class _Servicer(rpc.ModelServiceServicer, rpc.ConnectorServicer, rpc.CombinerSer
     async def SendHeartbeat(self, request: pb.Heartbeat, context: grpc.aio.ServicerContext) -> pb.Response:
         await self._admit(context, "SendHeartbeat")
         now = time.monotonic()
-        self._c.heartbeats[request.sender.client_id] = now
-        self._c.heartbeat_log.append((request.sender.client_id, now))
+        client_id = request.sender.client_id
+        last = self._c.heartbeats.get(client_id)
+        self._c.heartbeats[client_id] = now
+        self._c.heartbeat_log.append((client_id, now))
         self._c.heartbeat_records.append(heartbeat_record(request))
-        await self._c._notify()
+        if last is None or now - last >= self._c.online_window:  # it may have come online: wake the waiters
+            await self._c._notify()
         return self._reply("Heartbeat received")
 
     async def SendStatus(self, request: pb.Status, context: grpc.aio.ServicerContext) -> pb.Response:

@@ -23,7 +23,7 @@ from ...domain.errors import FedClientError, PackageError
 from ...domain.model import TaskKind
 from ..package_archive import TarPackageUnpacker
 from ..package_build import build_package
-from .combiner import SandboxCombiner
+from .combiner import ONLINE_WINDOW, SandboxCombiner
 from .controller import SandboxController
 from .fedavg import fedavg
 from .tokens import REFRESH_PATH, SandboxTokens
@@ -65,6 +65,10 @@ class Federation:
     # Expiring tokens (seconds each lives) and a refresh endpoint; ``token`` is then the first one minted.
     token_ttl: float | None = None
     tokens: SandboxTokens | None = None
+    # Keep only the last that many heartbeats and calls in the combiner's records (simulate's
+    # thousands of clients); None keeps all.
+    history: int | None = None
+    online_window: float = ONLINE_WINDOW  # seconds a heartbeat keeps a client online
     session_id: str = field(default_factory=lambda: f"sandbox-{uuid.uuid4().hex[:8]}")
     combiner: SandboxCombiner | None = None
     controller: SandboxController | None = None
@@ -86,7 +90,11 @@ class Federation:
             self.tokens = SandboxTokens(self.token_ttl)
             self.token = self.tokens.mint()
         self.combiner = SandboxCombiner(
-            self.work_dir / "models", require_token=self.token, tokens=self.tokens
+            self.work_dir / "models",
+            require_token=self.token,
+            tokens=self.tokens,
+            history=self.history,
+            online_window=self.online_window,
         )
         port = await self.combiner.start(self.host, 0)
         self.controller = SandboxController(
