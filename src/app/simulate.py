@@ -100,6 +100,7 @@ class SimulationReport:
     times: TaskTimes = field(default_factory=TaskTimes)
     cpu_seconds: float = 0.0
     abandoned: int = 0  # callbacks still running when a stopped simulation ended
+    clients_abandoned: int = 0  # clients still closing their sessions when the simulation ended
     rss_peak_mib: float = 0.0  # the process's peak (VmHWM) at the end, rounds included
     log_lines: int = 0  # aggregated overload lines written for the clients
     client_warnings: int = 0  # client warnings counted into them instead of written
@@ -222,6 +223,7 @@ async def simulate(
                     await watcher
                 stop.set()
                 report.abandoned = await group.close()
+                report.clients_abandoned = group.clients_abandoned
                 if federation is not None:
                     await federation.stop()
     finally:
@@ -349,16 +351,31 @@ def run_simulate(args: argparse.Namespace) -> int:
         work = args.work_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="fedclient-simulate-"))
         )
-        report = asyncio.run(main(work.resolve(), args.work_dir is None))
+        # Closed before the temporary dir is removed, unless the exit below comes first.
+        runner = stack.enter_context(asyncio.Runner())
+        report = runner.run(main(work.resolve(), args.work_dir is None))
+        if report.abandoned or report.clients_abandoned:
+            # Python would wait for those threads, and asyncio for those clients, at exit: a
+            # stopped simulation does not (their results are not kept anyway).
+            _print_report(report, args.json)
+            if report.abandoned:
+                log.warning("%d callback(s) still running were abandoned", report.abandoned)
+            if report.clients_abandoned:
+                log.warning(
+                    "%d client(s) still closing their sessions were abandoned", report.clients_abandoned
+                )
+            if args.work_dir is None:
+                shutil.rmtree(work, ignore_errors=True)
+            sys.stdout.flush()
+            flush_background_stderr(1.0)
+            os._exit(1 if report.failed else 0)
+    _print_report(report, args.json)
+    return 1 if report.failed else 0
+
+
+def _print_report(report: SimulationReport, json_out: Path | None) -> None:
     print(report.format())
-    if args.json:
-        args.json.write_text(json.dumps(report.as_json(), indent=2) + "\n")
+    if json_out:
+        json_out.write_text(json.dumps(report.as_json(), indent=2) + "\n")
     if report.failed:
         log.error("simulate stopped: %s", report.failed)
-    if report.abandoned:
-        # Python would wait for those threads at exit; a stopped simulation does not.
-        log.warning("%d callback(s) still running were abandoned", report.abandoned)
-        sys.stdout.flush()
-        flush_background_stderr(1.0)
-        os._exit(1 if report.failed else 0)
-    return 1 if report.failed else 0

@@ -224,3 +224,36 @@ async def test_forward_and_backward_callbacks_for_split_learning(tmp_path: Path)
     grads = save_arrays({"cid-1": np.zeros((4, 2))}, tmp_path / "grads")
     assert await trainer.backward(grads, "cid-1") == {"status": "success"}
     assert got == [("cid-1", False), (4, 2)]
+
+
+async def test_callbacks_queued_on_a_shut_pool_fail_at_once_the_running_one_finishes(tmp_path: Path) -> None:
+    """simulate's stop: the pool shuts down with cancel_futures; queued tasks must not wait the grace."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fedclient.domain.errors import TaskFailed
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def validate(model: Any) -> dict[str, float]:
+        started.set()
+        release.wait(10)
+        return {"accuracy": 1.0}
+
+    pool = ThreadPoolExecutor(1)
+    trainer = CallbackTrainer(Callbacks(validate=validate), pool)
+    model = tmp_path / "in.npz"
+    save_arrays([np.zeros(2)], model)
+    running = asyncio.ensure_future(trainer.validate(model, tmp_path / "a.json"))
+    queued = asyncio.ensure_future(trainer.validate(model, tmp_path / "b.json"))
+    await asyncio.to_thread(started.wait, 10)
+    pool.shutdown(wait=False, cancel_futures=True)
+    with pytest.raises(TaskFailed, match="stopped before the callback started"):
+        await asyncio.wait_for(queued, 5)
+    # submitted after the shutdown
+    with pytest.raises(TaskFailed, match="stopped before the callback started"):
+        await trainer.validate(model, tmp_path / "c.json")
+    assert not running.done()  # the running callback is not cut short
+    release.set()
+    assert (await asyncio.wait_for(running, 5))["accuracy"] == 1.0

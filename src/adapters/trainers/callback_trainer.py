@@ -31,7 +31,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,13 @@ class _Worker:
         future: asyncio.Future[Any] = loop.create_future()
         job = (loop, future, contextvars.copy_context(), fn, args)
         if self._executor is not None:
-            self._executor.submit(_run, *job)
+            try:
+                queued = self._executor.submit(_run, *job)
+            except RuntimeError:  # the pool is shut down: the simulation is stopping
+                raise TaskFailed("stopped before the callback started") from None
+            # Cancelled before it ran (the pool shut down with cancel_futures): the task fails
+            # now instead of waiting for a callback that will never run.
+            queued.add_done_callback(lambda done: _never_ran(done, loop, future))
             return future
         self._jobs.put(job)
         with self._lock:
@@ -221,6 +227,13 @@ def _run(
         _Worker._local.loop = None
     with contextlib.suppress(RuntimeError):  # a closed loop: the client is gone
         loop.call_soon_threadsafe(_settle, future, outcome)
+
+
+def _never_ran(done: Future[None], loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+    if done.cancelled():
+        failed = TaskFailed("stopped before the callback started")
+        with contextlib.suppress(RuntimeError):  # a closed loop: the client is gone
+            loop.call_soon_threadsafe(_settle, future, (False, failed))
 
 
 def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
