@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import re
 import shutil
 import time
@@ -94,6 +95,26 @@ Hook = Callable[[str], Awaitable[None]]
 R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord, BackwardRecord)
 
 
+class _CancelledHandler(logging.Filter):
+    """Drops gRPC's report of a servicer method cancelled by the server's own stop.
+
+    Stopping the sandbox while clients are mid-call (a signal mid-assignment or mid-round)
+    cancels their handlers; grpc.aio logs each as "Exception not handled" with a traceback,
+    for what is the planned end of the call.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+_GRPC_SERVER_LOG = logging.getLogger("grpc._cython.cygrpc")
+
+
+def _quiet_cancelled_handlers() -> None:
+    if not any(isinstance(f, _CancelledHandler) for f in _GRPC_SERVER_LOG.filters):
+        _GRPC_SERVER_LOG.addFilter(_CancelledHandler())
+
+
 class SandboxCombiner:
     """One combiner. ``start()`` it inside the event loop that will use it."""
 
@@ -168,6 +189,7 @@ class SandboxCombiner:
     # ----------------------------------------------------------- lifecycle --
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        _quiet_cancelled_handlers()
         server = grpc.aio.server(options=SERVER_OPTIONS)
         servicer = _Servicer(self)  # type: ignore[abstract]  # unused FEDn methods stay UNIMPLEMENTED
         rpc.add_ModelServiceServicer_to_server(servicer, server)
