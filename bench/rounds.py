@@ -12,7 +12,7 @@ at a time trains a session of --rounds rounds, interleaved by kind:
   stock       FEDn 0.33's own client (fedn client start, from the FEDn venv).
 
 For the two fedclient kinds the client runs inside this process with its ports wrapped
-(app/task_timing.py): per task, latency = TaskRequest received -> ModelUpdate/Validation
+(app/simulation/task_timing.py): per task, latency = TaskRequest received -> ModelUpdate/Validation
 acknowledged, overhead = latency minus the trainer's time. The stock client offers no such
 hook, so for it (and for all three) the round time is what the session driver measured:
 session start -> all rounds finished, divided by the rounds (FEDn's controller polls, so this
@@ -43,7 +43,7 @@ def run_fedclient(net: Any, kind: str, home: Path, rounds: int) -> dict[str, Any
     from fedclient.adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
     from fedclient.app.container import build_container
     from fedclient.app.settings_load import load_settings
-    from fedclient.app.task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
+    from fedclient.app.simulation.task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
     times = TaskTimes()
     settings = load_settings(

@@ -117,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     _sandbox_parser(sub)
     package_cmd.add_parser(sub)
     policy_cmd.add_parser(sub)
-    from .simulate import add_parser as simulate_parser
+    from .simulation.simulate import add_parser as simulate_parser
 
     simulate_parser(sub)
     return top
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "policy":
             return policy_cmd.run_policy(args)
         elif args.command == "simulate":
-            from .simulate import run_simulate
+            from .simulation.simulate import run_simulate
 
             configure_logging(args.log_level, [args.token] if args.token else [])
             return run_simulate(args)

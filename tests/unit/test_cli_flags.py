@@ -681,8 +681,8 @@ async def test_clients_that_do_not_join_are_a_failure_not_a_usage_error() -> Non
     """Exit 1 (FedClientError), not 2: the command line was fine, the federation was not."""
     import asyncio
 
-    from fedclient.app.simulate import _wait_joined
-    from fedclient.app.task_timing import TaskTimes
+    from fedclient.app.simulation.simulate import _wait_joined
+    from fedclient.app.simulation.task_timing import TaskTimes
     from fedclient.domain.errors import FatalError, FedClientError
 
     with pytest.raises(FedClientError, match="only 0 of 2 clients connected within 0 s") as failed:

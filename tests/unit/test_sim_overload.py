@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 import pytest
-from fedclient.app.sim_overload import OverloadReport, aggregated_client_logs
+from fedclient.app.simulation.overload import OverloadReport, aggregated_client_logs
 from fedclient.domain.observe import log_scope
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedclient.app.sim_ray import split
+from fedclient.app.simulation.ray_driver import split
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedclient.app.sim_scratch import GroupScratch
+from fedclient.app.simulation.scratch import GroupScratch
 
 
 def _task_dir(scratch: GroupScratch, parent: Path) -> Path:

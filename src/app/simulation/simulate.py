@@ -5,7 +5,7 @@ process and ``--rounds`` rounds are trained. With ``--api-url`` the clients join
 controller (a sandbox in another process, or a real FEDn network whose rounds someone
 else starts) and serve until ``--duration`` seconds have passed or SIGINT/SIGTERM.
 
-The clients are one ``ClientGroup`` (``app/sim_group.py``): full production clients
+The clients are one ``ClientGroup`` (``app/simulation/group.py``): full production clients
 built by the composition root, sharing the controller client, the channels and one
 callback trainer.
 
@@ -31,15 +31,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..domain.errors import ConfigError, FedClientError
-from .policy import site_policy
-from .settings_load import load_settings
-from .signals import stop_on_signals
-from .sim_group import ClientGroup, GroupSpec, heartbeat_interval
-from .sim_overload import OverloadReport, aggregated_client_logs
-from .stderr_writer import flush_background_stderr
+from ...domain.errors import ConfigError, FedClientError
+from ..policy import site_policy
+from ..settings_load import load_settings
+from ..signals import stop_on_signals
+from ..stderr_writer import flush_background_stderr
+from ..user_paths import output_file, package_dir
+from .group import ClientGroup, GroupSpec, heartbeat_interval
+from .overload import OverloadReport, aggregated_client_logs
 from .task_timing import TaskTimes
-from .user_paths import output_file, package_dir
 
 # The sandbox keeps the last this many heartbeats and calls (not all: thousands of clients beat).
 HISTORY = 10_000
@@ -53,7 +53,7 @@ FEDN_TASK_STREAMS = 340
 FEDN_ONLINE_WINDOW = 10.0  # FEDn 0.33: online = last heartbeat younger than this
 
 if TYPE_CHECKING:  # the sandbox needs numpy, which `fedclient run` alone does not
-    from ..adapters.sandbox.federation import Federation, RoundResult
+    from ...adapters.sandbox.federation import Federation, RoundResult
 
 log = logging.getLogger("fedclient.simulate")
 
@@ -73,7 +73,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--work-dir", type=Path, help="scratch directory (default: a temporary one)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument("--log-level", default="WARNING", type=str.upper, help="log level")
-    from .sim_ray import add_ray_arguments  # Ray itself is imported only with --ray
+    from .ray_driver import add_ray_arguments  # Ray itself is imported only with --ray
 
     add_ray_arguments(p)
 
@@ -138,7 +138,7 @@ class SimulationReport:
 
         lines = []
         if self.rounds:
-            from .sandbox import format_table
+            from ..sandbox import format_table
 
             lines += [format_table(self.rounds), ""]
         lines += [
@@ -196,7 +196,7 @@ async def simulate(
         )
     federation: Federation | None = None
     if api_url is None:
-        from ..adapters.sandbox.federation import Federation
+        from ...adapters.sandbox.federation import Federation
 
         federation = Federation(
             package,
@@ -314,7 +314,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     package = package_dir(args.package, "--package").resolve()
     output_file(args.json, "--json")
     if args.ray is not None:
-        from .sim_ray import run_ray
+        from .ray_driver import run_ray
 
         return run_ray(args, package)
     if args.actors is not None or args.host is not None:

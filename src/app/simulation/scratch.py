@@ -15,7 +15,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from ..adapters.scratch import TempScratch
+from ...adapters.scratch import TempScratch
 
 
 class GroupScratch(TempScratch):

@@ -8,7 +8,7 @@ group's clients share, to stay small: the controller client, one gRPC channel pe
 ``<package>/callbacks.py`` loaded once, run on a thread pool of ``CALLBACK_THREADS``. Each
 uses the package directory as its local package, so nothing is downloaded or unpacked N times.
 
-The group knows nothing of where it runs: ``app/simulate.py`` runs one in its own loop;
+The group knows nothing of where it runs: ``app/simulation/simulate.py`` runs one in its own loop;
 a Ray actor runs one per actor and reports the same ``TaskTimes``.
 """
 
@@ -27,16 +27,16 @@ from typing import Any
 
 from dependency_injector import providers
 
-from ..adapters.outbox_store import ProcessOutboxStore
-from ..adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
-from ..domain.lifecycle import Stopped
-from ..domain.model import Assignment, AssignmentRequest
-from ..domain.ports import Discovery
-from .container import build_container
-from .plan import build_plan
-from .settings_load import load_settings
-from .sim_gate import CallGate, GatedConnector
-from .sim_scratch import GroupScratch
+from ...adapters.outbox_store import ProcessOutboxStore
+from ...adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
+from ...domain.lifecycle import Stopped
+from ...domain.model import Assignment, AssignmentRequest
+from ...domain.ports import Discovery
+from ..container import build_container
+from ..plan import build_plan
+from ..settings_load import load_settings
+from .gate import CallGate, GatedConnector
+from .scratch import GroupScratch
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
 log = logging.getLogger("fedclient.simulate")
@@ -156,7 +156,7 @@ class ClientGroup:
         shared = self._container = build_container(base)
         shared.share_channels.override(providers.Object(True))
         shared.scratch.override(providers.Object(self._scratch))
-        # A round's task calls take turns (app/sim_gate.py); heartbeats never wait.
+        # A round's task calls take turns (app/simulation/gate.py); heartbeats never wait.
         connector = GatedConnector(await shared.connector(), self.gate)
         controller = await shared.discovery()
         discovery = _ThrottledDiscovery(controller, self._stop) if controller is not None else None

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-from ..domain.observe import log_context
+from ...domain.observe import log_context
 
 log = logging.getLogger("fedclient.simulate")
 

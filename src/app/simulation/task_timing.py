@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..domain.model import (
+from ...domain.model import (
     CombinerAddress,
     Identity,
     ModelUpdate,
@@ -26,8 +26,8 @@ from ..domain.model import (
     TaskStatus,
     Validation,
 )
-from ..domain.package import Manifest
-from ..domain.ports import CombinerConnector, CombinerLink, Trainer, TrainerFactory
+from ...domain.package import Manifest
+from ...domain.ports import CombinerConnector, CombinerLink, Trainer, TrainerFactory
 
 
 @dataclass(frozen=True)

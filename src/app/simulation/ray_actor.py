@@ -1,9 +1,9 @@
 """One Ray actor of `fedclient simulate --ray`: a ``ClientGroup`` in the actor's own event loop.
 
 The actor is the same group of production clients one-process ``simulate`` runs
-(``app/sim_group.py``, built by the composition root), only in a Ray worker process on
+(``app/simulation/group.py``, built by the composition root), only in a Ray worker process on
 whichever node Ray placed it. Nothing here imports Ray at module level except for the
-node id: ``app/sim_ray.py`` wraps this class with ``ray.remote`` when it creates the actors.
+node id: ``app/simulation/ray_driver.py`` wraps this class with ``ray.remote`` when it creates the actors.
 
 The actor gets the compute package as the bytes of its archive (the driver's directory
 is not on the other nodes), unpacks it into a scratch directory of its own, and answers
@@ -20,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..adapters.package_archive import TarPackageUnpacker
-from .logs import configure_logging
-from .sim_group import ClientGroup, GroupSpec
+from ...adapters.package_archive import TarPackageUnpacker
+from ..logs import configure_logging
+from .group import ClientGroup, GroupSpec
 
 
 def proc_status_mib(field: str) -> float:

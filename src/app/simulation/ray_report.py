@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .task_timing import TaskTime, TaskTimes
 
 if TYPE_CHECKING:
-    from ..adapters.sandbox.federation import RoundResult
+    from ...adapters.sandbox.federation import RoundResult
 
 
 @dataclass
@@ -113,7 +113,7 @@ class RayReport:
 
         lines = []
         if self.rounds:
-            from .sandbox import format_table
+            from ..sandbox import format_table
 
             lines += [format_table(self.rounds), ""]
         nodes = self.nodes()

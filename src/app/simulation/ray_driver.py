@@ -1,7 +1,7 @@
 """`fedclient simulate --ray [ADDRESS]`: the N clients as Ray actors spread over a Ray cluster.
 
 Ray does the distributing: the N clients are split into ``--actors`` groups, each an
-async actor (``app/sim_actor.py``) running one ``ClientGroup`` in its own event loop,
+async actor (``app/simulation/ray_actor.py``) running one ``ClientGroup`` in its own event loop,
 placed by Ray's ``SPREAD`` scheduling strategy. Nothing here picks nodes. This driver
 runs the sandbox federation (on an address the nodes reach) or points the actors at
 ``--api-url``, waits for every client to join, runs the rounds, and gathers each
@@ -29,15 +29,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..adapters.package_build import build_package
-from ..adapters.trainers.callback_trainer import load_package_callbacks
-from ..domain.errors import ConfigError, FedClientError
-from .extras import require_extra
-from .policy import site_policy
-from .settings_load import load_settings
-from .sim_actor import GroupActor
-from .sim_group import GroupSpec
-from .sim_ray_report import ActorRun, RayReport
+from ...adapters.package_build import build_package
+from ...adapters.trainers.callback_trainer import load_package_callbacks
+from ...domain.errors import ConfigError, FedClientError
+from ..extras import require_extra
+from ..policy import site_policy
+from ..settings_load import load_settings
+from .group import GroupSpec
+from .ray_actor import GroupActor
+from .ray_report import ActorRun, RayReport
 
 log = logging.getLogger("fedclient.simulate")
 
@@ -219,7 +219,7 @@ async def simulate_ray(
     fleet = _Fleet(ray, [], None)
     try:
         if api_url is None:
-            from ..adapters.sandbox.federation import Federation
+            from ...adapters.sandbox.federation import Federation
 
             where = host or ray.util.get_node_ip_address()
             federation = Federation(
@@ -389,7 +389,7 @@ async def _with_signals(
     ray: Any, args: argparse.Namespace, package: Path, work: Path, before_exit: Any
 ) -> RayReport:
     """The simulation with SIGINT/SIGTERM stopping it; a second signal runs ``before_exit``, ends at once."""
-    from .signals import stop_on_signals
+    from ..signals import stop_on_signals
 
     stop = asyncio.Event()
 

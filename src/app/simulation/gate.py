@@ -19,8 +19,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..domain.model import CombinerAddress, Identity
-from ..domain.ports import CombinerConnector, CombinerLink
+from ...domain.model import CombinerAddress, Identity
+from ...domain.ports import CombinerConnector, CombinerLink
 
 # Task calls of one group in flight at once (heartbeats and the task stream are not counted).
 CALLS_IN_FLIGHT = 48
