@@ -104,7 +104,11 @@ class _CancelledHandler(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+        if record.exc_info and record.exc_info[1] is not None:
+            return not isinstance(record.exc_info[1], asyncio.CancelledError)
+        # The app's redaction renders the traceback into exc_text when the record is made.
+        last = (record.exc_text or "").rstrip().rsplit("\n", 1)[-1].strip()
+        return last not in ("asyncio.exceptions.CancelledError", "CancelledError")
 
 
 _GRPC_SERVER_LOG = logging.getLogger("grpc._cython.cygrpc")
