@@ -29,11 +29,13 @@ from dependency_injector import providers
 
 from ...adapters.outbox_store import ProcessOutboxStore
 from ...adapters.trainers.callback_trainer import callback_trainer_factory, load_package_callbacks
+from ...domain.errors import ConfigError
 from ...domain.lifecycle import Stopped
 from ...domain.model import Assignment, AssignmentRequest
 from ...domain.ports import Discovery
 from ..container import build_container
 from ..plan import build_plan
+from ..policy import site_policy
 from ..settings_load import load_settings
 from .gate import CallGate, GatedConnector
 from .scratch import GroupScratch
@@ -246,3 +248,23 @@ def busy_callback_threads(settle: float = 0.5) -> int:
     for worker in workers:
         worker.join(max(0.0, deadline - time.monotonic()))
     return sum(worker.is_alive() for worker in workers)
+
+
+def refuse_privacy_policy(log_level: str) -> None:
+    """simulate's callbacks run without the privacy guard, so a site policy with privacy is refused."""
+    if site_policy(load_settings({"log_level": log_level})).privacy is not None:
+        raise ConfigError(
+            "the site policy has a privacy section, which simulate does not enforce "
+            "(its callbacks run without the privacy guard): use fedclient run or the sandbox"
+        )
+
+
+def rss_mib(field: str = "VmRSS") -> float:
+    """This process's resident memory now (VmRSS) or at its peak so far (VmHWM), MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

@@ -22,18 +22,7 @@ from typing import Any
 
 from ...adapters.package_archive import TarPackageUnpacker
 from ..logs import configure_logging
-from .group import ClientGroup, GroupSpec
-
-
-def proc_status_mib(field: str) -> float:
-    """A ``/proc/self/status`` size of this process in MiB (VmRSS now, VmHWM its peak)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+from .group import ClientGroup, GroupSpec, rss_mib
 
 
 class GroupActor:
@@ -54,7 +43,7 @@ class GroupActor:
         """Build and start the clients (they join in the background); where they run."""
         import ray
 
-        rss_before = proc_status_mib("VmRSS")  # the worker with fedclient imported, no client yet
+        rss_before = rss_mib()  # the worker with fedclient imported, no client yet
         self._stop = asyncio.Event()
         self._group = ClientGroup(self.spec, self._stop)
         await self._group.start()
@@ -76,7 +65,7 @@ class GroupActor:
             "connected": self._group.times.connected,
             "failed": len(failed),
             "error": error,
-            "rss_mib": proc_status_mib("VmRSS"),
+            "rss_mib": rss_mib(),
         }
 
     async def stop(self) -> dict[str, Any]:
@@ -91,8 +80,8 @@ class GroupActor:
             "tasks": [(t.kind, t.latency, t.trainer, dict(t.calls)) for t in times.done] if times else [],
             "connected": times.connected if times else 0,
             "abandoned": abandoned,
-            "rss_mib": proc_status_mib("VmRSS"),
-            "rss_peak_mib": proc_status_mib("VmHWM"),
+            "rss_mib": rss_mib(),
+            "rss_peak_mib": rss_mib("VmHWM"),
         }
 
     async def run(self) -> dict[str, Any]:

@@ -33,9 +33,7 @@ from ...adapters.package_build import build_package
 from ...adapters.trainers.callback_trainer import load_package_callbacks
 from ...domain.errors import ConfigError, FedClientError
 from ..extras import require_extra
-from ..policy import site_policy
-from ..settings_load import load_settings
-from .group import GroupSpec
+from .group import GroupSpec, refuse_privacy_policy
 from .ray_actor import GroupActor
 from .ray_report import ActorRun, RayReport
 
@@ -207,11 +205,7 @@ async def simulate_ray(
 ) -> RayReport:
     stop = stop or asyncio.Event()
     load_package_callbacks(package, callbacks)  # a broken callbacks module: one error, here
-    if site_policy(load_settings({"log_level": log_level})).privacy is not None:
-        raise ConfigError(
-            "the site policy has a privacy section, which simulate does not enforce "
-            "(its callbacks run without the privacy guard): use fedclient run or the sandbox"
-        )
+    refuse_privacy_policy(log_level)
     cpus = float(ray.cluster_resources().get("CPU", 0))
     groups = min(clients, actors or max(1, int(cpus)))
     archive = ray.put(build_package(package, work / "package.tgz").read_bytes())

@@ -32,12 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...domain.errors import ConfigError, FedClientError
-from ..policy import site_policy
-from ..settings_load import load_settings
 from ..signals import stop_on_signals
 from ..stderr_writer import flush_background_stderr
 from ..user_paths import output_file, package_dir
-from .group import ClientGroup, GroupSpec, heartbeat_interval
+from .group import ClientGroup, GroupSpec, heartbeat_interval, refuse_privacy_policy, rss_mib
 from .overload import OverloadReport, aggregated_client_logs
 from .task_timing import TaskTimes
 
@@ -76,17 +74,6 @@ def add_parser(sub: Any) -> None:
     from .ray_driver import add_ray_arguments  # Ray itself is imported only with --ray
 
     add_ray_arguments(p)
-
-
-def rss_mib(field: str = "VmRSS") -> float:
-    """This process's resident memory now (VmRSS) or at its peak so far (VmHWM), MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 @dataclass
@@ -189,11 +176,7 @@ async def simulate(
     times = TaskTimes()
     group = ClientGroup(spec, stop, times)
     group.load()  # a broken callbacks module fails here, before a federation starts
-    if site_policy(load_settings({"log_level": log_level})).privacy is not None:  # before anything starts
-        raise ConfigError(
-            "the site policy has a privacy section, which simulate does not enforce "
-            "(its callbacks run without the privacy guard): use fedclient run or the sandbox"
-        )
+    refuse_privacy_policy(log_level)  # before anything starts
     federation: Federation | None = None
     if api_url is None:
         from ...adapters.sandbox.federation import Federation
