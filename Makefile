@@ -14,11 +14,14 @@ $(DEMO_STAMP): pyproject.toml
 	touch $(DEMO_STAMP)
 
 # uv (from PyPI, like everything else) installs the test tools in seconds where pip takes
-# minutes; the tiers' other venvs are made with it too (tests/interop/installer.py).
+# minutes; the tiers' other venvs are made with it too (tests/interop/installer.py). With
+# PYTHONDONTWRITEBYTECODE set (this machine, CI) nothing would ever compile what uv installs,
+# and every process the tests start would compile its imports again: hence --compile-bytecode.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,sandbox,examples,ray]'
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev,sandbox,examples,ray]'
+	$(PY) -m compileall -q src  # the editable fedclient: its subprocesses in the tests import it precompiled
 	touch $(STAMP) $(DEMO_STAMP)
 
 venv: $(STAMP)

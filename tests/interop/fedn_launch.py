@@ -13,6 +13,10 @@ Why each piece exists (details in docs/PROTOCOL.md §5):
   3. round config booleans arrive as strings ('True') -> Boolean accepts such strings.
   A fourth bug is not in the statestore: with BOTO3 storage every prediction round
   crashes the combiner's round thread (``shim_presigned_put_url``).
+* The controller and the combiner are started together with the storage, and each imports
+  fedn (most of its start-up time) before it waits for what it needs (``--after URL``: the
+  storage for the controller, the controller for the combiner). Started one after the
+  other, a network took some 16 s to come up; in parallel the imports overlap.
 * Stock fedn binds ``0.0.0.0`` / ``[::]`` and forks a Flask reloader in debug mode; we
   bind 127.0.0.1 and run Flask threaded without a reloader, so the pid our harness
   records is the only process.
@@ -280,13 +284,34 @@ def shim_backward_round_data() -> None:
     RoundHandler.execute_backward_pass = execute_backward_pass
 
 
-def run_controller(port: int) -> None:
+def wait_for(urls: list[str], timeout: float = 90.0) -> None:
+    """Return once every URL answers HTTP (any status): what this server needs up before it starts."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    for url in urls:
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except urllib.error.HTTPError:
+                break  # it answered
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit(f"interop: {url} did not answer within {timeout:.0f} s")
+                time.sleep(0.1)
+
+
+def run_controller(port: int, after: list[str]) -> None:
     from fedn.common.config import get_modelstorage_config, get_network_config, get_statestore_config
     from fedn.network.api.server import app
     from fedn.network.controller.control import Control
     from fedn.network.storage.dbconnection import DatabaseConnection
     from fedn.network.storage.s3.repository import Repository
 
+    wait_for(after)
     shim_splitlearning_start()
     network_id = get_network_config()
     storage = get_modelstorage_config()
@@ -298,7 +323,7 @@ def run_controller(port: int) -> None:
     app.run(host=LOOPBACK, port=port, debug=False, threaded=True, use_reloader=False)
 
 
-def run_combiner(init_yaml: str) -> None:
+def run_combiner(init_yaml: str, after: list[str]) -> None:
     bind_grpc_to_loopback()  # before fedn's CLI imports build any server
     shim_presigned_put_url()
     events = os.environ.get("INTEROP_EVENTS")
@@ -312,20 +337,25 @@ def run_combiner(init_yaml: str) -> None:
         stub_splitlearning_aggregator(events)
     from fedn.cli.main import main
 
+    wait_for(after)
     main(["combiner", "start", "--init", init_yaml], standalone_mode=True)
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="role", required=True)
-    sub.add_parser("controller").add_argument("--port", type=int, required=True)
-    sub.add_parser("combiner").add_argument("--init", required=True)
+    controller = sub.add_parser("controller")
+    controller.add_argument("--port", type=int, required=True)
+    combiner = sub.add_parser("combiner")
+    combiner.add_argument("--init", required=True)
+    for role in (controller, combiner):
+        role.add_argument("--after", action="append", default=[], help="wait until this URL answers")
     args = parser.parse_args(argv)
     shim_statestore()
     if args.role == "controller":
-        run_controller(args.port)
+        run_controller(args.port, args.after)
     else:
-        run_combiner(args.init)
+        run_combiner(args.init, args.after)
 
 
 if __name__ == "__main__":

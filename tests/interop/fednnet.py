@@ -111,30 +111,48 @@ class FednNetwork:
                 self.tls_files = make_ca_and_server_cert(self.workdir / "tls")
             self._write_config()
             bin_dir = venv_python(self.venv).parent
+            # All three at once: each server imports fedn first and then waits for the one it
+            # needs (fedn_launch.py --after), so their imports overlap.
             self.spawn("s3", [str(bin_dir / "moto_server"), "-H", HOST, "-p", str(self.s3_port)])
-            self._wait(f"http://{HOST}:{self.s3_port}/", "s3", timeout)
-            self.start_controller(timeout)
-            self.start_combiner(timeout)
+            self._spawn_controller(after=self._s3_url)
+            self._spawn_combiner(after=self._health_url)
+            self._wait(self._s3_url, "s3", timeout)
+            self._wait(self._health_url, "controller", timeout)
+            self._wait_combiner(timeout)
         except BaseException:
             self.stop()
             raise
 
+    @property
+    def _s3_url(self) -> str:
+        return f"http://{HOST}:{self.s3_port}/"
+
+    @property
+    def _health_url(self) -> str:
+        return f"{self.api_url}/health"
+
     def start_controller(self, timeout: float = 90.0) -> Proc:
         """(Re)start the controller on its port and wait until it answers /health."""
-        python = str(venv_python(self.venv))
-        proc = self.spawn("controller", [python, str(LAUNCHER), "controller", "--port", str(self.api_port)])
-        self._wait(f"{self.api_url}/health", "controller", timeout)
+        proc = self._spawn_controller()
+        self._wait(self._health_url, "controller", timeout)
         return proc
 
     def start_combiner(self, timeout: float = 90.0) -> Proc:
         """(Re)start the combiner on its port and wait until it is registered and serving gRPC."""
-        python = str(venv_python(self.venv))
         log = self.workdir / "combiner.log"
         readies = log.read_text(errors="replace").count(_COMBINER_READY) if log.exists() else 0
-        init = self.workdir / "combiner.yaml"
-        proc = self.spawn("combiner", [python, str(LAUNCHER), "combiner", "--init", str(init)])
+        proc = self._spawn_combiner()
         self._wait_combiner(timeout, readies + 1)
         return proc
+
+    def _spawn_controller(self, after: str | None = None) -> Proc:
+        argv = [str(venv_python(self.venv)), str(LAUNCHER), "controller", "--port", str(self.api_port)]
+        return self.spawn("controller", argv + (["--after", after] if after else []))
+
+    def _spawn_combiner(self, after: str | None = None) -> Proc:
+        init = self.workdir / "combiner.yaml"
+        argv = [str(venv_python(self.venv)), str(LAUNCHER), "combiner", "--init", str(init)]
+        return self.spawn("combiner", argv + (["--after", after] if after else []))
 
     def kill(self, name: str) -> None:
         """SIGKILL the process group of the server ``name`` we started (a crash: no cleanup), and reap it."""
@@ -168,9 +186,7 @@ class FednNetwork:
                     path.unlink()
         log = self.workdir / "combiner.log"
         log.write_text("")  # _wait_combiner looks for this start's "ready" line
-        python = str(venv_python(self.venv))
-        init = self.workdir / "combiner.yaml"
-        self.spawn("combiner", [python, str(LAUNCHER), "combiner", "--init", str(init)])
+        self._spawn_combiner()
         self._wait_combiner(timeout)
 
     # -------------------------------------------------------------- helpers --
