@@ -181,6 +181,9 @@ async def test_ctrl_c_stops_every_actor(cluster: RayCluster, tmp_path: Path) -> 
     report = json.loads((tmp_path / "sim.json").read_text())
     pids = [a["pid"] for a in report["actors"]]
     assert len(pids) == 2 and all(pids)
+    scratches = [Path(a["scratch"]) for a in report["actors"]]
+    assert all(s.name.startswith("fedclient-ray-") for s in scratches), scratches
+    assert not [s for s in scratches if s.exists()], "each actor removed its scratch dir before the kill"
     deadline = time.monotonic() + 10
     while (alive := cluster.actors_not_dead()) or any(_exists(pid) for pid in pids):
         assert time.monotonic() < deadline, f"actors left alive: {alive}, pids {pids}"

@@ -127,6 +127,7 @@ class ClientGroup:
         self.gate = CallGate()
         self._scratch = GroupScratch(spec.work / "trash")
         self.clients_abandoned = 0  # still closing when close() stopped waiting
+        self.stop_seconds: dict[str, float] = {}  # close()'s steps and how long each took
 
     @property
     def runners(self) -> list[asyncio.Task[None]]:
@@ -220,6 +221,7 @@ class ClientGroup:
         ``clients_abandoned``): 5,000 orderly session ends on one core take longer than the
         10 s a stop may take, and a simulated client keeps nothing worth the wait.
         """
+        steps = _Steps(self.stop_seconds)
         self._scratch.stopping()
         self._stop.set()
         if self._pool is not None:  # callbacks still queued fail now; the running ones get the grace
@@ -228,11 +230,27 @@ class ClientGroup:
         for runner in closing:
             runner.cancel()
         self.clients_abandoned = len(closing)
+        steps.done("clients")
         if self._container is not None:
             with contextlib.suppress(asyncio.TimeoutError):  # the shared channels, the controller client
                 await asyncio.wait_for(self._container.shutdown_resources(), CLOSE_SLACK)
+        steps.done("channels")
         await asyncio.to_thread(self._scratch.empty_trash)
+        steps.done("scratch")
         return 0 if self._pool is None else busy_callback_threads()
+
+
+class _Steps:
+    """Seconds each step of a stop took, into ``into`` (the report's ``stop_s``)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+        self._since = time.monotonic()
+
+    def done(self, step: str) -> None:
+        now = time.monotonic()
+        self._into[step] = round(now - self._since, 3)
+        self._since = now
 
 
 def _retrieved(runners: set[asyncio.Task[None]]) -> None:

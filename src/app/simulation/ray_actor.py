@@ -8,6 +8,12 @@ node id: ``app/simulation/ray_driver.py`` wraps this class with ``ray.remote`` w
 The actor gets the compute package as the bytes of its archive (the driver's directory
 is not on the other nodes), unpacks it into a scratch directory of its own, and answers
 with plain data only: its node id, pid, RSS and every finished task as a tuple.
+
+Its scratch directory (``fedclient-ray-<run>-*`` in the node's temporary dir) holds a file
+with the actor's pid. The actor removes it when it closes, which it does within
+``CLOSE_WITHIN`` of the stop, before the driver's kill. An actor that was killed anyway (its
+node lost, or a callback that ignored the stop) cannot: the next actor on that machine removes
+every such directory whose pid is no longer alive.
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ from typing import Any
 
 from ...adapters.package_archive import TarPackageUnpacker
 from ..logs import configure_logging
-from .group import ClientGroup, GroupSpec, rss_mib
+from .group import ClientGroup, GroupSpec, busy_callback_threads, rss_mib
+
+# Seconds an actor takes at most to close its clients after the stop: a running callback gets
+# what is left of it, not a one-process group's full grace, so the actor reports and removes
+# its scratch before the driver kills it (ray_driver.STOP_WAIT).
+CLOSE_WITHIN = 4.5
+SCRATCH_PREFIX = "fedclient-ray-"
+OWNER = "actor.pid"  # in an actor's scratch dir: the pid that removes it
 
 
 class GroupActor:
@@ -30,7 +43,9 @@ class GroupActor:
 
     def __init__(self, spec: GroupSpec, package_archive: bytes) -> None:
         configure_logging(spec.log_level)
-        self._scratch = Path(tempfile.mkdtemp(prefix="fedclient-ray-"))
+        sweep_stale_scratch(Path(tempfile.gettempdir()))
+        self._scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.run_id}-"))
+        (self._scratch / OWNER).write_text(str(os.getpid()))
         archive = self._scratch / "package.tgz"
         archive.write_bytes(package_archive)
         package = TarPackageUnpacker().unpack(archive, self._scratch / "package")
@@ -50,6 +65,7 @@ class GroupActor:
         return {
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
+            "scratch": str(self._scratch),
             "rss_before_mib": rss_before,
         }
 
@@ -89,6 +105,34 @@ class GroupActor:
         assert self._group is not None and self._stop is not None
         try:
             await self._stop.wait()
-            return self._report(await self._group.close())
+            try:
+                abandoned = await asyncio.wait_for(self._group.close(), CLOSE_WITHIN)
+            except TimeoutError:  # a callback still running: it is abandoned with the actor
+                abandoned = busy_callback_threads(0.0)
+            return self._report(abandoned)
         finally:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def sweep_stale_scratch(root: Path) -> list[Path]:
+    """Remove the scratch dirs in ``root`` of actors that died without removing them; those removed."""
+    removed = []
+    for scratch in root.glob(f"{SCRATCH_PREFIX}*"):
+        try:
+            pid = int((scratch / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not an actor's (the driver's work dir has no owner), or one being made
+        if not _alive(pid):
+            shutil.rmtree(scratch, ignore_errors=True)
+            removed.append(scratch)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

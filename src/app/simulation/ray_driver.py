@@ -34,14 +34,14 @@ from ...adapters.trainers.callback_trainer import load_package_callbacks
 from ...domain.errors import ConfigError, FedClientError
 from ..extras import require_extra
 from .group import GroupSpec, refuse_privacy_policy
-from .ray_actor import GroupActor
+from .ray_actor import CLOSE_WITHIN, GroupActor
 from .ray_report import ActorRun, RayReport
 
 log = logging.getLogger("fedclient.simulate")
 
-# After the stop, seconds the actors get to close their clients and report (a running
-# callback has sim_group.SHUTDOWN_GRACE); then they are killed, so Ctrl-C ends within 10 s.
-STOP_WAIT = 6.0
+# After the stop, seconds the actors get to close their clients and report (they close within
+# ray_actor.CLOSE_WITHIN); then they are killed, so Ctrl-C ends within 10 s.
+STOP_WAIT = CLOSE_WITHIN + 1.5
 # Actors of one node die within moments of each other: their deaths are gathered this long
 # before the one line that reports the node's clients lost.
 LOST_SETTLE = 1.0
@@ -305,6 +305,7 @@ async def _started(fleet: _Fleet, timeout: float, stop: asyncio.Event) -> bool:
             cause = getattr(where, "cause", None) or where
             raise FedClientError(f"Ray actor {member.run.index} failed to start: {_first_line(cause)}")
         member.run.node_id, member.run.pid = where["node_id"], where["pid"]
+        member.run.scratch = where["scratch"]
         member.run.rss_before_mib = where["rss_before_mib"]
         fleet.watch(member)
     return True

@@ -21,6 +21,7 @@ class ActorRun:
     client_names: list[str]
     node_id: str = ""
     pid: int = 0
+    scratch: str = ""  # its scratch dir on its node (removed when it closes; swept if it was killed)
     rss_before_mib: float = 0.0  # the worker process before its clients were built
     rss_idle_mib: float = 0.0  # with its clients connected and idle
     rss_peak_mib: float = 0.0
@@ -43,6 +44,7 @@ class ActorRun:
             "actor": self.index,
             "node_id": self.node_id,
             "pid": self.pid,
+            "scratch": self.scratch,
             "clients": self.clients,
             "rss_before_mib": round(self.rss_before_mib, 1),
             "rss_idle_mib": round(self.rss_idle_mib, 1),

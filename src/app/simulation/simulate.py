@@ -92,6 +92,7 @@ class SimulationReport:
     log_lines: int = 0  # aggregated overload lines written for the clients
     client_warnings: int = 0  # client warnings counted into them instead of written
     failed: str | None = None  # why the run could not go on (overload)
+    stop_s: dict[str, float] = field(default_factory=dict)  # the close's steps, seconds each
 
     @property
     def rss_per_client_kib(self) -> float:
@@ -108,6 +109,7 @@ class SimulationReport:
             "log_lines": self.log_lines,
             "client_warnings": self.client_warnings,
             "failed": self.failed,
+            "stop_s": self.stop_s,
             "join_seconds": self.join_seconds,
             "cpu_seconds": self.cpu_seconds,
             "tasks": len(self.times.done),
@@ -135,6 +137,9 @@ class SimulationReport:
             f"({self.rss_per_client_kib:.0f} KiB per client), peak {self.rss_peak_mib:.0f} MiB; "
             f"CPU {self.cpu_seconds:.1f} s",
             f"client warnings {self.client_warnings}, written as {self.log_lines} aggregated lines",
+            f"closed in {sum(self.stop_s.values()):.1f} s ("
+            + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in self.stop_s.items())
+            + ")",
             f"tasks {len(self.times.done)}: latency {ms(self.times.percentiles('latency'))}",
             f"  overhead (latency minus callbacks) {ms(self.times.percentiles('overhead'))}",
         ]
@@ -207,8 +212,11 @@ async def simulate(
                 stop.set()
                 report.abandoned = await group.close()
                 report.clients_abandoned = group.clients_abandoned
+                report.stop_s = dict(group.stop_seconds)
                 if federation is not None:
+                    t_federation = time.monotonic()
                     await federation.stop()
+                    report.stop_s["federation"] = round(time.monotonic() - t_federation, 3)
     finally:
         report.log_lines, report.client_warnings = overload.lines, overload.swallowed
         report.failed = overload.failed
