@@ -96,21 +96,26 @@ class ProcessOutboxStore:
     uses ``FileOutboxStore``.
     """
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, prefix: str = "") -> None:
+        """Models go to ``model_dir``; ``prefix`` lets many clients share one (no dir each)."""
         self.model_dir = model_dir
+        self.prefix = prefix
         self._entries: dict[str, OutboxEntry] = {}
 
     def save(self, entry: OutboxEntry, model: Path | None = None) -> None:
         if model is not None:
             self.model_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(model, self.model_file(entry.key))
+            try:  # the task's file is not changed after this, only removed with its task dir
+                os.link(model, self.model_file(entry.key))
+            except OSError:  # another file system
+                shutil.copyfile(model, self.model_file(entry.key))
         self._entries[entry.key] = entry
 
     def load(self) -> list[OutboxEntry]:
         return list(self._entries.values())
 
     def model_file(self, key: str) -> Path:
-        return self.model_dir / f"{key}.model"
+        return self.model_dir / f"{self.prefix}{key}.model"
 
     def remove(self, key: str) -> None:
         self._entries.pop(key, None)

@@ -76,7 +76,7 @@ def validate(model):
 """
 
 
-async def _mid_round(tmp_path: Path) -> tuple[Child, Path]:
+async def _mid_round(tmp_path: Path, *extra: str | Path) -> tuple[Child, Path]:
     package = tmp_path / "slow"
     shutil.copytree(TINY, package, ignore=shutil.ignore_patterns("__pycache__"))
     marker = tmp_path / "training"
@@ -84,7 +84,7 @@ async def _mid_round(tmp_path: Path) -> tuple[Child, Path]:
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
-    argv = ("simulate", "--clients", "3", "--rounds", "2", "--package", package)
+    argv = ("simulate", "--clients", "3", "--rounds", "2", "--package", package, *extra)
     child = await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
     deadline = time.monotonic() + 90
     while not marker.exists():  # a callback is running: the round is under way
@@ -95,7 +95,8 @@ async def _mid_round(tmp_path: Path) -> tuple[Child, Path]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 async def test_a_signal_mid_round_stops_simulate_within_10_s(tmp_path: Path, sig: signal.Signals) -> None:
-    child, temp = await _mid_round(tmp_path)
+    work = tmp_path / "work"  # SIGTERM's run has a work dir of its own, SIGINT's a temporary one
+    child, temp = await _mid_round(tmp_path, *(("--work-dir", work) if sig == signal.SIGTERM else ()))
     try:
         signalled = time.monotonic()
         code = await child.stop(sig, 30)
@@ -109,6 +110,9 @@ async def test_a_signal_mid_round_stops_simulate_within_10_s(tmp_path: Path, sig
     assert "3 callback(s) still running were abandoned" in child.stderr
     assert "Traceback" not in child.stderr
     assert list(temp.iterdir()) == [], "the temporary work dir is removed"
+    if sig == signal.SIGTERM:
+        assert sorted(p.name for p in work.iterdir()) == ["server"], "the clients' scratch is removed"
+        assert (work / "server" / "seed.npz").exists()
     print(f"simulate stopped {took:.1f} s after {sig.name}")
 
 

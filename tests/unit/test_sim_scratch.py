@@ -1,4 +1,4 @@
-"""simulate's scratch space: removed at once while running, moved aside once the group stops."""
+"""simulate's scratch space: one for the group, removed at once while running, moved aside once stopping."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ def _task_dir(scratch: GroupScratch, parent: Path) -> Path:
     return made
 
 
-def test_removed_while_running_moved_to_the_trash_once_stopping_and_the_trash_emptied(tmp_path: Path) -> None:
-    scratch = GroupScratch(tmp_path / "trash")
+def test_removed_while_running_moved_to_the_trash_once_stopping(tmp_path: Path) -> None:
+    scratch = GroupScratch(tmp_path)
     first = _task_dir(scratch, tmp_path / "client-0" / "tasks")
+    assert first.parent == tmp_path / "tasks"  # the group's, not a directory for each client
     scratch.remove(first)
     assert not first.exists() and not (tmp_path / "trash").exists()
 
@@ -25,8 +26,28 @@ def test_removed_while_running_moved_to_the_trash_once_stopping_and_the_trash_em
     scratch.remove(second)
     scratch.remove(third)
     assert not second.exists() and not third.exists()
-    assert len(list((tmp_path / "trash").iterdir())) == 2  # same names in two clients do not collide
+    assert len(list((tmp_path / "trash").iterdir())) == 2  # same prefixes in two clients do not collide
 
     scratch.remove(tmp_path / "never-made")  # gone already: nothing to do, no error
-    scratch.empty_trash()
-    assert not (tmp_path / "trash").exists()
+    assert scratch.trash == tmp_path / "trash"  # simulate removes it once its event loop has ended
+    assert not (tmp_path / "client-0").exists()
+
+
+def test_remove_tree_removes_everything_and_a_missing_dir_is_no_error(tmp_path: Path) -> None:
+    from fedclient.app.simulation.scratch import remove_tree
+
+    work = tmp_path / "work"
+    scratch = GroupScratch(work)
+    for index in range(40):
+        _task_dir(scratch, work / f"client-{index}")
+    (work / "outbox").mkdir()
+    (work / "outbox" / "0-key.model").write_bytes(b"m")
+    (work / "server" / "models").mkdir(parents=True)
+    (work / "seed.npz").write_bytes(b"s")
+    (work / "link").symlink_to(tmp_path / "elsewhere-kept")
+    (tmp_path / "elsewhere-kept").mkdir()
+
+    remove_tree(work)
+    assert not work.exists()
+    assert (tmp_path / "elsewhere-kept").exists()  # a link is removed, never followed
+    remove_tree(work)
