@@ -87,3 +87,16 @@ def test_the_stop_is_one_line_not_one_per_client(handler: _Lines) -> None:
     assert handler.lines == [
         "50 simulated clients at the stop: 50 tasks cut short by the stop (grace over) (50 clients)"
     ]
+
+
+def test_a_line_naming_a_model_is_one_label_for_every_model(handler: _Lines) -> None:
+    report = OverloadReport(10, asyncio.Event())
+    tasks = logging.getLogger("fedclient.tasks")
+    models = ["3f2a9c1e-0b4d-4e5f-8a6b-7c8d9e0f1a2b", "b8e1f00d-1234-4abc-9def-0123456789ab", "73a7606a"]
+    with aggregated_client_logs(report):
+        for index, model in enumerate(models):
+            with log_scope(client_id=f"sim-abc-{index}"):
+                tasks.warning("train task for model %s failed: the callback raised", model)
+        report.flush()
+    line = "10 simulated clients in the last 5 s: 3 train task for model <id> failed (3 clients)"
+    assert handler.lines == [line]

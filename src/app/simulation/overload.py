@@ -52,6 +52,7 @@ _LABELS = tuple(
 LOST = "connections lost (heartbeats missed in a row)"
 
 
+_ID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b|\b[0-9a-f]{8}\b", re.IGNORECASE)
 _CODE = re.compile(
     r"\b(DEADLINE_EXCEEDED|CANCELLED|UNAVAILABLE|RESOURCE_EXHAUSTED|UNAUTHENTICATED|UNKNOWN)\b"
 )
@@ -65,7 +66,8 @@ def _label(record: logging.LogRecord) -> str:
     for pattern, label in _LABELS:
         if pattern.match(message):
             return label + why
-    return re.sub(r"\d+", "N", message.split(":")[0])[:60] + why
+    first = _ID.sub("<id>", message.split(":")[0])  # "model 3f2a…-…": one label for every model
+    return re.sub(r"\d+", "N", first)[:60] + why
 
 
 class OverloadReport(logging.Filter):
