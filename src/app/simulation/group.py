@@ -224,8 +224,8 @@ class ClientGroup:
         simulated client keeps nothing worth the wait, and at 5,000 clients cancelling them
         and closing the channels kept the event loop busy for 4.6 s of a stop.
 
-        The scratch the clients dropped at the stop stays in the trash (``trash``) for the
-        caller, who removes it with the work dir once the event loop has ended: emptied here,
+        The scratch the clients dropped at the stop stays in the trash (``scratch.TRASH``) for
+        the caller, who removes it with the work dir once the event loop has ended: emptied here,
         in a thread contending for the GIL with the loop, 5,000 task dirs took 5.7 s.
         """
         steps = _Steps(self.stop_seconds)
@@ -241,11 +241,6 @@ class ClientGroup:
                 await asyncio.wait_for(self._container.shutdown_resources(), CLOSE_SLACK)
             steps.done("channels")
         return 0 if self._pool is None else busy_callback_threads()
-
-    @property
-    def trash(self) -> Path:
-        """Where the clients' scratch goes once stopping; under the work dir, removed with it."""
-        return self._scratch.trash
 
 
 class _Steps:
