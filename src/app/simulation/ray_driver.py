@@ -33,9 +33,10 @@ from ...adapters.package_build import build_package
 from ...adapters.trainers.callback_trainer import load_package_callbacks
 from ...domain.errors import ConfigError, FedClientError
 from ..extras import require_extra
-from .group import GroupSpec, refuse_privacy_policy
+from .group import GroupSpec, heartbeat_interval, refuse_privacy_policy
 from .ray_actor import CLOSE_WITHIN, GroupActor
 from .ray_report import ActorRun, RayReport
+from .simulate import FEDN_ONLINE_WINDOW, HISTORY
 
 log = logging.getLogger("fedclient.simulate")
 
@@ -209,6 +210,9 @@ async def simulate_ray(
     cpus = float(ray.cluster_resources().get("CPU", 0))
     groups = min(clients, actors or max(1, int(cpus)))
     archive = ray.put(build_package(package, work / "package.tgz").read_bytes())
+    # Paced as one-process simulate paces them: the sandbox combiner in this driver gets every
+    # actor's heartbeats, and FEDn's (--api-url) counts a client offline after 10 s without one.
+    beat = heartbeat_interval(clients, None if api_url is None else FEDN_ONLINE_WINDOW)
     federation = None
     fleet = _Fleet(ray, [], None)
     try:
@@ -217,7 +221,13 @@ async def simulate_ray(
 
             where = host or ray.util.get_node_ip_address()
             federation = Federation(
-                package, work / "server", clients, round_timeout=round_timeout, host=where
+                package,
+                work / "server",
+                clients,
+                round_timeout=round_timeout,
+                host=where,
+                history=HISTORY,
+                online_window=max(FEDN_ONLINE_WINDOW, 3 * beat),
             )
             await federation.start()
             api_url = federation.api_url
@@ -231,6 +241,7 @@ async def simulate_ray(
             token=token,
             callbacks=callbacks,
             log_level=log_level,
+            heartbeat_interval=beat,
         )
         fleet.members = _spawn(ray, spec, split(clients, groups), 1.0 if groups <= cpus else 0.0, archive)
         report = RayReport(clients, groups, members=[m.run for m in fleet.members])
