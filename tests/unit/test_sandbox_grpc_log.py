@@ -35,3 +35,24 @@ async def test_a_handler_cancelled_by_the_stop_is_quiet_and_a_real_error_still_r
     grpc_log = logging.getLogger("grpc._cython.cygrpc")
     assert not grpc_log.filter(_record(asyncio.CancelledError(), scrubbed))
     assert grpc_log.filter(_record(ValueError("a real bug"), scrubbed))
+
+
+def _printed(error: BaseException, capsys: pytest.CaptureFixture[str]) -> str:
+    import grpc._cython.cygrpc as cygrpc
+
+    try:
+        raise error
+    except BaseException:
+        cygrpc.traceback.print_exc()  # what gRPC's _schedule_rpc_coro does after its log line
+    return capsys.readouterr().err
+
+
+async def test_grpc_prints_no_traceback_for_a_cancelled_call_and_still_one_for_a_real_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    combiner = SandboxCombiner(tmp_path)
+    await combiner.start()  # gives gRPC's server code the quiet traceback module
+    await combiner.crash()
+    assert _printed(asyncio.CancelledError(), capsys) == ""
+    printed = _printed(ValueError("a real bug"), capsys)
+    assert printed.startswith("Traceback (most recent call last):") and "ValueError: a real bug" in printed

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import logging
 import re
 import shutil
 import time
@@ -54,6 +53,7 @@ from .combiner_records import (
     update_record,
     validation_record,
 )
+from .grpc_quiet import quiet_cancelled_handlers
 from .tokens import SandboxTokens
 
 ONLINE_WINDOW = 10.0  # FEDn: active = subscribed and last heartbeat < 10 s old
@@ -93,30 +93,6 @@ __all__ = [
 Hook = Callable[[str], Awaitable[None]]
 
 R = TypeVar("R", UpdateRecord, ValidationRecord, PredictionRecord, BackwardRecord)
-
-
-class _CancelledHandler(logging.Filter):
-    """Drops gRPC's report of a servicer method cancelled by the server's own stop.
-
-    Stopping the sandbox while clients are mid-call (a signal mid-assignment or mid-round)
-    cancels their handlers; grpc.aio logs each as "Exception not handled" with a traceback,
-    for what is the planned end of the call.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            return not isinstance(record.exc_info[1], asyncio.CancelledError)
-        # The app's redaction renders the traceback into exc_text when the record is made.
-        last = (record.exc_text or "").rstrip().rsplit("\n", 1)[-1].strip()
-        return last not in ("asyncio.exceptions.CancelledError", "CancelledError")
-
-
-_GRPC_SERVER_LOG = logging.getLogger("grpc._cython.cygrpc")
-
-
-def _quiet_cancelled_handlers() -> None:
-    if not any(isinstance(f, _CancelledHandler) for f in _GRPC_SERVER_LOG.filters):
-        _GRPC_SERVER_LOG.addFilter(_CancelledHandler())
 
 
 class SandboxCombiner:
@@ -193,7 +169,7 @@ class SandboxCombiner:
     # ----------------------------------------------------------- lifecycle --
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        _quiet_cancelled_handlers()
+        quiet_cancelled_handlers()
         server = grpc.aio.server(options=SERVER_OPTIONS)
         servicer = _Servicer(self)  # type: ignore[abstract]  # unused FEDn methods stay UNIMPLEMENTED
         rpc.add_ModelServiceServicer_to_server(servicer, server)

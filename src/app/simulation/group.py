@@ -196,7 +196,7 @@ class ClientGroup:
     async def _closing(self, deadline: float) -> set[asyncio.Task[None]]:
         """Wait for the clients to end until ``deadline``, or until no callback runs any more.
 
-        A client waiting for its turn on the combiner (``sim_gate``) or for the outbox holds
+        A client waiting for its turn on the combiner (``gate``) or for the outbox holds
         nothing the grace is for: once no callback is running, those still closing after
         ``CLOSE_SLACK`` are returned to be abandoned.
         """
