@@ -58,9 +58,12 @@ lint: venv
 	$(VENV)/bin/vulture
 
 # Everything but the torch example (its own target below, so that `make test` never pulls a
-# multi-GB CUDA torch on an ordinary Linux machine); CI runs both.
+# multi-GB CUDA torch on an ordinary Linux machine); CI runs both. Two workers (pytest-xdist),
+# each taking whole test files: most tests wait on servers and subprocesses, and a file's
+# module fixtures (the Ray cluster) and the one TLS file (port 443) stay on one worker.
+# 2 cores: 470 s against 817 s in one process.
 test: lint fedn-venv site-venv
-	$(PY) -m pytest -q -m "not torch"
+	$(PY) -m pytest -q -m "not torch" -n 2 --dist loadfile
 
 # FEDn's splitlearning_diabetes example on a real FEDn with its torch aggregator. torch is
 # pinned to 2.13.0: the CPU build that this project's machines keep on disk for pip; elsewhere
@@ -80,12 +83,13 @@ e2e: venv
 interop: fedn-venv site-venv
 	$(PY) -m pytest -q -m "interop and not torch" tests/interop
 
-# Figures, not tests, in quick mode: transfer, rounds and scale (about 4 minutes on 2 vCPU),
+# Figures, not tests, in quick mode: transfer, rounds, scale and simulate's stop (about 5 minutes on 2 vCPU),
 # then the soak (rounds, losses, RSS, fds, tasks; a few minutes). Full runs: docs/PERFORMANCE.md.
 bench: fedn-venv
 	$(PY) bench/transfer.py --quick
 	$(PY) bench/rounds.py --quick
 	$(PY) bench/scale.py --quick
+	$(PY) bench/stop.py --clients 1000 --after 3 --runs 1
 	$(PY) bench/soak.py --quick
 
 demo: $(DEMO_STAMP)
