@@ -184,25 +184,17 @@ def test_simulate_refuses_a_site_policy_with_privacy_it_would_not_enforce(tmp_pa
     assert "Traceback" not in result.stderr
 
 
-async def test_sigterm_with_a_thousand_clients_mid_round_abandons_the_rest_within_10_s(
-    tmp_path: Path,
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_a_signal_with_1000_clients_mid_round_abandons_the_rest_within_10_s(
+    tmp_path: Path, sig: signal.Signals
 ) -> None:
     """The path 5,000 clients take (bench/stop.py measures those): clients still closing after
     the slack are abandoned, the process exits without closing them, the work dir goes after."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
-    argv = (
-        "simulate",
-        "--clients",
-        "1000",
-        "--rounds",
-        "3",
-        "--package",
-        TINY,
-        "--json",
-        tmp_path / "s.json",
-    )
+    summary = tmp_path / "s.json"
+    argv = ("simulate", "--clients", "1000", "--rounds", "3", "--package", TINY, "--json", summary)
     child = await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
     try:
         deadline = time.monotonic() + 180
@@ -211,16 +203,17 @@ async def test_sigterm_with_a_thousand_clients_mid_round_abandons_the_rest_withi
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
         signalled = time.monotonic()
-        code = await child.stop(signal.SIGTERM, 60)
+        code = await child.stop(sig, 60)
         took = time.monotonic() - signalled
     finally:
         await child.kill()
     assert code == 0, child.tail()
     assert took < 10, f"simulate took {took:.1f} s to stop\n{child.tail()}"
+    assert f"stopping on {sig.name}: stopping 1000 simulated clients" in child.stderr
     assert "client(s) still closing their sessions were abandoned" in child.stderr, child.tail()
     assert "Traceback" not in child.stderr
     assert list(temp.iterdir()) == [], "the temporary work dir is removed"
-    report = json.loads((tmp_path / "s.json").read_text())
+    report = json.loads(summary.read_text())
     assert set(report["stop_s"]) == {"clients"}, "abandoned: neither the channels nor the sandbox closed"
     assert report["connected"] == 1000
-    print(f"simulate (1,000 clients) stopped {took:.1f} s after SIGTERM mid-round: {report['stop_s']}")
+    print(f"simulate (1,000 clients) stopped {took:.1f} s after {sig.name} mid-round: {report['stop_s']}")
