@@ -198,7 +198,7 @@ async def test_a_signal_with_1000_clients_mid_round_abandons_the_rest_within_10_
     child = await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
     try:
         deadline = time.monotonic() + 180
-        while not list(temp.glob("fedclient-simulate-*/tasks/*")):  # round 1's tasks are running
+        while not list(temp.glob("fedclient-simulate-*/*/tasks/*")):  # round 1's tasks are running
             assert time.monotonic() < deadline and child.returncode is None, child.tail()
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
@@ -210,10 +210,14 @@ async def test_a_signal_with_1000_clients_mid_round_abandons_the_rest_within_10_
     assert code == 0, child.tail()
     assert took < 10, f"simulate took {took:.1f} s to stop\n{child.tail()}"
     assert f"stopping on {sig.name}: stopping 1000 simulated clients" in child.stderr
-    assert "client(s) still closing their sessions were abandoned" in child.stderr, child.tail()
     assert "Traceback" not in child.stderr
     assert list(temp.iterdir()) == [], "the temporary work dir is removed"
     report = json.loads(summary.read_text())
-    assert set(report["stop_s"]) == {"clients"}, "abandoned: neither the channels nor the sandbox closed"
     assert report["connected"] == 1000
+    # On 2 cores some of the 1,000 are still closing after the slack (as 5,000 always are); a
+    # faster machine may close them all, and then closes the channels and the sandbox too.
+    if "client(s) still closing their sessions were abandoned" in child.stderr:
+        assert set(report["stop_s"]) == {"clients"}, "abandoned: neither the channels nor the sandbox closed"
+    else:
+        assert set(report["stop_s"]) == {"clients", "channels", "federation"}, report["stop_s"]
     print(f"simulate (1,000 clients) stopped {took:.1f} s after {sig.name} mid-round: {report['stop_s']}")

@@ -146,7 +146,7 @@ def test_past_the_budget_the_server_records_the_error_and_no_update(
     setup_package(fedn_network, digits_package)
     client = _client(fedn_network, privacy_venv, "fedclient-budget", policy)
 
-    result = run_session(fedn_network, clients=1, rounds=2, round_timeout=10)
+    result = run_session(fedn_network, clients=1, rounds=2, round_timeout=20)
 
     first, second = result["rounds"]
     print(

@@ -38,7 +38,7 @@ from ..plan import build_plan
 from ..policy import site_policy
 from ..settings_load import load_settings
 from .gate import CallGate, GatedConnector
-from .scratch import OUTBOX, GroupScratch
+from .scratch import GroupScratch, outbox_dir
 from .task_timing import TaskClock, TaskTimes, TimedConnector, timed_factory
 
 log = logging.getLogger("fedclient.simulate")
@@ -186,7 +186,7 @@ class ClientGroup:
                 connector=TimedConnector(connector, task_clock, self.times),
                 trainer_factory=timed_factory(trainers, task_clock),
                 # No restart to survive; the group's clients share one directory for its models.
-                outbox_store=ProcessOutboxStore(spec.work / OUTBOX, prefix=f"{index}-"),
+                outbox_store=ProcessOutboxStore(outbox_dir(spec.work), prefix=f"{index}-"),
                 usage_probe=None,  # no telemetry from thousands of simulated clients
             )
             self._runners.append(asyncio.create_task(lifecycle.run(self._stop), name=f"sim-client-{index}"))
@@ -214,19 +214,21 @@ class ClientGroup:
                 break
         return pending
 
-    async def close(self) -> int:
+    async def close(self, exiting: bool = True) -> int:
         """Stop every client, close the shared adapters; returns the callbacks abandoned still running.
 
         The clients get the grace for their running callbacks and ``CLOSE_SLACK`` more to close
-        their sessions. Those still closing then are abandoned (``clients_abandoned``): not
-        waited for, not cancelled, and the shared channels are not closed under them, because
-        the caller ends the process next (simulate exits, the Ray driver kills the actor). A
-        simulated client keeps nothing worth the wait, and at 5,000 clients cancelling them
-        and closing the channels kept the event loop busy for 4.6 s of a stop.
+        their sessions. Those still closing then are abandoned (``clients_abandoned``). When the
+        caller ends the process next (``exiting``: simulate exits, the Ray driver kills the
+        actor) they are neither waited for nor cancelled, and the shared channels are not
+        closed under them: a simulated client keeps nothing worth the wait, and at 5,000
+        clients cancelling them and closing the channels kept the event loop busy for 4.6 s
+        of a stop. Otherwise (an error on its way to the user) they are cancelled and the
+        channels closed, each bounded by ``CLOSE_SLACK``.
 
-        The scratch the clients dropped at the stop stays in the trash (``scratch.TRASH``) for
-        the caller, who removes it with the work dir once the event loop has ended: emptied here,
-        in a thread contending for the GIL with the loop, 5,000 task dirs took 5.7 s.
+        The scratch the clients dropped at the stop stays in the trash (``scratch.SCRATCH``) for
+        the caller, who removes it with the work dir once the event loop has ended: emptied
+        here, in a thread contending for the GIL with the loop, 5,000 task dirs took 5.7 s.
         """
         steps = _Steps(self.stop_seconds)
         self._scratch.stopping()
@@ -235,8 +237,12 @@ class ClientGroup:
             self._pool.shutdown(wait=False, cancel_futures=True)
         closing = await self._closing(asyncio.get_running_loop().time() + SHUTDOWN_GRACE + CLOSE_SLACK)
         self.clients_abandoned = len(closing)
+        if closing and not exiting:
+            for runner in closing:
+                runner.cancel()
+            await asyncio.wait(closing, timeout=CLOSE_SLACK)
         steps.done("clients")
-        if not closing and self._container is not None:
+        if (not closing or not exiting) and self._container is not None:
             with contextlib.suppress(asyncio.TimeoutError):  # the shared channels, the controller client
                 await asyncio.wait_for(self._container.shutdown_resources(), CLOSE_SLACK)
             steps.done("channels")

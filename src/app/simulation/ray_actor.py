@@ -10,10 +10,10 @@ is not on the other nodes), unpacks it into a scratch directory of its own, and 
 with plain data only: its node id, pid, RSS and every finished task as a tuple.
 
 Its scratch directory (``fedclient-ray-<run>-*`` in the node's temporary dir) holds a file
-with the actor's pid. The actor removes it when it closes, which it does within
+with the actor's host name and pid. The actor removes it when it closes, which it does within
 ``CLOSE_WITHIN`` of the stop, before the driver's kill. An actor that was killed anyway (its
 node lost, or a callback that ignored the stop) cannot: the next actor on that machine removes
-every such directory whose pid is no longer alive.
+every such directory of that machine whose pid is no longer alive.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 from ...adapters.package_archive import TarPackageUnpacker
 from ..logs import configure_logging
 from .group import ClientGroup, GroupSpec, busy_callback_threads, rss_mib
+from .scratch import remove_scratch, remove_tree
 
 # Seconds an actor takes at most to close its clients after the stop: a running callback gets
 # what is left of it, not a one-process group's full grace, so the actor reports and removes
@@ -45,7 +47,7 @@ class GroupActor:
         configure_logging(spec.log_level)
         sweep_stale_scratch(Path(tempfile.gettempdir()))
         self._scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.run_id}-"))
-        (self._scratch / OWNER).write_text(str(os.getpid()))
+        (self._scratch / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
         archive = self._scratch / "package.tgz"
         archive.write_bytes(package_archive)
         package = TarPackageUnpacker().unpack(archive, self._scratch / "package")
@@ -111,18 +113,34 @@ class GroupActor:
                 abandoned = busy_callback_threads(0.0)
             return self._report(abandoned)
         finally:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            remove_own_scratch(self._scratch)
+
+
+def remove_own_scratch(scratch: Path) -> None:
+    """The actor's scratch, its pid file last: if the driver's kill cuts this short, the rest
+    is still found by the next actor's sweep."""
+    for entry in scratch.iterdir() if scratch.is_dir() else ():
+        if entry.name == OWNER:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            remove_scratch(entry)  # the clients' work dir: their scratch, spread over threads
+            remove_tree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def sweep_stale_scratch(root: Path) -> list[Path]:
     """Remove the scratch dirs in ``root`` of actors that died without removing them; those removed."""
     removed = []
+    here = socket.gethostname()
     for scratch in root.glob(f"{SCRATCH_PREFIX}*"):
         try:
-            pid = int((scratch / OWNER).read_text())
+            host, pid = (scratch / OWNER).read_text().split()
+            alive = host != here or _alive(int(pid))  # another machine's (a shared /tmp): its own
         except (OSError, ValueError):
             continue  # not an actor's (the driver's work dir has no owner), or one being made
-        if not _alive(pid):
+        if not alive:
             shutil.rmtree(scratch, ignore_errors=True)
             removed.append(scratch)
     return removed

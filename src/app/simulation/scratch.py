@@ -2,8 +2,8 @@
 
 Every task's directory is made in the group's one ``tasks`` directory (not in a
 ``client-<n>/tasks`` of each client), and their outbox models share one directory too
-(``ClientGroup``): at 5,000 clients the directories of each client alone were 15,000 to
-remove at the end, about 1 s on this file system.
+(``outbox_dir``), both under ``SCRATCH`` in the work dir: at 5,000 clients the directories
+of each client alone were 15,000 to remove at the end, about 1 s on this file system.
 
 A stop cuts every simulated client's task short at once: 5,000 task directories to delete
 together, each ``shutil.rmtree`` on asyncio's default thread pool, which ``asyncio.run``
@@ -26,7 +26,10 @@ from pathlib import Path
 
 from ...adapters.scratch import TempScratch
 
-TASKS = "tasks"  # in a group's work dir
+# In a group's work dir (which may be a directory of the user's, --work-dir): everything the
+# group's clients write goes under one name of its own, so removing it touches nothing else.
+SCRATCH = "simulated-clients"
+TASKS = "tasks"
 OUTBOX = "outbox"
 TRASH = "trash"
 # Threads that remove a work dir at the end. Removing is waiting on the disk: what 5,000 clients
@@ -34,10 +37,14 @@ TRASH = "trash"
 REMOVERS = 8
 
 
+def outbox_dir(work: Path) -> Path:
+    """Where the group's clients keep their outbox models (one directory for all, names prefixed)."""
+    return work / SCRATCH / OUTBOX
+
+
 def remove_scratch(work: Path) -> None:
-    """What a group leaves in a work dir of the user's that nothing needs after it (the rest is kept)."""
-    for name in (TASKS, OUTBOX, TRASH):
-        remove_tree(work / name)
+    """What a group leaves in its work dir that nothing needs after it (the rest is kept)."""
+    remove_tree(work / SCRATCH)
 
 
 def remove_tree(root: Path) -> None:
@@ -46,6 +53,8 @@ def remove_tree(root: Path) -> None:
     Each thread takes a share of the entries up front: one future per entry (23,000 at a
     5,000-client stop) had the submitting thread wait for the GIL on every one.
     """
+    if os.path.islink(root):
+        return  # never followed (shutil.rmtree refuses a link too)
     entries: list[str] = []
     try:
         for top in os.scandir(root):
@@ -70,8 +79,8 @@ def _remove_all(paths: list[str]) -> None:
 
 class GroupScratch(TempScratch):
     def __init__(self, work: Path) -> None:
-        self._tasks = work / TASKS
-        self._trash = work / TRASH
+        self._tasks = work / SCRATCH / TASKS
+        self._trash = work / SCRATCH / TRASH
         self._stopping = threading.Event()
         self._names = itertools.count()
 

@@ -204,19 +204,22 @@ async def simulate(
     try:
         with aggregated_client_logs(overload):  # its last line (the stop's warnings) when it closes
             watcher = asyncio.create_task(overload.watch(), name="fedclient-sim-overload")
+            ended = False  # _run returned (stopped or done): run_simulate ends the process next
             try:
                 await _run(group, federation, report, rounds, duration, join_timeout, stop, cpu0)
+                ended = True
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 stop.set()
-                report.abandoned = await group.close()
+                report.abandoned = await group.close(exiting=ended)
                 report.clients_abandoned = group.clients_abandoned
                 report.stop_s = dict(group.stop_seconds)
                 # With clients abandoned the process ends next (run_simulate): stopping the sandbox
-                # under them only made 5,000 of them react to their streams ending (8.3 s).
-                if federation is not None and not group.clients_abandoned:
+                # under them only made 5,000 of them react to their streams ending (8.3 s). On an
+                # error the process does not end here, so everything is closed as usual.
+                if federation is not None and not (ended and group.clients_abandoned):
                     t_federation = time.monotonic()
                     await federation.stop()
                     report.stop_s["federation"] = round(time.monotonic() - t_federation, 3)
@@ -347,9 +350,11 @@ def run_simulate(args: argparse.Namespace) -> int:
         )
         # Closed before the temporary dir is removed, unless the exit below comes first.
         runner = stack.enter_context(asyncio.Runner())
-        report = runner.run(main(work.resolve(), args.work_dir is None))
-        if args.work_dir is not None:  # a temporary work dir goes as a whole below
-            remove_scratch(work)
+        try:
+            report = runner.run(main(work.resolve(), args.work_dir is None))
+        finally:
+            if args.work_dir is not None:  # a temporary work dir goes as a whole below
+                remove_scratch(work)
         if report.abandoned or report.clients_abandoned:
             # Python would wait for those threads, and asyncio for those clients, at exit: a
             # stopped simulation does not (their results are not kept anyway).
@@ -361,6 +366,7 @@ def run_simulate(args: argparse.Namespace) -> int:
                     "%d client(s) still closing their sessions were abandoned", report.clients_abandoned
                 )
             if args.work_dir is None:
+                remove_scratch(work)  # first: its entries are spread over the removing threads
                 remove_tree(work)
             sys.stdout.flush()
             flush_background_stderr(1.0)
