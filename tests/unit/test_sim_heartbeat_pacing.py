@@ -23,3 +23,12 @@ def test_never_faster_than_a_real_client_and_a_third_of_the_window_at_most(
         assert beat <= max(DEFAULT_HEARTBEAT_INTERVAL, window / 3)
     else:  # the group's heartbeats stay within the rate one event loop keeps up with
         assert beat == DEFAULT_HEARTBEAT_INTERVAL or clients / beat <= HEARTBEAT_RATE * (1 + 1e-9)
+
+
+def test_the_sandbox_widens_its_online_window_to_the_pace_and_fedn_gets_the_pace_of_its_window() -> None:
+    from fedclient.app.simulation.simulate import pacing
+
+    beat, sandbox = pacing(5000, None)
+    assert beat == 20.0 and sandbox["online_window"] == 60.0 and sandbox["history"] > 0
+    beat, _ = pacing(5000, "http://controller:8092")
+    assert beat == 10.0 / 3

@@ -33,10 +33,10 @@ from ...adapters.package_build import build_package
 from ...adapters.trainers.callback_trainer import load_package_callbacks
 from ...domain.errors import ConfigError, FedClientError
 from ..extras import require_extra
-from .group import GroupSpec, heartbeat_interval, refuse_privacy_policy
+from .group import GroupSpec, refuse_privacy_policy
 from .ray_actor import CLOSE_WITHIN, GroupActor
 from .ray_report import ActorRun, RayReport
-from .simulate import FEDN_ONLINE_WINDOW, HISTORY
+from .simulate import pacing
 
 log = logging.getLogger("fedclient.simulate")
 
@@ -211,8 +211,8 @@ async def simulate_ray(
     groups = min(clients, actors or max(1, int(cpus)))
     archive = ray.put(build_package(package, work / "package.tgz").read_bytes())
     # Paced as one-process simulate paces them: the sandbox combiner in this driver gets every
-    # actor's heartbeats, and FEDn's (--api-url) counts a client offline after 10 s without one.
-    beat = heartbeat_interval(clients, None if api_url is None else FEDN_ONLINE_WINDOW)
+    # actor's heartbeats.
+    beat, sandbox_pacing = pacing(clients, api_url)
     federation = None
     fleet = _Fleet(ray, [], None)
     try:
@@ -226,8 +226,7 @@ async def simulate_ray(
                 clients,
                 round_timeout=round_timeout,
                 host=where,
-                history=HISTORY,
-                online_window=max(FEDN_ONLINE_WINDOW, 3 * beat),
+                **sandbox_pacing,
             )
             await federation.start()
             api_url = federation.api_url

@@ -147,6 +147,17 @@ class SimulationReport:
         return "\n".join(lines)
 
 
+def pacing(clients: int, api_url: str | None) -> tuple[float, dict[str, Any]]:
+    """Seconds between a simulated client's heartbeats, and the sandbox's settings to match them.
+
+    The sandbox is ours: its online window widens with the paced heartbeats, and it keeps a
+    bounded history. A controller given by --api-url may be FEDn's, which counts a client
+    offline after 10 s without one, so the pace stays within that.
+    """
+    beat = heartbeat_interval(clients, None if api_url is None else FEDN_ONLINE_WINDOW)
+    return beat, {"history": HISTORY, "online_window": max(FEDN_ONLINE_WINDOW, 3 * beat)}
+
+
 async def simulate(
     package: Path,
     clients: int,
@@ -164,9 +175,7 @@ async def simulate(
     stop: asyncio.Event | None = None,
 ) -> SimulationReport:
     stop = stop or asyncio.Event()
-    # The sandbox is ours: its online window widens with the paced heartbeats. A controller
-    # given by --api-url may be FEDn's, which counts a client offline after 10 s without one.
-    beat = heartbeat_interval(clients, None if api_url is None else FEDN_ONLINE_WINDOW)
+    beat, sandbox_pacing = pacing(clients, api_url)
     spec = GroupSpec(
         package,
         api_url or "",
@@ -192,8 +201,7 @@ async def simulate(
             work / "server",
             clients,
             round_timeout=round_timeout,
-            history=HISTORY,
-            online_window=max(FEDN_ONLINE_WINDOW, 3 * beat),
+            **sandbox_pacing,
         )
         await federation.start()
         group.spec = replace(spec, api_url=federation.api_url)
