@@ -132,6 +132,27 @@ async def test_a_second_signal_ends_simulate_at_once(tmp_path: Path) -> None:
     assert list(temp.iterdir()) == [], "the temporary work dir is removed"
 
 
+async def _signal_once(
+    child: Child, temp: Path, pattern: str, wait: float, settle: float, sig: signal.Signals, stop: float
+) -> tuple[int, float]:
+    """Once ``pattern`` exists in ``temp`` (within ``wait`` s) and ``settle`` s more: ``sig``.
+
+    Returns the exit status and the seconds from the signal to the exit; the child is killed
+    if it has not exited within ``stop`` s.
+    """
+    try:
+        deadline = time.monotonic() + wait
+        while not list(temp.glob(pattern)):
+            assert time.monotonic() < deadline and child.returncode is None, child.tail()
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(settle)
+        signalled = time.monotonic()
+        code = await child.stop(sig, stop)
+        return code, time.monotonic() - signalled
+    finally:
+        await child.kill()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 async def test_a_signal_mid_assignment_stops_simulate_within_10_s(
     tmp_path: Path, sig: signal.Signals
@@ -141,20 +162,10 @@ async def test_a_signal_mid_assignment_stops_simulate_within_10_s(
     env = {**os.environ, "TMPDIR": str(temp)}
     argv = ("simulate", "--clients", "400", "--rounds", "2", "--package", TINY)
     child = await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        # The sandbox is up (its seed model stored): the clients are being built and assigned,
-        # which takes 400 of them a few seconds (6.5 s on 2 cores; a second's wait once found
-        # them all joined).
-        while not list(temp.glob("fedclient-simulate-*/server/models/*")):
-            assert time.monotonic() < deadline and child.returncode is None, child.tail()
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
-        signalled = time.monotonic()
-        code = await child.stop(sig, 30)
-        took = time.monotonic() - signalled
-    finally:
-        await child.kill()
+    # The sandbox is up (its seed model stored): the clients are being built and assigned,
+    # which takes 400 of them a few seconds (6.5 s on 2 cores; a second's wait once found
+    # them all joined).
+    code, took = await _signal_once(child, temp, "fedclient-simulate-*/server/models/*", 60, 0.3, sig, 30)
     assert code == 0, child.tail()
     assert took < 10, f"simulate took {took:.1f} s to stop\n{child.tail()}"
     assert f"stopping on {sig.name}: stopping 400 simulated clients" in child.stderr
@@ -196,17 +207,8 @@ async def test_a_signal_with_1000_clients_mid_round_abandons_the_rest_within_10_
     summary = tmp_path / "s.json"
     argv = ("simulate", "--clients", "1000", "--rounds", "3", "--package", TINY, "--json", summary)
     child = await Child.start(fedclient_exe(), *argv, cwd=tmp_path, env=env)
-    try:
-        deadline = time.monotonic() + 180
-        while not list(temp.glob("fedclient-simulate-*/*/tasks/*")):  # round 1's tasks are running
-            assert time.monotonic() < deadline and child.returncode is None, child.tail()
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)
-        signalled = time.monotonic()
-        code = await child.stop(sig, 60)
-        took = time.monotonic() - signalled
-    finally:
-        await child.kill()
+    # round 1's tasks are running
+    code, took = await _signal_once(child, temp, "fedclient-simulate-*/*/tasks/*", 180, 1.0, sig, 60)
     assert code == 0, child.tail()
     assert took < 10, f"simulate took {took:.1f} s to stop\n{child.tail()}"
     assert f"stopping on {sig.name}: stopping 1000 simulated clients" in child.stderr
